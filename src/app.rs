@@ -1,0 +1,2 @@
+//! (Foundation: in progress.)
+pub async fn run() {}

@@ -1,0 +1,2 @@
+//! (Foundation: in progress.)
+pub fn main() -> std::process::ExitCode { std::process::ExitCode::SUCCESS }

@@ -1,0 +1,135 @@
+//! Warden's internal form of a LiveKit event: verified, sanitised, minimised.
+//!
+//! `webhook` produces it, `hub` fans it out and keeps the room snapshot from
+//! it. Its `Serialize` form is exactly the `data` object of an SSE event (see
+//! SPEC "SSE stream"): only what a dashboard needs — no metadata, attributes,
+//! IPs, user agents, stream keys or TURN passwords can get here, because
+//! there is no field to hold them. Every string in it has been sanitised.
+
+use serde::Serialize;
+
+/// The LiveKit event names Warden broadcasts.
+pub const BROADCAST_EVENTS: &[&str] = &[
+    "room_started",
+    "room_finished",
+    "participant_joined",
+    "participant_left",
+    "participant_connection_aborted",
+    "track_published",
+    "track_unpublished",
+    "egress_started",
+    "egress_updated",
+    "egress_ended",
+    "ingress_started",
+    "ingress_ended",
+];
+
+/// One verified LiveKit event, ready to broadcast.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Event {
+    /// LiveKit's event id (`EV_…`), or one Warden made for an event without one.
+    pub id: String,
+    /// Event name, one of [`BROADCAST_EVENTS`].
+    pub event: String,
+    /// LiveKit's `createdAt`, Unix ms (0 when absent).
+    #[serde(skip)]
+    pub created_at_ms: i64,
+    /// The room name exactly as LiveKit sent it (never serialised): per-room
+    /// authorisation compares it with the token's `video.room`, which is raw too.
+    #[serde(skip)]
+    pub room_key: Option<String>,
+    /// The payload that goes out as `data`.
+    pub data: EventData,
+}
+
+/// The `data` object of an SSE event.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct EventData {
+    /// The room (present on room, participant and track events; on egress/ingress when known).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub room: Option<RoomInfo>,
+    /// The participant (participant and track events).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub participant: Option<ParticipantInfo>,
+    /// The track (track events).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub track: Option<TrackInfo>,
+    /// The egress (egress events).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub egress: Option<EgressInfo>,
+    /// The ingress (ingress events).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ingress: Option<IngressInfo>,
+}
+
+/// A room, minimised.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct RoomInfo {
+    /// `RM_…`
+    pub sid: String,
+    /// Room name, sanitised for display.
+    pub name: String,
+    /// Participants LiveKit reported, when it did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub num_participants: Option<u32>,
+    /// Room creation, Unix seconds, when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub creation_time: Option<i64>,
+}
+
+/// A participant, minimised: the identity is hashed (unless configured otherwise).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct ParticipantInfo {
+    /// `PA_…`
+    pub sid: String,
+    /// 8 hex chars of HMAC-SHA256(pepper, identity), or the sanitised identity.
+    pub identity: String,
+    /// Display name, sanitised.
+    pub name: String,
+    /// `joining|joined|active|disconnected`
+    pub state: &'static str,
+    /// Join time, Unix seconds, when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub joined_at: Option<i64>,
+    /// Published tracks, when LiveKit listed them.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tracks: Vec<TrackInfo>,
+}
+
+/// A track, minimised.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct TrackInfo {
+    /// `TR_…`
+    pub sid: String,
+    /// `audio|video|data`
+    pub kind: &'static str,
+    /// `camera|microphone|screen_share|screen_share_audio|unknown`
+    pub source: &'static str,
+    /// Muted at the time of the event.
+    pub muted: bool,
+}
+
+/// An egress, minimised.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct EgressInfo {
+    /// `EG_…`
+    pub id: String,
+    /// `starting|active|ending|complete|failed|aborted|limit_reached|unknown`
+    pub status: &'static str,
+}
+
+/// An ingress, minimised.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct IngressInfo {
+    /// `IN_…`
+    pub id: String,
+    /// `endpoint_inactive|buffering|publishing|error|complete|unknown`
+    pub state: &'static str,
+}
+
+impl Event {
+    /// The room name this event belongs to, for per-room authorisation.
+    pub fn room_name(&self) -> Option<&str> {
+        self.room_key.as_deref()
+    }
+}

@@ -1,0 +1,1 @@
+//! (Foundation stub: lands with its issue.)

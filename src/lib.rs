@@ -1,0 +1,47 @@
+//! Warden: a security gateway for LiveKit deployments.
+//!
+//! ```text
+//!  LiveKit ──signed webhook──▶ http::routes::webhook ──▶ webhook::receive ──▶ hub ──SSE──▶ dashboards
+//!                                   │   (verify bytes, decode, sanitise)        │ history, snapshot
+//!                                   ▼                                           ▼
+//!                                 guard (client identity, limits, lockouts)   http::routes::events
+//!                                   │                                           ▲
+//!                                   ▼                                           │ token::verify
+//!                                 audit (hash-chained events, log, alerts)    keys (KeyRing)
+//! ```
+//!
+//! | module | owns |
+//! | --- | --- |
+//! | [`config`] | file → env → validated [`config::Config`]; the embedded defaults are the reference |
+//! | [`clock`] | time as a parameter ([`clock::Clock`]: system or manual) |
+//! | [`redact`] | [`redact::Secret`] and the log-masking [`redact::Masker`] |
+//! | [`telemetry`] | tracing setup; every line passes the masker |
+//! | [`keys`] | the key ring: active, retiring and revoked API keys |
+//! | [`token`] | LiveKit access tokens: claims, grants, mint, verify |
+//! | [`event`] | the minimised, sanitised event that goes on the stream |
+//! | [`webhook`] | LiveKit webhook verification, decoding and normalisation |
+//! | [`hub`] | SSE fan-out: history for resume, room snapshot, slow-consumer policy |
+//! | [`guard`] | client identity, rate limits, lockouts, anomalies |
+//! | [`audit`] | security events: the one `record` path |
+//! | [`store`] | persistence backends |
+//! | [`app`] | [`app::AppState`]: cheap handles to every component |
+//! | [`http`] | the router, its layers, extractors and handlers |
+//! | [`cli`] | the `warden` command line |
+
+pub mod app;
+pub mod audit;
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod event;
+pub mod guard;
+pub mod http;
+pub mod hub;
+pub mod keys;
+pub mod redact;
+pub mod store;
+pub mod telemetry;
+pub mod token;
+pub mod webhook;
+
+pub use app::run;

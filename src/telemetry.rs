@@ -1,0 +1,1 @@
+//! (Foundation: in progress.)
