@@ -6,3 +6,4 @@ mod cli;
 mod config;
 mod http;
 mod logging;
+mod tls;
