@@ -44,7 +44,9 @@ pub use self::anomaly::{BASELINE_ALPHA, JUMP_FACTOR, WARMUP_HOURS, WEBHOOK_MIN_V
 pub use self::client::{ClientKey, client_ip};
 pub use self::limits::{Policy, RateInfo};
 pub use self::lockout::MAX_KEY_FAILURE_CLIENTS;
-pub use self::types::{Allowed, Blocked, FailureOutcome, GuardError, GuardStats, Refusal, RefusalKind, parse_client};
+pub use self::types::{
+    Allowed, Blocked, FailureOutcome, GuardError, GuardStats, Refusal, RefusalKind, parse_client,
+};
 
 use self::client::is_in;
 use self::limits::Limiter;
@@ -96,11 +98,19 @@ impl Guard {
     pub fn new(cfg: &Config, clock: Clock, audit: Audit) -> Self {
         let sa = &cfg.suspicious_activity;
         let clients = Arc::new(Table::new(sa.max_tracked_clients));
-        let limiter = |policy, limit, window| Limiter::new(policy, limit, window, clients.clone(), clock.clone());
-        let sse_burst = u32::try_from(cfg.realtime.max_connections_per_ip).unwrap_or(u32::MAX).max(1);
+        let limiter = |policy, limit, window| {
+            Limiter::new(policy, limit, window, clients.clone(), clock.clone())
+        };
+        let sse_burst = u32::try_from(cfg.realtime.max_connections_per_ip)
+            .unwrap_or(u32::MAX)
+            .max(1);
         let api = limiter(Policy::Api, sa.rate_limit_per_minute, MINUTE);
         let webhook = limiter(Policy::Webhook, cfg.webhooks.rate_limit_per_minute, MINUTE);
-        let sse = limiter(Policy::Sse, sse_burst, Duration::from_secs(u64::from(sse_burst)));
+        let sse = limiter(
+            Policy::Sse,
+            sse_burst,
+            Duration::from_secs(u64::from(sse_burst)),
+        );
         let settings = Settings {
             ipv6_prefix: sa.ipv6_prefix_length,
             trusted_proxies: cfg.server.trusted_proxies.clone(),
@@ -117,7 +127,19 @@ impl Guard {
         };
         let keys = Table::new((sa.max_tracked_clients / 10).max(100));
         let counters = Counters::default();
-        Self { inner: Arc::new(Inner { clock, audit, settings, clients, keys, api, webhook, sse, counters }) }
+        Self {
+            inner: Arc::new(Inner {
+                clock,
+                audit,
+                settings,
+                clients,
+                keys,
+                api,
+                webhook,
+                sse,
+                counters,
+            }),
+        }
     }
 
     /// The real client address of a request (see [`client_ip`]), with the
@@ -142,7 +164,8 @@ impl Guard {
     pub fn check_api(&self, ip: IpAddr) -> Result<Allowed, Refusal> {
         let (ip, key, now) = self.subject(ip);
         self.refuse_blocked(ip, key, now, 403)?;
-        self.limit(&self.inner.api, ip, key, now).map(Allowed::rated)
+        self.limit(&self.inner.api, ip, key, now)
+            .map(Allowed::rated)
     }
 
     /// Admits a webhook delivery: a source outside a non-empty
@@ -167,17 +190,28 @@ impl Guard {
     /// after [`Guard::check_api`], which does blocklist and lockout.
     pub fn check_sse_connect(&self, ip: IpAddr) -> Result<Allowed, Refusal> {
         let (ip, key, now) = self.subject(ip);
-        self.limit(&self.inner.sse, ip, key, now).map(Allowed::rated)
+        self.limit(&self.inner.sse, ip, key, now)
+            .map(Allowed::rated)
     }
 
     /// True when `ip` is on the blocklist or locked out now.
     pub fn is_blocked(&self, ip: IpAddr) -> bool {
         let (ip, key, now) = self.subject(ip);
         is_in(ip, &self.inner.settings.blocklist)
-            || self.inner.clients.get_mut(&key, |c| c.lock.locked_until(now).is_some()).unwrap_or(false)
+            || self
+                .inner
+                .clients
+                .get_mut(&key, |c| c.lock.locked_until(now).is_some())
+                .unwrap_or(false)
     }
 
-    fn refuse_blocked(&self, ip: IpAddr, key: ClientKey, now: i64, lockout_status: u16) -> Result<(), Refusal> {
+    fn refuse_blocked(
+        &self,
+        ip: IpAddr,
+        key: ClientKey,
+        now: i64,
+        lockout_status: u16,
+    ) -> Result<(), Refusal> {
         let inner = &self.inner;
         if is_in(ip, &inner.settings.blocklist) {
             inner.counters.bump(&inner.counters.refused_blocked);
@@ -190,29 +224,53 @@ impl Guard {
                 due
             });
             if report {
-                self.emit(self.event(EventType::IpBlocked, Severity::Medium, ip, key).detail("reason", "blocklist"));
+                self.emit(
+                    self.event(EventType::IpBlocked, Severity::Medium, ip, key)
+                        .detail("reason", "blocklist"),
+                );
             }
             return Err(Refusal::new(RefusalKind::Blocked, 403));
         }
-        let locked = inner.clients.get_mut(&key, |c| c.lock.locked_until(now).map(|u| (u, c.lock.take_blocked_report())));
-        let Some((until, report)) = locked.flatten() else { return Ok(()) };
+        let locked = inner.clients.get_mut(&key, |c| {
+            c.lock
+                .locked_until(now)
+                .map(|u| (u, c.lock.take_blocked_report()))
+        });
+        let Some((until, report)) = locked.flatten() else {
+            return Ok(());
+        };
         inner.counters.bump(&inner.counters.refused_locked);
         if report {
-            let event = self.event(EventType::IpBlocked, Severity::Medium, ip, key).detail("reason", "lockout");
+            let event = self
+                .event(EventType::IpBlocked, Severity::Medium, ip, key)
+                .detail("reason", "lockout");
             self.emit(event.detail("until", crate::clock::rfc3339_ms(until)));
         }
-        let retry = limits::ceil_secs(Duration::from_millis(u64::try_from(until - now).unwrap_or(0))).max(1);
-        Err(Refusal { retry_after_secs: Some(retry), ..Refusal::new(RefusalKind::LockedOut, lockout_status) })
+        let retry = limits::ceil_secs(Duration::from_millis(
+            u64::try_from(until - now).unwrap_or(0),
+        ))
+        .max(1);
+        Err(Refusal {
+            retry_after_secs: Some(retry),
+            ..Refusal::new(RefusalKind::LockedOut, lockout_status)
+        })
     }
 
-    fn limit(&self, limiter: &Limiter, ip: IpAddr, key: ClientKey, now: i64) -> Result<RateInfo, Refusal> {
+    fn limit(
+        &self,
+        limiter: &Limiter,
+        ip: IpAddr,
+        key: ClientKey,
+        now: i64,
+    ) -> Result<RateInfo, Refusal> {
         let limited = match limiter.check(&key) {
             Ok(info) => return Ok(info),
             Err(limited) => limited,
         };
         let inner = &self.inner;
         inner.counters.bump(&inner.counters.rate_limited);
-        let window_ms = i64::try_from(limited.info.window_secs.saturating_mul(1000)).unwrap_or(i64::MAX);
+        let window_ms =
+            i64::try_from(limited.info.window_secs.saturating_mul(1000)).unwrap_or(i64::MAX);
         let slot = limiter.policy() as usize;
         let due = inner.clients.get_mut(&key, |c| {
             let last = &mut c.rate_reported_ms[slot];
@@ -225,7 +283,12 @@ impl Guard {
         if due.unwrap_or(false) {
             let info = &limited.info;
             let event = self.event(EventType::RateLimitExceeded, Severity::Medium, ip, key);
-            self.emit(event.detail("policy", info.policy_name).detail("limit", info.limit).detail("window_seconds", info.window_secs));
+            self.emit(
+                event
+                    .detail("policy", info.policy_name)
+                    .detail("limit", info.limit)
+                    .detail("window_seconds", info.window_secs),
+            );
         }
         Err(Refusal {
             retry_after_secs: Some(limited.retry_after_secs),
@@ -235,7 +298,9 @@ impl Guard {
     }
 
     fn event(&self, kind: EventType, severity: Severity, ip: IpAddr, key: ClientKey) -> NewEvent {
-        NewEvent::new(kind, severity).ip(ip).detail("client", key.to_string())
+        NewEvent::new(kind, severity)
+            .ip(ip)
+            .detail("client", key.to_string())
     }
 
     fn emit(&self, event: NewEvent) {

@@ -61,7 +61,10 @@ impl Anomaly {
     /// Adds the reason and numbers as event details.
     pub(crate) fn details(&self, event: crate::audit::NewEvent) -> crate::audit::NewEvent {
         match *self {
-            Self::OverThreshold { estimate, threshold } => event
+            Self::OverThreshold {
+                estimate,
+                threshold,
+            } => event
                 .detail("reason", "threshold")
                 .detail("requests_last_hour", estimate)
                 .detail("threshold", threshold),
@@ -96,12 +99,18 @@ impl Counter {
         }
         let estimate = self.estimate(now_ms);
         let anomaly = match rule.threshold {
-            Some(threshold) if estimate > threshold => Some(Anomaly::OverThreshold { estimate, threshold }),
+            Some(threshold) if estimate > threshold => Some(Anomaly::OverThreshold {
+                estimate,
+                threshold,
+            }),
             _ if self.active_hours >= WARMUP_HOURS
                 && estimate >= rule.min_volume
                 && estimate as f32 > JUMP_FACTOR * self.baseline =>
             {
-                Some(Anomaly::AboveBaseline { estimate, baseline: self.baseline.round() as u64 })
+                Some(Anomaly::AboveBaseline {
+                    estimate,
+                    baseline: self.baseline.round() as u64,
+                })
             }
             _ => None,
         };
@@ -149,22 +158,38 @@ mod tests {
     const T0: i64 = 1_700_000_000_000 / HOUR_MS * HOUR_MS; // start of an hour
 
     fn rule(threshold: Option<u64>) -> Rule {
-        Rule { threshold, min_volume: 50 }
+        Rule {
+            threshold,
+            min_volume: 50,
+        }
     }
 
     #[test]
     fn threshold_alerts_once_per_hour() {
         let mut c = Counter::default();
-        let alerts: Vec<_> = (0..30).filter_map(|i| c.hit(T0 + i, rule(Some(10)))).collect();
-        assert_eq!(alerts, vec![Anomaly::OverThreshold { estimate: 11, threshold: 10 }]);
+        let alerts: Vec<_> = (0..30)
+            .filter_map(|i| c.hit(T0 + i, rule(Some(10))))
+            .collect();
+        assert_eq!(
+            alerts,
+            vec![Anomaly::OverThreshold {
+                estimate: 11,
+                threshold: 10
+            }]
+        );
         // Next hour: the previous hour still weighs in, so it alerts again at once.
-        assert!(matches!(c.hit(T0 + HOUR_MS, rule(Some(10))), Some(Anomaly::OverThreshold { .. })));
+        assert!(matches!(
+            c.hit(T0 + HOUR_MS, rule(Some(10))),
+            Some(Anomaly::OverThreshold { .. })
+        ));
     }
 
     #[test]
     fn sliding_estimate_weights_the_previous_hour() {
         let mut c = Counter::default();
-        (0..100).for_each(|_| drop(c.hit(T0, rule(None))));
+        for _ in 0..100 {
+            c.hit(T0, rule(None));
+        }
         assert_eq!(c.estimate(T0 + HOUR_MS / 4), 100);
         c.hit(T0 + HOUR_MS + HOUR_MS / 4, rule(None));
         assert_eq!(c.estimate(T0 + HOUR_MS + HOUR_MS / 4), 75 + 1);
@@ -183,15 +208,31 @@ mod tests {
         let start = T0 + 10 * HOUR_MS;
         let first = (0..1000).find_map(|i| c.hit(start + i, rule(None)).map(|a| (i, a)));
         // Baseline 20 → more than 200 in the hour is unusual.
-        assert_eq!(first, Some((200, Anomaly::AboveBaseline { estimate: 201, baseline: 20 })));
+        assert_eq!(
+            first,
+            Some((
+                200,
+                Anomaly::AboveBaseline {
+                    estimate: 201,
+                    baseline: 20
+                }
+            ))
+        );
     }
 
     #[test]
     fn no_jump_alert_before_warmup_or_below_min_volume() {
         let mut c = Counter::default();
-        (0..2).for_each(|_| drop(c.hit(T0, rule(None))));
+        for _ in 0..2 {
+            c.hit(T0, rule(None));
+        }
         assert!((0..1000).all(|i| c.hit(T0 + HOUR_MS + i, rule(None)).is_none()));
-        let mut d = Counter { active_hours: WARMUP_HOURS, baseline: 1.0, hour: T0 / HOUR_MS, ..Counter::default() };
+        let mut d = Counter {
+            active_hours: WARMUP_HOURS,
+            baseline: 1.0,
+            hour: T0 / HOUR_MS,
+            ..Counter::default()
+        };
         assert!((0..49).all(|i| d.hit(T0 + i, rule(None)).is_none()));
         assert!(d.hit(T0 + 50, rule(None)).is_some());
     }

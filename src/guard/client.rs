@@ -43,7 +43,9 @@ pub fn client_ip(peer: IpAddr, forwarded_for: &[&str], trusted: &[IpNet]) -> IpA
     let entries = forwarded_for.iter().rev().flat_map(|line| line.rsplit(','));
     let non_empty = entries.filter(|e| !e.trim().is_empty());
     for entry in non_empty.take(MAX_XFF_ENTRIES) {
-        let Some(ip) = parse_entry(entry) else { continue };
+        let Some(ip) = parse_entry(entry) else {
+            continue;
+        };
         if !is_in(ip, trusted) {
             return ip;
         }
@@ -71,7 +73,10 @@ pub fn parse_entry(entry: &str) -> Option<IpAddr> {
         if !(tail.is_empty() || is_port(tail.strip_prefix(':')?)) {
             return None;
         }
-        return host.parse::<Ipv6Addr>().ok().map(|v6| IpAddr::V6(v6).to_canonical());
+        return host
+            .parse::<Ipv6Addr>()
+            .ok()
+            .map(|v6| IpAddr::V6(v6).to_canonical());
     }
     if let Ok(ip) = e.parse::<IpAddr>() {
         return Some(ip.to_canonical());
@@ -146,14 +151,21 @@ mod tests {
     }
 
     fn nets(list: &[&str]) -> Vec<IpNet> {
-        let net = |s: &str| s.parse().or_else(|_| s.parse::<IpAddr>().map(IpNet::from)).expect("test net");
+        let net = |s: &str| {
+            s.parse()
+                .or_else(|_| s.parse::<IpAddr>().map(IpNet::from))
+                .expect("test net")
+        };
         list.iter().map(|s| net(s)).collect()
     }
 
     #[test]
     fn untrusted_peer_spoofed_header_is_ignored() {
         let trusted = nets(&["10.0.0.0/8"]);
-        assert_eq!(client_ip(ip("203.0.113.9"), &["1.1.1.1"], &trusted), ip("203.0.113.9"));
+        assert_eq!(
+            client_ip(ip("203.0.113.9"), &["1.1.1.1"], &trusted),
+            ip("203.0.113.9")
+        );
         assert_eq!(client_ip(ip("203.0.113.9"), &[], &[]), ip("203.0.113.9"));
     }
 
@@ -162,14 +174,20 @@ mod tests {
         let trusted = nets(&["10.0.0.0/8", "192.168.1.1"]);
         // The client wrote `6.6.6.6`; the proxies appended the rest.
         let lines = ["6.6.6.6, 198.51.100.7", "192.168.1.1,10.1.2.3"];
-        assert_eq!(client_ip(ip("10.0.0.1"), &lines, &trusted), ip("198.51.100.7"));
+        assert_eq!(
+            client_ip(ip("10.0.0.1"), &lines, &trusted),
+            ip("198.51.100.7")
+        );
     }
 
     #[test]
     fn malformed_entries_are_skipped() {
         let trusted = nets(&["10.0.0.0/8"]);
         let lines = ["198.51.100.7, unknown, 999.1.1.1,  , fe80::1%eth0, _hidden"];
-        assert_eq!(client_ip(ip("10.0.0.1"), &lines, &trusted), ip("198.51.100.7"));
+        assert_eq!(
+            client_ip(ip("10.0.0.1"), &lines, &trusted),
+            ip("198.51.100.7")
+        );
     }
 
     #[test]
@@ -177,9 +195,15 @@ mod tests {
         let trusted = nets(&["10.0.0.0/8"]);
         let peer = ip("::ffff:10.0.0.1"); // a mapped trusted peer is still trusted
         assert_eq!(client_ip(peer, &["1.2.3.4:5"], &trusted), ip("1.2.3.4"));
-        assert_eq!(client_ip(peer, &["[2001:db8::1]:80"], &trusted), ip("2001:db8::1"));
+        assert_eq!(
+            client_ip(peer, &["[2001:db8::1]:80"], &trusted),
+            ip("2001:db8::1")
+        );
         assert_eq!(client_ip(peer, &["[::1]"], &trusted), ip("::1"));
-        assert_eq!(client_ip(peer, &["\"::ffff:1.2.3.4\""], &trusted), ip("1.2.3.4"));
+        assert_eq!(
+            client_ip(peer, &["\"::ffff:1.2.3.4\""], &trusted),
+            ip("1.2.3.4")
+        );
         assert_eq!(parse_entry("[::1]x"), None);
         assert_eq!(parse_entry("1.2.3.4:http"), None);
         assert_eq!(parse_entry("2001:db8::1:80"), Some(ip("2001:db8::1:80")));
@@ -188,9 +212,15 @@ mod tests {
     #[test]
     fn only_trusted_entries_give_leftmost_and_none_gives_peer() {
         let trusted = nets(&["10.0.0.0/8"]);
-        assert_eq!(client_ip(ip("10.0.0.1"), &["10.9.9.9, 10.0.0.2"], &trusted), ip("10.9.9.9"));
+        assert_eq!(
+            client_ip(ip("10.0.0.1"), &["10.9.9.9, 10.0.0.2"], &trusted),
+            ip("10.9.9.9")
+        );
         assert_eq!(client_ip(ip("10.0.0.1"), &[], &trusted), ip("10.0.0.1"));
-        assert_eq!(client_ip(ip("10.0.0.1"), &["garbage"], &trusted), ip("10.0.0.1"));
+        assert_eq!(
+            client_ip(ip("10.0.0.1"), &["garbage"], &trusted),
+            ip("10.0.0.1")
+        );
     }
 
     #[test]
@@ -199,20 +229,36 @@ mod tests {
         let commas = ",".repeat(10_240);
         // Client junk on the left, the proxy's entry on the right: found at once.
         let junk = format!("6.6.6.6{commas}");
-        assert_eq!(client_ip(ip("10.0.0.1"), &[&junk, "198.51.100.7"], &trusted), ip("198.51.100.7"));
+        assert_eq!(
+            client_ip(ip("10.0.0.1"), &[&junk, "198.51.100.7"], &trusted),
+            ip("198.51.100.7")
+        );
         // More trusted hops than MAX_XFF_ENTRIES: the walk stops; the client wrote the rest.
         let hops = vec!["10.0.0.9"; MAX_XFF_ENTRIES + 1].join(",");
-        assert_eq!(client_ip(ip("10.0.0.1"), &["198.51.100.7", &hops], &trusted), ip("10.0.0.9"));
+        assert_eq!(
+            client_ip(ip("10.0.0.1"), &["198.51.100.7", &hops], &trusted),
+            ip("10.0.0.9")
+        );
         // Only commas: the peer.
-        assert_eq!(client_ip(ip("10.0.0.1"), &[&commas], &trusted), ip("10.0.0.1"));
+        assert_eq!(
+            client_ip(ip("10.0.0.1"), &[&commas], &trusted),
+            ip("10.0.0.1")
+        );
         // The worst case — every comma scanned before the client — is linear:
         // 100 walks take well under 2 s even unoptimised on a busy machine
         // (a quadratic walk would take minutes).
         let start = std::time::Instant::now();
         for _ in 0..100 {
-            assert_eq!(client_ip(ip("10.0.0.1"), &["198.51.100.7", &commas], &trusted), ip("198.51.100.7"));
+            assert_eq!(
+                client_ip(ip("10.0.0.1"), &["198.51.100.7", &commas], &trusted),
+                ip("198.51.100.7")
+            );
         }
-        assert!(start.elapsed() < std::time::Duration::from_secs(2), "{:?}", start.elapsed());
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(2),
+            "{:?}",
+            start.elapsed()
+        );
     }
 
     #[test]
@@ -223,8 +269,14 @@ mod tests {
         assert_eq!(a, b);
         assert_ne!(a, other);
         assert_eq!(a.to_string(), "2001:db8:1:2::/64");
-        assert_eq!(ClientKey::new(ip("2001:db8::1"), 128).to_string(), "2001:db8::1");
-        assert_ne!(ClientKey::new(ip("2001:db8::1"), 128), ClientKey::new(ip("2001:db8::2"), 128));
+        assert_eq!(
+            ClientKey::new(ip("2001:db8::1"), 128).to_string(),
+            "2001:db8::1"
+        );
+        assert_ne!(
+            ClientKey::new(ip("2001:db8::1"), 128),
+            ClientKey::new(ip("2001:db8::2"), 128)
+        );
     }
 
     #[test]

@@ -80,8 +80,14 @@ impl RateInfo {
     pub fn headers(&self) -> Vec<(&'static str, String)> {
         let name = self.policy_name;
         vec![
-            ("RateLimit-Policy", format!("\"{name}\";q={};w={}", self.limit, self.window_secs)),
-            ("RateLimit", format!("\"{name}\";r={};t={}", self.remaining, self.reset_secs)),
+            (
+                "RateLimit-Policy",
+                format!("\"{name}\";q={};w={}", self.limit, self.window_secs),
+            ),
+            (
+                "RateLimit",
+                format!("\"{name}\";r={};t={}", self.remaining, self.reset_secs),
+            ),
         ]
     }
 }
@@ -143,14 +149,33 @@ pub(crate) struct Limiter {
 
 impl Limiter {
     /// `limit` requests per `window` (burst = `limit`), one slot of `table`.
-    pub(crate) fn new(policy: Policy, limit: u32, window: Duration, table: Arc<Table<ClientKey, ClientState>>, clock: Clock) -> Self {
+    pub(crate) fn new(
+        policy: Policy,
+        limit: u32,
+        window: Duration,
+        table: Arc<Table<ClientKey, ClientState>>,
+        clock: Clock,
+    ) -> Self {
         let burst = NonZeroU32::new(limit).unwrap_or(NonZeroU32::MIN);
         let period = (window / burst.get()).max(Duration::from_nanos(1));
-        let quota = Quota::with_period(period).expect("period is at least 1 ns").allow_burst(burst);
-        let store = SlotStore { table, policy, clock: clock.clone() };
+        let quota = Quota::with_period(period)
+            .expect("period is at least 1 ns")
+            .allow_burst(burst);
+        let store = SlotStore {
+            table,
+            policy,
+            clock: clock.clone(),
+        };
         let clock = GovClock(clock);
-        let inner = RateLimiter::<_, _, _, StateInformationMiddleware>::new(quota, store, clock.clone());
-        Self { policy, limit: burst.get(), period, clock, inner }
+        let inner =
+            RateLimiter::<_, _, _, StateInformationMiddleware>::new(quota, store, clock.clone());
+        Self {
+            policy,
+            limit: burst.get(),
+            period,
+            clock,
+            inner,
+        }
     }
 
     /// The policy this limiter enforces.
@@ -176,12 +201,18 @@ impl Limiter {
             Ok(snapshot) => {
                 let remaining = snapshot.remaining_burst_capacity();
                 // The bucket is whole again after (limit − remaining) periods at most.
-                Ok(self.info(remaining, self.period * (self.limit - remaining.min(self.limit))))
+                Ok(self.info(
+                    remaining,
+                    self.period * (self.limit - remaining.min(self.limit)),
+                ))
             }
             Err(not_until) => {
                 let wait = not_until.wait_time_from(self.clock.now());
                 let retry_after_secs = ceil_secs(wait).max(1);
-                Err(Limited { info: self.info(0, Duration::from_secs(retry_after_secs)), retry_after_secs })
+                Err(Limited {
+                    info: self.info(0, Duration::from_secs(retry_after_secs)),
+                    retry_after_secs,
+                })
             }
         }
     }

@@ -79,7 +79,11 @@ impl LockState {
 
     /// Failures within the window before `now_ms`.
     pub(crate) fn failures(&self, now_ms: i64, rules: Rules) -> u32 {
-        let n = self.failures.iter().filter(|&&t| now_ms - t < rules.window_ms).count();
+        let n = self
+            .failures
+            .iter()
+            .filter(|&&t| now_ms - t < rules.window_ms)
+            .count();
         u32::try_from(n).unwrap_or(u32::MAX)
     }
 
@@ -87,17 +91,27 @@ impl LockState {
     pub(crate) fn record_failure(&mut self, now_ms: i64, rules: Rules, allowlisted: bool) -> Step {
         if let Some(until) = self.locked_until(now_ms) {
             // Raced past the lockout check: already locked, nothing to add.
-            return Step { locked_until_ms: Some(until), ..Step::default() };
+            return Step {
+                locked_until_ms: Some(until),
+                ..Step::default()
+            };
         }
         self.failures.retain(|&t| now_ms - t < rules.window_ms);
-        let max = usize::try_from(rules.max_failures).unwrap_or(usize::MAX).max(1);
+        let max = usize::try_from(rules.max_failures)
+            .unwrap_or(usize::MAX)
+            .max(1);
         if self.failures.len() >= max {
             self.failures.remove(0); // only reachable when allowlisted
         }
         self.failures.push(now_ms);
         let failures = u32::try_from(self.failures.len()).unwrap_or(u32::MAX);
-        let mut step = Step { failures, ..Step::default() };
-        if failures >= rules.suspicious_at() && !within(self.suspicious_reported_ms, now_ms, rules.window_ms) {
+        let mut step = Step {
+            failures,
+            ..Step::default()
+        };
+        if failures >= rules.suspicious_at()
+            && !within(self.suspicious_reported_ms, now_ms, rules.window_ms)
+        {
             self.suspicious_reported_ms = Some(now_ms);
             step.suspicious = true;
         }
@@ -115,7 +129,11 @@ impl LockState {
         self.failures = Vec::new();
         self.blocked_reported = false;
         self.suspicious_reported_ms = None;
-        Step { locked_until_ms: Some(self.locked_until_ms), newly_locked: true, ..step }
+        Step {
+            locked_until_ms: Some(self.locked_until_ms),
+            newly_locked: true,
+            ..step
+        }
     }
 
     /// True the first time a refusal is reported during the current lockout.
@@ -146,9 +164,17 @@ impl KeyFailures {
     /// Records a failure from `client`; returns the number of distinct
     /// clients in the window when that reaches `threshold` and no alert was
     /// raised in this window yet.
-    pub(crate) fn record(&mut self, client: ClientKey, now_ms: i64, window_ms: i64, threshold: u32) -> Option<usize> {
+    pub(crate) fn record(
+        &mut self,
+        client: ClientKey,
+        now_ms: i64,
+        window_ms: i64,
+        threshold: u32,
+    ) -> Option<usize> {
         self.clients.retain(|&(_, t)| now_ms - t < window_ms);
-        let threshold = usize::try_from(threshold).unwrap_or(usize::MAX).clamp(1, MAX_KEY_FAILURE_CLIENTS);
+        let threshold = usize::try_from(threshold)
+            .unwrap_or(usize::MAX)
+            .clamp(1, MAX_KEY_FAILURE_CLIENTS);
         match self.clients.iter_mut().find(|(c, _)| *c == client) {
             Some(seen) => seen.1 = now_ms,
             None => {
@@ -171,13 +197,22 @@ impl KeyFailures {
 mod tests {
     use super::*;
 
-    const RULES: Rules = Rules { max_failures: 5, window_ms: 900_000, lockout_ms: 900_000 };
+    const RULES: Rules = Rules {
+        max_failures: 5,
+        window_ms: 900_000,
+        lockout_ms: 900_000,
+    };
 
     #[test]
     fn fifth_failure_locks_and_events_fire_once() {
         let mut s = LockState::default();
-        let steps: Vec<Step> = (0..5).map(|i| s.record_failure(1000 + i, RULES, false)).collect();
-        assert_eq!(steps.iter().map(|s| s.failures).collect::<Vec<_>>(), [1, 2, 3, 4, 5]);
+        let steps: Vec<Step> = (0..5)
+            .map(|i| s.record_failure(1000 + i, RULES, false))
+            .collect();
+        assert_eq!(
+            steps.iter().map(|s| s.failures).collect::<Vec<_>>(),
+            [1, 2, 3, 4, 5]
+        );
         assert_eq!(steps.iter().filter(|s| s.suspicious).count(), 1);
         assert!(steps[2].suspicious, "ceil(5/2) = 3");
         assert!(steps[4].newly_locked && steps[..4].iter().all(|s| s.locked_until_ms.is_none()));
@@ -210,10 +245,17 @@ mod tests {
     fn key_failures_need_distinct_clients() {
         let mut k = KeyFailures::default();
         let c = |n: u8| ClientKey::V4([10, 0, 0, n]);
-        assert!((0..10).all(|t| k.record(c(1), t, 900_000, 3).is_none()), "one client is not stuffing");
+        assert!(
+            (0..10).all(|t| k.record(c(1), t, 900_000, 3).is_none()),
+            "one client is not stuffing"
+        );
         assert_eq!(k.record(c(2), 20, 900_000, 3), None);
         assert_eq!(k.record(c(3), 30, 900_000, 3), Some(3));
         assert_eq!(k.record(c(4), 40, 900_000, 3), None, "once per window");
-        assert_eq!(k.record(c(5), 950_000, 900_000, 3), None, "old clients left the window");
+        assert_eq!(
+            k.record(c(5), 950_000, 900_000, 3),
+            None,
+            "old clients left the window"
+        );
     }
 }

@@ -59,9 +59,19 @@ impl<K: Hash + Eq + Clone, V: Default + Evictable> Table<K, V> {
     pub(crate) fn new(capacity: usize) -> Self {
         let n = SHARDS.min(capacity.max(1));
         let shards = (0..n)
-            .map(|_| Mutex::new(Shard { map: HashMap::new(), ring: VecDeque::new(), evicted: 0 }))
+            .map(|_| {
+                Mutex::new(Shard {
+                    map: HashMap::new(),
+                    ring: VecDeque::new(),
+                    evicted: 0,
+                })
+            })
             .collect();
-        Self { shards, hasher: RandomState::new(), per_shard: (capacity / n).max(1) }
+        Self {
+            shards,
+            hasher: RandomState::new(),
+            per_shard: (capacity / n).max(1),
+        }
     }
 
     /// The most entries this table holds.
@@ -73,7 +83,9 @@ impl<K: Hash + Eq + Clone, V: Default + Evictable> Table<K, V> {
         let i = usize::try_from(self.hasher.hash_one(key) % self.shards.len() as u64).unwrap_or(0);
         // A panic while holding the lock leaves plain counters behind; they are
         // still usable, and refusing every request afterwards would be worse.
-        self.shards[i].lock().unwrap_or_else(PoisonError::into_inner)
+        self.shards[i]
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Runs `f` on the entry for `key`, creating it (evicting if full) when absent.
@@ -92,7 +104,10 @@ impl<K: Hash + Eq + Clone, V: Default + Evictable> Table<K, V> {
         }
         let owned = key.to_owned();
         shard.ring.push_back(owned.clone());
-        let slot = shard.map.entry(owned).or_insert(Slot { value: V::default(), referenced: false });
+        let slot = shard.map.entry(owned).or_insert(Slot {
+            value: V::default(),
+            referenced: false,
+        });
         f(&mut slot.value)
     }
 
@@ -102,7 +117,10 @@ impl<K: Hash + Eq + Clone, V: Default + Evictable> Table<K, V> {
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        self.shard(key).map.get_mut(key).map(|slot| f(&mut slot.value))
+        self.shard(key)
+            .map
+            .get_mut(key)
+            .map(|slot| f(&mut slot.value))
     }
 
     /// Visits every entry (shard by shard; each shard locked only while visited).
@@ -127,19 +145,27 @@ impl<K: Hash + Eq + Clone, V: Default + Evictable> Table<K, V> {
     /// just what is in use; heap data owned by values is not included).
     pub(crate) fn approx_bytes(&self) -> usize {
         let entry = size_of::<K>() + size_of::<Slot<V>>() + 1; // +1: hashbrown control byte
-        self.lock_all().map(|s| s.map.capacity() * entry + s.ring.capacity() * size_of::<K>()).sum()
+        self.lock_all()
+            .map(|s| s.map.capacity() * entry + s.ring.capacity() * size_of::<K>())
+            .sum()
     }
 
     fn lock_all(&self) -> impl Iterator<Item = MutexGuard<'_, Shard<K, V>>> {
-        self.shards.iter().map(|s| s.lock().unwrap_or_else(PoisonError::into_inner))
+        self.shards
+            .iter()
+            .map(|s| s.lock().unwrap_or_else(PoisonError::into_inner))
     }
 }
 
 impl<K: Hash + Eq + Clone, V: Evictable> Shard<K, V> {
     fn evict_one(&mut self, now_ms: i64) {
         for i in 0..SCAN {
-            let Some(key) = self.ring.pop_front() else { return };
-            let Some(slot) = self.map.get_mut(&key) else { continue };
+            let Some(key) = self.ring.pop_front() else {
+                return;
+            };
+            let Some(slot) = self.map.get_mut(&key) else {
+                continue;
+            };
             let last_look = i + 1 == SCAN;
             if last_look || !(slot.referenced || slot.value.pinned(now_ms)) {
                 self.map.remove(&key);

@@ -25,7 +25,9 @@ pub fn parse_client(s: &str) -> Result<IpAddr, GuardError> {
     s.parse::<IpAddr>()
         .or_else(|_| s.parse::<IpNet>().map(|n| n.network()))
         .map(|ip| ip.to_canonical())
-        .map_err(|_| GuardError::BadAddress { input: s.chars().take(64).collect() })
+        .map_err(|_| GuardError::BadAddress {
+            input: s.chars().take(64).collect(),
+        })
 }
 
 /// A request the guard lets through.
@@ -42,7 +44,10 @@ impl Allowed {
 
     /// `RateLimit-Policy` and `RateLimit` headers, if any.
     pub fn headers(&self) -> Vec<(&'static str, String)> {
-        self.rate.as_ref().map(RateInfo::headers).unwrap_or_default()
+        self.rate
+            .as_ref()
+            .map(RateInfo::headers)
+            .unwrap_or_default()
     }
 }
 
@@ -91,12 +96,21 @@ pub struct Refusal {
 
 impl Refusal {
     pub(crate) fn new(kind: RefusalKind, status: u16) -> Self {
-        Self { kind, status, retry_after_secs: None, rate: None }
+        Self {
+            kind,
+            status,
+            retry_after_secs: None,
+            rate: None,
+        }
     }
 
     /// `RateLimit-Policy`, `RateLimit` and `Retry-After`, as they apply.
     pub fn headers(&self) -> Vec<(&'static str, String)> {
-        let mut h = self.rate.as_ref().map(RateInfo::headers).unwrap_or_default();
+        let mut h = self
+            .rate
+            .as_ref()
+            .map(RateInfo::headers)
+            .unwrap_or_default();
         if let Some(secs) = self.retry_after_secs {
             h.push(("Retry-After", secs.to_string()));
         }

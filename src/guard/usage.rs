@@ -6,10 +6,10 @@ use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use super::Guard;
 use super::anomaly::{Rule, WEBHOOK_MIN_VOLUME};
 use super::client::ClientKey;
 use super::types::GuardStats;
-use super::Guard;
 use crate::audit::{EventType, Severity};
 
 /// Longest endpoint name put in an event.
@@ -38,12 +38,18 @@ impl Counters {
 /// Clients and keys: the configured hourly threshold, and a baseline jump
 /// needs at least a tenth of it.
 pub(crate) fn client_rule(threshold: u64) -> Rule {
-    Rule { threshold: Some(threshold), min_volume: (threshold / 10).max(1) }
+    Rule {
+        threshold: Some(threshold),
+        min_volume: (threshold / 10).max(1),
+    }
 }
 
 /// Webhook sources: no absolute threshold, only a jump of at least
 /// [`WEBHOOK_MIN_VOLUME`] an hour above the source's baseline.
-const WEBHOOK_RULE: Rule = Rule { threshold: None, min_volume: WEBHOOK_MIN_VOLUME };
+const WEBHOOK_RULE: Rule = Rule {
+    threshold: None,
+    min_volume: WEBHOOK_MIN_VOLUME,
+};
 
 impl Guard {
     /// Records one handled API request: `endpoint` is the matched route
@@ -58,17 +64,31 @@ impl Guard {
         let micros = u64::try_from(response_time.as_micros()).unwrap_or(u64::MAX);
         c.response_micros.fetch_add(micros, Ordering::Relaxed);
         let rule = self.client_rule();
-        if let Some(anomaly) = self.inner.clients.upsert(&key, now, |s| s.api_usage.hit(now, rule)) {
+        if let Some(anomaly) = self
+            .inner
+            .clients
+            .upsert(&key, now, |s| s.api_usage.hit(now, rule))
+        {
             c.bump(&c.anomalies);
             let endpoint: String = endpoint.chars().take(MAX_ENDPOINT_LEN).collect();
             let event = self.event(EventType::UnusualApiUsage, Severity::High, ip, key);
-            self.emit(anomaly.details(event.detail("subject", "client").detail("endpoint", endpoint)));
+            self.emit(
+                anomaly.details(
+                    event
+                        .detail("subject", "client")
+                        .detail("endpoint", endpoint),
+                ),
+            );
         }
     }
 
     /// Counts an admitted webhook delivery from `ip` for the per-source rate anomaly.
     pub(super) fn count_webhook(&self, ip: IpAddr, key: ClientKey, now: i64) {
-        if let Some(anomaly) = self.inner.clients.upsert(&key, now, |s| s.webhook_usage.hit(now, WEBHOOK_RULE)) {
+        if let Some(anomaly) = self
+            .inner
+            .clients
+            .upsert(&key, now, |s| s.webhook_usage.hit(now, WEBHOOK_RULE))
+        {
             let c = &self.inner.counters;
             c.bump(&c.anomalies);
             let event = self.event(EventType::UnusualApiUsage, Severity::High, ip, key);
@@ -82,7 +102,9 @@ impl Guard {
         let inner = &self.inner;
         let now = inner.clock.now_ms();
         let mut active_lockouts = 0;
-        inner.clients.for_each(|_, c| active_lockouts += usize::from(c.lock.locked_until(now).is_some()));
+        inner
+            .clients
+            .for_each(|_, c| active_lockouts += usize::from(c.lock.locked_until(now).is_some()));
         let c = &inner.counters;
         let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
         GuardStats {

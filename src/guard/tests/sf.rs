@@ -40,12 +40,16 @@ impl P<'_> {
             b'-' | b'0'..=b'9' => {
                 let start = self.i;
                 self.eat(b'-');
-                let digits = self.s[self.i..].iter().take_while(|b| b.is_ascii_digit()).count();
+                let digits = self.s[self.i..]
+                    .iter()
+                    .take_while(|b| b.is_ascii_digit())
+                    .count();
                 if digits == 0 || digits > 15 || self.peek_at(digits) == Some(b'.') {
                     return Err(format!("bad integer at {start}"));
                 }
                 self.i += digits;
-                let text = std::str::from_utf8(&self.s[start..self.i]).map_err(|e| e.to_string())?;
+                let text =
+                    std::str::from_utf8(&self.s[start..self.i]).map_err(|e| e.to_string())?;
                 text.parse().map(Bare::Int).map_err(|e| e.to_string())
             }
             b'"' => {
@@ -83,7 +87,9 @@ impl P<'_> {
                 let start = self.i;
                 let tchar = |b: &u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~:/".contains(b);
                 self.i += self.s[self.i..].iter().take_while(|b| tchar(b)).count();
-                Ok(Bare::Token(String::from_utf8_lossy(&self.s[start..self.i]).into_owned()))
+                Ok(Bare::Token(
+                    String::from_utf8_lossy(&self.s[start..self.i]).into_owned(),
+                ))
             }
             c => Err(format!("unexpected {:?}", char::from(c))),
         }
@@ -109,7 +115,11 @@ impl P<'_> {
         while self.eat(b';') {
             self.skip(false);
             let k = self.key()?;
-            let v = if self.eat(b'=') { self.bare()? } else { Bare::Bool(true) };
+            let v = if self.eat(b'=') {
+                self.bare()?
+            } else {
+                Bare::Bool(true)
+            };
             out.push((k, v));
         }
         Ok(out)
@@ -118,7 +128,10 @@ impl P<'_> {
 
 /// Parses a Structured Field List of Items.
 pub(super) fn parse_list(input: &str) -> Result<Vec<Item>, String> {
-    let mut p = P { s: input.as_bytes(), i: 0 };
+    let mut p = P {
+        s: input.as_bytes(),
+        i: 0,
+    };
     p.skip(false);
     let mut items = Vec::new();
     loop {
@@ -142,8 +155,17 @@ pub(super) fn parse_list(input: &str) -> Result<Vec<Item>, String> {
 fn the_checker_itself_rejects_what_it_must() {
     assert!(parse_list(r#""api";q=100;w=60"#).is_ok());
     assert!(parse_list(r#""a";q=1, "b";w=2"#).is_ok());
-    for bad in [r#"api;q=100"#.replace("api", "\"api"), "\"api\";Q=1".into(), "\"api\";q=1,".into(), "\"api\" x".into(), "\"api\";q=1.5".into()] {
+    for bad in [
+        r#"api;q=100"#.replace("api", "\"api"),
+        "\"api\";Q=1".into(),
+        "\"api\";q=1,".into(),
+        "\"api\" x".into(),
+        "\"api\";q=1.5".into(),
+    ] {
         assert!(parse_list(&bad).is_err(), "{bad}");
     }
-    assert_eq!(parse_list("\"x\";r=0").expect("valid"), vec![(Bare::Str("x".into()), vec![("r".into(), Bare::Int(0))])]);
+    assert_eq!(
+        parse_list("\"x\";r=0").expect("valid"),
+        vec![(Bare::Str("x".into()), vec![("r".into(), Bare::Int(0))])]
+    );
 }
