@@ -52,27 +52,7 @@ impl P<'_> {
                     std::str::from_utf8(&self.s[start..self.i]).map_err(|e| e.to_string())?;
                 text.parse().map(Bare::Int).map_err(|e| e.to_string())
             }
-            b'"' => {
-                self.i += 1;
-                let mut out = String::new();
-                loop {
-                    match self.peek().ok_or("unterminated string")? {
-                        b'"' => break,
-                        b'\\' => {
-                            self.i += 1;
-                            match self.peek() {
-                                Some(c @ (b'"' | b'\\')) => out.push(char::from(c)),
-                                _ => return Err("bad escape".into()),
-                            }
-                        }
-                        c @ 0x20..=0x7e => out.push(char::from(c)),
-                        c => return Err(format!("bad string byte {c:#x}")),
-                    }
-                    self.i += 1;
-                }
-                self.i += 1;
-                Ok(Bare::Str(out))
-            }
+            b'"' => self.string(),
             b'?' => {
                 self.i += 1;
                 let v = match self.peek() {
@@ -93,6 +73,28 @@ impl P<'_> {
             }
             c => Err(format!("unexpected {:?}", char::from(c))),
         }
+    }
+
+    fn string(&mut self) -> Result<Bare, String> {
+        self.i += 1;
+        let mut out = String::new();
+        loop {
+            match self.peek().ok_or("unterminated string")? {
+                b'"' => break,
+                b'\\' => {
+                    self.i += 1;
+                    match self.peek() {
+                        Some(c @ (b'"' | b'\\')) => out.push(char::from(c)),
+                        _ => return Err("bad escape".into()),
+                    }
+                }
+                c @ 0x20..=0x7e => out.push(char::from(c)),
+                c => return Err(format!("bad string byte {c:#x}")),
+            }
+            self.i += 1;
+        }
+        self.i += 1;
+        Ok(Bare::Str(out))
     }
 
     fn peek_at(&self, ahead: usize) -> Option<u8> {
