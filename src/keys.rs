@@ -303,11 +303,21 @@ impl KeyRing {
     /// mode) a short secret; with no key from any source, creates one in the key
     /// file and returns it as [`CreatedKey`] (print its id and path, never the secret).
     pub fn load(cfg: &Config, clock: &Clock) -> Result<(KeyRing, Option<CreatedKey>), KeyError> {
-        ring::load_or_create(cfg, clock, true)
+        ring::load_or_create(cfg, clock, true, false)
     }
 
     /// Loads all key sources without ever creating a key (CLI commands).
     pub fn open(cfg: &Config, clock: &Clock) -> Result<KeyRing, KeyError> {
-        ring::load_or_create(cfg, clock, false).map(|(ring, _)| ring)
+        ring::load_or_create(cfg, clock, false, false).map(|(ring, _)| ring)
+    }
+
+    /// Like [`KeyRing::open`], but short secrets only warn even in strict mode:
+    /// for the key-management commands, so a weak key can still be listed,
+    /// rotated away or revoked.
+    pub fn open_for_admin(cfg: &Config, clock: &Clock) -> Result<KeyRing, KeyError> {
+        ring::load_or_create(cfg, clock, false, true).map(|(ring, _)| ring)
     }
 }
+
+#[cfg(test)]
+mod tests;

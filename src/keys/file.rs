@@ -184,7 +184,7 @@ fn private_mode(opts: &mut OpenOptions) {
 
 /// A YAML scalar for a key id or secret: plain when unambiguous, else
 /// double-quoted (a JSON string is a valid YAML double-quoted scalar).
-fn yaml_scalar(s: &str) -> String {
+pub(crate) fn yaml_scalar(s: &str) -> String {
     const WORDS: &[&str] = &["true", "false", "yes", "no", "on", "off", "y", "n", "null", "nan", "inf"];
     let plain = s.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
         && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')

@@ -74,6 +74,18 @@ pub enum Action {
     Expired,
 }
 
+impl Action {
+    /// The lower-case name (as stored).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Created => "created",
+            Self::Rotated => "rotated",
+            Self::Revoked => "revoked",
+            Self::Expired => "expired",
+        }
+    }
+}
+
 /// One entry of the rotation history.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HistoryEntry {

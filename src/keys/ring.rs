@@ -115,8 +115,14 @@ fn sources_of(cfg: &Config) -> Sources {
 }
 
 /// See [`KeyRing::load`] and [`KeyRing::open`].
-pub(super) fn load_or_create(cfg: &Config, clock: &Clock, create: bool) -> Result<(KeyRing, Option<CreatedKey>), KeyError> {
-    let sources = sources_of(cfg);
+pub(super) fn load_or_create(
+    cfg: &Config,
+    clock: &Clock,
+    create: bool,
+    lax: bool,
+) -> Result<(KeyRing, Option<CreatedKey>), KeyError> {
+    let mut sources = sources_of(cfg);
+    sources.strict &= !lax;
     let files = sources.files.as_ref().ok_or(KeyError::NoStore)?;
     let now = clock.now_ms();
     let mut owned = files.read(now)?;

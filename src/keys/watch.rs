@@ -9,7 +9,7 @@
 use std::future::Future;
 use std::time::Duration;
 
-use super::{Action, HistoryEntry, KeyRing};
+use super::{HistoryEntry, KeyRing};
 use crate::audit::{Audit, EventType, NewEvent, Severity};
 use crate::clock::{Clock, rfc3339_ms};
 use crate::redact::Masker;
@@ -55,15 +55,9 @@ pub async fn watch(ring: KeyRing, clock: Clock, audit: Audit, masker: Masker, sh
 
 /// The security event of one history entry (key ids and times, never secrets).
 pub fn event_of(entry: &HistoryEntry) -> NewEvent {
-    let action = match entry.action {
-        Action::Created => "created",
-        Action::Rotated => "rotated",
-        Action::Revoked => "revoked",
-        Action::Expired => "expired",
-    };
     let mut ev = NewEvent::new(EventType::KeyRotation, Severity::Medium)
         .key(entry.key_id.clone())
-        .detail("action", action)
+        .detail("action", entry.action.name())
         .detail("by", entry.by.clone())
         .detail("at", rfc3339_ms(entry.at_ms));
     if !entry.retired.is_empty() {
