@@ -64,6 +64,9 @@ impl KeyFiles {
         f: impl FnOnce(&mut OwnedKeys) -> Result<(R, bool), KeyError>,
     ) -> Result<R, KeyError> {
         let lock = self.lock(true)?;
+        // Under the exclusive lock no write is in progress: any temp file is a killed writer's.
+        remove_stale_temps(&self.key_file);
+        remove_stale_temps(&self.meta_file);
         let mut keys = self.read_unlocked(now_ms)?;
         let (value, changed) = f(&mut keys)?;
         if changed {
@@ -153,8 +156,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), KeyError> {
         _ => PathBuf::from("."),
     };
     crate::store::create_private_dir(&dir).map_err(|e| io(std::io::Error::other(e)))?;
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.tmp.{}.{:08x}", std::process::id(), rand::rng().next_u32()));
+    let tmp = dir.join(format!("{}{}.{:08x}", temp_prefix(path), std::process::id(), rand::rng().next_u32()));
     let written = (|| {
         let mut opts = OpenOptions::new();
         opts.write(true).create_new(true);
@@ -171,6 +173,23 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), KeyError> {
         let _ = std::fs::remove_file(&tmp);
     }
     written.map_err(io)
+}
+
+/// The temp-file prefix of `path` (see [`write_atomic`]).
+fn temp_prefix(path: &Path) -> String {
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    format!(".{name}.tmp.")
+}
+
+fn remove_stale_temps(path: &Path) {
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let prefix = temp_prefix(path);
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for e in entries.flatten() {
+        if e.file_name().to_string_lossy().starts_with(&prefix) {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
 }
 
 fn private_mode(opts: &mut OpenOptions) {
