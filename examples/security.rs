@@ -18,7 +18,9 @@ use warden::token::{self, ClaimGrants, TokenPolicy, validate_access_rights};
 fn main() -> anyhow::Result<()> {
     // Key format: LiveKit's `API` + 12 base57 characters, with a precise complaint otherwise.
     ensure!(validate_api_key_format("APIa2b3c4d5e6f7").is_ok());
-    let complaint = validate_api_key_format("APIshort").err().context("a short key is refused")?;
+    let complaint = validate_api_key_format("APIshort")
+        .err()
+        .context("a short key is refused")?;
     println!("key format: APIshort refused: {complaint}");
 
     // Keys Warden only needs to recognise are stored as HMAC-SHA256 with the deployment pepper.
@@ -29,7 +31,10 @@ fn main() -> anyhow::Result<()> {
 
     // A key store in a scratch directory, with a manual clock so the overlap can be shown.
     let dir = std::env::temp_dir().join(format!("warden-example-{}", std::process::id()));
-    let yaml = format!("livekit: {{keys_file: {}}}\n", dir.join("keys.yaml").display());
+    let yaml = format!(
+        "livekit: {{keys_file: {}}}\n",
+        dir.join("keys.yaml").display()
+    );
     let cfg = from_yaml(&yaml, &Env::default())?;
     let clock = Clock::manual(1_700_000_000_000);
     let (ring, created) = KeyRing::load(&cfg, &clock)?;
@@ -46,22 +51,38 @@ fn main() -> anyhow::Result<()> {
     println!("masked: {masked}");
 
     // Tokens: mint with the active key, verify with the ring.
-    let mut grants = ClaimGrants { identity: "dashboard".into(), ..ClaimGrants::default() };
+    let mut grants = ClaimGrants {
+        identity: "dashboard".into(),
+        ..ClaimGrants::default()
+    };
     grants.video.set("roomList", true)?;
-    let jwt = token::mint(&ring, &grants, Some(Duration::from_secs(3600)), clock.now_ms())?;
+    let jwt = token::mint(
+        &ring,
+        &grants,
+        Some(Duration::from_secs(3600)),
+        clock.now_ms(),
+    )?;
 
     // Rotation: the new key signs at once; the old one still verifies during the overlap.
     clock.advance(Duration::from_secs(60));
     let (rotated, _new_secret) = ring.rotate(clock.now_ms(), true, "example")?;
-    println!("rotated: {} active, {:?} retiring", rotated.new_id, rotated.retired);
+    println!(
+        "rotated: {} active, {:?} retiring",
+        rotated.new_id, rotated.retired
+    );
     ensure!(ring.signing_key().map(|(id, _)| id) == Some(rotated.new_id.clone()));
     let policy = TokenPolicy::from_config(&cfg);
     let claims = token::verify(&jwt, &ring, clock.now_ms(), &policy)?;
-    println!("verified: sub={} iss={} (a token minted before the rotation)", claims.sub, claims.iss);
+    println!(
+        "verified: sub={} iss={} (a token minted before the rotation)",
+        claims.sub, claims.iss
+    );
 
     // Access rights, with LiveKit's grant names.
     ensure!(validate_access_rights(&claims.video, &["roomList"]).is_ok());
-    let denied = validate_access_rights(&claims.video, &["roomAdmin", "roomCreate"]).err().context("not an admin")?;
+    let denied = validate_access_rights(&claims.video, &["roomAdmin", "roomCreate"])
+        .err()
+        .context("not an admin")?;
     ensure!(token::can_watch_all(&claims) && !token::is_admin(&claims));
     println!("access: may watch every room; admin refused ({denied})");
 

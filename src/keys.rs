@@ -25,10 +25,12 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 
 pub use self::file::KeyFiles;
-pub use self::format::{fingerprint, hash_api_key_for_storage, validate_api_key_format, KeyFormatError};
+pub use self::format::{
+    KeyFormatError, fingerprint, hash_api_key_for_storage, validate_api_key_format,
+};
 pub use self::meta::{Action, HistoryEntry, StoredState};
-pub use self::rotation::{is_key_rotation_due, RotationPolicy};
-pub use self::watch::{event_of, watch, POLL};
+pub use self::rotation::{RotationPolicy, is_key_rotation_due};
+pub use self::watch::{POLL, event_of, watch};
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::redact::Secret;
@@ -116,7 +118,9 @@ pub enum KeyError {
         message: String,
     },
     /// A secret shorter than 32 characters in strict mode.
-    #[error("key {key_id}: the secret has {len} characters, at least 32 are required (or set access_validation.strict_mode: false)")]
+    #[error(
+        "key {key_id}: the secret has {len} characters, at least 32 are required (or set access_validation.strict_mode: false)"
+    )]
     WeakSecret {
         /// The key id.
         key_id: String,
@@ -136,7 +140,9 @@ pub enum KeyError {
         id: String,
     },
     /// The key comes from the environment, which Warden does not change.
-    #[error("key {id} comes from the environment (LIVEKIT_API_KEY / LIVEKIT_KEYS); remove it there")]
+    #[error(
+        "key {id} comes from the environment (LIVEKIT_API_KEY / LIVEKIT_KEYS); remove it there"
+    )]
     NotOwned {
         /// The id.
         id: String,
@@ -209,7 +215,9 @@ impl Default for KeyRing {
 
 impl std::fmt::Debug for KeyRing {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("KeyRing").field("keys", &self.current.load().keys.len()).finish()
+        f.debug_struct("KeyRing")
+            .field("keys", &self.current.load().keys.len())
+            .finish()
     }
 }
 
@@ -264,7 +272,13 @@ impl KeyRing {
 
     /// Every secret Warden knows (for log masking), revoked keys' excepted (they are gone).
     pub fn all_secrets(&self) -> Vec<Secret> {
-        self.current.load().keys.values().filter(|k| !k.secret.is_empty()).map(|k| k.secret.clone()).collect()
+        self.current
+            .load()
+            .keys
+            .values()
+            .filter(|k| !k.secret.is_empty())
+            .map(|k| k.secret.clone())
+            .collect()
     }
 
     /// The current key set.

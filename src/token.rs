@@ -10,122 +10,26 @@
 //! token is always "bad signature", never "expired". Errors never contain the
 //! token.
 
+mod claims;
 pub mod grants;
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::{Map, Value};
 
+pub use self::claims::{Claims, can_watch_all, can_watch_room, is_admin};
 pub use self::grants::{
-    AgentGrant, ClaimGrants, Denied, InferenceGrant, ObservabilityGrant, SipGrant, UnknownGrant, VideoGrant,
-    VIDEO_GRANT_NAMES, validate_access_rights,
+    AgentGrant, ClaimGrants, Denied, InferenceGrant, ObservabilityGrant, SipGrant, UnknownGrant,
+    VIDEO_GRANT_NAMES, VideoGrant, validate_access_rights,
 };
 use crate::keys::{KeyError, KeyRing};
 
 /// Lifetime of a minted token when none is given (LiveKit's default).
 pub const DEFAULT_TTL: Duration = Duration::from_secs(6 * 3600);
-
-/// Verified claims of an access token (registered claims plus LiveKit's grants).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", default)]
-pub struct Claims {
-    /// Identity.
-    pub sub: String,
-    /// API key id.
-    pub iss: String,
-    /// Expiry, Unix seconds.
-    #[serde(deserialize_with = "numeric::required")]
-    pub exp: i64,
-    /// Not before, Unix seconds.
-    #[serde(deserialize_with = "numeric::optional", skip_serializing_if = "Option::is_none")]
-    pub nbf: Option<i64>,
-    /// Issued at, Unix seconds.
-    #[serde(deserialize_with = "numeric::optional", skip_serializing_if = "Option::is_none")]
-    pub iat: Option<i64>,
-    /// Token id.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub jti: Option<String>,
-    /// Display name.
-    #[serde(skip_serializing_if = "String::is_empty")]
-    pub name: String,
-    /// Participant kind.
-    #[serde(skip_serializing_if = "String::is_empty")]
-    pub kind: String,
-    /// Kind details.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub kind_details: Vec<String>,
-    /// Video grant.
-    pub video: VideoGrant,
-    /// SIP grant.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub sip: Option<SipGrant>,
-    /// Agent grant.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub agent: Option<AgentGrant>,
-    /// Inference grant.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub inference: Option<InferenceGrant>,
-    /// Observability grant.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub observability: Option<ObservabilityGrant>,
-    /// Room configuration.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub room_config: Option<Value>,
-    /// Room preset.
-    #[serde(skip_serializing_if = "String::is_empty")]
-    pub room_preset: String,
-    /// Body hash (webhooks).
-    #[serde(skip_serializing_if = "String::is_empty")]
-    pub sha256: String,
-    /// Participant metadata.
-    #[serde(skip_serializing_if = "String::is_empty")]
-    pub metadata: String,
-    /// Participant attributes.
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    pub attributes: BTreeMap<String, String>,
-}
-
-impl Claims {
-    /// The grants of these claims (identity = `sub`).
-    pub fn grants(&self) -> ClaimGrants {
-        ClaimGrants {
-            identity: self.sub.clone(),
-            name: self.name.clone(),
-            kind: self.kind.clone(),
-            kind_details: self.kind_details.clone(),
-            video: self.video.clone(),
-            sip: self.sip.clone(),
-            agent: self.agent.clone(),
-            inference: self.inference.clone(),
-            observability: self.observability.clone(),
-            room_config: self.room_config.clone(),
-            room_preset: self.room_preset.clone(),
-            sha256: self.sha256.clone(),
-            metadata: self.metadata.clone(),
-            attributes: self.attributes.clone(),
-        }
-    }
-}
-
-/// May watch room `room`: `video.roomList`, or `video.roomAdmin` with `video.room == room`.
-pub fn can_watch_room(claims: &Claims, room: &str) -> bool {
-    claims.video.can_watch_room(room)
-}
-
-/// May watch every room: `video.roomList` without `video.room`.
-pub fn can_watch_all(claims: &Claims) -> bool {
-    claims.video.can_watch_all()
-}
-
-/// Admin routes: `video.roomAdmin` and `video.roomCreate` with no `video.room`.
-pub fn is_admin(claims: &Claims) -> bool {
-    claims.video.is_admin()
-}
 
 /// How tokens are checked.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -138,14 +42,20 @@ pub struct TokenPolicy {
 
 impl Default for TokenPolicy {
     fn default() -> Self {
-        Self { leeway: Duration::from_secs(60), max_len: 8192 }
+        Self {
+            leeway: Duration::from_secs(60),
+            max_len: 8192,
+        }
     }
 }
 
 impl TokenPolicy {
     /// The policy of a configuration (`webhooks.leeway_seconds`, `access_validation.max_token_bytes`).
     pub fn from_config(cfg: &crate::config::Config) -> Self {
-        Self { leeway: cfg.webhooks.leeway, max_len: cfg.access_validation.max_token_bytes }
+        Self {
+            leeway: cfg.webhooks.leeway,
+            max_len: cfg.access_validation.max_token_bytes,
+        }
     }
 }
 
@@ -253,10 +163,12 @@ pub enum StructureError {
     MissingAlg,
 }
 
+type JsonObject = Map<String, Value>;
+
 const SEGMENTS: [&str; 3] = ["header", "payload", "signature"];
 
 /// Decodes header and payload without checking the signature.
-fn parse_unverified(token: &str) -> Result<(Map<String, Value>, Map<String, Value>), StructureError> {
+fn parse_unverified(token: &str) -> Result<(JsonObject, JsonObject), StructureError> {
     if token.is_empty() {
         return Err(StructureError::Empty);
     }
@@ -269,7 +181,9 @@ fn parse_unverified(token: &str) -> Result<(Map<String, Value>, Map<String, Valu
         if part.is_empty() {
             return Err(StructureError::EmptySegment { segment });
         }
-        let bytes = URL_SAFE_NO_PAD.decode(part).map_err(|_| StructureError::Base64 { segment })?;
+        let bytes = URL_SAFE_NO_PAD
+            .decode(part)
+            .map_err(|_| StructureError::Base64 { segment })?;
         if segment != "signature" {
             match serde_json::from_slice::<Value>(&bytes) {
                 Ok(Value::Object(map)) => decoded.push(map),
@@ -292,15 +206,30 @@ pub fn validate_jwt_token_structure(token: &str) -> Result<(), StructureError> {
 
 /// Attacker-controlled text safe to put in an error: short and plain, else a placeholder.
 fn sanitise(s: &str) -> String {
-    let plain = s.len() <= 64 && s.chars().all(|c| c.is_ascii_alphanumeric() || "_-.:".contains(c));
-    if plain { s.to_owned() } else { "<invalid>".to_owned() }
+    let plain = s.len() <= 64
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_-.:".contains(c));
+    if plain {
+        s.to_owned()
+    } else {
+        "<invalid>".to_owned()
+    }
 }
 
-fn numeric_claim(payload: &Map<String, Value>, claim: &'static str) -> Result<Option<f64>, TokenError> {
+fn numeric_claim(
+    payload: &Map<String, Value>,
+    claim: &'static str,
+) -> Result<Option<f64>, TokenError> {
     match payload.get(claim) {
         None | Some(Value::Null) => Ok(None),
-        Some(Value::Number(n)) => n.as_f64().map(Some).ok_or(TokenError::ClaimType { claim, expected: "number" }),
-        Some(_) => Err(TokenError::ClaimType { claim, expected: "number" }),
+        Some(Value::Number(n)) => n.as_f64().map(Some).ok_or(TokenError::ClaimType {
+            claim,
+            expected: "number",
+        }),
+        Some(_) => Err(TokenError::ClaimType {
+            claim,
+            expected: "number",
+        }),
     }
 }
 
@@ -310,12 +239,23 @@ fn secs_to_ms(secs: f64) -> i64 {
 }
 
 /// Verifies an access token at `now_ms` against `keys` (see the module doc for the order).
-pub fn verify(token: &str, keys: &KeyRing, now_ms: i64, policy: &TokenPolicy) -> Result<Claims, TokenError> {
+pub fn verify(
+    token: &str,
+    keys: &KeyRing,
+    now_ms: i64,
+    policy: &TokenPolicy,
+) -> Result<Claims, TokenError> {
     if token.len() > policy.max_len {
-        return Err(TokenError::TooLong { len: token.len(), max: policy.max_len });
+        return Err(TokenError::TooLong {
+            len: token.len(),
+            max: policy.max_len,
+        });
     }
     let (header, payload) = parse_unverified(token)?;
-    let alg = header.get("alg").and_then(Value::as_str).unwrap_or_default();
+    let alg = header
+        .get("alg")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
     if alg != "HS256" {
         return Err(TokenError::Algorithm { alg: sanitise(alg) });
     }
@@ -323,11 +263,20 @@ pub fn verify(token: &str, keys: &KeyRing, now_ms: i64, policy: &TokenPolicy) ->
         None | Some(Value::Null) => return Err(TokenError::MissingClaim { claim: "iss" }),
         Some(Value::String(s)) if !s.is_empty() => s.as_str(),
         Some(Value::String(_)) => return Err(TokenError::MissingClaim { claim: "iss" }),
-        Some(_) => return Err(TokenError::ClaimType { claim: "iss", expected: "string" }),
+        Some(_) => {
+            return Err(TokenError::ClaimType {
+                claim: "iss",
+                expected: "string",
+            });
+        }
     };
     let exp = numeric_claim(&payload, "exp")?.ok_or(TokenError::MissingClaim { claim: "exp" })?;
     let nbf = numeric_claim(&payload, "nbf")?;
-    let secret = keys.verifying_secret(iss, now_ms).ok_or_else(|| TokenError::UnknownKey { key_id: sanitise(iss) })?;
+    let secret = keys
+        .verifying_secret(iss, now_ms)
+        .ok_or_else(|| TokenError::UnknownKey {
+            key_id: sanitise(iss),
+        })?;
     let mut validation = Validation::new(Algorithm::HS256);
     // Presence and time are checked here against the caller's clock; jsonwebtoken checks the signature.
     validation.required_spec_claims.clear();
@@ -335,14 +284,19 @@ pub fn verify(token: &str, keys: &KeyRing, now_ms: i64, policy: &TokenPolicy) ->
     validation.validate_nbf = false;
     validation.validate_aud = false;
     let key = DecodingKey::from_secret(secret.expose().as_bytes());
-    let claims = jsonwebtoken::decode::<Claims>(token, &key, &validation).map_err(|e| match e.kind() {
-        jsonwebtoken::errors::ErrorKind::InvalidSignature => TokenError::BadSignature,
-        jsonwebtoken::errors::ErrorKind::InvalidAlgorithm => TokenError::Algorithm { alg: sanitise(alg) },
-        _ => TokenError::Malformed(StructureError::NotJsonObject { segment: "payload" }),
-    })?;
+    let claims =
+        jsonwebtoken::decode::<Claims>(token, &key, &validation).map_err(|e| match e.kind() {
+            jsonwebtoken::errors::ErrorKind::InvalidSignature => TokenError::BadSignature,
+            jsonwebtoken::errors::ErrorKind::InvalidAlgorithm => {
+                TokenError::Algorithm { alg: sanitise(alg) }
+            }
+            _ => TokenError::Malformed(StructureError::NotJsonObject { segment: "payload" }),
+        })?;
     let leeway = i64::try_from(policy.leeway.as_millis()).unwrap_or(i64::MAX);
     if now_ms >= secs_to_ms(exp).saturating_add(leeway) {
-        return Err(TokenError::Expired { exp: claims.claims.exp });
+        return Err(TokenError::Expired {
+            exp: claims.claims.exp,
+        });
     }
     if let Some(nbf) = nbf.filter(|n| now_ms < secs_to_ms(*n).saturating_sub(leeway)) {
         return Err(TokenError::NotYetValid { nbf: nbf as i64 });
@@ -365,48 +319,39 @@ struct MintClaims<'a> {
 /// Mints an access token with the ring's signing key, valid from `now_ms` for
 /// `ttl` (default [`DEFAULT_TTL`]). The token's `exp` is recorded against the
 /// key first, so a rotation keeps the key verifying until the token expires.
-pub fn mint(keys: &KeyRing, grants: &ClaimGrants, ttl: Option<Duration>, now_ms: i64) -> Result<String, TokenError> {
+pub fn mint(
+    keys: &KeyRing,
+    grants: &ClaimGrants,
+    ttl: Option<Duration>,
+    now_ms: i64,
+) -> Result<String, TokenError> {
     let (key_id, secret) = keys.signing_key().ok_or(TokenError::NoSigningKey)?;
     if grants.video.room_join && grants.identity.is_empty() {
         return Err(TokenError::InvalidGrants("roomJoin needs an identity"));
     }
     let ttl = i64::try_from(ttl.unwrap_or(DEFAULT_TTL).as_secs()).unwrap_or(i64::MAX);
     if ttl <= 0 {
-        return Err(TokenError::InvalidGrants("the lifetime must be at least one second"));
+        return Err(TokenError::InvalidGrants(
+            "the lifetime must be at least one second",
+        ));
     }
     let nbf = now_ms.div_euclid(1000);
     let exp = nbf.saturating_add(ttl);
-    keys.record_minted_exp(&key_id, exp.saturating_mul(1000), now_ms).map_err(TokenError::Record)?;
-    let claims = MintClaims { iss: &key_id, sub: &grants.identity, nbf, exp, grants };
-    jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(secret.expose().as_bytes()))
-        .map_err(|_| TokenError::Sign)
-}
-
-/// Numeric dates: integers or floats (LiveKit's Go parser accepts both), never strings.
-mod numeric {
-    use serde::{Deserialize, Deserializer};
-
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Num {
-        I(i64),
-        F(f64),
-    }
-
-    fn secs(n: Num) -> i64 {
-        match n {
-            Num::I(i) => i,
-            Num::F(f) => f.floor() as i64,
-        }
-    }
-
-    pub(super) fn required<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
-        Num::deserialize(d).map(secs)
-    }
-
-    pub(super) fn optional<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
-        Option::<Num>::deserialize(d).map(|n| n.map(secs))
-    }
+    keys.record_minted_exp(&key_id, exp.saturating_mul(1000), now_ms)
+        .map_err(TokenError::Record)?;
+    let claims = MintClaims {
+        iss: &key_id,
+        sub: &grants.identity,
+        nbf,
+        exp,
+        grants,
+    };
+    jsonwebtoken::encode(
+        &Header::new(Algorithm::HS256),
+        &claims,
+        &EncodingKey::from_secret(secret.expose().as_bytes()),
+    )
+    .map_err(|_| TokenError::Sign)
 }
 
 #[cfg(test)]

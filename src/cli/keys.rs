@@ -66,7 +66,11 @@ pub(super) fn run(cmd: KeysCmd, ctx: &Ctx) -> anyhow::Result<()> {
             eprintln!(
                 "rotated: {} is active; {} retiring until {} (saved in {key_file})",
                 r.new_id,
-                if r.retired.is_empty() { "no key".to_owned() } else { r.retired.join(", ") },
+                if r.retired.is_empty() {
+                    "no key".to_owned()
+                } else {
+                    r.retired.join(", ")
+                },
                 rfc3339_ms(r.until_ms)
             );
             Ok(())
@@ -92,7 +96,9 @@ fn print_new_key(id: &str, secret: &Secret) {
 fn export_livekit(ring: &KeyRing, now: i64) -> anyhow::Result<()> {
     let mut out = String::new();
     for info in ring.key_infos(now) {
-        let Some(secret) = ring.verifying_secret(&info.id, now) else { continue };
+        let Some(secret) = ring.verifying_secret(&info.id, now) else {
+            continue;
+        };
         out.push_str(&format!(
             "{}: {}\n",
             crate::keys::file::yaml_scalar(&info.id),
@@ -112,22 +118,47 @@ fn list(ring: &KeyRing, now: i64, as_json: bool) -> anyhow::Result<()> {
     let rows: Vec<serde_json::Value> = ring
         .key_infos(now)
         .iter()
-        .map(|info| row(info, owned.keys.iter().find(|k| k.id == info.id).map(|k| &k.meta)))
+        .map(|info| {
+            row(
+                info,
+                owned.keys.iter().find(|k| k.id == info.id).map(|k| &k.meta),
+            )
+        })
         .collect();
     if as_json {
         let doc = json!({ "keys": rows, "history": owned.history });
-        println!("{}", serde_json::to_string_pretty(&doc).context("serialising")?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&doc).context("serialising")?
+        );
         return Ok(());
     }
-    println!("{:<24} {:<9} {:<6} {:<25} {:<40} FINGERPRINT", "ID", "STATE", "SOURCE", "CREATED", "EXPIRES");
+    println!(
+        "{:<24} {:<9} {:<6} {:<25} {:<40} FINGERPRINT",
+        "ID", "STATE", "SOURCE", "CREATED", "EXPIRES"
+    );
     for r in &rows {
         let s = |k: &str| r[k].as_str().unwrap_or("-").to_owned();
-        println!("{:<24} {:<9} {:<6} {:<25} {:<40} {}", s("id"), s("state"), s("source"), s("created"), s("expires"), s("fingerprint"));
+        println!(
+            "{:<24} {:<9} {:<6} {:<25} {:<40} {}",
+            s("id"),
+            s("state"),
+            s("source"),
+            s("created"),
+            s("expires"),
+            s("fingerprint")
+        );
     }
     if !owned.history.is_empty() {
         println!("\nrotation history (oldest first):");
         for e in &owned.history {
-            let mut line = format!("  {} {} {} by {}", rfc3339_ms(e.at_ms), e.action.name(), e.key_id, e.by);
+            let mut line = format!(
+                "  {} {} {} by {}",
+                rfc3339_ms(e.at_ms),
+                e.action.name(),
+                e.key_id,
+                e.by
+            );
             if !e.retired.is_empty() {
                 line.push_str(&format!("; retired {}", e.retired.join(", ")));
             }
@@ -145,10 +176,16 @@ fn row(info: &KeyInfo, meta: Option<&KeyMeta>) -> serde_json::Value {
     let expires = match info.state {
         KeyState::Active => info.rotation_due_at_ms.map(|d| {
             let due = rfc3339_ms(d);
-            if info.rotation_due { format!("{due} (rotation due)") } else { format!("{due} (rotation)") }
+            if info.rotation_due {
+                format!("{due} (rotation due)")
+            } else {
+                format!("{due} (rotation)")
+            }
         }),
         KeyState::Retiring { until_ms } => Some(format!("{} (retiring)", rfc3339_ms(until_ms))),
-        KeyState::Revoked => meta.and_then(|m| m.revoked_ms).map(|r| format!("{} (revoked)", rfc3339_ms(r))),
+        KeyState::Revoked => meta
+            .and_then(|m| m.revoked_ms)
+            .map(|r| format!("{} (revoked)", rfc3339_ms(r))),
     };
     json!({
         "id": info.id,

@@ -45,7 +45,11 @@ impl KeyFiles {
             s.push(suffix);
             PathBuf::from(s)
         };
-        Self { meta_file: with(".meta.json"), lock_file: with(".lock"), key_file }
+        Self {
+            meta_file: with(".meta.json"),
+            lock_file: with(".lock"),
+            key_file,
+        }
     }
 
     /// Reads both files (a missing file is empty) under a shared lock.
@@ -78,19 +82,29 @@ impl KeyFiles {
 
     /// Modification stamps of both files.
     pub fn stamp(&self) -> Stamp {
-        let one = |p: &Path| std::fs::metadata(p).ok().and_then(|m| Some((m.modified().ok()?, m.len())));
+        let one = |p: &Path| {
+            std::fs::metadata(p)
+                .ok()
+                .and_then(|m| Some((m.modified().ok()?, m.len())))
+        };
         Stamp(one(&self.key_file), one(&self.meta_file))
     }
 
     fn read_unlocked(&self, now_ms: i64) -> Result<OwnedKeys, KeyError> {
         let file_keys = match read_private(&self.key_file)? {
-            Some(text) => parse_key_lines(&text)
-                .map_err(|message| KeyError::Syntax { path: self.key_file.clone(), message })?,
+            Some(text) => parse_key_lines(&text).map_err(|message| KeyError::Syntax {
+                path: self.key_file.clone(),
+                message,
+            })?,
             None => Vec::new(),
         };
         let meta = match read_private(&self.meta_file)? {
-            Some(text) => serde_json::from_str::<MetaFile>(&text)
-                .map_err(|e| KeyError::Syntax { path: self.meta_file.clone(), message: e.to_string() })?,
+            Some(text) => {
+                serde_json::from_str::<MetaFile>(&text).map_err(|e| KeyError::Syntax {
+                    path: self.meta_file.clone(),
+                    message: e.to_string(),
+                })?
+            }
             None => MetaFile::default(),
         };
         Ok(OwnedKeys::merge(file_keys, meta, now_ms))
@@ -98,7 +112,9 @@ impl KeyFiles {
 
     /// Key file first, then metadata: see `meta`'s invariants for why this order.
     fn write_unlocked(&self, keys: &OwnedKeys) -> Result<(), KeyError> {
-        let mut text = String::from("# API keys (livekit-server key_file format). Managed by `warden keys`.\n");
+        let mut text = String::from(
+            "# API keys (livekit-server key_file format). Managed by `warden keys`.\n",
+        );
         for (id, secret) in keys.live() {
             text.push_str(&yaml_scalar(id));
             text.push_str(": ");
@@ -114,23 +130,40 @@ impl KeyFiles {
     }
 
     fn lock(&self, exclusive: bool) -> Result<File, KeyError> {
-        let io = |source| KeyError::Io { path: self.lock_file.clone(), source };
-        if let Some(dir) = self.lock_file.parent().filter(|d| !d.as_os_str().is_empty()) {
-            crate::store::create_private_dir(dir)
-                .map_err(|e| KeyError::Io { path: dir.to_path_buf(), source: std::io::Error::other(e) })?;
+        let io = |source| KeyError::Io {
+            path: self.lock_file.clone(),
+            source,
+        };
+        if let Some(dir) = self
+            .lock_file
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+        {
+            crate::store::create_private_dir(dir).map_err(|e| KeyError::Io {
+                path: dir.to_path_buf(),
+                source: std::io::Error::other(e),
+            })?;
         }
         let mut opts = OpenOptions::new();
         opts.read(true).write(true).create(true).truncate(false);
         private_mode(&mut opts);
         let file = opts.open(&self.lock_file).map_err(io)?;
-        if exclusive { file.lock() } else { file.lock_shared() }.map_err(io)?;
+        if exclusive {
+            file.lock()
+        } else {
+            file.lock_shared()
+        }
+        .map_err(io)?;
         Ok(file)
     }
 }
 
 /// Reads `path` if it exists, refusing a file that others may access.
 fn read_private(path: &Path) -> Result<Option<String>, KeyError> {
-    let io = |source| KeyError::Io { path: path.to_path_buf(), source };
+    let io = |source| KeyError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
     let meta = match std::fs::metadata(path) {
         Ok(m) => m,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -141,7 +174,10 @@ fn read_private(path: &Path) -> Result<Option<String>, KeyError> {
         use std::os::unix::fs::PermissionsExt;
         let mode = meta.permissions().mode() & 0o777;
         if mode & 0o007 != 0 {
-            return Err(KeyError::Permissions { path: path.to_path_buf(), mode });
+            return Err(KeyError::Permissions {
+                path: path.to_path_buf(),
+                mode,
+            });
         }
     }
     let _ = meta;
@@ -150,13 +186,21 @@ fn read_private(path: &Path) -> Result<Option<String>, KeyError> {
 
 /// Replaces `path` atomically with `bytes`, mode 0600.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), KeyError> {
-    let io = |source| KeyError::Io { path: path.to_path_buf(), source };
+    let io = |source| KeyError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
         _ => PathBuf::from("."),
     };
     crate::store::create_private_dir(&dir).map_err(|e| io(std::io::Error::other(e)))?;
-    let tmp = dir.join(format!("{}{}.{:08x}", temp_prefix(path), std::process::id(), rand::rng().next_u32()));
+    let tmp = dir.join(format!(
+        "{}{}.{:08x}",
+        temp_prefix(path),
+        std::process::id(),
+        rand::rng().next_u32()
+    ));
     let written = (|| {
         let mut opts = OpenOptions::new();
         opts.write(true).create_new(true);
@@ -177,14 +221,22 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), KeyError> {
 
 /// The temp-file prefix of `path` (see [`write_atomic`]).
 fn temp_prefix(path: &Path) -> String {
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     format!(".{name}.tmp.")
 }
 
 fn remove_stale_temps(path: &Path) {
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     let prefix = temp_prefix(path);
-    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
     for e in entries.flatten() {
         if e.file_name().to_string_lossy().starts_with(&prefix) {
             let _ = std::fs::remove_file(e.path());
@@ -204,11 +256,18 @@ fn private_mode(opts: &mut OpenOptions) {
 /// A YAML scalar for a key id or secret: plain when unambiguous, else
 /// double-quoted (a JSON string is a valid YAML double-quoted scalar).
 pub(crate) fn yaml_scalar(s: &str) -> String {
-    const WORDS: &[&str] = &["true", "false", "yes", "no", "on", "off", "y", "n", "null", "nan", "inf"];
+    const WORDS: &[&str] = &[
+        "true", "false", "yes", "no", "on", "off", "y", "n", "null", "nan", "inf",
+    ];
     let plain = s.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
-        && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
         && !WORDS.contains(&s.to_ascii_lowercase().as_str());
-    if plain { s.to_owned() } else { serde_json::to_string(s).expect("strings serialise") }
+    if plain {
+        s.to_owned()
+    } else {
+        serde_json::to_string(s).expect("strings serialise")
+    }
 }
 
 #[cfg(test)]
@@ -217,7 +276,11 @@ mod tests {
 
     #[test]
     fn yaml_scalars_round_trip_through_the_key_parser() {
-        for (id, secret) in [("APIabc", "0123456789abcdefghijklmnopqrstuvwxyzABCD"), ("true", "a: \"b\" # c"), ("key1", "null")] {
+        for (id, secret) in [
+            ("APIabc", "0123456789abcdefghijklmnopqrstuvwxyzABCD"),
+            ("true", "a: \"b\" # c"),
+            ("key1", "null"),
+        ] {
             let text = format!("{}: {}\n", yaml_scalar(id), yaml_scalar(secret));
             let parsed = parse_key_lines(&text).expect("valid");
             assert_eq!(parsed.len(), 1, "{text}");

@@ -47,7 +47,9 @@ pub enum KeyFormatError {
         found: usize,
     },
     /// A character outside the base57 alphabet.
-    #[error("the API key has {found:?} at position {position}, which is not base57 (0, 1, I, O and l are never used)")]
+    #[error(
+        "the API key has {found:?} at position {position}, which is not base57 (0, 1, I, O and l are never used)"
+    )]
     BadCharacter {
         /// 0-based position in the whole id.
         position: usize,
@@ -64,11 +66,19 @@ pub fn validate_api_key_format(id: &str) -> Result<(), KeyFormatError> {
     let Some(body) = id.strip_prefix(API_KEY_PREFIX) else {
         return Err(KeyFormatError::MissingPrefix);
     };
-    if let Some((i, c)) = body.char_indices().find(|(_, c)| !c.is_ascii() || !BASE57.contains(&(*c as u8))) {
-        return Err(KeyFormatError::BadCharacter { position: API_KEY_PREFIX.len() + i, found: c });
+    if let Some((i, c)) = body
+        .char_indices()
+        .find(|(_, c)| !c.is_ascii() || !BASE57.contains(&(*c as u8)))
+    {
+        return Err(KeyFormatError::BadCharacter {
+            position: API_KEY_PREFIX.len() + i,
+            found: c,
+        });
     }
     if body.len() != API_KEY_BODY_LEN {
-        return Err(KeyFormatError::WrongLength { found: body.chars().count() });
+        return Err(KeyFormatError::WrongLength {
+            found: body.chars().count(),
+        });
     }
     Ok(())
 }
@@ -148,15 +158,27 @@ mod tests {
     #[test]
     fn format_errors_say_what_is_wrong() {
         assert_eq!(validate_api_key_format(""), Err(KeyFormatError::Empty));
-        assert_eq!(validate_api_key_format("key1"), Err(KeyFormatError::MissingPrefix));
-        assert_eq!(validate_api_key_format("APIabc"), Err(KeyFormatError::WrongLength { found: 3 }));
+        assert_eq!(
+            validate_api_key_format("key1"),
+            Err(KeyFormatError::MissingPrefix)
+        );
+        assert_eq!(
+            validate_api_key_format("APIabc"),
+            Err(KeyFormatError::WrongLength { found: 3 })
+        );
         assert_eq!(
             validate_api_key_format("APIabcdefghijk0"),
-            Err(KeyFormatError::BadCharacter { position: 14, found: '0' })
+            Err(KeyFormatError::BadCharacter {
+                position: 14,
+                found: '0'
+            })
         );
         assert_eq!(
             validate_api_key_format("APIabcdefghlijk"),
-            Err(KeyFormatError::BadCharacter { position: 11, found: 'l' })
+            Err(KeyFormatError::BadCharacter {
+                position: 11,
+                found: 'l'
+            })
         );
         let msg = KeyFormatError::WrongLength { found: 3 }.to_string();
         assert!(msg.contains("12") && msg.contains('3'), "{msg}");
@@ -189,11 +211,17 @@ mod tests {
         let fp = fingerprint(&s);
         assert_eq!(fp.len(), 8);
         assert_eq!(fp, fingerprint(&s.clone()));
-        assert_ne!(fp, fingerprint(&Secret::new("another-secret-that-is-long-enough-xx")));
+        assert_ne!(
+            fp,
+            fingerprint(&Secret::new("another-secret-that-is-long-enough-xx"))
+        );
         let p = Pepper::new("p".repeat(32));
         let h = hash_api_key_for_storage(&p, "APIabcdefghijkm");
         assert_eq!(h.len(), 64);
         assert_eq!(h, p.hmac_hex(b"APIabcdefghijkm"));
-        assert_ne!(h, hash_api_key_for_storage(&Pepper::new("q".repeat(32)), "APIabcdefghijkm"));
+        assert_ne!(
+            h,
+            hash_api_key_for_storage(&Pepper::new("q".repeat(32)), "APIabcdefghijkm")
+        );
     }
 }

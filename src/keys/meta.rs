@@ -165,16 +165,27 @@ impl OwnedKeys {
                 m.state = StoredState::Revoked;
                 m.revoked_ms.get_or_insert(now_ms);
             }
-            keys.push(OwnedKey { id, secret: None, meta: m });
+            keys.push(OwnedKey {
+                id,
+                secret: None,
+                meta: m,
+            });
         }
-        Self { keys, history: meta.history }
+        Self {
+            keys,
+            history: meta.history,
+        }
     }
 
     /// The metadata file for these keys.
     pub fn to_meta(&self) -> MetaFile {
         MetaFile {
             version: META_VERSION,
-            keys: self.keys.iter().map(|k| (k.id.clone(), k.meta.clone())).collect(),
+            keys: self
+                .keys
+                .iter()
+                .map(|k| (k.id.clone(), k.meta.clone()))
+                .collect(),
             history: self.history.clone(),
         }
     }
@@ -186,7 +197,9 @@ impl OwnedKeys {
 
     /// The keys whose secrets belong in the key file (active and retiring).
     pub fn live(&self) -> impl Iterator<Item = (&str, &Secret)> {
-        self.keys.iter().filter_map(|k| k.secret.as_ref().map(|s| (k.id.as_str(), s)))
+        self.keys
+            .iter()
+            .filter_map(|k| k.secret.as_ref().map(|s| (k.id.as_str(), s)))
     }
 
     /// The newest active key (by creation time), if any.

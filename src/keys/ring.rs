@@ -8,8 +8,11 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 
 use super::meta::{OwnedKeys, StoredState};
-use super::rotation::{self, Rotated, RevokeRefusal};
-use super::{HistoryEntry, Key, KeyError, KeyFiles, KeyRing, KeySet, KeySource, KeyState, RotationPolicy, Sources};
+use super::rotation::{self, RevokeRefusal, Rotated};
+use super::{
+    HistoryEntry, Key, KeyError, KeyFiles, KeyRing, KeySet, KeySource, KeyState, RotationPolicy,
+    Sources,
+};
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::keys::format::{MIN_SECRET_LEN, fingerprint, generate_key_id, generate_secret};
@@ -50,7 +53,9 @@ pub(super) fn build(sources: &Sources, owned: &OwnedKeys, warnings: Vec<String>)
     for k in &owned.keys {
         let state = match k.meta.state {
             StoredState::Active => KeyState::Active,
-            StoredState::Retiring => KeyState::Retiring { until_ms: k.meta.effective_until_ms().unwrap_or(0) },
+            StoredState::Retiring => KeyState::Retiring {
+                until_ms: k.meta.effective_until_ms().unwrap_or(0),
+            },
             StoredState::Revoked => KeyState::Revoked,
         };
         let secret = k.secret.clone().unwrap_or_default();
@@ -74,27 +79,53 @@ pub(super) fn build(sources: &Sources, owned: &OwnedKeys, warnings: Vec<String>)
             fingerprint: fingerprint(secret),
         });
     }
-    let env_signing = sources.env_primary.iter().chain(sources.env.iter().map(|(id, _)| id)).find(|id| {
-        keys.get(id.as_str()).is_some_and(|k: &Key| k.source == KeySource::Env)
-    });
-    let signing = owned.newest_active().map(|k| k.id.clone()).or_else(|| env_signing.cloned());
-    KeySet { keys, signing, warnings, history: owned.history.clone() }
+    let env_signing = sources
+        .env_primary
+        .iter()
+        .chain(sources.env.iter().map(|(id, _)| id))
+        .find(|id| {
+            keys.get(id.as_str())
+                .is_some_and(|k: &Key| k.source == KeySource::Env)
+        });
+    let signing = owned
+        .newest_active()
+        .map(|k| k.id.clone())
+        .or_else(|| env_signing.cloned());
+    KeySet {
+        keys,
+        signing,
+        warnings,
+        history: owned.history.clone(),
+    }
 }
 
 /// Refuses empty secrets always and short ones in strict mode; returns warnings for the rest.
 fn check(strict: bool, keys: &KeySet) -> Result<Vec<String>, KeyError> {
-    let mut live: Vec<&Key> = keys.keys.values().filter(|k| k.state != KeyState::Revoked).collect();
+    let mut live: Vec<&Key> = keys
+        .keys
+        .values()
+        .filter(|k| k.state != KeyState::Revoked)
+        .collect();
     live.sort_by(|a, b| a.id.cmp(&b.id));
     let mut warnings = Vec::new();
     for k in live {
         if k.secret.is_empty() {
-            return Err(KeyError::EmptySecret { key_id: k.id.clone() });
+            return Err(KeyError::EmptySecret {
+                key_id: k.id.clone(),
+            });
         }
         if k.secret.len() < MIN_SECRET_LEN {
             if strict {
-                return Err(KeyError::WeakSecret { key_id: k.id.clone(), len: k.secret.len() });
+                return Err(KeyError::WeakSecret {
+                    key_id: k.id.clone(),
+                    len: k.secret.len(),
+                });
             }
-            let w = format!("key {}: the secret has {} characters, fewer than the 32 recommended", k.id, k.secret.len());
+            let w = format!(
+                "key {}: the secret has {} characters, fewer than the 32 recommended",
+                k.id,
+                k.secret.len()
+            );
             tracing::warn!(key.id = %k.id, "{w}");
             warnings.push(w);
         }
@@ -135,7 +166,13 @@ pub(super) fn load_or_create(
                 return Ok((None, false));
             }
             rotation::create(k, id.clone(), generate_secret(), now, "startup");
-            Ok((Some(CreatedKey { id, path: files.key_file.clone() }), true))
+            Ok((
+                Some(CreatedKey {
+                    id,
+                    path: files.key_file.clone(),
+                }),
+                true,
+            ))
         })?;
         owned = files.read(now)?;
     }
@@ -148,11 +185,14 @@ pub(super) fn load_or_create(
 impl KeyRing {
     /// Reads the sources again and swaps the new key set in; on error the current set stays.
     pub fn reload(&self, now_ms: i64) -> Result<(), KeyError> {
-        let Some(files) = &self.sources.files else { return Ok(()) };
+        let Some(files) = &self.sources.files else {
+            return Ok(());
+        };
         let owned = files.read(now_ms)?;
         let set = build(&self.sources, &owned, Vec::new());
         let warnings = check(self.sources.strict, &set)?;
-        self.current.store(std::sync::Arc::new(build(&self.sources, &owned, warnings)));
+        self.current
+            .store(std::sync::Arc::new(build(&self.sources, &owned, warnings)));
         Ok(())
     }
 
@@ -173,7 +213,12 @@ impl KeyRing {
 
     /// Rotates the owned keys: refused when not due (or rotation disabled) unless `force`.
     /// Returns what happened and the new secret (show it once).
-    pub fn rotate(&self, now_ms: i64, force: bool, by: &str) -> Result<(Rotated, Secret), KeyError> {
+    pub fn rotate(
+        &self,
+        now_ms: i64,
+        force: bool,
+        by: &str,
+    ) -> Result<(Rotated, Secret), KeyError> {
         if !force && !self.sources.rotation_enabled {
             return Err(KeyError::RotationDisabled);
         }
@@ -181,11 +226,16 @@ impl KeyRing {
         let policy = self.sources.policy;
         let rotated = self.store()?.update(now_ms, |k| {
             let current = k.newest_active().ok_or(KeyError::NothingToRotate)?;
-            if !force && !rotation::is_key_rotation_due(current.meta.created_ms, now_ms, policy.interval) {
+            if !force
+                && !rotation::is_key_rotation_due(current.meta.created_ms, now_ms, policy.interval)
+            {
                 let due_ms = rotation::rotation_due_at(current.meta.created_ms, policy.interval);
                 return Err(KeyError::NotDue { due_ms });
             }
-            Ok((rotation::rotate(k, id, secret.clone(), now_ms, &policy, by), true))
+            Ok((
+                rotation::rotate(k, id, secret.clone(), now_ms, &policy, by),
+                true,
+            ))
         })?;
         self.reload(now_ms)?;
         Ok((rotated, secret))
@@ -194,33 +244,60 @@ impl KeyRing {
     /// Revokes an owned key now (its secret leaves the key file).
     pub fn revoke(&self, id: &str, now_ms: i64, by: &str) -> Result<(), KeyError> {
         let env = self.sources.env.iter().any(|(k, _)| k == id);
-        self.store()?.update(now_ms, |k| match rotation::revoke(k, id, now_ms, by) {
-            Ok(()) => Ok(((), true)),
-            Err(RevokeRefusal::Unknown) if env => Err(KeyError::NotOwned { id: id.to_owned() }),
-            Err(RevokeRefusal::Unknown) => Err(KeyError::UnknownKey { id: id.to_owned() }),
-            Err(RevokeRefusal::AlreadyRevoked) => Err(KeyError::AlreadyRevoked { id: id.to_owned() }),
-        })?;
+        self.store()?
+            .update(now_ms, |k| match rotation::revoke(k, id, now_ms, by) {
+                Ok(()) => Ok(((), true)),
+                Err(RevokeRefusal::Unknown) if env => Err(KeyError::NotOwned { id: id.to_owned() }),
+                Err(RevokeRefusal::Unknown) => Err(KeyError::UnknownKey { id: id.to_owned() }),
+                Err(RevokeRefusal::AlreadyRevoked) => {
+                    Err(KeyError::AlreadyRevoked { id: id.to_owned() })
+                }
+            })?;
         self.reload(now_ms)
     }
 
     /// Records that a token expiring at `exp_ms` was minted with `key_id`, so a
     /// rotation keeps that key verifying until the token has expired.
-    pub fn record_minted_exp(&self, key_id: &str, exp_ms: i64, now_ms: i64) -> Result<(), KeyError> {
-        let owned = self.current.load().get(key_id).is_some_and(|k| k.source == KeySource::Owned);
-        let (Some(files), true) = (&self.sources.files, owned) else { return Ok(()) };
+    pub fn record_minted_exp(
+        &self,
+        key_id: &str,
+        exp_ms: i64,
+        now_ms: i64,
+    ) -> Result<(), KeyError> {
+        let owned = self
+            .current
+            .load()
+            .get(key_id)
+            .is_some_and(|k| k.source == KeySource::Owned);
+        let (Some(files), true) = (&self.sources.files, owned) else {
+            return Ok(());
+        };
         {
-            let cache = self.minted.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            if cache.get(key_id).is_some_and(|&recorded| recorded >= exp_ms) {
+            let cache = self
+                .minted
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if cache
+                .get(key_id)
+                .is_some_and(|&recorded| recorded >= exp_ms)
+            {
                 return Ok(());
             }
         }
         let recorded = files.update(now_ms, |k| {
             let changed = rotation::record_minted_exp(k, key_id, exp_ms);
-            let value = k.keys.iter().find(|x| x.id == key_id).and_then(|x| x.meta.max_token_exp_ms);
+            let value = k
+                .keys
+                .iter()
+                .find(|x| x.id == key_id)
+                .and_then(|x| x.meta.max_token_exp_ms);
             Ok((value, changed))
         })?;
         if let Some(v) = recorded {
-            self.minted.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(key_id.to_owned(), v);
+            self.minted
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .insert(key_id.to_owned(), v);
         }
         Ok(())
     }
@@ -228,7 +305,9 @@ impl KeyRing {
     /// Periodic upkeep: revokes retiring keys whose overlap has ended and, with
     /// `auto_rotation`, rotates a due key. Returns the history entries it added.
     pub fn maintain(&self, now_ms: i64) -> Result<Vec<HistoryEntry>, KeyError> {
-        let Some(files) = &self.sources.files else { return Ok(Vec::new()) };
+        let Some(files) = &self.sources.files else {
+            return Ok(Vec::new());
+        };
         let auto = self.sources.rotation_enabled && self.sources.auto_rotation;
         let policy = self.sources.policy;
         let added = files.update(now_ms, |k| {
@@ -258,7 +337,9 @@ impl KeyRing {
             .values()
             .map(|k| {
                 let due_at = match (k.state, k.source, k.created_ms) {
-                    (KeyState::Active, KeySource::Owned, Some(c)) => Some(rotation::rotation_due_at(c, interval)),
+                    (KeyState::Active, KeySource::Owned, Some(c)) => {
+                        Some(rotation::rotation_due_at(c, interval))
+                    }
                     _ => None,
                 };
                 KeyInfo {

@@ -61,17 +61,35 @@ pub fn rotation_due_at(created_ms: i64, interval: Duration) -> i64 {
 /// Adds `id` as a new active key (no rotation). `by` names the actor for the history.
 pub fn create(keys: &mut OwnedKeys, id: String, secret: Secret, now_ms: i64, by: &str) {
     let meta = KeyMeta::new_active(now_ms, &secret);
-    keys.keys.push(OwnedKey { id: id.clone(), secret: Some(secret), meta });
+    keys.keys.push(OwnedKey {
+        id: id.clone(),
+        secret: Some(secret),
+        meta,
+    });
     keys.log(entry(now_ms, Action::Created, id, by));
 }
 
 /// Rotates: `id` becomes the active key and every other active owned key turns retiring.
-pub fn rotate(keys: &mut OwnedKeys, id: String, secret: Secret, now_ms: i64, policy: &RotationPolicy, by: &str) -> Rotated {
+pub fn rotate(
+    keys: &mut OwnedKeys,
+    id: String,
+    secret: Secret,
+    now_ms: i64,
+    policy: &RotationPolicy,
+    by: &str,
+) -> Rotated {
     let floor = now_ms.saturating_add(ms(policy.overlap));
     let mut retired = Vec::new();
     let mut until_ms = floor;
-    for k in keys.keys.iter_mut().filter(|k| k.meta.state == StoredState::Active && k.secret.is_some()) {
-        let outlive = k.meta.max_token_exp_ms.map_or(floor, |exp| exp.saturating_add(ms(policy.token_leeway)));
+    for k in keys
+        .keys
+        .iter_mut()
+        .filter(|k| k.meta.state == StoredState::Active && k.secret.is_some())
+    {
+        let outlive = k
+            .meta
+            .max_token_exp_ms
+            .map_or(floor, |exp| exp.saturating_add(ms(policy.token_leeway)));
         let until = floor.max(outlive);
         k.meta.state = StoredState::Retiring;
         k.meta.rotated_ms = Some(now_ms);
@@ -81,12 +99,20 @@ pub fn rotate(keys: &mut OwnedKeys, id: String, secret: Secret, now_ms: i64, pol
         retired.push(k.id.clone());
     }
     let meta = KeyMeta::new_active(now_ms, &secret);
-    keys.keys.push(OwnedKey { id: id.clone(), secret: Some(secret), meta });
+    keys.keys.push(OwnedKey {
+        id: id.clone(),
+        secret: Some(secret),
+        meta,
+    });
     let mut e = entry(now_ms, Action::Rotated, id.clone(), by);
     e.retired.clone_from(&retired);
     e.until_ms = Some(until_ms);
     keys.log(e);
-    Rotated { new_id: id, retired, until_ms }
+    Rotated {
+        new_id: id,
+        retired,
+        until_ms,
+    }
 }
 
 /// Why a revocation did nothing.
@@ -113,7 +139,9 @@ pub fn revoke(keys: &mut OwnedKeys, id: &str, now_ms: i64, by: &str) -> Result<(
 pub fn expire(keys: &mut OwnedKeys, now_ms: i64, by: &str) -> Vec<String> {
     let mut expired = Vec::new();
     for k in &mut keys.keys {
-        if k.meta.state == StoredState::Retiring && k.meta.effective_until_ms().is_none_or(|u| now_ms >= u) {
+        if k.meta.state == StoredState::Retiring
+            && k.meta.effective_until_ms().is_none_or(|u| now_ms >= u)
+        {
             mark_revoked(k, now_ms);
             expired.push(k.id.clone());
         }
@@ -129,8 +157,13 @@ pub fn expire(keys: &mut OwnedKeys, now_ms: i64, by: &str) -> Vec<String> {
 /// 5 minutes so a busy minter rewrites the metadata at most every 5 minutes.
 pub fn record_minted_exp(keys: &mut OwnedKeys, id: &str, exp_ms: i64) -> bool {
     const STEP_MS: i64 = 300_000;
-    let rounded = exp_ms.saturating_add(STEP_MS - 1).div_euclid(STEP_MS).saturating_mul(STEP_MS);
-    let Some(k) = keys.get_mut(id) else { return false };
+    let rounded = exp_ms
+        .saturating_add(STEP_MS - 1)
+        .div_euclid(STEP_MS)
+        .saturating_mul(STEP_MS);
+    let Some(k) = keys.get_mut(id) else {
+        return false;
+    };
     if k.meta.max_token_exp_ms.is_some_and(|cur| cur >= exp_ms) {
         return false;
     }
@@ -145,7 +178,15 @@ fn mark_revoked(key: &mut OwnedKey, now_ms: i64) {
 }
 
 fn entry(at_ms: i64, action: Action, key_id: String, by: &str) -> HistoryEntry {
-    HistoryEntry { seq: 0, at_ms, action, key_id, retired: Vec::new(), until_ms: None, by: by.to_owned() }
+    HistoryEntry {
+        seq: 0,
+        at_ms,
+        action,
+        key_id,
+        retired: Vec::new(),
+        until_ms: None,
+        by: by.to_owned(),
+    }
 }
 
 #[cfg(test)]

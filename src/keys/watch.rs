@@ -20,7 +20,13 @@ pub const POLL: Duration = Duration::from_secs(2);
 /// Runs until `shutdown` completes: reloads on change, does upkeep
 /// ([`KeyRing::maintain`]), records new history entries as `KEY_ROTATION`
 /// events (key ids only) and teaches `masker` every new secret.
-pub async fn watch(ring: KeyRing, clock: Clock, audit: Audit, masker: Masker, shutdown: impl Future<Output = ()>) {
+pub async fn watch(
+    ring: KeyRing,
+    clock: Clock,
+    audit: Audit,
+    masker: Masker,
+    shutdown: impl Future<Output = ()>,
+) {
     let Some(files) = ring.files().cloned() else {
         shutdown.await;
         return;
@@ -41,11 +47,17 @@ pub async fn watch(ring: KeyRing, clock: Clock, audit: Audit, masker: Masker, sh
         if current != stamp {
             match ring.reload(now) {
                 Ok(()) => stamp = current,
-                Err(e) => tracing::error!(error = %e, "key store reload failed; keeping the current keys"),
+                Err(e) => {
+                    tracing::error!(error = %e, "key store reload failed; keeping the current keys")
+                }
             }
         }
         masker.set_known_secrets(ring.all_secrets().iter());
-        let fresh: Vec<HistoryEntry> = ring.history().into_iter().filter(|e| e.seq > seen).collect();
+        let fresh: Vec<HistoryEntry> = ring
+            .history()
+            .into_iter()
+            .filter(|e| e.seq > seen)
+            .collect();
         for entry in fresh {
             seen = entry.seq;
             audit.record(event_of(&entry));

@@ -232,7 +232,11 @@ impl VideoGrant {
             "agent" => self.agent,
             "canSubscribeMetrics" => self.can_subscribe_metrics.unwrap_or(false),
             "canManageAgentSession" => self.can_manage_agent_session.unwrap_or(false),
-            _ => return Err(UnknownGrant { name: name.to_owned() }),
+            _ => {
+                return Err(UnknownGrant {
+                    name: name.to_owned(),
+                });
+            }
         })
     }
 
@@ -254,7 +258,11 @@ impl VideoGrant {
             "agent" => self.agent = value,
             "canSubscribeMetrics" => self.can_subscribe_metrics = Some(value),
             "canManageAgentSession" => self.can_manage_agent_session = Some(value),
-            _ => return Err(UnknownGrant { name: name.to_owned() }),
+            _ => {
+                return Err(UnknownGrant {
+                    name: name.to_owned(),
+                });
+            }
         }
         Ok(())
     }
@@ -302,5 +310,9 @@ pub fn validate_access_rights(grants: &VideoGrant, required: &[&str]) -> Result<
             missing.push((*name).to_owned());
         }
     }
-    if missing.is_empty() { Ok(()) } else { Err(Denied::Missing { missing }) }
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(Denied::Missing { missing })
+    }
 }

@@ -20,7 +20,8 @@ fn interop_dir() -> PathBuf {
 fn node() -> Command {
     let dir = interop_dir();
     assert!(
-        dir.join("node_modules/livekit-server-sdk/package.json").exists(),
+        dir.join("node_modules/livekit-server-sdk/package.json")
+            .exists(),
         "LiveKit's Node SDK is not installed: run `cd tests/interop && npm ci` (or `npm install --no-audit --no-fund`)"
     );
     let mut c = Command::new("node");
@@ -42,7 +43,12 @@ fn python() -> Command {
 
 /// Runs an SDK script; Ok(stdout) or Err(stderr).
 fn sdk(mut cmd: Command, args: &[&str]) -> Result<String, String> {
-    let out = cmd.args(args).env("LK_KEY", KEY).env("LK_SECRET", SECRET).output().expect("SDK script runs");
+    let out = cmd
+        .args(args)
+        .env("LK_KEY", KEY)
+        .env("LK_SECRET", SECRET)
+        .output()
+        .expect("SDK script runs");
     if out.status.success() {
         Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
     } else {
@@ -81,28 +87,52 @@ fn grants_of(spec: &Value) -> ClaimGrants {
         name: spec["name"].as_str().unwrap_or_default().to_owned(),
         metadata: spec["metadata"].as_str().unwrap_or_default().to_owned(),
         kind: spec["kind"].as_str().unwrap_or_default().to_owned(),
-        attributes: serde_json::from_value(spec.get("attributes").cloned().unwrap_or(json!({}))).expect("attributes"),
-        video: serde_json::from_value(spec["video"].clone()).expect("LiveKit grant names deserialise"),
+        attributes: serde_json::from_value(spec.get("attributes").cloned().unwrap_or(json!({})))
+            .expect("attributes"),
+        video: serde_json::from_value(spec["video"].clone())
+            .expect("LiveKit grant names deserialise"),
         ..ClaimGrants::default()
     }
 }
 
 /// Checks what Warden verified against what the SDK was asked to mint.
 fn assert_same_grants(who: &str, spec: &Value, claims: &token::Claims) {
-    assert_eq!(claims.sub, spec["identity"].as_str().unwrap_or_default(), "{who}: identity");
+    assert_eq!(
+        claims.sub,
+        spec["identity"].as_str().unwrap_or_default(),
+        "{who}: identity"
+    );
     assert_eq!(claims.iss, KEY, "{who}");
     let expected = grants_of(spec);
-    assert_eq!((&claims.name, &claims.metadata, &claims.kind), (&expected.name, &expected.metadata, &expected.kind), "{who}");
+    assert_eq!(
+        (&claims.name, &claims.metadata, &claims.kind),
+        (&expected.name, &expected.metadata, &expected.kind),
+        "{who}"
+    );
     assert_eq!(claims.attributes, expected.attributes, "{who}: attributes");
-    assert_eq!(claims.video.room_name(), expected.video.room_name(), "{who}: room");
-    assert_eq!(claims.video.can_publish_sources, expected.video.can_publish_sources, "{who}: canPublishSources");
+    assert_eq!(
+        claims.video.room_name(),
+        expected.video.room_name(),
+        "{who}: room"
+    );
+    assert_eq!(
+        claims.video.can_publish_sources, expected.video.can_publish_sources,
+        "{who}: canPublishSources"
+    );
     for (name, value) in spec["video"].as_object().expect("video") {
         if let Some(b) = value.as_bool() {
             assert_eq!(claims.video.get(name), Ok(b), "{who}: {name}");
         }
     }
-    for name in VIDEO_GRANT_NAMES.iter().filter(|n| !DEFAULT_TRUE.contains(n) && spec["video"].get(**n).is_none()) {
-        assert_eq!(claims.video.get(name), Ok(false), "{who}: {name} was never granted");
+    for name in VIDEO_GRANT_NAMES
+        .iter()
+        .filter(|n| !DEFAULT_TRUE.contains(n) && spec["video"].get(**n).is_none())
+    {
+        assert_eq!(
+            claims.video.get(name),
+            Ok(false),
+            "{who}: {name} was never granted"
+        );
     }
 }
 
@@ -110,15 +140,31 @@ fn assert_same_grants(who: &str, spec: &Value, claims: &token::Claims) {
 fn assert_sdk_saw(who: &str, spec: &Value, seen: &Value) {
     assert_eq!(seen["identity"], spec["identity"], "{who}: identity");
     for field in ["name", "metadata", "kind"] {
-        assert_eq!(seen[field].as_str().unwrap_or_default(), spec[field].as_str().unwrap_or_default(), "{who}: {field}");
+        assert_eq!(
+            seen[field].as_str().unwrap_or_default(),
+            spec[field].as_str().unwrap_or_default(),
+            "{who}: {field}"
+        );
     }
-    assert_eq!(seen["attributes"], spec.get("attributes").cloned().unwrap_or(json!({})), "{who}: attributes");
+    assert_eq!(
+        seen["attributes"],
+        spec.get("attributes").cloned().unwrap_or(json!({})),
+        "{who}: attributes"
+    );
     for (name, value) in spec["video"].as_object().expect("video") {
         assert_eq!(&seen["video"][name], value, "{who}: video.{name}");
     }
-    let video: VideoGrant = serde_json::from_value(seen["video"].clone()).expect("SDK view uses LiveKit names");
-    for name in VIDEO_GRANT_NAMES.iter().filter(|n| !DEFAULT_TRUE.contains(n) && spec["video"].get(**n).is_none()) {
-        assert_eq!(video.get(name), Ok(false), "{who}: {name} was never granted");
+    let video: VideoGrant =
+        serde_json::from_value(seen["video"].clone()).expect("SDK view uses LiveKit names");
+    for name in VIDEO_GRANT_NAMES
+        .iter()
+        .filter(|n| !DEFAULT_TRUE.contains(n) && spec["video"].get(**n).is_none())
+    {
+        assert_eq!(
+            video.get(name),
+            Ok(false),
+            "{who}: {name} was never granted"
+        );
     }
 }
 
@@ -127,7 +173,8 @@ fn sdk_tokens_verify_in_warden_with_the_same_grants() {
     let ring = ring();
     for spec in specs() {
         for (who, cmd) in [("node", node()), ("python", python())] {
-            let jwt = sdk(cmd, &["mint", &spec.to_string()]).unwrap_or_else(|e| panic!("{who} mint {spec}: {e}"));
+            let jwt = sdk(cmd, &["mint", &spec.to_string()])
+                .unwrap_or_else(|e| panic!("{who} mint {spec}: {e}"));
             let claims = token::verify(&jwt, &ring, now_ms(), &TokenPolicy::default())
                 .unwrap_or_else(|e| panic!("{who} token for {spec} refused: {e}"));
             assert_same_grants(who, &spec, &claims);
@@ -141,7 +188,8 @@ fn warden_tokens_verify_in_both_sdks() {
     for spec in specs() {
         let jwt = token::mint(&ring, &grants_of(&spec), None, now_ms()).expect("mints");
         for (who, cmd) in [("node", node()), ("python", python())] {
-            let out = sdk(cmd, &["verify", &jwt]).unwrap_or_else(|e| panic!("{who} refused Warden's token for {spec}: {e}"));
+            let out = sdk(cmd, &["verify", &jwt])
+                .unwrap_or_else(|e| panic!("{who} refused Warden's token for {spec}: {e}"));
             assert_sdk_saw(who, &spec, &serde_json::from_str(&out).expect("json"));
         }
     }
@@ -154,7 +202,10 @@ fn sdks_refuse_what_warden_must_refuse() {
     let jwt = token::mint(&other, &grants_of(&specs()[0]), None, now_ms()).expect("mints");
     assert!(token::verify(&jwt, &ring(), now_ms(), &TokenPolicy::default()).is_err());
     for (who, cmd) in [("node", node()), ("python", python())] {
-        assert!(sdk(cmd, &["verify", &jwt]).is_err(), "{who} accepted a token with a wrong signature");
+        assert!(
+            sdk(cmd, &["verify", &jwt]).is_err(),
+            "{who} accepted a token with a wrong signature"
+        );
     }
 }
 
@@ -163,21 +214,68 @@ fn cli_token_create_and_inspect_round_trip_with_the_sdks() {
     let home = super::keys::Home::new("");
     std::fs::create_dir_all(home.key_file().parent().expect("dir")).expect("dir");
     std::fs::write(home.key_file(), format!("{KEY}: {SECRET}\n")).expect("key file");
-    std::fs::set_permissions(home.key_file(), std::os::unix::fs::PermissionsExt::from_mode(0o600)).expect("chmod");
-    let jwt = home.ok(&["token", "create", "--identity", "alice", "--room", "r1", "--grant", "roomAdmin,canPublish", "--ttl", "1h"]);
+    std::fs::set_permissions(
+        home.key_file(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .expect("chmod");
+    let jwt = home.ok(&[
+        "token",
+        "create",
+        "--identity",
+        "alice",
+        "--room",
+        "r1",
+        "--grant",
+        "roomAdmin,canPublish",
+        "--ttl",
+        "1h",
+    ]);
     let jwt = jwt.trim();
     assert_eq!(jwt.lines().count(), 1);
     for (who, cmd) in [("node", node()), ("python", python())] {
-        let seen: Value = serde_json::from_str(&sdk(cmd, &["verify", jwt]).unwrap_or_else(|e| panic!("{who}: {e}"))).expect("json");
-        assert_eq!((&seen["identity"], &seen["video"]["roomAdmin"], &seen["video"]["room"]), (&json!("alice"), &json!(true), &json!("r1")), "{who}");
+        let seen: Value = serde_json::from_str(
+            &sdk(cmd, &["verify", jwt]).unwrap_or_else(|e| panic!("{who}: {e}")),
+        )
+        .expect("json");
+        assert_eq!(
+            (
+                &seen["identity"],
+                &seen["video"]["roomAdmin"],
+                &seen["video"]["room"]
+            ),
+            (&json!("alice"), &json!(true), &json!("r1")),
+            "{who}"
+        );
     }
-    let sdk_jwt = sdk(python(), &["mint", &json!({"identity": "from-sdk", "video": {"roomList": true}}).to_string()]).expect("mints");
-    let inspected: Value = serde_json::from_str(&home.ok(&["token", "inspect", &sdk_jwt])).expect("claims JSON");
-    assert_eq!((&inspected["sub"], &inspected["video"]["roomList"]), (&json!("from-sdk"), &json!(true)));
+    let sdk_jwt = sdk(
+        python(),
+        &[
+            "mint",
+            &json!({"identity": "from-sdk", "video": {"roomList": true}}).to_string(),
+        ],
+    )
+    .expect("mints");
+    let inspected: Value =
+        serde_json::from_str(&home.ok(&["token", "inspect", &sdk_jwt])).expect("claims JSON");
+    assert_eq!(
+        (&inspected["sub"], &inspected["video"]["roomList"]),
+        (&json!("from-sdk"), &json!(true))
+    );
     let bad = home.run(&["token", "inspect", &format!("{sdk_jwt}x")]);
     assert_eq!(bad.status.code(), Some(1));
     let err = String::from_utf8_lossy(&bad.stderr);
-    assert!(err.trim().lines().count() == 1 && !err.contains(&sdk_jwt[..20]), "{err}");
-    let unknown = home.run(&["token", "create", "--identity", "x", "--grant", "roomList,superuser"]);
+    assert!(
+        err.trim().lines().count() == 1 && !err.contains(&sdk_jwt[..20]),
+        "{err}"
+    );
+    let unknown = home.run(&[
+        "token",
+        "create",
+        "--identity",
+        "x",
+        "--grant",
+        "roomList,superuser",
+    ]);
     assert_eq!(unknown.status.code(), Some(1));
 }
