@@ -5,5 +5,7 @@ mod support;
 mod cli;
 mod config;
 mod http;
+mod keys;
 mod logging;
 mod tls;
+mod token;
