@@ -23,7 +23,8 @@
 //! | [`webhook`] | LiveKit webhook verification, decoding and normalisation |
 //! | [`hub`] | SSE fan-out: history for resume, room snapshot, slow-consumer policy |
 //! | [`guard`] | client identity, rate limits, lockouts, anomalies |
-//! | [`audit`] | security events: the one `record` path |
+//! | [`audit`] | security events: the one `record` path, hash-chained store, security log, alerts |
+//! | [`metrics`] | Prometheus/OpenMetrics counters, gauges and histograms for `/metrics` |
 //! | [`store`] | persistence backends |
 //! | [`app`] | [`app::AppState`]: cheap handles to every component |
 //! | [`http`] | the router, its layers, extractors and handlers |
@@ -39,6 +40,7 @@ pub mod guard;
 pub mod http;
 pub mod hub;
 pub mod keys;
+pub mod metrics;
 pub mod pepper;
 pub mod redact;
 pub mod store;
