@@ -153,7 +153,8 @@ mod tests {
         let mut c = Config::defaults();
         c.wss_enforcement.enabled = enforce;
         c.access_validation.strict_mode = strict;
-        c.alerts.allowed_private_targets = allowed.iter().map(|s| s.parse().expect("net")).collect();
+        c.alerts.allowed_private_targets =
+            allowed.iter().map(|s| s.parse().unwrap_or_else(|_| IpNet::from(s.parse::<IpAddr>().expect("ip")))).collect();
         c
     }
 
