@@ -90,12 +90,18 @@ pub struct AuditHealth {
 }
 
 /// Background work of a file-backed audit: alert delivery and retention.
+#[derive(Debug)]
 pub struct AuditWorker {
     audit: Audit,
     alerter: Option<Alerter>,
 }
 
 impl AuditWorker {
+    /// The alert sender, when `alerts.webhook_url` is set (status, retry policy).
+    pub fn alerter(&self) -> Option<&Alerter> {
+        self.alerter.as_ref()
+    }
+
     /// Runs alert delivery and hourly retention until `shutdown` completes (spawn it).
     pub async fn run(self, shutdown: impl std::future::Future<Output = ()>) {
         let alerts = async {
