@@ -19,10 +19,13 @@
 
 mod alerts;
 pub mod chain;
+mod core;
 mod logfile;
+mod signing;
 mod sqlite;
 mod status;
 mod target;
+mod worker;
 mod writer;
 
 #[cfg(test)]
@@ -37,7 +40,8 @@ pub use alerts::{AlertError, AlertStatus, Alerter, RetryPolicy, SigningKey};
 pub use sqlite::{VerifyReport, verify_chain, verify_head};
 pub use status::{Counts, Page};
 pub use target::{check_addr, non_public_reason, validate_alert_url};
-pub use writer::{Audit, AuditHealth, AuditWorker, alert_signing_secret, run_maintenance};
+pub use worker::{AuditHealth, AuditWorker, alert_signing_secret, run_maintenance};
+pub use writer::Audit;
 
 use crate::store::StoreError;
 
@@ -131,7 +135,10 @@ impl FromStr for EventType {
     /// Parses the SPEC name (case-insensitive), e.g. for `?type=` filters.
     fn from_str(s: &str) -> Result<Self, ()> {
         let s = s.trim();
-        Self::ALL.into_iter().find(|t| t.as_str().eq_ignore_ascii_case(s)).ok_or(())
+        Self::ALL
+            .into_iter()
+            .find(|t| t.as_str().eq_ignore_ascii_case(s))
+            .ok_or(())
     }
 }
 
@@ -156,7 +163,14 @@ pub struct NewEvent {
 impl NewEvent {
     /// A new event of `kind` with `severity` and nothing else.
     pub fn new(kind: EventType, severity: Severity) -> Self {
-        Self { kind, severity, source_ip: None, identity: None, key_id: None, details: serde_json::Map::new() }
+        Self {
+            kind,
+            severity,
+            source_ip: None,
+            identity: None,
+            key_id: None,
+            details: serde_json::Map::new(),
+        }
     }
 
     /// Sets the client address.
@@ -215,7 +229,9 @@ pub struct StoredEvent {
 #[derive(Debug, thiserror::Error)]
 pub enum ChainBreak {
     /// The entry's content does not match its hash (edited), or its indexed columns disagree with it.
-    #[error("audit chain broken at entry #{seq} (id {id}): its content does not match its hash (altered)")]
+    #[error(
+        "audit chain broken at entry #{seq} (id {id}): its content does not match its hash (altered)"
+    )]
     Altered {
         /// Position in the chain (1 = first event ever recorded).
         seq: i64,
@@ -242,7 +258,9 @@ pub enum ChainBreak {
 #[derive(Debug, thiserror::Error)]
 pub enum AuditError {
     /// The event could not be written: the operation that needed it must not go ahead.
-    #[error("the audit store cannot record this operation, so it is refused until the audit log is writable: {0}")]
+    #[error(
+        "the audit store cannot record this operation, so it is refused until the audit log is writable: {0}"
+    )]
     NotRecorded(#[source] StoreError),
     /// The audit writer has stopped (shutdown).
     #[error("the audit writer has stopped; operation refused")]

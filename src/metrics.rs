@@ -28,7 +28,9 @@ pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; cha
 type Label = [(&'static str, &'static str); 1];
 
 /// Latency buckets in seconds: 0.5 ms to 2.5 s.
-const LATENCY_BUCKETS: [f64; 12] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5];
+const LATENCY_BUCKETS: [f64; 12] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+];
 
 /// Handle to every metric Warden exports.
 #[derive(Clone)]
@@ -73,29 +75,73 @@ impl Metrics {
         let webhooks = Family::<Label, Counter>::default();
         r.register("webhooks", "Webhook requests by result", webhooks.clone());
         let sse_connections = Gauge::default();
-        r.register("sse_connections", "Open SSE connections", sse_connections.clone());
+        r.register(
+            "sse_connections",
+            "Open SSE connections",
+            sse_connections.clone(),
+        );
         let sse_refusals = Family::<Label, Counter>::default();
-        r.register("sse_refusals", "SSE connections refused, by reason", sse_refusals.clone());
+        r.register(
+            "sse_refusals",
+            "SSE connections refused, by reason",
+            sse_refusals.clone(),
+        );
         let deliveries = Counter::default();
-        r.register("deliveries", "Events written to SSE clients", deliveries.clone());
+        r.register(
+            "deliveries",
+            "Events written to SSE clients",
+            deliveries.clone(),
+        );
         let slow_consumer_cuts = Counter::default();
-        r.register("slow_consumer_cuts", "SSE clients cut off for falling behind", slow_consumer_cuts.clone());
+        r.register(
+            "slow_consumer_cuts",
+            "SSE clients cut off for falling behind",
+            slow_consumer_cuts.clone(),
+        );
         let replay_resets = Counter::default();
-        r.register("replay_resets", "Resumes that could not be served from history (event: reset)", replay_resets.clone());
+        r.register(
+            "replay_resets",
+            "Resumes that could not be served from history (event: reset)",
+            replay_resets.clone(),
+        );
         let webhook_to_enqueue = Histogram::new(LATENCY_BUCKETS);
-        r.register("webhook_to_enqueue_seconds", "Webhook received to event queued", webhook_to_enqueue.clone());
+        r.register(
+            "webhook_to_enqueue_seconds",
+            "Webhook received to event queued",
+            webhook_to_enqueue.clone(),
+        );
         let enqueue_to_write = Histogram::new(LATENCY_BUCKETS);
-        r.register("enqueue_to_write_seconds", "Event queued to written to an SSE client", enqueue_to_write.clone());
+        r.register(
+            "enqueue_to_write_seconds",
+            "Event queued to written to an SSE client",
+            enqueue_to_write.clone(),
+        );
         let lockouts = Counter::default();
         r.register("lockouts", "Clients locked out", lockouts.clone());
         let rate_limit_hits = Family::<Label, Counter>::default();
-        r.register("rate_limit_hits", "Requests refused by a rate limit, by scope", rate_limit_hits.clone());
+        r.register(
+            "rate_limit_hits",
+            "Requests refused by a rate limit, by scope",
+            rate_limit_hits.clone(),
+        );
         let security_events = Family::<Label, Counter>::default();
-        r.register("security_events", "Security events recorded, by type", security_events.clone());
+        r.register(
+            "security_events",
+            "Security events recorded, by type",
+            security_events.clone(),
+        );
         let audit_dropped = Counter::default();
-        r.register("audit_dropped", "Security events dropped because the audit queue was full", audit_dropped.clone());
+        r.register(
+            "audit_dropped",
+            "Security events dropped because the audit queue was full",
+            audit_dropped.clone(),
+        );
         let audit_write_failures = Counter::default();
-        r.register("audit_write_failures", "Security events the audit store could not write", audit_write_failures.clone());
+        r.register(
+            "audit_write_failures",
+            "Security events the audit store could not write",
+            audit_write_failures.clone(),
+        );
         let alerts = Family::<Label, Counter>::default();
         r.register("alerts", "Security alerts by outcome", alerts.clone());
         let inner = Inner {
@@ -115,12 +161,17 @@ impl Metrics {
             audit_write_failures,
             alerts,
         };
-        Self { inner: Arc::new(inner) }
+        Self {
+            inner: Arc::new(inner),
+        }
     }
 
     /// One webhook request with its `result` (e.g. `accepted`, `duplicate`, `invalid_signature`).
     pub fn webhook(&self, result: &'static str) {
-        self.inner.webhooks.get_or_create(&[("result", result)]).inc();
+        self.inner
+            .webhooks
+            .get_or_create(&[("result", result)])
+            .inc();
     }
 
     /// An SSE connection opened (`+1`) or closed (`-1`).
@@ -130,7 +181,10 @@ impl Metrics {
 
     /// An SSE connection refused for `reason` (e.g. `per_ip_limit`, `global_limit`, `unauthorized`).
     pub fn sse_refusal(&self, reason: &'static str) {
-        self.inner.sse_refusals.get_or_create(&[("reason", reason)]).inc();
+        self.inner
+            .sse_refusals
+            .get_or_create(&[("reason", reason)])
+            .inc();
     }
 
     /// `n` events written to SSE clients.
@@ -165,12 +219,18 @@ impl Metrics {
 
     /// A request refused by the rate limit of `scope` (e.g. `api`, `webhook`).
     pub fn rate_limit_hit(&self, scope: &'static str) {
-        self.inner.rate_limit_hits.get_or_create(&[("scope", scope)]).inc();
+        self.inner
+            .rate_limit_hits
+            .get_or_create(&[("scope", scope)])
+            .inc();
     }
 
     /// A security event recorded (counted by the audit module; others need not call it).
     pub fn security_event(&self, kind: EventType) {
-        self.inner.security_events.get_or_create(&[("type", kind.as_str())]).inc();
+        self.inner
+            .security_events
+            .get_or_create(&[("type", kind.as_str())])
+            .inc();
     }
 
     /// A security event dropped because the audit queue was full.
@@ -185,7 +245,10 @@ impl Metrics {
 
     /// An alert outcome: `sent`, `failed`, `deduplicated`, `dropped`, `refused`.
     pub fn alert(&self, outcome: &'static str) {
-        self.inner.alerts.get_or_create(&[("outcome", outcome)]).inc();
+        self.inner
+            .alerts
+            .get_or_create(&[("outcome", outcome)])
+            .inc();
     }
 
     /// Security events dropped so far (for the health check).

@@ -20,23 +20,18 @@ use std::net::IpAddr;
 use std::sync::{Arc, Mutex, Once};
 use std::time::Duration;
 
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD as B64;
-use hmac::{Hmac, Mac};
 use ipnet::IpNet;
 use rand::{Rng, RngCore};
 use reqwest::Url;
 use serde::Serialize;
-use sha2::Sha256;
 use tokio::sync::Notify;
-use zeroize::Zeroizing;
 
 use super::StoredEvent;
+pub use super::signing::SigningKey;
 use super::target::resolve_checked;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::metrics::Metrics;
-use crate::redact::Secret;
 
 /// Why an alert URL is refused or a delivery failed. Never holds the URL's path or query (they may carry a token).
 #[derive(Debug, thiserror::Error)]
@@ -45,7 +40,9 @@ pub enum AlertError {
     #[error("alerts.webhook_url: {0}")]
     Url(String),
     /// The target address is not public and not listed.
-    #[error("alert target {addr} is {reason}; list it in alerts.allowed_private_targets to allow it")]
+    #[error(
+        "alert target {addr} is {reason}; list it in alerts.allowed_private_targets to allow it"
+    )]
     Forbidden {
         /// The refused address.
         addr: IpAddr,
@@ -86,45 +83,6 @@ impl AlertError {
     }
 }
 
-/// The HMAC key behind a `whsec_…` secret.
-pub struct SigningKey {
-    key: Zeroizing<Vec<u8>>,
-}
-
-impl fmt::Debug for SigningKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("SigningKey([redacted])")
-    }
-}
-
-impl SigningKey {
-    /// Parses `whsec_<base64>` (at least 24 key bytes).
-    pub fn from_whsec(secret: &Secret) -> Result<Self, AlertError> {
-        let b64 = secret.expose().trim().strip_prefix("whsec_").ok_or(AlertError::Secret)?;
-        let key = Zeroizing::new(B64.decode(b64).map_err(|_| AlertError::Secret)?);
-        if key.len() < 24 {
-            return Err(AlertError::Secret);
-        }
-        Ok(Self { key })
-    }
-
-    /// A fresh random key and its `whsec_…` form.
-    pub fn generate() -> (Self, Secret) {
-        let mut key = Zeroizing::new(vec![0u8; 32]);
-        rand::rng().fill_bytes(&mut key);
-        let whsec = Secret::new(format!("whsec_{}", B64.encode(&*key)));
-        (Self { key }, whsec)
-    }
-
-    /// The `webhook-signature` value for `id`, `timestamp` and `body`.
-    pub fn sign(&self, id: &str, timestamp: i64, body: &[u8]) -> String {
-        let mut mac = Hmac::<Sha256>::new_from_slice(&self.key).expect("HMAC takes a key of any length");
-        mac.update(format!("{id}.{timestamp}.").as_bytes());
-        mac.update(body);
-        format!("v1,{}", B64.encode(mac.finalize().into_bytes()))
-    }
-}
-
 /// How deliveries are retried.
 #[derive(Clone, Copy, Debug)]
 pub struct RetryPolicy {
@@ -138,7 +96,11 @@ pub struct RetryPolicy {
 
 impl Default for RetryPolicy {
     fn default() -> Self {
-        Self { tries: 6, base: Duration::from_secs(1), cap: Duration::from_secs(60) }
+        Self {
+            tries: 6,
+            base: Duration::from_secs(1),
+            cap: Duration::from_secs(60),
+        }
     }
 }
 
@@ -146,7 +108,9 @@ impl RetryPolicy {
     /// The delay after failed attempt number `attempt` (1-based): `base·2^(attempt-1)`, at least
     /// `retry_after`, capped, plus up to 50 % jitter so many senders do not retry in step.
     pub fn delay(&self, attempt: u32, retry_after: Option<Duration>) -> Duration {
-        let exp = self.base.saturating_mul(1u32 << attempt.saturating_sub(1).min(20));
+        let exp = self
+            .base
+            .saturating_mul(1u32 << attempt.saturating_sub(1).min(20));
         let d = exp.max(retry_after.unwrap_or_default()).min(self.cap);
         let jitter_ms = rand::rng().random_range(0..=u64::try_from(d.as_millis() / 2).unwrap_or(0));
         d + Duration::from_millis(jitter_ms)
@@ -196,7 +160,9 @@ struct Shared {
 
 impl fmt::Debug for Alerter {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Alerter").field("host", &self.inner.url.host_str()).finish_non_exhaustive()
+        f.debug_struct("Alerter")
+            .field("host", &self.inner.url.host_str())
+            .finish_non_exhaustive()
     }
 }
 
@@ -226,7 +192,9 @@ impl Alerter {
             retry: Mutex::new(RetryPolicy::default()),
             status: Mutex::new(AlertStatus::default()),
         };
-        Self { inner: Arc::new(shared) }
+        Self {
+            inner: Arc::new(shared),
+        }
     }
 
     /// Replaces the retry policy (tests use short delays).
@@ -239,7 +207,9 @@ impl Alerter {
     /// Queues an alert for `event` unless one for its type and source went out within the
     /// dedupe window. Returns whether it was queued. Never blocks on the network.
     pub fn enqueue(&self, event: &StoredEvent) -> bool {
-        let source = event.source_ip.map_or_else(|| "-".to_owned(), |ip| ip.to_string());
+        let source = event
+            .source_ip
+            .map_or_else(|| "-".to_owned(), |ip| ip.to_string());
         let body = serde_json::json!({"type": "security.event", "timestamp": event.timestamp, "data": event});
         self.push(event.kind.as_str(), source, event.id.clone(), &body)
     }
@@ -261,7 +231,10 @@ impl Alerter {
         let now = s.clock.now_ms();
         if let Ok(mut seen) = s.dedupe.lock() {
             let key = (kind.to_owned(), source);
-            if seen.get(&key).is_some_and(|&at| now.saturating_sub(at) < s.dedupe_ms) {
+            if seen
+                .get(&key)
+                .is_some_and(|&at| now.saturating_sub(at) < s.dedupe_ms)
+            {
                 s.metrics.alert("deduplicated");
                 return false;
             }
@@ -284,7 +257,12 @@ impl Alerter {
 
     /// Delivery state.
     pub fn status(&self) -> AlertStatus {
-        let mut st = self.inner.status.lock().map(|s| s.clone()).unwrap_or_default();
+        let mut st = self
+            .inner
+            .status
+            .lock()
+            .map(|s| s.clone())
+            .unwrap_or_default();
         st.queued = self.inner.queue.lock().map(|q| q.len()).unwrap_or(0);
         st
     }
@@ -360,10 +338,16 @@ impl Alerter {
             .no_proxy()
             .connect_timeout(Duration::from_secs(5))
             .timeout(Duration::from_secs(10));
-        if let Some(host) = s.url.host_str().filter(|h| h.parse::<IpAddr>().is_err() && !h.starts_with('[')) {
+        if let Some(host) = s
+            .url
+            .host_str()
+            .filter(|h| h.parse::<IpAddr>().is_err() && !h.starts_with('['))
+        {
             builder = builder.resolve(host, addr);
         }
-        let client = builder.build().map_err(|e| AlertError::Network(e.without_url().to_string()))?;
+        let client = builder
+            .build()
+            .map_err(|e| AlertError::Network(e.without_url().to_string()))?;
         let ts = s.clock.now_secs();
         let resp = client
             .post(s.url.clone())
@@ -385,6 +369,9 @@ impl Alerter {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse::<u64>().ok())
             .map(Duration::from_secs);
-        Err(AlertError::Status { status: status.as_u16(), retry_after })
+        Err(AlertError::Status {
+            status: status.as_u16(),
+            retry_after,
+        })
     }
 }

@@ -61,7 +61,8 @@ pub fn sha256_hex(text: &str) -> String {
 
 /// The canonical JSON that `event.hash` covers: every field but `hash`.
 pub fn hashed_body(event: &StoredEvent) -> String {
-    let mut v = serde_json::to_value(event).expect("a StoredEvent always serialises (string keys, finite values)");
+    let mut v = serde_json::to_value(event)
+        .expect("a StoredEvent always serialises (string keys, finite values)");
     if let Value::Object(map) = &mut v {
         map.remove("hash");
     }
@@ -87,14 +88,20 @@ mod tests {
     #[test]
     fn canonical_sorts_keys_at_every_level_and_has_no_whitespace() {
         let v = json!({"b": 1, "a": {"z": [1, {"y": null, "x": "s"}], "c": true}});
-        assert_eq!(canonical(&v), r#"{"a":{"c":true,"z":[1,{"x":"s","y":null}]},"b":1}"#);
+        assert_eq!(
+            canonical(&v),
+            r#"{"a":{"c":true,"z":[1,{"x":"s","y":null}]},"b":1}"#
+        );
     }
 
     #[test]
     fn control_characters_stay_escaped_in_the_canonical_form() {
         let v = json!({"room": "a\r\nforged\u{1b}[2J"});
         let c = canonical(&v);
-        assert!(!c.contains('\n') && !c.contains('\r') && !c.contains('\u{1b}'), "{c}");
+        assert!(
+            !c.contains('\n') && !c.contains('\r') && !c.contains('\u{1b}'),
+            "{c}"
+        );
         assert_eq!(serde_json::from_str::<Value>(&c).expect("parses"), v);
     }
 

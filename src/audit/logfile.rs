@@ -26,7 +26,13 @@ pub struct SecurityLog {
 impl SecurityLog {
     /// A log at `path`, rotated past `max_bytes`. Nothing is opened until the first line.
     pub fn new(path: PathBuf, max_bytes: u64) -> Self {
-        Self { path, max_bytes, file: None, size: 0, day: None }
+        Self {
+            path,
+            max_bytes,
+            file: None,
+            size: 0,
+            day: None,
+        }
     }
 
     /// Appends `line` (one JSON document, no newline) for an event of UTC `day`.
@@ -40,7 +46,10 @@ impl SecurityLog {
             self.rotate()?;
             self.open()?;
         }
-        let file = self.file.as_mut().ok_or_else(|| io::Error::other("security log not open"))?;
+        let file = self
+            .file
+            .as_mut()
+            .ok_or_else(|| io::Error::other("security log not open"))?;
         let mut buf = Vec::with_capacity(line.len() + 1);
         buf.extend_from_slice(line.as_bytes());
         buf.push(b'\n');
@@ -70,7 +79,10 @@ impl SecurityLog {
         let meta = file.metadata()?;
         self.size = meta.len();
         if self.day.is_none() && self.size > 0 {
-            self.day = meta.modified().ok().map(|t| time::OffsetDateTime::from(t).date());
+            self.day = meta
+                .modified()
+                .ok()
+                .map(|t| time::OffsetDateTime::from(t).date());
         }
         self.file = Some(file);
         Ok(())
@@ -78,7 +90,9 @@ impl SecurityLog {
 
     fn rotate(&mut self) -> io::Result<()> {
         self.file = None;
-        let day = self.day.map_or_else(|| "undated".to_owned(), |d| d.to_string());
+        let day = self
+            .day
+            .map_or_else(|| "undated".to_owned(), |d| d.to_string());
         let base = format!("{}.{day}", self.path.display());
         let mut target = PathBuf::from(&base);
         let mut n = 0u32;
@@ -116,8 +130,20 @@ mod tests {
         // The third line would pass 4096 bytes: rotated first.
         log.append(&line, date!(2024 - 01 - 01)).expect("write 3");
         let rotated = d.join("nested/security.log.2024-01-01");
-        assert_eq!(std::fs::read_to_string(&rotated).expect("rotated").lines().count(), 2);
-        assert_eq!(std::fs::read_to_string(&path).expect("current").lines().count(), 1);
+        assert_eq!(
+            std::fs::read_to_string(&rotated)
+                .expect("rotated")
+                .lines()
+                .count(),
+            2
+        );
+        assert_eq!(
+            std::fs::read_to_string(&path)
+                .expect("current")
+                .lines()
+                .count(),
+            1
+        );
         // A new day rotates too, even though the file is small; the name is not reused.
         log.append("y", date!(2024 - 01 - 02)).expect("write 4");
         assert!(d.join("nested/security.log.2024-01-01.1").exists());

@@ -66,12 +66,24 @@ struct Row {
 }
 
 fn read_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
-    Ok(Row { seq: r.get(0)?, id: r.get(1)?, ts_ms: r.get(2)?, kind: r.get(3)?, body: r.get(4)?, hash: r.get(5)? })
+    Ok(Row {
+        seq: r.get(0)?,
+        id: r.get(1)?,
+        ts_ms: r.get(2)?,
+        kind: r.get(3)?,
+        body: r.get(4)?,
+        hash: r.get(5)?,
+    })
 }
 
 fn head(conn: &Connection) -> rusqlite::Result<String> {
-    let last: Option<String> =
-        conn.query_row("SELECT hash FROM audit_events ORDER BY seq DESC LIMIT 1", [], |r| r.get(0)).optional()?;
+    let last: Option<String> = conn
+        .query_row(
+            "SELECT hash FROM audit_events ORDER BY seq DESC LIMIT 1",
+            [],
+            |r| r.get(0),
+        )
+        .optional()?;
     match last {
         Some(h) => Ok(h),
         None => Ok(anchor(conn)?.map_or_else(|| GENESIS.to_owned(), |a| a.1)),
@@ -80,8 +92,12 @@ fn head(conn: &Connection) -> rusqlite::Result<String> {
 
 /// `(seq, hash, purged)` of the retention anchor, if any.
 fn anchor(conn: &Connection) -> rusqlite::Result<Option<(i64, String, i64)>> {
-    conn.query_row("SELECT seq, hash, purged FROM audit_anchor WHERE one = 1", [], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-        .optional()
+    conn.query_row(
+        "SELECT seq, hash, purged FROM audit_anchor WHERE one = 1",
+        [],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+    )
+    .optional()
 }
 
 /// Chains `event` onto the head and inserts it, atomically across processes.
@@ -102,7 +118,10 @@ pub fn append(db: &Sqlite, mut event: StoredEvent, ts_ms: i64) -> Result<StoredE
 }
 
 fn check_row(row: &Row, expected_prev: &str) -> Result<StoredEvent, ChainBreak> {
-    let altered = || ChainBreak::Altered { seq: row.seq, id: row.id.clone() };
+    let altered = || ChainBreak::Altered {
+        seq: row.seq,
+        id: row.id.clone(),
+    };
     // The hash covers the stored text itself: no re-serialisation, so no
     // float-formatting round trip can make an intact entry look altered.
     if chain::sha256_hex(&row.body) != row.hash {
@@ -117,7 +136,10 @@ fn check_row(row: &Row, expected_prev: &str) -> Result<StoredEvent, ChainBreak> 
         return Err(altered());
     }
     if event.prev_hash != expected_prev {
-        return Err(ChainBreak::Unlinked { seq: row.seq, id: row.id.clone() });
+        return Err(ChainBreak::Unlinked {
+            seq: row.seq,
+            id: row.id.clone(),
+        });
     }
     Ok(event)
 }
@@ -131,7 +153,8 @@ pub fn verify_chain(db: &Sqlite) -> Result<VerifyReport, ChainBreak> {
             Some((_, hash, purged)) => (hash, purged),
             None => (GENESIS.to_owned(), 0),
         };
-        let mut stmt = tx.prepare("SELECT seq, id, ts_ms, type, body, hash FROM audit_events ORDER BY seq")?;
+        let mut stmt =
+            tx.prepare("SELECT seq, id, ts_ms, type, body, hash FROM audit_events ORDER BY seq")?;
         let mut rows = stmt.query([])?;
         let mut entries = 0u64;
         while let Some(r) = rows.next()? {
@@ -142,7 +165,11 @@ pub fn verify_chain(db: &Sqlite) -> Result<VerifyReport, ChainBreak> {
             }
             entries += 1;
         }
-        Ok(Ok(VerifyReport { entries, head: expected, purged: u64::try_from(purged).unwrap_or(0) }))
+        Ok(Ok(VerifyReport {
+            entries,
+            head: expected,
+            purged: u64::try_from(purged).unwrap_or(0),
+        }))
     })
     .map_err(ChainBreak::Store)?
 }
@@ -150,8 +177,12 @@ pub fn verify_chain(db: &Sqlite) -> Result<VerifyReport, ChainBreak> {
 /// Verifies the newest `n` entries (their seals and links): the cheap check of the health endpoint.
 pub fn verify_head(db: &Sqlite, n: u32) -> Result<u64, ChainBreak> {
     db.with(|conn| {
-        let mut stmt = conn.prepare("SELECT seq, id, ts_ms, type, body, hash FROM audit_events ORDER BY seq DESC LIMIT ?1")?;
-        let mut rows: Vec<Row> = stmt.query_map([i64::from(n) + 1], read_row)?.collect::<Result<_, _>>()?;
+        let mut stmt = conn.prepare(
+            "SELECT seq, id, ts_ms, type, body, hash FROM audit_events ORDER BY seq DESC LIMIT ?1",
+        )?;
+        let mut rows: Vec<Row> = stmt
+            .query_map([i64::from(n) + 1], read_row)?
+            .collect::<Result<_, _>>()?;
         rows.reverse();
         let mut expected = if rows.len() > n as usize {
             rows.remove(0).hash
@@ -204,15 +235,29 @@ pub fn purge(db: &Sqlite, before_ms: i64, batch: u32) -> Result<u64, StoreError>
 
 /// A value from the audit settings table.
 pub fn setting(db: &Sqlite, name: &str) -> Result<Option<String>, StoreError> {
-    db.with(|c| c.query_row("SELECT value FROM audit_settings WHERE name = ?1", [name], |r| r.get(0)).optional())
+    db.with(|c| {
+        c.query_row(
+            "SELECT value FROM audit_settings WHERE name = ?1",
+            [name],
+            |r| r.get(0),
+        )
+        .optional()
+    })
 }
 
 /// Stores `value` under `name` unless one is there already; returns the value in force.
 pub fn setting_or_insert(db: &Sqlite, name: &str, value: &str) -> Result<String, StoreError> {
     db.with(|c| {
         let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        tx.execute("INSERT OR IGNORE INTO audit_settings (name, value) VALUES (?1, ?2)", [name, value])?;
-        let v: String = tx.query_row("SELECT value FROM audit_settings WHERE name = ?1", [name], |r| r.get(0))?;
+        tx.execute(
+            "INSERT OR IGNORE INTO audit_settings (name, value) VALUES (?1, ?2)",
+            [name, value],
+        )?;
+        let v: String = tx.query_row(
+            "SELECT value FROM audit_settings WHERE name = ?1",
+            [name],
+            |r| r.get(0),
+        )?;
         tx.commit()?;
         Ok(v)
     })

@@ -46,11 +46,15 @@ impl Audit {
             let rows: Vec<(String, i64)> = self
                 .store()
                 .with(|c| {
-                    let mut st = c.prepare("SELECT type, count(*) FROM audit_events WHERE ts_ms >= ?1 GROUP BY type")?;
-                    st.query_map([since], |r| Ok((r.get(0)?, r.get(1)?)))?.collect()
+                    let mut st = c.prepare(
+                        "SELECT type, count(*) FROM audit_events WHERE ts_ms >= ?1 GROUP BY type",
+                    )?;
+                    st.query_map([since], |r| Ok((r.get(0)?, r.get(1)?)))?
+                        .collect()
                 })
                 .map_err(AuditError::Store)?;
-            let mut out: BTreeMap<&'static str, u64> = EventType::ALL.iter().map(|t| (t.as_str(), 0)).collect();
+            let mut out: BTreeMap<&'static str, u64> =
+                EventType::ALL.iter().map(|t| (t.as_str(), 0)).collect();
             for (kind, n) in rows {
                 if let Ok(t) = kind.parse::<EventType>() {
                     out.insert(t.as_str(), u64::try_from(n).unwrap_or(0));
@@ -58,7 +62,10 @@ impl Audit {
             }
             Ok(out)
         };
-        Ok(Counts { last_hour: window(now_ms - 3_600_000)?, last_day: window(now_ms - 86_400_000)? })
+        Ok(Counts {
+            last_hour: window(now_ms - 3_600_000)?,
+            last_day: window(now_ms - 86_400_000)?,
+        })
     }
 
     /// Events of `kind` (any when `None`) recorded at or after `since_ms`, newest
@@ -72,7 +79,9 @@ impl Audit {
         cursor: Option<String>,
     ) -> Result<Page, AuditError> {
         let limit = limit.clamp(1, MAX_LIMIT);
-        let before = cursor.and_then(|c| c.parse::<i64>().ok()).unwrap_or(i64::MAX);
+        let before = cursor
+            .and_then(|c| c.parse::<i64>().ok())
+            .unwrap_or(i64::MAX);
         let kind = kind.map(EventType::as_str);
         let rows: Vec<(i64, String, String)> = self
             .store()
@@ -82,14 +91,27 @@ impl Audit {
                      WHERE seq < ?1 AND ts_ms >= ?2 AND (?3 IS NULL OR type = ?3)
                      ORDER BY seq DESC LIMIT ?4",
                 )?;
-                let params = rusqlite::params![before, since_ms.unwrap_or(i64::MIN), kind, (limit + 1) as i64];
-                st.query_map(params, |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?.collect()
+                let params = rusqlite::params![
+                    before,
+                    since_ms.unwrap_or(i64::MIN),
+                    kind,
+                    (limit + 1) as i64
+                ];
+                st.query_map(params, |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                    .collect()
             })
             .map_err(AuditError::Store)?;
         let more = rows.len() > limit;
         let mut parsed = sqlite::parse_bodies(rows);
         parsed.truncate(limit);
-        let next = if more { parsed.last().map(|(seq, _)| seq.to_string()) } else { None };
-        Ok(Page { events: parsed.into_iter().map(|(_, e)| e).collect(), next })
+        let next = if more {
+            parsed.last().map(|(seq, _)| seq.to_string())
+        } else {
+            None
+        };
+        Ok(Page {
+            events: parsed.into_iter().map(|(_, e)| e).collect(),
+            next,
+        })
     }
 }

@@ -20,8 +20,12 @@ use crate::config::Config;
 /// Checks the alert URL against the transport rule; literal IP hosts are
 /// checked against the SSRF rule too (names are checked when resolved).
 pub fn validate_alert_url(url: &str, cfg: &Config) -> Result<Url, AlertError> {
-    let parsed = Url::parse(url.trim()).map_err(|e| AlertError::Url(format!("not an absolute URL ({e})")))?;
-    let host = parsed.host_str().filter(|h| !h.is_empty()).ok_or_else(|| AlertError::Url("no host".into()))?;
+    let parsed = Url::parse(url.trim())
+        .map_err(|e| AlertError::Url(format!("not an absolute URL ({e})")))?;
+    let host = parsed
+        .host_str()
+        .filter(|h| !h.is_empty())
+        .ok_or_else(|| AlertError::Url("no host".into()))?;
     let loopback_host = is_loopback_name(host);
     match parsed.scheme() {
         "https" => {}
@@ -29,11 +33,14 @@ pub fn validate_alert_url(url: &str, cfg: &Config) -> Result<Url, AlertError> {
         "http" if loopback_host && !cfg.access_validation.strict_mode => {}
         "http" if loopback_host => {
             return Err(AlertError::Url(
-                "http:// to a loopback host needs access_validation.strict_mode: false (use https)".into(),
+                "http:// to a loopback host needs access_validation.strict_mode: false (use https)"
+                    .into(),
             ));
         }
         "http" => {
-            return Err(AlertError::Url("must be https:// while wss_enforcement.enabled is true".into()));
+            return Err(AlertError::Url(
+                "must be https:// while wss_enforcement.enabled is true".into(),
+            ));
         }
         other => return Err(AlertError::Url(format!("scheme `{other}` is not https"))),
     }
@@ -44,7 +51,11 @@ pub fn validate_alert_url(url: &str, cfg: &Config) -> Result<Url, AlertError> {
 }
 
 fn literal_ip(url: &Url) -> Option<IpAddr> {
-    url.host_str()?.trim_start_matches('[').trim_end_matches(']').parse().ok()
+    url.host_str()?
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse()
+        .ok()
 }
 
 fn is_loopback_name(host: &str) -> bool {
@@ -57,7 +68,9 @@ fn is_loopback_name(host: &str) -> bool {
 /// Refuses `ip` when it is not a public unicast address and not listed in `allowed`.
 pub fn check_addr(ip: IpAddr, allowed: &[IpNet]) -> Result<(), AlertError> {
     match non_public_reason(ip) {
-        Some(reason) if !allowed.iter().any(|n| n.contains(&ip)) => Err(AlertError::Forbidden { addr: ip, reason }),
+        Some(reason) if !allowed.iter().any(|n| n.contains(&ip)) => {
+            Err(AlertError::Forbidden { addr: ip, reason })
+        }
         _ => Ok(()),
     }
 }
@@ -127,22 +140,32 @@ fn v6_reason(ip: Ipv6Addr, first: u16) -> Option<&'static str> {
 
 /// Resolves the URL's host and checks every address; returns the one to connect to.
 pub async fn resolve_checked(url: &Url, allowed: &[IpNet]) -> Result<SocketAddr, AlertError> {
-    let port = url.port_or_known_default().ok_or_else(|| AlertError::Url("no port".into()))?;
+    let port = url
+        .port_or_known_default()
+        .ok_or_else(|| AlertError::Url("no port".into()))?;
     if let Some(ip) = literal_ip(url) {
         check_addr(ip, allowed)?;
         return Ok(SocketAddr::new(ip, port));
     }
-    let host = url.host_str().ok_or_else(|| AlertError::Url("no host".into()))?;
+    let host = url
+        .host_str()
+        .ok_or_else(|| AlertError::Url("no host".into()))?;
     let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host, port))
         .await
-        .map_err(|e| AlertError::Resolve { host: host.to_owned(), reason: e.to_string() })?
+        .map_err(|e| AlertError::Resolve {
+            host: host.to_owned(),
+            reason: e.to_string(),
+        })?
         .collect();
     // Every answer must pass: a name that also points inside would let a
     // later lookup (ours or a proxy's) pick the private one.
     for a in &addrs {
         check_addr(a.ip(), allowed)?;
     }
-    addrs.first().copied().ok_or_else(|| AlertError::Resolve { host: host.to_owned(), reason: "no addresses".into() })
+    addrs.first().copied().ok_or_else(|| AlertError::Resolve {
+        host: host.to_owned(),
+        reason: "no addresses".into(),
+    })
 }
 
 #[cfg(test)]
@@ -153,8 +176,13 @@ mod tests {
         let mut c = Config::defaults();
         c.wss_enforcement.enabled = enforce;
         c.access_validation.strict_mode = strict;
-        c.alerts.allowed_private_targets =
-            allowed.iter().map(|s| s.parse().unwrap_or_else(|_| IpNet::from(s.parse::<IpAddr>().expect("ip")))).collect();
+        c.alerts.allowed_private_targets = allowed
+            .iter()
+            .map(|s| {
+                s.parse()
+                    .unwrap_or_else(|_| IpNet::from(s.parse::<IpAddr>().expect("ip")))
+            })
+            .collect();
         c
     }
 
@@ -177,37 +205,69 @@ mod tests {
             ("::ffff:10.0.0.1", "private"),
             ("64:ff9b::a9fe:a9fe", "link-local"),
         ] {
-            assert_eq!(non_public_reason(ip.parse().expect("ip")), Some(why), "{ip}");
+            assert_eq!(
+                non_public_reason(ip.parse().expect("ip")),
+                Some(why),
+                "{ip}"
+            );
         }
-        for ip in ["8.8.8.8", "1.1.1.1", "2606:4700:4700::1111", "100.128.0.1", "172.32.0.1"] {
+        for ip in [
+            "8.8.8.8",
+            "1.1.1.1",
+            "2606:4700:4700::1111",
+            "100.128.0.1",
+            "172.32.0.1",
+        ] {
             assert_eq!(non_public_reason(ip.parse().expect("ip")), None, "{ip}");
         }
     }
 
     #[test]
     fn the_url_rule_follows_wss_enforcement_and_strict_mode() {
-        assert!(validate_alert_url("https://alerts.example.com/hook", &cfg(true, true, &[])).is_ok());
-        assert!(validate_alert_url("http://alerts.example.com/hook", &cfg(true, false, &[])).is_err());
-        assert!(validate_alert_url("http://alerts.example.com/hook", &cfg(false, true, &[])).is_ok());
+        assert!(
+            validate_alert_url("https://alerts.example.com/hook", &cfg(true, true, &[])).is_ok()
+        );
+        assert!(
+            validate_alert_url("http://alerts.example.com/hook", &cfg(true, false, &[])).is_err()
+        );
+        assert!(
+            validate_alert_url("http://alerts.example.com/hook", &cfg(false, true, &[])).is_ok()
+        );
         assert!(validate_alert_url("ftp://alerts.example.com/", &cfg(false, false, &[])).is_err());
         // http to loopback: only without strict mode, and only if loopback is listed.
-        let e = validate_alert_url("http://127.0.0.1:9/x", &cfg(true, true, &["127.0.0.1"])).expect_err("strict");
+        let e = validate_alert_url("http://127.0.0.1:9/x", &cfg(true, true, &["127.0.0.1"]))
+            .expect_err("strict");
         assert!(e.to_string().contains("strict_mode"), "{e}");
-        assert!(validate_alert_url("http://127.0.0.1:9/x", &cfg(true, false, &["127.0.0.1"])).is_ok());
-        let e = validate_alert_url("http://127.0.0.1:9/x", &cfg(true, false, &[])).expect_err("not listed");
+        assert!(
+            validate_alert_url("http://127.0.0.1:9/x", &cfg(true, false, &["127.0.0.1"])).is_ok()
+        );
+        let e = validate_alert_url("http://127.0.0.1:9/x", &cfg(true, false, &[]))
+            .expect_err("not listed");
         assert!(e.to_string().contains("loopback"), "{e}");
-        let e = validate_alert_url("https://10.0.0.5/x", &cfg(true, true, &[])).expect_err("private");
+        let e =
+            validate_alert_url("https://10.0.0.5/x", &cfg(true, true, &[])).expect_err("private");
         assert!(e.to_string().contains("private"), "{e}");
-        assert!(validate_alert_url("https://10.0.0.5/x", &cfg(true, true, &["10.0.0.0/8"])).is_ok());
+        assert!(
+            validate_alert_url("https://10.0.0.5/x", &cfg(true, true, &["10.0.0.0/8"])).is_ok()
+        );
         assert!(validate_alert_url("https://[fd00::5]/x", &cfg(true, true, &[])).is_err());
     }
 
     #[tokio::test]
     async fn resolved_names_are_checked_too() {
         let url = Url::parse("https://localhost:9/x").expect("url");
-        let e = resolve_checked(&url, &[]).await.expect_err("localhost resolves to loopback");
+        let e = resolve_checked(&url, &[])
+            .await
+            .expect_err("localhost resolves to loopback");
         assert!(matches!(e, AlertError::Forbidden { .. }), "{e}");
-        let ok = resolve_checked(&url, &["127.0.0.0/8".parse().expect("net"), "::1/128".parse().expect("net")]).await;
+        let ok = resolve_checked(
+            &url,
+            &[
+                "127.0.0.0/8".parse().expect("net"),
+                "::1/128".parse().expect("net"),
+            ],
+        )
+        .await;
         assert!(ok.is_ok_and(|a| a.ip().is_loopback()));
     }
 }

@@ -42,12 +42,24 @@ impl Fixture {
         let mut cfg = Config::defaults();
         cfg.storage.path = dir.join("data/warden.db");
         cfg.logging.security_log_file = dir.join("logs/security.log");
-        Self { dir, cfg, clock: Clock::manual(T0) }
+        Self {
+            dir,
+            cfg,
+            clock: Clock::manual(T0),
+        }
     }
 
     fn open(&self) -> Audit {
         let db = Sqlite::open(&self.cfg.storage.path).expect("db");
-        Audit::open(&self.cfg, db, self.clock.clone(), Masker::new(), Metrics::new()).expect("audit").0
+        Audit::open(
+            &self.cfg,
+            db,
+            self.clock.clone(),
+            Masker::new(),
+            Metrics::new(),
+        )
+        .expect("audit")
+        .0
     }
 
     fn log_lines(&self) -> Vec<Value> {
@@ -74,7 +86,11 @@ async fn every_event_type_reaches_the_store_and_the_security_log_chained() {
     let fx = Fixture::new("types");
     let audit = fx.open();
     for (i, t) in EventType::ALL.into_iter().enumerate() {
-        audit.record(NewEvent::new(t, Severity::Medium).ip("198.51.100.7".parse().expect("ip")).detail("n", i));
+        audit.record(
+            NewEvent::new(t, Severity::Medium)
+                .ip("198.51.100.7".parse().expect("ip"))
+                .detail("n", i),
+        );
     }
     audit.flush().await;
     let stored = audit.recent_events(100).expect("query");
@@ -95,11 +111,25 @@ async fn every_event_type_reaches_the_store_and_the_security_log_chained() {
     let lines = fx.log_lines();
     assert_eq!(lines.len(), 10);
     let first = &lines[0];
-    for field in ["id", "type", "severity", "source_ip", "identity", "key_id", "details", "timestamp", "prev_hash", "hash"] {
+    for field in [
+        "id",
+        "type",
+        "severity",
+        "source_ip",
+        "identity",
+        "key_id",
+        "details",
+        "timestamp",
+        "prev_hash",
+        "hash",
+    ] {
         assert!(first.get(field).is_some(), "{field} missing from {first}");
     }
     assert_eq!(first["type"], "SUSPICIOUS_LOGIN");
-    assert_eq!(crate::clock::parse_rfc3339_ms(first["timestamp"].as_str().expect("string")), Some(T0));
+    assert_eq!(
+        crate::clock::parse_rfc3339_ms(first["timestamp"].as_str().expect("string")),
+        Some(T0)
+    );
     assert_eq!(first["hash"], json!(oldest.hash));
 }
 
@@ -119,16 +149,24 @@ async fn hostile_strings_stay_values_and_secrets_are_masked() {
     let raw = std::fs::read_to_string(&fx.cfg.logging.security_log_file).expect("log");
     assert_eq!(raw.lines().count(), 1, "{raw:?}");
     assert!(!raw.contains('\u{1b}') && !raw.contains('\r'));
-    assert!(!raw.contains(jwt) && !raw.contains("plain-looking-value"), "{raw}");
+    assert!(
+        !raw.contains(jwt) && !raw.contains("plain-looking-value"),
+        "{raw}"
+    );
     let line = &fx.log_lines()[0];
-    assert_eq!(line["details"]["room"], forged, "the hostile value survives intact as a JSON value");
+    assert_eq!(
+        line["details"]["room"], forged,
+        "the hostile value survives intact as a JSON value"
+    );
     let stored = audit.recent_events(1).expect("query");
     assert_eq!(stored[0].details["room"], forged);
     assert!(!serde_json::to_string(&stored).expect("json").contains(jwt));
 }
 
 fn break_of(db: &Sqlite) -> String {
-    verify_chain(db).expect_err("tampering must be found").to_string()
+    verify_chain(db)
+        .expect_err("tampering must be found")
+        .to_string()
 }
 
 fn ids(db: &Sqlite) -> Vec<(i64, String)> {
@@ -149,7 +187,8 @@ fn verification_finds_an_edited_a_deleted_and_an_inserted_entry() {
         let db = audit.store();
         assert_eq!(verify_chain(db).expect("intact").entries, 5);
         let rows = ids(db);
-        db.migrate("DROP TRIGGER audit_events_no_update; DROP TRIGGER audit_events_no_delete;").expect("drop guards");
+        db.migrate("DROP TRIGGER audit_events_no_update; DROP TRIGGER audit_events_no_delete;")
+            .expect("drop guards");
         let (seq, id) = rows[2].clone();
         match case {
             "edit" => db.with(|c| c.execute("UPDATE audit_events SET body = replace(body, '\"i\":2', '\"i\":7') WHERE seq = ?1", [seq])),
@@ -173,13 +212,22 @@ fn verification_finds_an_edited_a_deleted_and_an_inserted_entry() {
         .expect("tamper");
         let msg = break_of(db);
         match case {
-            "edit" | "retype" => assert!(msg.contains(&id) && msg.contains("altered") && msg.contains("#3"), "{case}: {msg}"),
+            "edit" | "retype" => assert!(
+                msg.contains(&id) && msg.contains("altered") && msg.contains("#3"),
+                "{case}: {msg}"
+            ),
             "delete" => {
                 let (next_seq, next_id) = &rows[3];
-                assert!(msg.contains(next_id.as_str()) && msg.contains(&format!("#{next_seq}")), "{case}: {msg}");
+                assert!(
+                    msg.contains(next_id.as_str()) && msg.contains(&format!("#{next_seq}")),
+                    "{case}: {msg}"
+                );
                 assert!(msg.contains("deleted"), "{msg}");
             }
-            _ => assert!(msg.contains(&format!("#{}", rows[2].0 + 100)) && msg.contains("inserted"), "{case}: {msg}"),
+            _ => assert!(
+                msg.contains(&format!("#{}", rows[2].0 + 100)) && msg.contains("inserted"),
+                "{case}: {msg}"
+            ),
         }
     }
 }
@@ -206,7 +254,10 @@ async fn retention_keeps_day_89_drops_day_91_and_the_rest_still_verifies() {
     assert_eq!(audit.purge(fx.clock.now_ms()).expect("purge"), 0);
     assert_eq!(verify_chain(audit.store()).expect("intact").entries, 2);
     // Deleting the anchor is caught: the first entry no longer links.
-    audit.store().migrate("DELETE FROM audit_anchor").expect("tamper");
+    audit
+        .store()
+        .migrate("DELETE FROM audit_anchor")
+        .expect("tamper");
     assert!(break_of(audit.store()).contains(&left[0].id));
 }
 
@@ -216,21 +267,36 @@ async fn a_store_that_cannot_write_refuses_durable_records_but_record_goes_on() 
     let audit = fx.open();
     audit.record(NewEvent::new(EventType::IpBlocked, Severity::Low));
     audit.flush().await;
-    audit.store().migrate("PRAGMA query_only = ON").expect("read-only");
+    audit
+        .store()
+        .migrate("PRAGMA query_only = ON")
+        .expect("read-only");
     let err = audit
         .record_durable(NewEvent::new(EventType::KeyRotation, Severity::Medium).key("APIx"))
         .await
         .expect_err("must fail closed");
     assert!(matches!(err, AuditError::NotRecorded(_)), "{err:?}");
-    assert!(err.to_string().contains("refused") && err.to_string().contains("readonly"), "{err}");
+    assert!(
+        err.to_string().contains("refused") && err.to_string().contains("readonly"),
+        "{err}"
+    );
     audit.record(NewEvent::new(EventType::RateLimitExceeded, Severity::Low));
     audit.flush().await;
     let health = audit.health();
-    assert!(!health.writable && health.last_error.is_some(), "{health:?}");
+    assert!(
+        !health.writable && health.last_error.is_some(),
+        "{health:?}"
+    );
     // The security log still has every event, unchained while the store failed.
     assert_eq!(fx.log_lines().len(), 3);
-    audit.store().migrate("PRAGMA query_only = OFF").expect("writable");
-    audit.record_durable(NewEvent::new(EventType::KeyRotation, Severity::Medium)).await.expect("writes again");
+    audit
+        .store()
+        .migrate("PRAGMA query_only = OFF")
+        .expect("writable");
+    audit
+        .record_durable(NewEvent::new(EventType::KeyRotation, Severity::Medium))
+        .await
+        .expect("writes again");
     assert!(audit.health().writable);
     assert_eq!(verify_chain(audit.store()).expect("intact").entries, 2);
 }
@@ -245,7 +311,11 @@ fn two_processes_appending_at_once_keep_one_chain() {
         .map(|audit| {
             std::thread::spawn(move || {
                 for i in 0..40 {
-                    audit.record_durable_blocking(NewEvent::new(EventType::KeyRotation, Severity::Low).detail("i", i)).expect("append");
+                    audit
+                        .record_durable_blocking(
+                            NewEvent::new(EventType::KeyRotation, Severity::Low).detail("i", i),
+                        )
+                        .expect("append");
                 }
             })
         })
@@ -262,13 +332,22 @@ async fn a_full_queue_drops_and_counts_instead_of_blocking() {
     let fx = Fixture::new("drops");
     let audit = fx.open();
     let blocker = rusqlite::Connection::open(&fx.cfg.storage.path).expect("second connection");
-    blocker.execute_batch("BEGIN IMMEDIATE").expect("hold the write lock");
+    blocker
+        .execute_batch("BEGIN IMMEDIATE")
+        .expect("hold the write lock");
     let started = std::time::Instant::now();
     for _ in 0..5000 {
         audit.record(NewEvent::new(EventType::RateLimitExceeded, Severity::Low));
     }
-    assert!(started.elapsed() < Duration::from_secs(2), "record must not wait on the store");
-    assert!(audit.metrics().audit_dropped_count() >= 5000 - 4097, "{}", audit.metrics().audit_dropped_count());
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "record must not wait on the store"
+    );
+    assert!(
+        audit.metrics().audit_dropped_count() >= 5000 - 4097,
+        "{}",
+        audit.metrics().audit_dropped_count()
+    );
     blocker.execute_batch("COMMIT").expect("release");
     audit.flush().await;
     assert!(verify_chain(audit.store()).is_ok());
@@ -281,22 +360,37 @@ fn queries_filter_page_and_count() {
         audit.record(NewEvent::new(EventType::IpBlocked, Severity::Low).detail("i", i));
         audit.record(NewEvent::new(EventType::WebhookReplay, Severity::High).detail("i", i));
     }
-    let first = audit.query(Some(EventType::IpBlocked), None, 2, None).expect("page 1");
+    let first = audit
+        .query(Some(EventType::IpBlocked), None, 2, None)
+        .expect("page 1");
     assert_eq!(first.events.len(), 2);
     assert!(first.events.iter().all(|e| e.kind == EventType::IpBlocked));
     assert_eq!(first.events[0].details["i"], 4);
-    let second = audit.query(Some(EventType::IpBlocked), None, 2, first.next.clone()).expect("page 2");
+    let second = audit
+        .query(Some(EventType::IpBlocked), None, 2, first.next.clone())
+        .expect("page 2");
     assert_eq!(second.events[0].details["i"], 2);
-    let last = audit.query(Some(EventType::IpBlocked), None, 2, second.next).expect("page 3");
+    let last = audit
+        .query(Some(EventType::IpBlocked), None, 2, second.next)
+        .expect("page 3");
     assert_eq!((last.events.len(), last.next), (1, None));
     let now = Clock::system().now_ms();
-    assert!(audit.query(None, Some(now + 60_000), 10, None).expect("future").events.is_empty());
+    assert!(
+        audit
+            .query(None, Some(now + 60_000), 10, None)
+            .expect("future")
+            .events
+            .is_empty()
+    );
     let counts = audit.counts(now).expect("counts");
     assert_eq!(counts.last_hour["IP_BLOCKED"], 5);
     assert_eq!(counts.last_day["WEBHOOK_REPLAY"], 5);
     assert_eq!(counts.last_hour["KEY_ROTATION"], 0);
     assert_eq!(counts.last_hour.len(), 10);
-    assert_eq!(audit.counts(now + 2 * 3_600_000).expect("later").last_hour["IP_BLOCKED"], 0);
+    assert_eq!(
+        audit.counts(now + 2 * 3_600_000).expect("later").last_hour["IP_BLOCKED"],
+        0
+    );
     assert_eq!(audit.recent().len(), 10);
     assert!(audit.health().head_verified);
 }

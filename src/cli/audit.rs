@@ -29,7 +29,11 @@ pub enum AuditCmd {
 
 fn open_store(ctx: &Ctx) -> anyhow::Result<Sqlite> {
     let path = &ctx.config.storage.path;
-    anyhow::ensure!(path.exists(), "no audit store at {} (storage.path)", path.display());
+    anyhow::ensure!(
+        path.exists(),
+        "no audit store at {} (storage.path)",
+        path.display()
+    );
     Sqlite::open(path).with_context(|| format!("opening the audit store {}", path.display()))
 }
 
@@ -50,13 +54,17 @@ pub(super) fn run(cmd: AuditCmd, ctx: &Ctx) -> anyhow::Result<()> {
             let mut events = audit.recent_events(n.max(1))?;
             events.reverse();
             for e in events {
-                println!("{}", serde_json::to_string(&e).context("encoding an event")?);
+                println!(
+                    "{}",
+                    serde_json::to_string(&e).context("encoding an event")?
+                );
             }
             Ok(())
         }
         AuditCmd::AlertSecret => {
             let path = &ctx.config.storage.path;
-            let db = Sqlite::open(path).with_context(|| format!("opening the store {}", path.display()))?;
+            let db = Sqlite::open(path)
+                .with_context(|| format!("opening the store {}", path.display()))?;
             let secret = audit::alert_signing_secret(&db, &ctx.config)?;
             println!("{}", secret.expose());
             Ok(())
@@ -68,5 +76,11 @@ pub(super) fn run(cmd: AuditCmd, ctx: &Ctx) -> anyhow::Result<()> {
 fn audit_on(ctx: &Ctx, db: Sqlite) -> anyhow::Result<(audit::Audit, audit::AuditWorker)> {
     let mut cfg = ctx.config.clone();
     cfg.alerts.webhook_url = None;
-    Ok(audit::Audit::open(&cfg, db, ctx.clock.clone(), ctx.masker.clone(), Metrics::new())?)
+    Ok(audit::Audit::open(
+        &cfg,
+        db,
+        ctx.clock.clone(),
+        ctx.masker.clone(),
+        Metrics::new(),
+    )?)
 }

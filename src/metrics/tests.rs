@@ -24,7 +24,16 @@ fn parse_exposition(text: &str) -> Result<BTreeMap<String, f64>, String> {
                 "HELP" | "UNIT" => {}
                 "TYPE" => {
                     let t = parts.next().unwrap_or("");
-                    if !["counter", "gauge", "histogram", "summary", "untyped", "unknown"].contains(&t) {
+                    if ![
+                        "counter",
+                        "gauge",
+                        "histogram",
+                        "summary",
+                        "untyped",
+                        "unknown",
+                    ]
+                    .contains(&t)
+                    {
                         return Err(err("bad type"));
                     }
                     if families.insert(name.to_owned(), t.to_owned()).is_some() {
@@ -43,7 +52,12 @@ fn parse_exposition(text: &str) -> Result<BTreeMap<String, f64>, String> {
         };
         let name = match series.split_once('{') {
             Some((name, labels)) => {
-                check_labels(labels.strip_suffix('}').ok_or_else(|| err("unclosed labels"))?).map_err(|e| err(&e))?;
+                check_labels(
+                    labels
+                        .strip_suffix('}')
+                        .ok_or_else(|| err("unclosed labels"))?,
+                )
+                .map_err(|e| err(&e))?;
                 name
             }
             None => series,
@@ -53,7 +67,10 @@ fn parse_exposition(text: &str) -> Result<BTreeMap<String, f64>, String> {
         }
         let declared = ["", "_total", "_bucket", "_sum", "_count", "_created"]
             .iter()
-            .any(|suffix| name.strip_suffix(suffix).is_some_and(|base| families.contains_key(base)));
+            .any(|suffix| {
+                name.strip_suffix(suffix)
+                    .is_some_and(|base| families.contains_key(base))
+            });
         if !declared {
             return Err(err("sample of an undeclared family"));
         }
@@ -64,7 +81,9 @@ fn parse_exposition(text: &str) -> Result<BTreeMap<String, f64>, String> {
 
 fn valid_name(name: &str) -> bool {
     let mut chars = name.chars();
-    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_' || c == ':')
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_' || c == ':')
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
 }
 
@@ -111,20 +130,51 @@ fn rendered_metrics_parse_as_exposition_and_carry_the_counts() {
     m.alert("sent");
     let text = m.render();
     let samples = parse_exposition(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
-    assert_eq!(samples.get(r#"warden_webhooks_total{result="accepted"}"#), Some(&2.0), "{text}");
-    assert_eq!(samples.get(r#"warden_webhooks_total{result="invalid_signature"}"#), Some(&1.0));
+    assert_eq!(
+        samples.get(r#"warden_webhooks_total{result="accepted"}"#),
+        Some(&2.0),
+        "{text}"
+    );
+    assert_eq!(
+        samples.get(r#"warden_webhooks_total{result="invalid_signature"}"#),
+        Some(&1.0)
+    );
     assert_eq!(samples.get("warden_sse_connections"), Some(&2.0));
     assert_eq!(samples.get("warden_deliveries_total"), Some(&7.0));
-    assert_eq!(samples.get(r#"warden_security_events_total{type="WEBHOOK_REPLAY"}"#), Some(&1.0));
-    assert_eq!(samples.get(r#"warden_webhook_to_enqueue_seconds_bucket{le="0.0025"}"#), Some(&1.0));
-    assert_eq!(samples.get(r#"warden_webhook_to_enqueue_seconds_bucket{le="0.001"}"#), Some(&0.0));
+    assert_eq!(
+        samples.get(r#"warden_security_events_total{type="WEBHOOK_REPLAY"}"#),
+        Some(&1.0)
+    );
+    assert_eq!(
+        samples.get(r#"warden_webhook_to_enqueue_seconds_bucket{le="0.0025"}"#),
+        Some(&1.0)
+    );
+    assert_eq!(
+        samples.get(r#"warden_webhook_to_enqueue_seconds_bucket{le="0.001"}"#),
+        Some(&0.0)
+    );
     // 10 s is above every finite bucket: only +Inf holds it.
-    assert_eq!(samples.get(r#"warden_enqueue_to_write_seconds_bucket{le="2.5"}"#), Some(&0.0));
-    assert_eq!(samples.get(r#"warden_enqueue_to_write_seconds_bucket{le="+Inf"}"#), Some(&1.0));
+    assert_eq!(
+        samples.get(r#"warden_enqueue_to_write_seconds_bucket{le="2.5"}"#),
+        Some(&0.0)
+    );
+    assert_eq!(
+        samples.get(r#"warden_enqueue_to_write_seconds_bucket{le="+Inf"}"#),
+        Some(&1.0)
+    );
     assert_eq!(m.audit_dropped_count(), 1);
-    let families: BTreeSet<&str> =
-        text.lines().filter_map(|l| l.strip_prefix("# TYPE ")).filter_map(|l| l.split(' ').next()).collect();
-    for f in ["warden_lockouts", "warden_rate_limit_hits", "warden_slow_consumer_cuts", "warden_replay_resets", "warden_audit_dropped"] {
+    let families: BTreeSet<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.split(' ').next())
+        .collect();
+    for f in [
+        "warden_lockouts",
+        "warden_rate_limit_hits",
+        "warden_slow_consumer_cuts",
+        "warden_replay_resets",
+        "warden_audit_dropped",
+    ] {
         assert!(families.contains(f), "{f} missing:\n{text}");
     }
 }
@@ -132,8 +182,17 @@ fn rendered_metrics_parse_as_exposition_and_carry_the_counts() {
 #[test]
 fn the_checker_rejects_malformed_exposition() {
     assert!(parse_exposition("# TYPE a counter\na_total 1\n# EOF").is_ok());
-    assert!(parse_exposition("b_total 1\n").is_err(), "undeclared family");
-    assert!(parse_exposition("# TYPE a counter\na_total{x=\"1} 1\n").is_err(), "unterminated label");
-    assert!(parse_exposition("# TYPE a counter\na_total one\n").is_err(), "bad value");
+    assert!(
+        parse_exposition("b_total 1\n").is_err(),
+        "undeclared family"
+    );
+    assert!(
+        parse_exposition("# TYPE a counter\na_total{x=\"1} 1\n").is_err(),
+        "unterminated label"
+    );
+    assert!(
+        parse_exposition("# TYPE a counter\na_total one\n").is_err(),
+        "bad value"
+    );
     assert!(parse_exposition("# TYPE 1a counter\n").is_err(), "bad name");
 }

@@ -15,7 +15,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
-use warden::audit::{self, Audit, AlertError, EventType, NewEvent, RetryPolicy, Severity};
+use warden::audit::{self, AlertError, Audit, EventType, NewEvent, RetryPolicy, Severity};
 use warden::clock::Clock;
 use warden::config::Config;
 use warden::metrics::Metrics;
@@ -66,21 +66,31 @@ fn warden(config: &Path, args: &[&str]) -> (i32, String, String) {
         .env_remove("LIVEKIT_SECURITY_CONFIG")
         .output()
         .expect("run warden");
-    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 /// Records five events through the library, as the server would, and returns their `(seq, id)`.
 async fn seed(dir: &Path) -> Vec<(i64, String)> {
     let cfg = config_in(dir);
     let db = Sqlite::open(&cfg.storage.path).expect("db");
-    let (audit, _worker) = Audit::open(&cfg, db, Clock::system(), Masker::new(), Metrics::new()).expect("audit");
+    let (audit, _worker) =
+        Audit::open(&cfg, db, Clock::system(), Masker::new(), Metrics::new()).expect("audit");
     for i in 0..5 {
         audit.record(NewEvent::new(EventType::UnauthorizedAccess, Severity::Low).detail("i", i));
     }
     audit.flush().await;
     let conn = rusqlite::Connection::open(&cfg.storage.path).expect("open");
-    let mut st = conn.prepare("SELECT seq, id FROM audit_events ORDER BY seq").expect("prepare");
-    st.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).expect("query").collect::<Result<_, _>>().expect("rows")
+    let mut st = conn
+        .prepare("SELECT seq, id FROM audit_events ORDER BY seq")
+        .expect("prepare");
+    st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .expect("query")
+        .collect::<Result<_, _>>()
+        .expect("rows")
 }
 
 fn tamper(dir: &Path, sql: &str) {
@@ -103,11 +113,19 @@ async fn audit_verify_exits_1_naming_an_edited_deleted_or_inserted_entry() {
         let (seq, id) = &rows[2];
         let (expected_seq, expected_id) = match case {
             "edit" => {
-                tamper(&dir.0, &format!("UPDATE audit_events SET body = replace(body, '\"i\":2', '\"i\":9') WHERE seq = {seq}"));
+                tamper(
+                    &dir.0,
+                    &format!(
+                        "UPDATE audit_events SET body = replace(body, '\"i\":2', '\"i\":9') WHERE seq = {seq}"
+                    ),
+                );
                 (*seq, id.clone())
             }
             "delete" => {
-                tamper(&dir.0, &format!("DELETE FROM audit_events WHERE seq = {seq}"));
+                tamper(
+                    &dir.0,
+                    &format!("DELETE FROM audit_events WHERE seq = {seq}"),
+                );
                 rows[3].clone()
             }
             _ => {
@@ -127,7 +145,10 @@ async fn audit_verify_exits_1_naming_an_edited_deleted_or_inserted_entry() {
         let (code, _, err) = warden(&cfg, &["audit", "verify"]);
         assert_eq!(code, 1, "{case}: {err}");
         assert_eq!(err.lines().count(), 1, "one line: {err}");
-        assert!(err.contains(&expected_id) && err.contains(&format!("#{expected_seq}")), "{case}: {err}");
+        assert!(
+            err.contains(&expected_id) && err.contains(&format!("#{expected_seq}")),
+            "{case}: {err}"
+        );
     }
 }
 
@@ -137,7 +158,10 @@ async fn audit_tail_prints_recent_events_as_json_lines() {
     let rows = seed(&dir.0).await;
     let (code, out, err) = warden(&config_file(&dir.0), &["audit", "tail", "-n", "2"]);
     assert_eq!(code, 0, "{err}");
-    let lines: Vec<serde_json::Value> = out.lines().map(|l| serde_json::from_str(l).expect("json line")).collect();
+    let lines: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json line"))
+        .collect();
     assert_eq!(lines.len(), 2);
     assert_eq!(lines[0]["id"], rows[3].1.as_str());
     assert_eq!(lines[1]["id"], rows[4].1.as_str());
@@ -154,21 +178,37 @@ async fn hook(State(r): State<Receiver>, headers: HeaderMap, body: Bytes) -> Sta
     let mut seen = r.seen.lock().expect("lock");
     seen.push((headers, body));
     // The first delivery fails: the sender must retry it.
-    if seen.len() == 1 { StatusCode::INTERNAL_SERVER_ERROR } else { StatusCode::OK }
+    if seen.len() == 1 {
+        StatusCode::INTERNAL_SERVER_ERROR
+    } else {
+        StatusCode::OK
+    }
 }
 
 async fn start_receiver() -> (SocketAddr, Receiver) {
     let r = Receiver::default();
-    let app = Router::new().route("/hook", post(hook)).with_state(r.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let app = Router::new()
+        .route("/hook", post(hook))
+        .with_state(r.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let addr = listener.local_addr().expect("addr");
     tokio::spawn(async move { axum::serve(listener, app).await });
     (addr, r)
 }
 
 fn signature_ok(secret: &str, headers: &HeaderMap, body: &[u8]) -> bool {
-    let key = B64.decode(secret.strip_prefix("whsec_").expect("whsec")).expect("base64");
-    let h = |n: &str| headers.get(n).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+    let key = B64
+        .decode(secret.strip_prefix("whsec_").expect("whsec"))
+        .expect("base64");
+    let h = |n: &str| {
+        headers
+            .get(n)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_owned()
+    };
     let mut mac = Hmac::<Sha256>::new_from_slice(&key).expect("key");
     mac.update(format!("{}.{}.", h("webhook-id"), h("webhook-timestamp")).as_bytes());
     mac.update(body);
@@ -187,18 +227,25 @@ async fn alerts_reach_a_local_receiver_signed_retried_and_deduplicated() {
     cfg.alerts.allowed_private_targets = vec!["127.0.0.1/32".parse().expect("net")];
     cfg.access_validation.strict_mode = false;
     let db = Sqlite::open(&cfg.storage.path).expect("db");
-    let (audit, worker) = Audit::open(&cfg, db, Clock::system(), Masker::new(), Metrics::new()).expect("audit");
-    worker.alerter().expect("alerts configured").set_retry(RetryPolicy {
-        tries: 4,
-        base: Duration::from_millis(20),
-        cap: Duration::from_millis(100),
-    });
+    let (audit, worker) =
+        Audit::open(&cfg, db, Clock::system(), Masker::new(), Metrics::new()).expect("audit");
+    worker
+        .alerter()
+        .expect("alerts configured")
+        .set_retry(RetryPolicy {
+            tries: 4,
+            base: Duration::from_millis(20),
+            cap: Duration::from_millis(100),
+        });
     tokio::spawn(worker.run(std::future::pending()));
     let a = "203.0.113.5".parse().expect("ip");
     for _ in 0..5 {
         audit.record(NewEvent::new(EventType::MultipleFailedAuth, Severity::High).ip(a));
     }
-    audit.record(NewEvent::new(EventType::MultipleFailedAuth, Severity::Critical).ip("203.0.113.6".parse().expect("ip")));
+    audit.record(
+        NewEvent::new(EventType::MultipleFailedAuth, Severity::Critical)
+            .ip("203.0.113.6".parse().expect("ip")),
+    );
     audit.record(NewEvent::new(EventType::RateLimitExceeded, Severity::Low).ip(a));
     audit.flush().await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
@@ -209,44 +256,77 @@ async fn alerts_reach_a_local_receiver_signed_retried_and_deduplicated() {
     let seen = receiver.seen.lock().expect("lock").clone();
     // Burst from .5: one alert, delivered twice (500 then 200); .6: one more; the low event: none.
     assert_eq!(seen.len(), 3, "{seen:?}");
-    let ids: Vec<String> = seen.iter().map(|(h, _)| h["webhook-id"].to_str().expect("id").to_owned()).collect();
+    let ids: Vec<String> = seen
+        .iter()
+        .map(|(h, _)| h["webhook-id"].to_str().expect("id").to_owned())
+        .collect();
     assert_eq!(ids[0], ids[1], "a retry keeps the webhook-id");
     assert_ne!(ids[1], ids[2]);
     for (headers, body) in &seen {
-        assert!(signature_ok(&secret, headers, body), "bad signature: {headers:?}");
+        assert!(
+            signature_ok(&secret, headers, body),
+            "bad signature: {headers:?}"
+        );
         let v: serde_json::Value = serde_json::from_slice(body).expect("json body");
         assert_eq!(v["data"]["id"], headers["webhook-id"].to_str().expect("id"));
         assert_eq!(v["data"]["type"], "MULTIPLE_FAILED_AUTH");
     }
-    assert!(!signature_ok(&format!("whsec_{}", B64.encode([8u8; 32])), &seen[0].0, &seen[0].1));
+    assert!(!signature_ok(
+        &format!("whsec_{}", B64.encode([8u8; 32])),
+        &seen[0].0,
+        &seen[0].1
+    ));
     let status = audit.health().alerts.expect("alert status");
     assert_eq!((status.sent, status.failed, status.queued), (2, 0, 0));
     let metrics = audit.metrics().render();
-    assert!(metrics.contains("warden_alerts_total{outcome=\"deduplicated\"} 4"), "{metrics}");
+    assert!(
+        metrics.contains("warden_alerts_total{outcome=\"deduplicated\"} 4"),
+        "{metrics}"
+    );
 }
 
 #[tokio::test]
 async fn the_ssrf_rule_refuses_private_targets_by_default_and_loopback_in_strict_mode() {
     let dir = TempDir::new("ssrf");
     let mut cfg = config_in(&dir.0);
-    for url in ["https://10.1.2.3/hook", "https://169.254.169.254/latest", "https://[fd00::1]/x", "https://100.64.1.1/"] {
+    for url in [
+        "https://10.1.2.3/hook",
+        "https://169.254.169.254/latest",
+        "https://[fd00::1]/x",
+        "https://100.64.1.1/",
+    ] {
         let err = audit::validate_alert_url(url, &cfg).expect_err(url);
         assert!(matches!(err, AlertError::Forbidden { .. }), "{url}: {err}");
         assert!(err.to_string().contains("allowed_private_targets"), "{err}");
     }
     cfg.alerts.webhook_url = Some("https://192.168.1.10/hook".into());
     let db = Sqlite::open(&cfg.storage.path).expect("db");
-    let err = Audit::open(&cfg, db.clone(), Clock::system(), Masker::new(), Metrics::new()).expect_err("refused at start");
+    let err = Audit::open(
+        &cfg,
+        db.clone(),
+        Clock::system(),
+        Masker::new(),
+        Metrics::new(),
+    )
+    .expect_err("refused at start");
     assert!(err.to_string().contains("private"), "{err}");
     // Loopback over http, even when listed, needs strict_mode: false.
     cfg.alerts.allowed_private_targets = vec!["127.0.0.1/32".parse().expect("net")];
     cfg.alerts.webhook_url = Some("http://127.0.0.1:9/hook".into());
-    let err = Audit::open(&cfg, db.clone(), Clock::system(), Masker::new(), Metrics::new()).expect_err("strict mode");
+    let err = Audit::open(
+        &cfg,
+        db.clone(),
+        Clock::system(),
+        Masker::new(),
+        Metrics::new(),
+    )
+    .expect_err("strict mode");
     assert!(err.to_string().contains("strict_mode"), "{err}");
     // A name is checked when it resolves: localhost is loopback, not listed for ::1 or 127.0.0.1 here.
     cfg.alerts.allowed_private_targets.clear();
     cfg.alerts.webhook_url = Some("https://localhost:9/hook".into());
-    let (audit, worker) = Audit::open(&cfg, db, Clock::system(), Masker::new(), Metrics::new()).expect("names pass until resolved");
+    let (audit, worker) = Audit::open(&cfg, db, Clock::system(), Masker::new(), Metrics::new())
+        .expect("names pass until resolved");
     tokio::spawn(worker.run(std::future::pending()));
     audit.record(NewEvent::new(EventType::IpBlocked, Severity::Critical));
     audit.flush().await;
@@ -254,11 +334,19 @@ async fn the_ssrf_rule_refuses_private_targets_by_default_and_loopback_in_strict
     loop {
         let st = audit.health().alerts.expect("status");
         if st.failed == 1 {
-            assert!(st.last_error.as_deref().is_some_and(|e| e.contains("loopback")), "{st:?}");
+            assert!(
+                st.last_error
+                    .as_deref()
+                    .is_some_and(|e| e.contains("loopback")),
+                "{st:?}"
+            );
             assert_eq!(st.sent, 0);
             break;
         }
-        assert!(tokio::time::Instant::now() < deadline, "not refused: {st:?}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not refused: {st:?}"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
