@@ -268,6 +268,9 @@ pub enum AuditError {
     /// Reading or maintaining the store failed.
     #[error("audit store: {0}")]
     Store(#[source] StoreError),
+    /// The writer thread could not be started.
+    #[error("cannot start the audit writer: {0}")]
+    Thread(#[source] std::io::Error),
     /// The alert settings are invalid.
     #[error(transparent)]
     Alert(#[from] AlertError),

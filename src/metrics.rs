@@ -18,7 +18,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
-use prometheus_client::registry::Registry;
+use prometheus_client::registry::{Metric, Registry};
 
 use crate::audit::EventType;
 
@@ -56,6 +56,12 @@ struct Inner {
     alerts: Family<Label, Counter>,
 }
 
+/// Registers `metric` under `name` and returns the handle kept by [`Metrics`].
+fn reg<M: Metric + Clone>(r: &mut Registry, name: &str, help: &str, metric: M) -> M {
+    r.register(name, help, metric.clone());
+    metric
+}
+
 impl fmt::Debug for Metrics {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Metrics").finish_non_exhaustive()
@@ -72,94 +78,83 @@ impl Metrics {
     /// A fresh set of metrics, all at zero.
     pub fn new() -> Self {
         let mut r = Registry::with_prefix("warden");
-        let webhooks = Family::<Label, Counter>::default();
-        r.register("webhooks", "Webhook requests by result", webhooks.clone());
-        let sse_connections = Gauge::default();
-        r.register(
-            "sse_connections",
-            "Open SSE connections",
-            sse_connections.clone(),
-        );
-        let sse_refusals = Family::<Label, Counter>::default();
-        r.register(
-            "sse_refusals",
-            "SSE connections refused, by reason",
-            sse_refusals.clone(),
-        );
-        let deliveries = Counter::default();
-        r.register(
-            "deliveries",
-            "Events written to SSE clients",
-            deliveries.clone(),
-        );
-        let slow_consumer_cuts = Counter::default();
-        r.register(
-            "slow_consumer_cuts",
-            "SSE clients cut off for falling behind",
-            slow_consumer_cuts.clone(),
-        );
-        let replay_resets = Counter::default();
-        r.register(
-            "replay_resets",
-            "Resumes that could not be served from history (event: reset)",
-            replay_resets.clone(),
-        );
-        let webhook_to_enqueue = Histogram::new(LATENCY_BUCKETS);
-        r.register(
-            "webhook_to_enqueue_seconds",
-            "Webhook received to event queued",
-            webhook_to_enqueue.clone(),
-        );
-        let enqueue_to_write = Histogram::new(LATENCY_BUCKETS);
-        r.register(
-            "enqueue_to_write_seconds",
-            "Event queued to written to an SSE client",
-            enqueue_to_write.clone(),
-        );
-        let lockouts = Counter::default();
-        r.register("lockouts", "Clients locked out", lockouts.clone());
-        let rate_limit_hits = Family::<Label, Counter>::default();
-        r.register(
-            "rate_limit_hits",
-            "Requests refused by a rate limit, by scope",
-            rate_limit_hits.clone(),
-        );
-        let security_events = Family::<Label, Counter>::default();
-        r.register(
-            "security_events",
-            "Security events recorded, by type",
-            security_events.clone(),
-        );
-        let audit_dropped = Counter::default();
-        r.register(
-            "audit_dropped",
-            "Security events dropped because the audit queue was full",
-            audit_dropped.clone(),
-        );
-        let audit_write_failures = Counter::default();
-        r.register(
-            "audit_write_failures",
-            "Security events the audit store could not write",
-            audit_write_failures.clone(),
-        );
-        let alerts = Family::<Label, Counter>::default();
-        r.register("alerts", "Security alerts by outcome", alerts.clone());
+        let r = &mut r;
         let inner = Inner {
-            registry: r,
-            webhooks,
-            sse_connections,
-            sse_refusals,
-            deliveries,
-            slow_consumer_cuts,
-            replay_resets,
-            webhook_to_enqueue,
-            enqueue_to_write,
-            lockouts,
-            rate_limit_hits,
-            security_events,
-            audit_dropped,
-            audit_write_failures,
-            alerts,
+            webhooks: reg(
+                r,
+                "webhooks",
+                "Webhook requests by result",
+                Family::default(),
+            ),
+            sse_connections: reg(
+                r,
+                "sse_connections",
+                "Open SSE connections",
+                Gauge::default(),
+            ),
+            sse_refusals: reg(
+                r,
+                "sse_refusals",
+                "SSE connections refused, by reason",
+                Family::default(),
+            ),
+            deliveries: reg(
+                r,
+                "deliveries",
+                "Events written to SSE clients",
+                Counter::default(),
+            ),
+            slow_consumer_cuts: reg(
+                r,
+                "slow_consumer_cuts",
+                "SSE clients cut off for falling behind",
+                Counter::default(),
+            ),
+            replay_resets: reg(
+                r,
+                "replay_resets",
+                "Resumes that could not be served from history (event: reset)",
+                Counter::default(),
+            ),
+            webhook_to_enqueue: reg(
+                r,
+                "webhook_to_enqueue_seconds",
+                "Webhook received to event queued",
+                Histogram::new(LATENCY_BUCKETS),
+            ),
+            enqueue_to_write: reg(
+                r,
+                "enqueue_to_write_seconds",
+                "Event queued to written to an SSE client",
+                Histogram::new(LATENCY_BUCKETS),
+            ),
+            lockouts: reg(r, "lockouts", "Clients locked out", Counter::default()),
+            rate_limit_hits: reg(
+                r,
+                "rate_limit_hits",
+                "Requests refused by a rate limit, by scope",
+                Family::default(),
+            ),
+            security_events: reg(
+                r,
+                "security_events",
+                "Security events recorded, by type",
+                Family::default(),
+            ),
+            audit_dropped: reg(
+                r,
+                "audit_dropped",
+                "Security events dropped because the audit queue was full",
+                Counter::default(),
+            ),
+            audit_write_failures: reg(
+                r,
+                "audit_write_failures",
+                "Security events the audit store could not write",
+                Counter::default(),
+            ),
+            alerts: reg(r, "alerts", "Security alerts by outcome", Family::default()),
+            registry: std::mem::take(r),
         };
         Self {
             inner: Arc::new(inner),

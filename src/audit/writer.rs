@@ -23,7 +23,7 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::redact::Masker;
-use crate::store::{Sqlite, StoreError};
+use crate::store::Sqlite;
 
 /// Events waiting for the writer before `record` starts dropping.
 const QUEUE: usize = 4096;
@@ -40,6 +40,13 @@ impl fmt::Debug for Audit {
         f.debug_struct("Audit")
             .field("db", &self.core.db)
             .finish_non_exhaustive()
+    }
+}
+
+impl Default for Audit {
+    /// Same as [`Audit::in_memory`].
+    fn default() -> Self {
+        Self::in_memory()
     }
 }
 
@@ -82,21 +89,7 @@ impl Audit {
             log,
             alerter.clone(),
         ));
-        let (tx, mut rx) = mpsc::channel(QUEUE);
-        let writer = Arc::clone(&core);
-        std::thread::Builder::new()
-            .name("audit-writer".into())
-            .spawn(move || {
-                while let Some(job) = rx.blocking_recv() {
-                    writer.handle(job);
-                }
-            })
-            .map_err(|e| {
-                AuditError::Store(StoreError::Dir {
-                    path: "audit-writer thread".into(),
-                    source: e,
-                })
-            })?;
+        let tx = spawn_writer(Arc::clone(&core))?;
         let audit = Self { core, tx: Some(tx) };
         Ok((audit.clone(), AuditWorker { audit, alerter }))
     }
@@ -184,4 +177,18 @@ impl Audit {
             .map(|r| r.iter().cloned().collect())
             .unwrap_or_default()
     }
+}
+
+/// Starts the writer thread; it ends when the last [`Audit`] clone is dropped, after writing what is queued.
+fn spawn_writer(core: Arc<Core>) -> Result<mpsc::Sender<Job>, AuditError> {
+    let (tx, mut rx) = mpsc::channel(QUEUE);
+    std::thread::Builder::new()
+        .name("audit-writer".into())
+        .spawn(move || {
+            while let Some(job) = rx.blocking_recv() {
+                core.handle(job);
+            }
+        })
+        .map_err(AuditError::Thread)?;
+    Ok(tx)
 }

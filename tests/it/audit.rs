@@ -278,6 +278,28 @@ async fn alerts_reach_a_local_receiver_signed_retried_and_deduplicated() {
     ));
     let status = audit.health().alerts.expect("alert status");
     assert_eq!((status.sent, status.failed, status.queued), (2, 0, 0));
+    // A store that cannot write raises its own alert, even for a low-severity event.
+    audit
+        .store()
+        .migrate("PRAGMA query_only = ON")
+        .expect("read-only");
+    audit.record(NewEvent::new(EventType::RateLimitExceeded, Severity::Low));
+    audit.flush().await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while receiver.seen.lock().expect("lock").len() < 4 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (headers, body) = receiver
+        .seen
+        .lock()
+        .expect("lock")
+        .get(3)
+        .cloned()
+        .expect("store failure alert");
+    assert!(signature_ok(&secret, &headers, &body));
+    let v: serde_json::Value = serde_json::from_slice(&body).expect("json");
+    assert_eq!(v["type"], "audit.store_failure", "{v}");
+    assert_eq!(v["data"]["severity"], "critical");
     let metrics = audit.metrics().render();
     assert!(
         metrics.contains("warden_alerts_total{outcome=\"deduplicated\"} 4"),
