@@ -73,6 +73,8 @@ impl ReceiverSettings {
 }
 
 /// What became of a verified delivery (all answered 200).
+// One value per request, moved straight to the hub: boxing would only add an allocation.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq)]
 pub enum Outcome {
     /// A new event: hand it to the hub.

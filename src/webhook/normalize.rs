@@ -130,23 +130,7 @@ pub fn normalize(
         ..EventData::default()
     };
     let mut room_key = wire.room.as_ref().and_then(|r| r.name.clone());
-    if let Some(e) = &wire.egress_info {
-        data.egress = Some(EgressInfo {
-            id: opt_id(&e.egress_id),
-            status: e.status.pick(EGRESS_STATUSES),
-        });
-        fill_room(
-            &mut data,
-            &mut room_key,
-            e.room_id.as_deref(),
-            e.room_name.as_deref(),
-        );
-    }
-    if let Some(i) = &wire.ingress_info {
-        data.ingress = Some(ingress(i));
-        let room_sid = i.state.as_ref().and_then(|s| s.room_id.as_deref());
-        fill_room(&mut data, &mut room_key, room_sid, i.room_name.as_deref());
-    }
+    egress_and_ingress(&wire, &mut data, &mut room_key);
     let created_at_ms = wire.created_at.unwrap_or(0).saturating_mul(1000);
     Normalized::Event(Box::new(Event {
         id,
@@ -155,6 +139,22 @@ pub fn normalize(
         room_key,
         data,
     }))
+}
+
+/// Egress and ingress parts, and the room they name when the event has no `room`.
+fn egress_and_ingress(wire: &WireEvent, data: &mut EventData, room_key: &mut Option<String>) {
+    if let Some(e) = &wire.egress_info {
+        data.egress = Some(EgressInfo {
+            id: opt_id(&e.egress_id),
+            status: e.status.pick(EGRESS_STATUSES),
+        });
+        fill_room(data, room_key, e.room_id.as_deref(), e.room_name.as_deref());
+    }
+    if let Some(i) = &wire.ingress_info {
+        data.ingress = Some(ingress(i));
+        let room_sid = i.state.as_ref().and_then(|s| s.room_id.as_deref());
+        fill_room(data, room_key, room_sid, i.room_name.as_deref());
+    }
 }
 
 fn check_required(wire: &WireEvent, needs: Needs) -> Result<(), &'static str> {

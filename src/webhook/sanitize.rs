@@ -67,11 +67,12 @@ fn strip_tags(chars: &[char]) -> Vec<char> {
     let mut i = 0;
     while i < chars.len() {
         let c = chars[i];
-        if c == '<' && chars.get(i + 1).copied().is_some_and(opens_markup) {
-            if let Some(end) = chars[i + 1..].iter().position(|&x| x == '>') {
-                i += end + 2;
-                continue;
-            }
+        if c == '<'
+            && chars.get(i + 1).copied().is_some_and(opens_markup)
+            && let Some(end) = chars[i + 1..].iter().position(|&x| x == '>')
+        {
+            i += end + 2;
+            continue;
         }
         out.push(c);
         i += 1;

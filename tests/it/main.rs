@@ -1,0 +1,3 @@
+//! Warden's integration tests: one binary, a module per component.
+
+mod webhook;
