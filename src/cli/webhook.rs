@@ -114,7 +114,7 @@ fn post(
             .body(body)
             .send()
             .await
-            .map_err(|e| anyhow::anyhow!("sending the webhook: {}", e.without_url()))?;
+            .map_err(|e| anyhow::Error::new(e.without_url()).context("sending the webhook"))?;
         let status = res.status();
         let bytes = res.bytes().await.unwrap_or_default();
         let text =
