@@ -124,7 +124,7 @@ impl AppState {
             audit.clone(),
             clock.clone(),
             ReceiverSettings::from_config(&config),
-            ReplayStore::memory(1_000_000),
+            ReplayStore::sqlite(store.clone(), crate::webhook::replay::DEFAULT_CAP)?,
         );
         let admission = Admission::new(
             config.realtime.max_connections,
@@ -209,6 +209,7 @@ pub async fn run_with(
         state.hub.close();
     })
     .await;
+    state.receiver.replay_store().flush();
     state.audit.flush().await;
     Ok(())
 }
