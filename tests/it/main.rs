@@ -8,6 +8,7 @@ mod config;
 mod http;
 mod keys;
 mod logging;
+mod security;
 mod sse;
 mod tls;
 mod token;
