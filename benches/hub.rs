@@ -31,7 +31,11 @@ fn event(i: u64) -> Event {
         created_at_ms: 1_700_000_000_000,
         room_key: Some("demo".into()),
         data: EventData {
-            room: Some(RoomInfo { sid: "RM_demo".into(), name: "demo".into(), ..RoomInfo::default() }),
+            room: Some(RoomInfo {
+                sid: "RM_demo".into(),
+                name: "demo".into(),
+                ..RoomInfo::default()
+            }),
             participant: Some(ParticipantInfo {
                 sid: format!("PA_{}", i % 64),
                 identity: "3f2a9c1d".into(),
@@ -53,7 +57,10 @@ fn poll_once(sub: &mut Subscription, cx: &mut Context<'_>) -> usize {
 }
 
 fn fan_out(c: &mut Criterion) {
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_time().build().expect("runtime");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .expect("runtime");
     let _enter = runtime.enter();
     let mut cx = Context::from_waker(Waker::noop());
     let mut group = c.benchmark_group("serialise an event once for N subscribers");

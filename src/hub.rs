@@ -27,11 +27,12 @@
 mod frame;
 mod history;
 mod snapshot;
+mod stats;
 mod stream;
 #[cfg(test)]
 mod tests;
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -39,6 +40,7 @@ use bytes::Bytes;
 use rand::Rng;
 use tokio::time::Instant;
 
+pub use stats::HubStats;
 pub use stream::{Start, Subscription};
 
 use crate::config::Config;
@@ -46,6 +48,7 @@ use crate::event::Event;
 use frame::Filter;
 use history::{Cursor, Ring};
 use snapshot::Rooms;
+use stats::Counters;
 
 /// Why a last event id cannot be resumed from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -143,43 +146,6 @@ pub struct SubscribeRequest {
     pub now_ms: i64,
 }
 
-/// Counters for metrics and status.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct HubStats {
-    /// Open subscriptions.
-    pub subscribers: u64,
-    /// Events published.
-    pub published: u64,
-    /// Event frames handed to subscribers (one per subscriber per event).
-    pub delivered_frames: u64,
-    /// Subscribers cut for falling behind.
-    pub slow_consumer_cuts: u64,
-    /// `reset` events sent (refused ids and slow consumers).
-    pub resets: u64,
-    /// Snapshots sent.
-    pub snapshots: u64,
-    /// Successful resumes.
-    pub resumes: u64,
-    /// Heartbeat comments sent.
-    pub heartbeats: u64,
-    /// Rooms in the snapshot state.
-    pub rooms: u64,
-    /// Seq of the last event published.
-    pub last_seq: u64,
-}
-
-#[derive(Default)]
-struct Counters {
-    subscribers: AtomicU64,
-    published: AtomicU64,
-    delivered_frames: AtomicU64,
-    slow_consumer_cuts: AtomicU64,
-    resets: AtomicU64,
-    snapshots: AtomicU64,
-    resumes: AtomicU64,
-    heartbeats: AtomicU64,
-}
-
 /// Publisher-side state.
 struct Model {
     /// Seq of the last event published (mirrors the ring's head, read without its lock).
@@ -217,7 +183,10 @@ pub struct Hub {
 
 impl std::fmt::Debug for Hub {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Hub").field("epoch", &self.shared.epoch).field("stats", &self.stats()).finish()
+        f.debug_struct("Hub")
+            .field("epoch", &self.shared.epoch)
+            .field("stats", &self.stats())
+            .finish()
     }
 }
 
@@ -230,7 +199,11 @@ impl Hub {
             shared: Arc::new(Shared {
                 settings,
                 epoch,
-                model: Mutex::new(Model { head: 0, rooms: Rooms::default(), cached_snapshot: None }),
+                model: Mutex::new(Model {
+                    head: 0,
+                    rooms: Rooms::default(),
+                    cached_snapshot: None,
+                }),
                 ring: Mutex::new(Ring::new(capacity)),
                 stats: Counters::default(),
             }),
@@ -268,7 +241,10 @@ impl Hub {
         let ends_at = self.ends_at(req.deadline_ms, req.now_ms);
         let mut model = shared.lock_model();
         let head = model.head;
-        let resume = req.last_event_id.as_deref().map(|id| self.resume_point(id, head));
+        let resume = req
+            .last_event_id
+            .as_deref()
+            .map(|id| self.resume_point(id, head));
         let (cursor, prelude, start) = match resume {
             Some(Ok(seq)) => {
                 shared.stats.resumes.fetch_add(1, Ordering::Relaxed);
@@ -279,11 +255,19 @@ impl Hub {
                 shared.stats.resets.fetch_add(1, Ordering::Relaxed);
                 let mut out = frame::reset_frame(reason).to_vec();
                 self.write_snapshot(&mut model, head, &filter, &mut out);
-                (Cursor::new(head + 1, head + 1), Some(Bytes::from(out)), Start::Reset(reason))
+                (
+                    Cursor::new(head + 1, head + 1),
+                    Some(Bytes::from(out)),
+                    Start::Reset(reason),
+                )
             }
             None => {
                 let snapshot = self.snapshot_frame(&mut model, head, &filter);
-                (Cursor::new(head + 1, head + 1), Some(snapshot), Start::Snapshot)
+                (
+                    Cursor::new(head + 1, head + 1),
+                    Some(snapshot),
+                    Start::Snapshot,
+                )
             }
         };
         drop(model);
@@ -294,7 +278,8 @@ impl Hub {
     pub fn snapshot_json(&self, access: &Access, rooms: &[String]) -> serde_json::Value {
         let filter = Filter::new(access, rooms);
         let model = self.shared.lock_model();
-        serde_json::to_value(model.rooms.view(&filter)).expect("plain derived structs serialise without error")
+        serde_json::to_value(model.rooms.view(&filter))
+            .expect("plain derived structs serialise without error")
     }
 
     /// Ends every stream after it has delivered what was already published.
@@ -312,25 +297,12 @@ impl Hub {
 
     /// The counters.
     pub fn stats(&self) -> HubStats {
-        let c = &self.shared.stats;
-        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        // One lock, released before anything else is locked.
+        // One lock, released before the counters are read.
         let (rooms, last_seq) = {
             let model = self.shared.lock_model();
             (model.rooms.len() as u64, model.head)
         };
-        HubStats {
-            subscribers: load(&c.subscribers),
-            published: load(&c.published),
-            delivered_frames: load(&c.delivered_frames),
-            slow_consumer_cuts: load(&c.slow_consumer_cuts),
-            resets: load(&c.resets),
-            snapshots: load(&c.snapshots),
-            resumes: load(&c.resumes),
-            heartbeats: load(&c.heartbeats),
-            rooms,
-            last_seq,
-        }
+        self.shared.stats.read(rooms, last_seq)
     }
 
     /// The seq after which a resume from `id` continues.
@@ -350,11 +322,17 @@ impl Hub {
     /// The end of a stream: token expiry or the jittered maximum age, whichever is first.
     fn ends_at(&self, deadline_ms: Option<i64>, now_ms: i64) -> Instant {
         let now = Instant::now();
-        let age = self.shared.settings.max_connection_age.mul_f64(rand::rng().random_range(0.9..=1.1));
+        let age = self
+            .shared
+            .settings
+            .max_connection_age
+            .mul_f64(rand::rng().random_range(0.9..=1.1));
         let by_age = now + age;
         match deadline_ms {
             Some(deadline) => {
-                let left = Duration::from_millis(u64::try_from(deadline.saturating_sub(now_ms)).unwrap_or(0));
+                let left = Duration::from_millis(
+                    u64::try_from(deadline.saturating_sub(now_ms)).unwrap_or(0),
+                );
                 by_age.min(now + left)
             }
             None => by_age,
@@ -363,13 +341,12 @@ impl Hub {
 
     /// The snapshot frame for `filter`, from the cache when unfiltered.
     fn snapshot_frame(&self, model: &mut Model, head: u64, filter: &Filter) -> Bytes {
-        if filter.is_everything() {
-            if let Some((seq, bytes)) = &model.cached_snapshot {
-                if *seq == head {
-                    self.shared.stats.snapshots.fetch_add(1, Ordering::Relaxed);
-                    return bytes.clone();
-                }
-            }
+        if filter.is_everything()
+            && let Some((seq, bytes)) = &model.cached_snapshot
+            && *seq == head
+        {
+            self.shared.stats.snapshots.fetch_add(1, Ordering::Relaxed);
+            return bytes.clone();
         }
         let mut out = Vec::new();
         self.write_snapshot(model, head, filter, &mut out);
@@ -382,7 +359,8 @@ impl Hub {
 
     fn write_snapshot(&self, model: &mut Model, head: u64, filter: &Filter, out: &mut Vec<u8>) {
         self.shared.stats.snapshots.fetch_add(1, Ordering::Relaxed);
-        let json = serde_json::to_vec(&model.rooms.view(filter)).expect("plain derived structs serialise without error");
+        let json = serde_json::to_vec(&model.rooms.view(filter))
+            .expect("plain derived structs serialise without error");
         frame::snapshot_frame(out, &self.shared.epoch, head, &json);
     }
 }

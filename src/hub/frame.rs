@@ -39,15 +39,30 @@ struct Envelope<'a> {
 pub(super) fn event_frame(epoch: &str, seq: u64, event: &Event, now_ms: i64) -> Frame {
     // An event name is one of the broadcast names, but a line break in it would
     // let one event forge another frame, so it is checked rather than trusted.
-    let name = if event.event.contains(['\r', '\n']) { "unknown" } else { event.event.as_str() };
-    let envelope = Envelope { id: &event.id, seq, r#type: "livekit", event: name, timestamp: now_ms, data: &event.data };
+    let name = if event.event.contains(['\r', '\n']) {
+        "unknown"
+    } else {
+        event.event.as_str()
+    };
+    let envelope = Envelope {
+        id: &event.id,
+        seq,
+        r#type: "livekit",
+        event: name,
+        timestamp: now_ms,
+        data: &event.data,
+    };
     let mut out = Vec::with_capacity(320);
     // Writing into a Vec cannot fail.
     let _ = write!(out, "id: {epoch}-{seq}\nevent: {name}\ndata: ");
     // serde_json escapes control characters inside strings, so `data` stays one line.
-    serde_json::to_writer(&mut out, &envelope).expect("plain derived structs serialise without error");
+    serde_json::to_writer(&mut out, &envelope)
+        .expect("plain derived structs serialise without error");
     out.extend_from_slice(b"\n\n");
-    Frame { room: event.room_key.as_deref().map(Box::from), bytes: Bytes::from(out) }
+    Frame {
+        room: event.room_key.as_deref().map(Box::from),
+        bytes: Bytes::from(out),
+    }
 }
 
 /// A snapshot frame: `data` is already-serialised JSON; its id is the last
@@ -61,7 +76,10 @@ pub(super) fn snapshot_frame(out: &mut Vec<u8>, epoch: &str, seq: u64, json: &[u
 /// A reset frame. It has no `id:` line, so the client keeps the last id it
 /// really received (the snapshot that follows brings the new one).
 pub(super) fn reset_frame(reason: ResetReason) -> Bytes {
-    Bytes::from(format!("event: reset\ndata: {{\"reason\":\"{}\"}}\n\n", reason.as_str()))
+    Bytes::from(format!(
+        "event: reset\ndata: {{\"reason\":\"{}\"}}\n\n",
+        reason.as_str()
+    ))
 }
 
 /// Parses a client's last event id into a seq of this epoch.
@@ -92,8 +110,12 @@ impl Filter {
         match access {
             super::Access::All if rooms.is_empty() => Self(None),
             super::Access::All => Self(Some(boxed(&mut rooms.iter()))),
-            super::Access::Rooms(permitted) if rooms.is_empty() => Self(Some(boxed(&mut permitted.iter()))),
-            super::Access::Rooms(permitted) => Self(Some(boxed(&mut rooms.iter().filter(|r| permitted.contains(r))))),
+            super::Access::Rooms(permitted) if rooms.is_empty() => {
+                Self(Some(boxed(&mut permitted.iter())))
+            }
+            super::Access::Rooms(permitted) => Self(Some(boxed(
+                &mut rooms.iter().filter(|r| permitted.contains(r)),
+            ))),
         }
     }
 

@@ -70,7 +70,12 @@ pub(super) enum Read {
 impl Cursor {
     /// A cursor that reads from `next`, live from `live_from`.
     pub(super) fn new(next: u64, live_from: u64) -> Self {
-        Self { next, live_from, slot: 0, slot_generation: 0 }
+        Self {
+            next,
+            live_from,
+            slot: 0,
+            slot_generation: 0,
+        }
     }
 }
 
@@ -117,7 +122,12 @@ impl Ring {
     }
 
     /// Reads what is available at `cursor`, or parks `waker` if nothing is.
-    pub(super) fn read(&mut self, cursor: &mut Cursor, limits: &ReadLimits<'_>, waker: &Waker) -> Read {
+    pub(super) fn read(
+        &mut self,
+        cursor: &mut Cursor,
+        limits: &ReadLimits<'_>,
+        waker: &Waker,
+    ) -> Read {
         if cursor.next < self.oldest() {
             return Read::Lagged;
         }
@@ -163,13 +173,13 @@ impl Ring {
 
     /// Parks `waker` in the cursor's slot, reusing it while its generation holds.
     fn park(&mut self, cursor: &mut Cursor, waker: &Waker) {
-        if cursor.slot_generation == self.generation {
-            if let Some(Some(parked)) = self.waiters.get_mut(cursor.slot as usize) {
-                if !parked.will_wake(waker) {
-                    parked.clone_from(waker);
-                }
-                return;
+        if cursor.slot_generation == self.generation
+            && let Some(Some(parked)) = self.waiters.get_mut(cursor.slot as usize)
+        {
+            if !parked.will_wake(waker) {
+                parked.clone_from(waker);
             }
+            return;
         }
         let waker = Some(waker.clone());
         let slot = match self.free.pop() {
@@ -189,12 +199,11 @@ impl Ring {
 
     /// Frees a departing subscriber's slot so churn cannot grow the slab.
     pub(super) fn unpark(&mut self, cursor: &Cursor) {
-        if cursor.slot_generation == self.generation {
-            if let Some(parked) = self.waiters.get_mut(cursor.slot as usize) {
-                if parked.take().is_some() {
-                    self.free.push(cursor.slot);
-                }
-            }
+        if cursor.slot_generation == self.generation
+            && let Some(parked) = self.waiters.get_mut(cursor.slot as usize)
+            && parked.take().is_some()
+        {
+            self.free.push(cursor.slot);
         }
     }
 

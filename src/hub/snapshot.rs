@@ -83,28 +83,40 @@ impl Rooms {
                 }
             }
             "track_published" => {
-                if let (Some(p), Some(t), Some(room)) = (&data.participant, &data.track, self.room_mut(event)) {
+                if let (Some(p), Some(t), Some(room)) =
+                    (&data.participant, &data.track, self.room_mut(event))
+                {
                     upsert_track(upsert_participant(room, p), t);
                 }
             }
             "track_unpublished" => {
-                if let (Some(p), Some(t), Some(room)) = (&data.participant, &data.track, self.existing_mut(event)) {
-                    if let Some(known) = room.participants.get_mut(&p.sid) {
-                        known.tracks.retain(|k| k.sid != t.sid);
-                    }
+                if let (Some(p), Some(t), Some(room)) =
+                    (&data.participant, &data.track, self.existing_mut(event))
+                    && let Some(known) = room.participants.get_mut(&p.sid)
+                {
+                    known.tracks.retain(|k| k.sid != t.sid);
                 }
             }
             "egress_started" | "egress_updated" => self.upsert_egress(event),
-            "egress_ended" => self.remove_everywhere(event, |room, id| room.egress.remove(id).is_some()),
+            "egress_ended" => {
+                self.remove_everywhere(event, |room, id| room.egress.remove(id).is_some())
+            }
             "ingress_started" => self.upsert_ingress(event),
-            "ingress_ended" => self.remove_everywhere(event, |room, id| room.ingress.remove(id).is_some()),
+            "ingress_ended" => {
+                self.remove_everywhere(event, |room, id| room.ingress.remove(id).is_some())
+            }
             _ => {}
         }
     }
 
     /// The rooms `filter` admits, in sid order.
     pub(super) fn view(&self, filter: &Filter) -> SnapshotView<'_> {
-        let rooms = self.by_sid.values().filter(|r| filter.admits(r.key.as_deref())).map(room_view).collect();
+        let rooms = self
+            .by_sid
+            .values()
+            .filter(|r| filter.admits(r.key.as_deref()))
+            .map(room_view)
+            .collect();
         SnapshotView { rooms }
     }
 
@@ -121,7 +133,10 @@ impl Rooms {
             return Some(room.sid.clone());
         }
         let key = event.room_key.as_deref()?;
-        self.by_sid.iter().find(|(_, r)| r.key.as_deref() == Some(key)).map(|(sid, _)| sid.clone())
+        self.by_sid
+            .iter()
+            .find(|(_, r)| r.key.as_deref() == Some(key))
+            .map(|(sid, _)| sid.clone())
     }
 
     /// The event's room, created if new; its info refreshed from the event.
@@ -151,7 +166,9 @@ impl Rooms {
     }
 
     fn upsert_egress(&mut self, event: &Event) {
-        let Some(egress) = &event.data.egress else { return };
+        let Some(egress) = &event.data.egress else {
+            return;
+        };
         if event.data.room.is_some() {
             if let Some(room) = self.room_mut(event) {
                 room.egress.insert(egress.id.clone(), egress.clone());
@@ -167,14 +184,20 @@ impl Rooms {
     }
 
     fn upsert_ingress(&mut self, event: &Event) {
-        let Some(ingress) = &event.data.ingress else { return };
+        let Some(ingress) = &event.data.ingress else {
+            return;
+        };
         if let Some(room) = self.room_mut(event) {
             room.ingress.insert(ingress.id.clone(), ingress.clone());
         }
     }
 
     /// Removes an egress/ingress by id from every room (ended events may omit the room).
-    fn remove_everywhere(&mut self, event: &Event, mut remove: impl FnMut(&mut Room, &str) -> bool) {
+    fn remove_everywhere(
+        &mut self,
+        event: &Event,
+        mut remove: impl FnMut(&mut Room, &str) -> bool,
+    ) {
         let id = match (&event.data.egress, &event.data.ingress) {
             (Some(e), _) => e.id.as_str(),
             (None, Some(i)) => i.id.as_str(),
@@ -190,8 +213,15 @@ impl Rooms {
 
 /// Inserts or refreshes a participant, keeping known tracks when the event lists none.
 fn upsert_participant<'r>(room: &'r mut Room, p: &ParticipantInfo) -> &'r mut ParticipantInfo {
-    let known = room.participants.entry(p.sid.clone()).or_insert_with(|| p.clone());
-    let tracks = if p.tracks.is_empty() { std::mem::take(&mut known.tracks) } else { p.tracks.clone() };
+    let known = room
+        .participants
+        .entry(p.sid.clone())
+        .or_insert_with(|| p.clone());
+    let tracks = if p.tracks.is_empty() {
+        std::mem::take(&mut known.tracks)
+    } else {
+        p.tracks.clone()
+    };
     known.clone_from(p);
     known.tracks = tracks;
     known

@@ -97,7 +97,11 @@ impl Subscription {
         Poll::Ready(None)
     }
 
-    fn emit(&mut self, bytes: Bytes, now: Instant) -> Poll<Option<Result<Bytes, std::convert::Infallible>>> {
+    fn emit(
+        &mut self,
+        bytes: Bytes,
+        now: Instant,
+    ) -> Poll<Option<Result<Bytes, std::convert::Infallible>>> {
         self.last_write = now;
         Poll::Ready(Some(Ok(bytes)))
     }
@@ -155,7 +159,10 @@ impl Stream for Subscription {
 
 impl Drop for Subscription {
     fn drop(&mut self) {
-        self.shared.stats.subscribers.fetch_sub(1, Ordering::Relaxed);
+        self.shared
+            .stats
+            .subscribers
+            .fetch_sub(1, Ordering::Relaxed);
         self.shared.lock_ring().unpark(&self.cursor);
     }
 }
