@@ -16,7 +16,8 @@
 //!   and its stream ends — never a silent gap.
 //! - Two locks, always taken in this order: `model` (seq counter, room
 //!   snapshot; held by publishers and subscribers while they start) then
-//!   `ring` (frames and parked wakers; the hot path of every reader). Seq
+//!   the ring's (frames and parked wakers, in [`history`]; the hot path of
+//!   every reader, skipped altogether by a parked reader with nothing new). Seq
 //!   assignment, snapshot update and ring append happen under `model`, and a
 //!   subscription takes its snapshot (or history position) and its live
 //!   cursor under `model` too, so a resume or a snapshot is followed by
@@ -46,7 +47,7 @@ pub use stream::{Start, Subscription};
 use crate::config::Config;
 use crate::event::Event;
 use frame::Filter;
-use history::{Cursor, Ring};
+use history::{Cursor, History};
 use snapshot::Rooms;
 use stats::Counters;
 
@@ -159,7 +160,7 @@ struct Shared {
     settings: HubSettings,
     epoch: String,
     model: Mutex<Model>,
-    ring: Mutex<Ring>,
+    history: History,
     stats: Counters,
 }
 
@@ -168,10 +169,6 @@ impl Shared {
         // No code path panics while holding a lock, and every update leaves the
         // state consistent, so a poisoned lock still guards valid data.
         self.model.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    fn lock_ring(&self) -> MutexGuard<'_, Ring> {
-        self.ring.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -204,7 +201,7 @@ impl Hub {
                     rooms: Rooms::default(),
                     cached_snapshot: None,
                 }),
-                ring: Mutex::new(Ring::new(capacity)),
+                history: History::new(capacity),
                 stats: Counters::default(),
             }),
         }
@@ -224,12 +221,9 @@ impl Hub {
         model.rooms.apply(&event);
         model.cached_snapshot = None;
         model.head = seq;
-        let wakers = shared.lock_ring().push(frame);
+        shared.history.push(frame);
         drop(model);
         shared.stats.published.fetch_add(1, Ordering::Relaxed);
-        for waker in wakers.into_iter().flatten() {
-            waker.wake();
-        }
         seq
     }
 
@@ -284,15 +278,12 @@ impl Hub {
 
     /// Ends every stream after it has delivered what was already published.
     pub fn close(&self) {
-        let wakers = self.shared.lock_ring().close();
-        for waker in wakers.into_iter().flatten() {
-            waker.wake();
-        }
+        self.shared.history.close();
     }
 
     /// True once [`Hub::close`] was called.
     pub fn is_closed(&self) -> bool {
-        self.shared.lock_ring().is_closed()
+        self.shared.history.is_closed()
     }
 
     /// The counters.
@@ -313,7 +304,7 @@ impl Hub {
         }
         let history = self.shared.settings.history_size as u64;
         // Every frame after `seq` must still be held: the newest `history_size`.
-        if head - seq > history || seq + 1 < self.shared.lock_ring().oldest() {
+        if head - seq > history || seq + 1 < self.shared.history.oldest() {
             return Err(HubError::TooOld);
         }
         Ok(seq)

@@ -88,8 +88,9 @@ impl Subscription {
             max_batch: settings.max_batch_size,
             max_lag: settings.client_queue_size as u64,
         };
-        let mut ring = self.shared.lock_ring();
-        ring.read(&mut self.cursor, &limits, cx.waker())
+        self.shared
+            .history
+            .read(&mut self.cursor, &limits, cx.waker())
     }
 
     fn finish(&mut self) -> Poll<Option<Result<Bytes, std::convert::Infallible>>> {
@@ -163,7 +164,7 @@ impl Drop for Subscription {
             .stats
             .subscribers
             .fetch_sub(1, Ordering::Relaxed);
-        self.shared.lock_ring().unpark(&self.cursor);
+        self.shared.history.unpark(&self.cursor);
     }
 }
 
