@@ -132,6 +132,19 @@ pub enum Access {
     Rooms(Vec<String>),
 }
 
+impl Access {
+    /// True when this access may see frames of `room` (`None`: frames that
+    /// belong to no room, which only [`Access::All`] sees). Lets the HTTP layer
+    /// refuse a `?room=` outside the token's grant instead of streaming nothing.
+    pub fn permits(&self, room: Option<&str>) -> bool {
+        match (self, room) {
+            (Self::All, _) => true,
+            (Self::Rooms(rooms), Some(room)) => rooms.iter().any(|r| r == room),
+            (Self::Rooms(_), None) => false,
+        }
+    }
+}
+
 /// A request to subscribe.
 #[derive(Debug, Clone)]
 pub struct SubscribeRequest {
