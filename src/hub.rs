@@ -7,16 +7,16 @@
 //! async one here).
 //!
 //! Invariants:
-//! - An event is serialised once ([`frame`]); every subscriber gets the same
+//! - An event is serialised once (`frame`); every subscriber gets the same
 //!   `Bytes`. Publishing never waits for a subscriber.
-//! - One bounded ring ([`history`]) is both the history for `Last-Event-ID`
+//! - One bounded ring (`history`) is both the history for `Last-Event-ID`
 //!   and the live queue. A subscriber is a cursor into it, so idle subscribers
 //!   cost a few dozen bytes and a stalled one holds nothing; a subscriber that
 //!   falls more than `client_queue_size` frames behind is sent `event: reset`
 //!   and its stream ends — never a silent gap.
 //! - Two locks, always taken in this order: `model` (seq counter, room
 //!   snapshot; held by publishers and subscribers while they start) then
-//!   the ring's (frames and parked wakers, in [`history`]; the hot path of
+//!   the ring's (frames and parked wakers, in `history`; the hot path of
 //!   every reader, skipped altogether by a parked reader with nothing new). Seq
 //!   assignment, snapshot update and ring append happen under `model`, and a
 //!   subscription takes its snapshot (or history position) and its live
@@ -234,8 +234,9 @@ impl Hub {
         model.rooms.apply(&event);
         model.cached_snapshot = None;
         model.head = seq;
-        shared.history.push(frame);
+        let wakers = shared.history.push(frame);
         drop(model);
+        wakers.wake();
         shared.stats.published.fetch_add(1, Ordering::Relaxed);
         seq
     }

@@ -114,15 +114,14 @@ impl History {
         self.ring.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Appends the frame for seq `head + 1` and wakes every parked subscriber.
-    pub(super) fn push(&self, frame: Frame) {
-        let wakers = {
-            let mut ring = self.lock();
-            ring.push(frame);
-            self.head.store(ring.head, Ordering::Release);
-            self.take_waiters(&mut ring)
-        };
-        wake(wakers);
+    /// Appends the frame for seq `head + 1`; returns the parked subscribers,
+    /// to be woken once the caller has released its own lock.
+    #[must_use = "parked subscribers must be woken"]
+    pub(super) fn push(&self, frame: Frame) -> Wakers {
+        let mut ring = self.lock();
+        ring.push(frame);
+        self.head.store(ring.head, Ordering::Release);
+        self.take_waiters(&mut ring)
     }
 
     /// Marks the history closed and wakes every parked subscriber.
@@ -132,14 +131,14 @@ impl History {
             ring.closed = true;
             self.take_waiters(&mut ring)
         };
-        wake(wakers);
+        wakers.wake();
     }
 
-    fn take_waiters(&self, ring: &mut Ring) -> Vec<Option<Waker>> {
+    fn take_waiters(&self, ring: &mut Ring) -> Wakers {
         ring.free.clear();
         ring.generation += 1;
         self.generation.store(ring.generation, Ordering::Release);
-        std::mem::take(&mut ring.waiters)
+        Wakers(std::mem::take(&mut ring.waiters))
     }
 
     /// Reads what is available at `cursor`, or parks `waker` if nothing is.
@@ -177,10 +176,16 @@ impl History {
     }
 }
 
-/// Wakes outside the lock, so woken subscribers do not queue on it.
-fn wake(wakers: Vec<Option<Waker>>) {
-    for waker in wakers.into_iter().flatten() {
-        waker.wake();
+/// Subscribers taken off the slab, woken outside every lock so that they
+/// do not queue on one (and a publisher does not hold one while waking 10 000).
+pub(super) struct Wakers(Vec<Option<Waker>>);
+
+impl Wakers {
+    /// Wakes them all.
+    pub(super) fn wake(self) {
+        for waker in self.0.into_iter().flatten() {
+            waker.wake();
+        }
     }
 }
 
