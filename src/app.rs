@@ -1,13 +1,215 @@
-//! Application state and the server's life cycle. (Foundation: in progress.)
+//! Application state and the server's life cycle.
+//!
+//! [`AppState`] is a cheap `Clone` handle (one `Arc`) to every component;
+//! handlers get it from axum's `State`. [`AppState::build`] opens the store
+//! and wires the components in dependency order; [`run`] serves a bound
+//! listener until a shutdown future resolves, then drains: stop accepting,
+//! end SSE streams cleanly, let in-flight requests finish (bounded by
+//! `server.shutdown_grace_seconds`), flush the audit log.
 
+pub mod admission;
+pub mod tickets;
+
+use std::net::SocketAddr;
+use std::ops::Deref;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use anyhow::Context as _;
+use tokio::net::TcpListener;
+
+pub use admission::{Admission, ConnPermit};
+pub use tickets::Tickets;
+
+use crate::audit::Audit;
+use crate::clock::Clock;
 use crate::config::Config;
+use crate::guard::Guard;
+use crate::hub::{Hub, HubSettings};
+use crate::keys::KeyRing;
+use crate::pepper::Pepper;
 use crate::redact::Masker;
+use crate::store::Sqlite;
+use crate::webhook::{Receiver, ReceiverSettings, ReplayStore};
 
-/// Runs the gateway until SIGINT/SIGTERM.
-pub fn serve_blocking(config: Config, listen: Option<std::net::SocketAddr>, masker: Masker) -> anyhow::Result<()> {
-    let _ = (config, listen, masker);
-    anyhow::bail!("serve is not available yet")
+/// Cheap handle to every component.
+#[derive(Clone)]
+pub struct AppState(Arc<Inner>);
+
+/// The components (see [`AppState`]).
+pub struct Inner {
+    /// Validated configuration.
+    pub config: Arc<Config>,
+    /// Time source.
+    pub clock: Clock,
+    /// Log masker (knows the API secrets).
+    pub masker: Masker,
+    /// The embedded database.
+    pub store: Sqlite,
+    /// Deployment pepper.
+    pub pepper: Pepper,
+    /// API keys.
+    pub keys: KeyRing,
+    /// Security events.
+    pub audit: Audit,
+    /// Limits and lockouts.
+    pub guard: Guard,
+    /// SSE fan-out.
+    pub hub: Hub,
+    /// Webhook verification.
+    pub receiver: Receiver,
+    /// Single-use SSE tickets.
+    pub tickets: Tickets,
+    /// SSE connection caps.
+    pub admission: Admission,
+    /// The ingestion kill switch (true = webhooks processed).
+    pub ingestion: AtomicBool,
+    /// False while starting and once shutdown begins (`/health` answers 503).
+    pub ready: AtomicBool,
+    /// Unix ms at start.
+    pub started_ms: i64,
 }
 
-/// Placeholder for the library entry point.
-pub async fn run() {}
+impl Deref for AppState {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+/// What start-up wants the operator to know (printed by `serve`).
+#[derive(Debug, Default)]
+pub struct StartupReport {
+    /// A key created on first start: (key id, file holding the secret).
+    pub created_key: Option<(String, std::path::PathBuf)>,
+}
+
+impl AppState {
+    /// Wires every component from the configuration.
+    pub fn build(
+        config: Config,
+        clock: Clock,
+        masker: Masker,
+    ) -> anyhow::Result<(Self, StartupReport)> {
+        let store = Sqlite::open(&config.storage.path)?;
+        let pepper = Pepper::load_or_create(&config.data_dir())
+            .with_context(|| format!("pepper in {}", config.data_dir().display()))?;
+        let keys = KeyRing::from_config(&config);
+        masker.set_known_secrets(keys.all_secrets().iter());
+        let audit = Audit::in_memory();
+        let guard = Guard::new(&config, clock.clone(), audit.clone());
+        let hub = Hub::new(HubSettings::from_config(&config));
+        let receiver = Receiver::new(
+            keys.clone(),
+            pepper.clone(),
+            audit.clone(),
+            clock.clone(),
+            ReceiverSettings::from_config(&config),
+            ReplayStore::memory(1_000_000),
+        );
+        let admission = Admission::new(
+            config.realtime.max_connections,
+            config.realtime.max_connections_per_ip,
+            config.suspicious_activity.ipv6_prefix_length,
+        );
+        let started_ms = clock.now_ms();
+        let inner = Inner {
+            config: Arc::new(config),
+            clock,
+            masker,
+            store,
+            pepper,
+            keys,
+            audit,
+            guard,
+            hub,
+            receiver,
+            tickets: Tickets::new(100_000),
+            admission,
+            ingestion: AtomicBool::new(true),
+            ready: AtomicBool::new(false),
+            started_ms,
+        };
+        Ok((Self(Arc::new(inner)), StartupReport::default()))
+    }
+
+    /// True while webhooks are processed.
+    pub fn ingestion_enabled(&self) -> bool {
+        self.ingestion.load(Ordering::Relaxed)
+    }
+}
+
+/// Serves `listener` until `shutdown` resolves, then drains (see module docs).
+pub async fn run(
+    state: AppState,
+    listener: TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send,
+) -> anyhow::Result<()> {
+    let router = crate::http::router(state.clone());
+    state.ready.store(true, Ordering::Relaxed);
+    crate::http::serve::serve(listener, router, &state.config.server, async {
+        shutdown.await;
+        state.ready.store(false, Ordering::Relaxed);
+        state.hub.close();
+    })
+    .await;
+    Ok(())
+}
+
+/// `warden serve`: telemetry, state, listener, signals.
+pub fn serve_blocking(
+    config: Config,
+    listen: Option<SocketAddr>,
+    masker: Masker,
+) -> anyhow::Result<()> {
+    let listen = listen.unwrap_or(config.server.listen);
+    config.check_transport(listen)?;
+    crate::telemetry::init(&config.logging, &masker, crate::telemetry::Sink::Stderr);
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the runtime")?;
+    rt.block_on(async move {
+        let (state, report) = AppState::build(config, Clock::system(), masker)?;
+        if let Some((id, path)) = &report.created_key {
+            println!(
+                "created API key {id}; its secret is in {} (mode 0600)",
+                path.display()
+            );
+            tracing::info!(key.id = %id, key.file = %path.display(), "created the first API key");
+        }
+        let listener = TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("cannot listen on {listen}"))?;
+        let local = listener.local_addr().context("listener address")?;
+        tracing::info!(listen = %local, "warden listening");
+        println!("warden listening on http://{local}");
+        run(state, listener, shutdown_signal()).await?;
+        tracing::info!("warden stopped");
+        Ok(())
+    })
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+    tracing::info!("shutdown requested");
+}

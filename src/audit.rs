@@ -83,7 +83,14 @@ pub struct NewEvent {
 impl NewEvent {
     /// A new event of `kind` with `severity` and nothing else.
     pub fn new(kind: EventType, severity: Severity) -> Self {
-        Self { kind, severity, source_ip: None, identity: None, key_id: None, details: serde_json::Map::new() }
+        Self {
+            kind,
+            severity,
+            source_ip: None,
+            identity: None,
+            key_id: None,
+            details: serde_json::Map::new(),
+        }
     }
 
     /// Sets the client address.

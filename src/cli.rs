@@ -123,7 +123,10 @@ fn run(cli: Cli, masker: Masker) -> anyhow::Result<()> {
         Command::Config(ConfigCmd::Check { file }) => {
             let path = file.or(cli.config);
             let cfg = load_config(path.as_deref(), &masker)?;
-            let origin = cfg.source.as_ref().map_or("built-in defaults".to_owned(), |p| p.display().to_string());
+            let origin = cfg
+                .source
+                .as_ref()
+                .map_or("built-in defaults".to_owned(), |p| p.display().to_string());
             println!("# effective configuration ({origin}; environment applied; secrets masked)");
             print!("{}", cfg.to_masked_yaml(&masker));
             Ok(())
@@ -131,9 +134,15 @@ fn run(cli: Cli, masker: Masker) -> anyhow::Result<()> {
         Command::Redact => redact_stdin(&masker),
         command => {
             let config = load_config(cli.config.as_deref(), &masker)?;
-            let ctx = Ctx { config, masker, clock: Clock::system() };
+            let ctx = Ctx {
+                config,
+                masker,
+                clock: Clock::system(),
+            };
             match command {
-                Command::Serve { listen } => crate::app::serve_blocking(ctx.config, listen, ctx.masker),
+                Command::Serve { listen } => {
+                    crate::app::serve_blocking(ctx.config, listen, ctx.masker)
+                }
                 Command::Keys(cmd) => keys::run(cmd, &ctx),
                 Command::Token(cmd) => token::run(cmd, &ctx),
                 Command::Webhook(cmd) => webhook::run(cmd, &ctx),
@@ -152,10 +161,13 @@ fn unreachable_command() -> anyhow::Result<()> {
 /// `warden redact`: masks stdin as a whole (so multi-line PEM blocks go too).
 fn redact_stdin(masker: &Masker) -> anyhow::Result<()> {
     let mut input = Vec::new();
-    std::io::stdin().read_to_end(&mut input).context("reading stdin")?;
+    std::io::stdin()
+        .read_to_end(&mut input)
+        .context("reading stdin")?;
     let text = String::from_utf8_lossy(&input);
     let mut out = std::io::stdout().lock();
-    out.write_all(masker.mask(&text).as_bytes()).context("writing stdout")?;
+    out.write_all(masker.mask(&text).as_bytes())
+        .context("writing stdout")?;
     out.flush().context("writing stdout")?;
     if std::io::stdout().is_terminal() && !text.ends_with('\n') {
         let _ = writeln!(out);

@@ -25,7 +25,9 @@ impl Clock {
 
     /// A clock that stands still at `unix_ms` until [`Clock::advance`] or [`Clock::set_ms`].
     pub fn manual(unix_ms: i64) -> Self {
-        Self { manual: Some(Arc::new(AtomicI64::new(unix_ms))) }
+        Self {
+            manual: Some(Arc::new(AtomicI64::new(unix_ms))),
+        }
     }
 
     /// Milliseconds since the Unix epoch.
@@ -52,7 +54,10 @@ impl Clock {
     /// Moves a manual clock forward; a no-op on the system clock.
     pub fn advance(&self, by: Duration) {
         if let Some(t) = &self.manual {
-            t.fetch_add(i64::try_from(by.as_millis()).unwrap_or(i64::MAX), Ordering::Relaxed);
+            t.fetch_add(
+                i64::try_from(by.as_millis()).unwrap_or(i64::MAX),
+                Ordering::Relaxed,
+            );
         }
     }
 

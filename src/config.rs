@@ -61,7 +61,10 @@ pub enum ConfigError {
 
 impl ConfigError {
     pub(crate) fn invalid(key: impl Into<String>, message: impl Into<String>) -> Self {
-        Self::Invalid { key: key.into(), message: message.into() }
+        Self::Invalid {
+            key: key.into(),
+            message: message.into(),
+        }
     }
 }
 
@@ -73,7 +76,9 @@ pub struct Env {
 
 impl std::fmt::Debug for Env {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Env").field("vars", &self.vars.keys().collect::<Vec<_>>()).finish()
+        f.debug_struct("Env")
+            .field("vars", &self.vars.keys().collect::<Vec<_>>())
+            .finish()
     }
 }
 
@@ -86,13 +91,23 @@ impl Env {
     }
 
     /// An environment made of the given pairs (for tests).
-    pub fn from_pairs<K: Into<String>, V: Into<String>>(pairs: impl IntoIterator<Item = (K, V)>) -> Self {
-        Self { vars: pairs.into_iter().map(|(k, v)| (k.into(), v.into())).collect() }
+    pub fn from_pairs<K: Into<String>, V: Into<String>>(
+        pairs: impl IntoIterator<Item = (K, V)>,
+    ) -> Self {
+        Self {
+            vars: pairs
+                .into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect(),
+        }
     }
 
     /// One variable, if set and not empty.
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.vars.get(name).map(String::as_str).filter(|v| !v.is_empty())
+        self.vars
+            .get(name)
+            .map(String::as_str)
+            .filter(|v| !v.is_empty())
     }
 }
 
@@ -114,22 +129,28 @@ pub fn load(explicit: Option<&Path>, env: &Env) -> Result<Config, ConfigError> {
     let file = locate(explicit, env);
     let text = match &file {
         Some(path) => Some(
-            std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.clone(), source })?,
+            std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                path: path.clone(),
+                source,
+            })?,
         ),
         None => None,
     };
-    let mut cfg = from_yaml(text.as_deref().unwrap_or(""), env)
-        .map_err(|e| match (e, &file) {
-            (ConfigError::Syntax { message, .. }, Some(path)) => ConfigError::Syntax { path: path.clone(), message },
-            (e, _) => e,
-        })?;
+    let mut cfg = from_yaml(text.as_deref().unwrap_or(""), env).map_err(|e| match (e, &file) {
+        (ConfigError::Syntax { message, .. }, Some(path)) => ConfigError::Syntax {
+            path: path.clone(),
+            message,
+        },
+        (e, _) => e,
+    })?;
     cfg.source = file;
     Ok(cfg)
 }
 
 /// Builds a configuration from YAML text (empty = defaults) and an environment.
 pub fn from_yaml(text: &str, env: &Env) -> Result<Config, ConfigError> {
-    let mut tree: Value = serde_norway::from_str(DEFAULTS_YAML).expect("embedded defaults are valid YAML");
+    let mut tree: Value =
+        serde_norway::from_str(DEFAULTS_YAML).expect("embedded defaults are valid YAML");
     if !text.trim().is_empty() {
         let user: Value = serde_norway::from_str(text).map_err(|e| ConfigError::Syntax {
             path: PathBuf::from("<config>"),
@@ -179,10 +200,18 @@ fn describe_serde_error(path: &str, inner: &str) -> ConfigError {
     }
     if let Some(rest) = inner.strip_prefix("missing field `") {
         let field = rest.split('`').next().unwrap_or(rest);
-        let key = if base.is_empty() { field.to_owned() } else { format!("{base}.{field}") };
+        let key = if base.is_empty() {
+            field.to_owned()
+        } else {
+            format!("{base}.{field}")
+        };
         return ConfigError::invalid(key, "required");
     }
-    let key = if base.is_empty() { "<config>".to_owned() } else { base.to_owned() };
+    let key = if base.is_empty() {
+        "<config>".to_owned()
+    } else {
+        base.to_owned()
+    };
     let message = inner
         .replace("i64", "a whole number")
         .replace("invalid type: ", "wrong type: ")
@@ -211,12 +240,15 @@ fn merge(base: &mut Value, over: Value) {
 /// Applies `WARDEN_<SECTION>__<KEY>[__<SUBKEY>]` and `SECURITY_WEBHOOK_URL`.
 fn apply_env(tree: &mut Value, env: &Env) -> Result<(), ConfigError> {
     for (name, value) in &env.vars {
-        let Some(rest) = name.strip_prefix("WARDEN_") else { continue };
+        let Some(rest) = name.strip_prefix("WARDEN_") else {
+            continue;
+        };
         if !rest.contains("__") {
             continue;
         }
         let path: Vec<String> = rest.split("__").map(str::to_ascii_lowercase).collect();
-        set_path(tree, &path, value).map_err(|msg| ConfigError::invalid(path.join("."), format!("{msg} (from {name})")))?;
+        set_path(tree, &path, value)
+            .map_err(|msg| ConfigError::invalid(path.join("."), format!("{msg} (from {name})")))?;
     }
     if let Some(url) = env.get("SECURITY_WEBHOOK_URL") {
         set_path(tree, &["alerts".into(), "webhook_url".into()], url)
@@ -245,7 +277,11 @@ fn set_path(tree: &mut Value, path: &[String], raw: &str) -> Result<(), String> 
     let existing = map.get(&key);
     let value = match existing {
         Some(Value::Sequence(_)) => Value::Sequence(
-            raw.split(',').map(str::trim).filter(|s| !s.is_empty()).map(|s| Value::String(s.to_owned())).collect(),
+            raw.split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(|s| Value::String(s.to_owned()))
+                .collect(),
         ),
         Some(Value::String(_)) => Value::String(raw.to_owned()),
         _ => serde_norway::from_str(raw).unwrap_or_else(|_| Value::String(raw.to_owned())),
@@ -278,12 +314,18 @@ impl Config {
 
 /// Masks the password (userinfo) and query of a URL for display.
 pub fn mask_url(url: &str) -> String {
-    let (head, _query) = url.split_once('?').map_or((url, None), |(h, q)| (h, Some(q)));
+    let (head, _query) = url
+        .split_once('?')
+        .map_or((url, None), |(h, q)| (h, Some(q)));
     let masked = match (head.find("://"), head.rfind('@')) {
         (Some(s), Some(at)) if at > s => format!("{}{}@{}", &head[..s + 3], MASK, &head[at + 1..]),
         _ => head.to_owned(),
     };
-    if url.contains('?') { format!("{masked}?{MASK}") } else { masked }
+    if url.contains('?') {
+        format!("{masked}?{MASK}")
+    } else {
+        masked
+    }
 }
 
 /// API keys given in the environment: `LIVEKIT_API_KEY`/`LIVEKIT_API_SECRET` and `LIVEKIT_KEYS`.
@@ -299,7 +341,9 @@ impl EnvKeys {
     fn from_env(env: &Env) -> Result<Self, ConfigError> {
         let mut out = Self::default();
         if let Some(text) = env.get("LIVEKIT_KEYS") {
-            for (k, s) in parse_key_lines(text).map_err(|m| ConfigError::invalid("LIVEKIT_KEYS", m))? {
+            for (k, s) in
+                parse_key_lines(text).map_err(|m| ConfigError::invalid("LIVEKIT_KEYS", m))?
+            {
                 out.all.push((k, s));
             }
         }
@@ -310,8 +354,18 @@ impl EnvKeys {
                 out.all.insert(0, (k.trim().to_owned(), secret.clone()));
                 out.primary = Some((k.trim().to_owned(), secret));
             }
-            (Some(_), None) => return Err(ConfigError::invalid("LIVEKIT_API_SECRET", "required when LIVEKIT_API_KEY is set")),
-            (None, Some(_)) => return Err(ConfigError::invalid("LIVEKIT_API_KEY", "required when LIVEKIT_API_SECRET is set")),
+            (Some(_), None) => {
+                return Err(ConfigError::invalid(
+                    "LIVEKIT_API_SECRET",
+                    "required when LIVEKIT_API_KEY is set",
+                ));
+            }
+            (None, Some(_)) => {
+                return Err(ConfigError::invalid(
+                    "LIVEKIT_API_KEY",
+                    "required when LIVEKIT_API_SECRET is set",
+                ));
+            }
             (None, None) => {}
         }
         Ok(out)
@@ -328,13 +382,21 @@ pub fn parse_key_lines(text: &str) -> Result<Vec<(String, Secret)>, String> {
         };
         for (k, v) in map {
             let key = scalar(&k).ok_or("key ids must be strings")?;
-            let secret = scalar(&v).ok_or_else(|| format!("the secret of {key} must be a string"))?;
+            let secret =
+                scalar(&v).ok_or_else(|| format!("the secret of {key} must be a string"))?;
             out.push((key, Secret::new(secret)));
         }
         return Ok(out);
     }
-    for line in text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')) {
-        let (k, s) = line.split_once(':').or_else(|| line.split_once('=')).ok_or("expected `key: secret` lines")?;
+    for line in text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+    {
+        let (k, s) = line
+            .split_once(':')
+            .or_else(|| line.split_once('='))
+            .ok_or("expected `key: secret` lines")?;
         out.push((k.trim().to_owned(), Secret::new(s.trim())));
     }
     Ok(out)

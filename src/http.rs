@@ -1,1 +1,226 @@
-//! (Foundation: in progress.)
+//! HTTP: the router and its whole layer stack, in one function.
+//!
+//! Layers, outermost first: panic → JSON 500 (no stack trace reaches a
+//! client); client address (peer, or through `server.trusted_proxies` only);
+//! request log (method, matched route, status, duration — never the URI, whose
+//! query may carry a token, nor `Authorization`/`Cookie`); common security
+//! headers; failed-authentication accounting (every 401 counts towards the
+//! client's lockout). `/api/*` additionally passes the guard (blocklist,
+//! lockout → 403, per-client rate limit → 429 with RateLimit headers) and, but
+//! for the SSE stream, a request timeout. The webhook route applies its own
+//! guard policy (lockout → 429, because LiveKit drops 4xx and retries 429).
+
+pub mod error;
+pub mod extract;
+pub mod routes;
+pub mod serve;
+
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+
+use self::error::{ApiError, AuthFailed};
+use self::extract::ClientIp;
+use crate::app::AppState;
+use crate::guard::{Refusal, RefusalKind};
+
+/// The whole HTTP surface of Warden.
+pub fn router(state: AppState) -> Router {
+    let timed = Router::new()
+        .route("/api/rooms", get(routes::events::rooms))
+        .route("/api/auth/sse-token", post(routes::auth::ticket))
+        .route(
+            "/api/auth/session",
+            get(routes::auth::session_info)
+                .post(routes::auth::session_start)
+                .delete(routes::auth::session_end),
+        )
+        .route("/api/security/status", get(routes::security::status))
+        .route("/api/security/events", get(routes::security::events))
+        .route("/api/security/unblock", post(routes::security::unblock))
+        .route("/api/security/ingestion", post(routes::security::ingestion))
+        .route("/api/security/health", get(routes::health::detailed))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            request_timeout,
+        ));
+    let api = Router::new()
+        .route("/api/events", get(routes::events::stream))
+        .merge(timed)
+        .layer(middleware::from_fn_with_state(state.clone(), guard_api));
+    Router::new()
+        .merge(api)
+        .route(
+            "/webhooks/livekit",
+            post(routes::webhook::receive).layer(middleware::from_fn_with_state(
+                state.clone(),
+                request_timeout,
+            )),
+        )
+        .route("/health", get(routes::health::health))
+        .route("/metrics", get(routes::metrics::metrics))
+        .route("/", get(routes::dashboard::index))
+        .route("/assets/{file}", get(routes::dashboard::asset))
+        .fallback(|| async { ApiError::not_found() })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "method not allowed on this route",
+            )
+        })
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            count_auth_failures,
+        ))
+        .layer(middleware::from_fn(security_headers))
+        .layer(middleware::from_fn(log_request))
+        .layer(middleware::from_fn_with_state(state.clone(), client_ip))
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(
+            |_: Box<dyn std::any::Any + Send>| {
+                tracing::error!("a request handler panicked");
+                ApiError::internal().into_response()
+            },
+        ))
+        .with_state(state)
+}
+
+/// Resolves the client address and stores it as [`ClientIp`].
+async fn client_ip(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+    let peer = serve::peer_of(&req).map_or(std::net::IpAddr::from([127, 0, 0, 1]), |p| p.ip());
+    let xff: Vec<&str> = req
+        .headers()
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    let ip = crate::guard::client_ip(peer, &xff, &state.config.server.trusted_proxies);
+    req.extensions_mut().insert(ClientIp(ip));
+    next.run(req).await
+}
+
+/// One log line per request: method, matched route, status, duration. Never the URI.
+async fn log_request(req: Request, next: Next) -> Response {
+    let start = Instant::now();
+    let method = req.method().clone();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("-", |m| m.as_str())
+        .to_owned();
+    let ip = req.extensions().get::<ClientIp>().map(|c| c.0);
+    let resp = next.run(req).await;
+    let status = resp.status().as_u16();
+    let ms = start.elapsed().as_secs_f64() * 1000.0;
+    let quiet = status < 400
+        && matches!(
+            route.as_str(),
+            "/webhooks/livekit" | "/health" | "/metrics" | "/assets/{file}"
+        );
+    if quiet {
+        tracing::debug!(http.method = %method, http.route = %route, http.status = status, duration_ms = ms, "request");
+    } else {
+        let client = ip.map(|i| i.to_string()).unwrap_or_default();
+        tracing::info!(http.method = %method, http.route = %route, http.status = status, duration_ms = ms, client.ip = %client, "request");
+    }
+    resp
+}
+
+/// Headers every response carries.
+async fn security_headers(req: Request, next: Next) -> Response {
+    let mut resp = next.run(req).await;
+    let h = resp.headers_mut();
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.entry(header::CACHE_CONTROL)
+        .or_insert(HeaderValue::from_static("no-store"));
+    resp
+}
+
+/// Every 401 counts towards the client's lockout (key id recorded when the credential named one).
+async fn count_auth_failures(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let ip = req.extensions().get::<ClientIp>().map(|c| c.0);
+    let resp = next.run(req).await;
+    if let (Some(ip), Some(failed)) = (ip, resp.extensions().get::<AuthFailed>()) {
+        state
+            .guard
+            .record_auth_failure(ip, failed.key_id.as_deref(), None);
+    }
+    resp
+}
+
+/// The guard in front of `/api/*`: blocklist, lockout, per-client rate limit.
+async fn guard_api(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let Some(ClientIp(ip)) = req.extensions().get::<ClientIp>().copied() else {
+        return ApiError::internal().into_response();
+    };
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("-", |m| m.as_str())
+        .to_owned();
+    let allowed = match state.guard.check_api(ip) {
+        Ok(a) => a,
+        Err(r) => return refusal(r).into_response(),
+    };
+    let start = Instant::now();
+    let mut resp = next.run(req).await;
+    state.guard.record_api_usage(&route, ip, start.elapsed());
+    if let Some(rate) = allowed.rate {
+        for (name, value) in rate.headers() {
+            if let Ok(v) = HeaderValue::try_from(value) {
+                resp.headers_mut().insert(name, v);
+            }
+        }
+    }
+    resp
+}
+
+/// Bounds a non-streaming request (slow bodies included).
+async fn request_timeout(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    match tokio::time::timeout(state.config.server.request_timeout, next.run(req)).await {
+        Ok(resp) => resp,
+        Err(_) => ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "request_timeout",
+            "the request took too long",
+        )
+        .into_response(),
+    }
+}
+
+/// A guard refusal as an API error (status chosen by the guard's policy).
+pub fn refusal(r: Refusal) -> ApiError {
+    let status = StatusCode::from_u16(r.status).unwrap_or(StatusCode::FORBIDDEN);
+    let (code, message) = match r.kind {
+        RefusalKind::Blocked => ("blocked", "this client is blocked"),
+        RefusalKind::LockedOut => (
+            "locked_out",
+            "too many failed authentications; try again later",
+        ),
+        RefusalKind::RateLimited => ("rate_limited", "rate limit exceeded"),
+        RefusalKind::NotAllowedSource => {
+            ("source_not_allowed", "this source may not deliver webhooks")
+        }
+    };
+    let mut e = ApiError::new(status, code, message);
+    if let Some(secs) = r.retry_after_secs {
+        e = e.retry_after(secs);
+    }
+    if let Some(rate) = r.rate {
+        e = e.with_headers(rate.headers());
+    }
+    e
+}

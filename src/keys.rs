@@ -58,7 +58,9 @@ pub struct KeyRing {
 
 impl std::fmt::Debug for KeyRing {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("KeyRing").field("keys", &self.current.load().keys.len()).finish()
+        f.debug_struct("KeyRing")
+            .field("keys", &self.current.load().keys.len())
+            .finish()
     }
 }
 
@@ -68,9 +70,18 @@ impl KeyRing {
         let mut set = KeySet::default();
         for (id, secret) in keys {
             set.signing.get_or_insert_with(|| id.clone());
-            set.keys.insert(id.clone(), Key { id, secret, state: KeyState::Active });
+            set.keys.insert(
+                id.clone(),
+                Key {
+                    id,
+                    secret,
+                    state: KeyState::Active,
+                },
+            );
         }
-        Self { current: Arc::new(ArcSwap::from_pointee(set)) }
+        Self {
+            current: Arc::new(ArcSwap::from_pointee(set)),
+        }
     }
 
     /// Keys as the configuration gives them.
@@ -98,6 +109,11 @@ impl KeyRing {
 
     /// Every secret Warden knows (for log masking).
     pub fn all_secrets(&self) -> Vec<Secret> {
-        self.current.load().keys.values().map(|k| k.secret.clone()).collect()
+        self.current
+            .load()
+            .keys
+            .values()
+            .map(|k| k.secret.clone())
+            .collect()
     }
 }

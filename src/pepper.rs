@@ -37,7 +37,12 @@ impl Pepper {
         let path = dir.join("pepper");
         match std::fs::read_to_string(&path) {
             Ok(s) if s.trim().len() >= 32 => return Ok(Self::new(s.trim())),
-            Ok(_) => return Err(std::io::Error::other(format!("{}: pepper too short", path.display()))),
+            Ok(_) => {
+                return Err(std::io::Error::other(format!(
+                    "{}: pepper too short",
+                    path.display()
+                )));
+            }
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
             Err(_) => {}
         }
@@ -64,7 +69,8 @@ impl Pepper {
 
     /// Full hex HMAC-SHA256 of `data`.
     pub fn hmac_hex(&self, data: &[u8]) -> String {
-        let mut mac = Hmac::<Sha256>::new_from_slice(self.0.expose().as_bytes()).expect("HMAC takes any key length");
+        let mut mac = Hmac::<Sha256>::new_from_slice(self.0.expose().as_bytes())
+            .expect("HMAC takes any key length");
         mac.update(data);
         hex::encode(mac.finalize().into_bytes())
     }
@@ -101,7 +107,10 @@ mod tests {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(dir.join("pepper")).expect("meta").permissions().mode();
+            let mode = std::fs::metadata(dir.join("pepper"))
+                .expect("meta")
+                .permissions()
+                .mode();
             assert_eq!(mode & 0o777, 0o600);
         }
         let _ = std::fs::remove_dir_all(&dir);

@@ -91,7 +91,8 @@ static PATTERN: LazyLock<Regex> = LazyLock::new(|| {
     let kv = format!(
         r#"(?P<kv>(?i:\b{KEY_NAMES})\b["']?\s*[:=]\s*)(?P<q>["']?)(?P<val>[^"'\s,;&}}\]]+)"#
     );
-    Regex::new(&format!("{pem}|{jwt}|{whsec}|{userinfo}|{bearer}|{kv}")).expect("masking pattern is valid")
+    Regex::new(&format!("{pem}|{jwt}|{whsec}|{userinfo}|{bearer}|{kv}"))
+        .expect("masking pattern is valid")
 });
 
 /// The masking function, with the set of exact secrets it knows.
@@ -123,8 +124,11 @@ impl Masker {
     /// Replaces the set of exact secrets to mask (API secrets, the alert signing secret).
     /// Values shorter than 8 bytes are ignored: masking them would mangle ordinary text.
     pub fn set_known_secrets<'a>(&self, secrets: impl IntoIterator<Item = &'a Secret>) {
-        let mut list: Vec<&str> =
-            secrets.into_iter().map(Secret::expose).filter(|s| s.len() >= 8).collect();
+        let mut list: Vec<&str> = secrets
+            .into_iter()
+            .map(Secret::expose)
+            .filter(|s| s.len() >= 8)
+            .collect();
         list.sort_unstable_by_key(|s| std::cmp::Reverse(s.len()));
         list.dedup();
         let matcher = if list.is_empty() {
@@ -142,7 +146,9 @@ impl Masker {
     pub fn mask<'t>(&self, text: &'t str) -> Cow<'t, str> {
         let known = self.known.load();
         let exact: Cow<'t, str> = match &known.matcher {
-            Some(m) if m.is_match(text) => Cow::Owned(m.replace_all(text, &vec![MASK; m.patterns_len()])),
+            Some(m) if m.is_match(text) => {
+                Cow::Owned(m.replace_all(text, &vec![MASK; m.patterns_len()]))
+            }
             _ => Cow::Borrowed(text),
         };
         match exact {

@@ -56,27 +56,45 @@ impl Sqlite {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             create_private_dir(dir)?;
         }
-        let err = |source| StoreError::Sqlite { path: path.to_path_buf(), source };
+        let err = |source| StoreError::Sqlite {
+            path: path.to_path_buf(),
+            source,
+        };
         let conn = Connection::open(path).map_err(err)?;
         conn.execute_batch(
             "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=5000; PRAGMA foreign_keys=ON;",
         )
         .map_err(err)?;
         restrict_file(path);
-        Ok(Self { conn: Arc::new(Mutex::new(conn)), path: Arc::new(path.to_path_buf()) })
+        Ok(Self {
+            conn: Arc::new(Mutex::new(conn)),
+            path: Arc::new(path.to_path_buf()),
+        })
     }
 
     /// A private in-memory database (tests, `--ephemeral`).
     pub fn in_memory() -> Result<Self, StoreError> {
         let path = PathBuf::from(":memory:");
-        let conn = Connection::open_in_memory().map_err(|source| StoreError::Sqlite { path: path.clone(), source })?;
-        Ok(Self { conn: Arc::new(Mutex::new(conn)), path: Arc::new(path) })
+        let conn = Connection::open_in_memory().map_err(|source| StoreError::Sqlite {
+            path: path.clone(),
+            source,
+        })?;
+        Ok(Self {
+            conn: Arc::new(Mutex::new(conn)),
+            path: Arc::new(path),
+        })
     }
 
     /// Runs `f` with the connection.
-    pub fn with<R>(&self, f: impl FnOnce(&mut Connection) -> rusqlite::Result<R>) -> Result<R, StoreError> {
+    pub fn with<R>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> rusqlite::Result<R>,
+    ) -> Result<R, StoreError> {
         let mut conn = self.conn.lock().map_err(|_| StoreError::Poisoned)?;
-        f(&mut conn).map_err(|source| StoreError::Sqlite { path: (*self.path).clone(), source })
+        f(&mut conn).map_err(|source| StoreError::Sqlite {
+            path: (*self.path).clone(),
+            source,
+        })
     }
 
     /// Runs schema statements (idempotent `CREATE … IF NOT EXISTS`).
@@ -102,7 +120,10 @@ pub fn create_private_dir(dir: &Path) -> Result<(), StoreError> {
         use std::os::unix::fs::DirBuilderExt;
         b.mode(0o700);
     }
-    b.create(dir).map_err(|source| StoreError::Dir { path: dir.to_path_buf(), source })
+    b.create(dir).map_err(|source| StoreError::Dir {
+        path: dir.to_path_buf(),
+        source,
+    })
 }
 
 fn restrict_file(path: &Path) {
@@ -121,9 +142,13 @@ mod tests {
     fn opens_creates_and_runs_statements() {
         let dir = std::env::temp_dir().join(format!("warden-store-{}", std::process::id()));
         let db = Sqlite::open(&dir.join("sub/w.db")).expect("open");
-        db.migrate("CREATE TABLE IF NOT EXISTS t (x INTEGER)").expect("migrate");
-        db.with(|c| c.execute("INSERT INTO t VALUES (1)", [])).expect("insert");
-        let n: i64 = db.with(|c| c.query_row("SELECT count(*) FROM t", [], |r| r.get(0))).expect("count");
+        db.migrate("CREATE TABLE IF NOT EXISTS t (x INTEGER)")
+            .expect("migrate");
+        db.with(|c| c.execute("INSERT INTO t VALUES (1)", []))
+            .expect("insert");
+        let n: i64 = db
+            .with(|c| c.query_row("SELECT count(*) FROM t", [], |r| r.get(0)))
+            .expect("count");
         assert_eq!(n, 1);
         let _ = std::fs::remove_dir_all(&dir);
     }

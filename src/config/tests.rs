@@ -5,7 +5,9 @@ fn env(pairs: &[(&str, &str)]) -> Env {
 }
 
 fn err(yaml: &str) -> String {
-    from_yaml(yaml, &Env::default()).expect_err("should be refused").to_string()
+    from_yaml(yaml, &Env::default())
+        .expect_err("should be refused")
+        .to_string()
 }
 
 #[test]
@@ -37,7 +39,10 @@ fn defaults_parse_and_match_the_spec() {
     assert!(c.logging.mask_sensitive_data);
     assert_eq!(c.logging.log_level, "info");
     assert_eq!(c.logging.audit_log_retention_days, 90);
-    assert_eq!(c.logging.security_log_file, PathBuf::from("logs/security.log"));
+    assert_eq!(
+        c.logging.security_log_file,
+        PathBuf::from("logs/security.log")
+    );
     assert_eq!(c.alerts.min_severity, crate::audit::Severity::High);
     assert_eq!(c.storage.backend, Backend::Sqlite);
     assert_eq!(c.storage.path, PathBuf::from("data/warden.db"));
@@ -80,18 +85,38 @@ livekit: {keys_file: k.yaml, api_url: "https://lk.example.com"}
 
 #[test]
 fn unknown_keys_name_their_path() {
-    assert!(err("webhooks: {max_body_byte: 1}").starts_with("webhooks.max_body_byte: unknown setting"));
+    assert!(
+        err("webhooks: {max_body_byte: 1}").starts_with("webhooks.max_body_byte: unknown setting")
+    );
     assert!(err("bogus_section: {a: 1}").starts_with("bogus_section: unknown setting"));
-    assert!(err("server: {tls: {cert: a, key: b, extra: c}}").starts_with("server.tls.extra: unknown setting"));
+    assert!(
+        err("server: {tls: {cert: a, key: b, extra: c}}")
+            .starts_with("server.tls.extra: unknown setting")
+    );
 }
 
 #[test]
 fn out_of_range_values_name_their_path() {
-    assert_eq!(err("suspicious_activity: {max_failed_attempts: -3}"), "suspicious_activity.max_failed_attempts: must be 1..=1000");
-    assert_eq!(err("suspicious_activity: {max_failed_attempts: 0}"), "suspicious_activity.max_failed_attempts: must be 1..=1000");
-    assert_eq!(err("realtime: {heartbeat_seconds: -1}"), "realtime.heartbeat_seconds: must be 1..=3600");
-    assert_eq!(err("realtime: {max_connections: 1000000001}"), "realtime.max_connections: must be 1..=1000000000");
-    assert!(err("webhooks: {replay_window_seconds: 300}").starts_with("webhooks.replay_window_seconds: must exceed"));
+    assert_eq!(
+        err("suspicious_activity: {max_failed_attempts: -3}"),
+        "suspicious_activity.max_failed_attempts: must be 1..=1000"
+    );
+    assert_eq!(
+        err("suspicious_activity: {max_failed_attempts: 0}"),
+        "suspicious_activity.max_failed_attempts: must be 1..=1000"
+    );
+    assert_eq!(
+        err("realtime: {heartbeat_seconds: -1}"),
+        "realtime.heartbeat_seconds: must be 1..=3600"
+    );
+    assert_eq!(
+        err("realtime: {max_connections: 1000000001}"),
+        "realtime.max_connections: must be 1..=1000000000"
+    );
+    assert!(
+        err("webhooks: {replay_window_seconds: 300}")
+            .starts_with("webhooks.replay_window_seconds: must exceed")
+    );
     assert!(err("server: {listen: nowhere}").starts_with("server.listen:"));
     assert!(err("webhooks: {allowed_ips: [not-an-ip]}").starts_with("webhooks.allowed_ips:"));
     assert!(err("storage: {backend: redis}").starts_with("storage.redis_url:"));
@@ -99,15 +124,21 @@ fn out_of_range_values_name_their_path() {
 
 #[test]
 fn counts_accept_a_billion() {
-    let c = from_yaml("realtime: {max_connections: 1000000000}\nwebhooks: {rate_limit_per_minute: 1000000000}", &Env::default())
-        .expect("valid");
+    let c = from_yaml(
+        "realtime: {max_connections: 1000000000}\nwebhooks: {rate_limit_per_minute: 1000000000}",
+        &Env::default(),
+    )
+    .expect("valid");
     assert_eq!(c.realtime.max_connections, 1_000_000_000);
 }
 
 #[test]
 fn wrong_types_name_their_path() {
     let e = err("realtime: {heartbeat_seconds: soon}");
-    assert!(e.starts_with("realtime.heartbeat_seconds: wrong type"), "{e}");
+    assert!(
+        e.starts_with("realtime.heartbeat_seconds: wrong type"),
+        "{e}"
+    );
     let e = err("wss_enforcement: {enabled: maybe}");
     assert!(e.starts_with("wss_enforcement.enabled:"), "{e}");
     assert!(err("[1, 2]").contains("mapping"));
@@ -124,19 +155,36 @@ fn environment_beats_the_file() {
         ("WARDEN_ACCESS_VALIDATION__STRICT_MODE", "false"),
         ("SECURITY_WEBHOOK_URL", "https://hooks.example.com/x"),
     ]);
-    let c = from_yaml("realtime: {max_connections: 10}\naccess_validation: {strict_mode: true}", &e).expect("valid");
+    let c = from_yaml(
+        "realtime: {max_connections: 10}\naccess_validation: {strict_mode: true}",
+        &e,
+    )
+    .expect("valid");
     assert_eq!(c.realtime.max_connections, 5000);
     assert_eq!(c.webhooks.allowed_ips.len(), 2);
-    assert_eq!(c.server.tls.as_ref().map(|t| t.cert.clone()), Some(PathBuf::from("/c.pem")));
+    assert_eq!(
+        c.server.tls.as_ref().map(|t| t.cert.clone()),
+        Some(PathBuf::from("/c.pem"))
+    );
     assert!(!c.access_validation.strict_mode);
-    assert_eq!(c.alerts.webhook_url.as_deref(), Some("https://hooks.example.com/x"));
+    assert_eq!(
+        c.alerts.webhook_url.as_deref(),
+        Some("https://hooks.example.com/x")
+    );
 }
 
 #[test]
 fn bad_environment_overrides_name_the_variable() {
-    let e = from_yaml("", &env(&[("WARDEN_REALTIME__NOPE", "1")])).expect_err("refused").to_string();
-    assert!(e.starts_with("realtime.nope: unknown setting") && e.contains("WARDEN_REALTIME__NOPE"), "{e}");
-    let e = from_yaml("", &env(&[("WARDEN_REALTIME__MAX_CONNECTIONS", "-1")])).expect_err("refused").to_string();
+    let e = from_yaml("", &env(&[("WARDEN_REALTIME__NOPE", "1")]))
+        .expect_err("refused")
+        .to_string();
+    assert!(
+        e.starts_with("realtime.nope: unknown setting") && e.contains("WARDEN_REALTIME__NOPE"),
+        "{e}"
+    );
+    let e = from_yaml("", &env(&[("WARDEN_REALTIME__MAX_CONNECTIONS", "-1")]))
+        .expect_err("refused")
+        .to_string();
     assert_eq!(e, "realtime.max_connections: must be 1..=1000000000");
 }
 
@@ -145,13 +193,21 @@ fn env_keys_are_merged() {
     let e = env(&[
         ("LIVEKIT_API_KEY", "APIprimary"),
         ("LIVEKIT_API_SECRET", "primary-secret"),
-        ("LIVEKIT_KEYS", "APIprimary: primary-secret\nAPIsecond: second-secret\n"),
+        (
+            "LIVEKIT_KEYS",
+            "APIprimary: primary-secret\nAPIsecond: second-secret\n",
+        ),
     ]);
     let c = from_yaml("", &e).expect("valid");
     let ids: Vec<_> = c.env_keys.all.iter().map(|(k, _)| k.as_str()).collect();
     assert_eq!(ids, ["APIprimary", "APIsecond"]);
-    assert_eq!(c.env_keys.primary.as_ref().map(|(k, _)| k.as_str()), Some("APIprimary"));
-    let half = from_yaml("", &env(&[("LIVEKIT_API_KEY", "k")])).expect_err("refused").to_string();
+    assert_eq!(
+        c.env_keys.primary.as_ref().map(|(k, _)| k.as_str()),
+        Some("APIprimary")
+    );
+    let half = from_yaml("", &env(&[("LIVEKIT_API_KEY", "k")]))
+        .expect_err("refused")
+        .to_string();
     assert!(half.starts_with("LIVEKIT_API_SECRET:"));
 }
 
@@ -167,12 +223,23 @@ fn key_lines_accept_livekit_formats() {
 #[test]
 fn transport_is_refused_when_exposed_without_tls() {
     let c = Config::defaults();
-    assert!(c.check_transport("127.0.0.1:1".parse().expect("addr")).is_ok());
+    assert!(
+        c.check_transport("127.0.0.1:1".parse().expect("addr"))
+            .is_ok()
+    );
     assert!(c.check_transport("[::1]:1".parse().expect("addr")).is_ok());
-    let e = c.check_transport("0.0.0.0:8080".parse().expect("addr")).expect_err("refused").to_string();
+    let e = c
+        .check_transport("0.0.0.0:8080".parse().expect("addr"))
+        .expect_err("refused")
+        .to_string();
     assert!(e.starts_with("server.tls:"));
-    let proxied = from_yaml("server: {trusted_proxies: [10.0.0.1]}", &Env::default()).expect("valid");
-    assert!(proxied.check_transport("0.0.0.0:8080".parse().expect("addr")).is_ok());
+    let proxied =
+        from_yaml("server: {trusted_proxies: [10.0.0.1]}", &Env::default()).expect("valid");
+    assert!(
+        proxied
+            .check_transport("0.0.0.0:8080".parse().expect("addr"))
+            .is_ok()
+    );
 }
 
 #[test]

@@ -295,7 +295,11 @@ impl Config {
 }
 
 fn num(key: &str, v: i64, lo: i64, hi: i64) -> Result<i64, ConfigError> {
-    if (lo..=hi).contains(&v) { Ok(v) } else { Err(ConfigError::invalid(key, format!("must be {lo}..={hi}"))) }
+    if (lo..=hi).contains(&v) {
+        Ok(v)
+    } else {
+        Err(ConfigError::invalid(key, format!("must be {lo}..={hi}")))
+    }
 }
 
 fn count(key: &str, v: i64) -> Result<usize, ConfigError> {
@@ -311,7 +315,9 @@ fn secs(key: &str, v: i64, lo: i64, hi: i64, unit: u64) -> Result<Duration, Conf
 }
 
 fn addr(key: &str, s: &str) -> Result<SocketAddr, ConfigError> {
-    s.trim().parse().map_err(|_| ConfigError::invalid(key, format!("`{s}` is not an address like 127.0.0.1:8080")))
+    s.trim().parse().map_err(|_| {
+        ConfigError::invalid(key, format!("`{s}` is not an address like 127.0.0.1:8080"))
+    })
 }
 
 /// Parses a list of CIDRs or bare addresses.
@@ -322,7 +328,9 @@ pub fn nets(key: &str, list: &[String]) -> Result<Vec<IpNet>, ConfigError> {
             s.parse::<IpNet>()
                 .or_else(|_| s.parse::<IpAddr>().map(IpNet::from))
                 .map(|n| n.trunc())
-                .map_err(|_| ConfigError::invalid(key, format!("`{s}` is not a CIDR or an IP address")))
+                .map_err(|_| {
+                    ConfigError::invalid(key, format!("`{s}` is not a CIDR or an IP address"))
+                })
         })
         .collect()
 }
@@ -331,7 +339,10 @@ fn url(key: &str, s: Option<String>) -> Result<Option<String>, ConfigError> {
     match s.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()) {
         None => Ok(None),
         Some(u) if u.contains("://") && !u.contains(char::is_whitespace) => Ok(Some(u)),
-        Some(_) => Err(ConfigError::invalid(key, "must be an absolute URL like https://host")),
+        Some(_) => Err(ConfigError::invalid(
+            key,
+            "must be an absolute URL like https://host",
+        )),
     }
 }
 
@@ -339,23 +350,66 @@ pub(super) fn validate(r: RawConfig) -> Result<Config, ConfigError> {
     let s = &r.server;
     let server = Server {
         listen: addr("server.listen", &s.listen)?,
-        tls: s.tls.as_ref().map(|t| Tls { cert: PathBuf::from(&t.cert), key: PathBuf::from(&t.key) }),
-        redirect_listen: s.redirect_listen.as_deref().map(|a| addr("server.redirect_listen", a)).transpose()?,
+        tls: s.tls.as_ref().map(|t| Tls {
+            cert: PathBuf::from(&t.cert),
+            key: PathBuf::from(&t.key),
+        }),
+        redirect_listen: s
+            .redirect_listen
+            .as_deref()
+            .map(|a| addr("server.redirect_listen", a))
+            .transpose()?,
         trusted_proxies: nets("server.trusted_proxies", &s.trusted_proxies)?,
         public_url: url("server.public_url", s.public_url.clone())?,
-        header_timeout: secs("server.header_timeout_seconds", s.header_timeout_seconds, 1, 3600, 1)?,
-        request_timeout: secs("server.request_timeout_seconds", s.request_timeout_seconds, 1, 86_400, 1)?,
-        max_header_bytes: usize::try_from(num("server.max_header_bytes", s.max_header_bytes, 8192, 1_048_576)?)
-            .unwrap_or(8192),
-        shutdown_grace: secs("server.shutdown_grace_seconds", s.shutdown_grace_seconds, 1, 3600, 1)?,
+        header_timeout: secs(
+            "server.header_timeout_seconds",
+            s.header_timeout_seconds,
+            1,
+            3600,
+            1,
+        )?,
+        request_timeout: secs(
+            "server.request_timeout_seconds",
+            s.request_timeout_seconds,
+            1,
+            86_400,
+            1,
+        )?,
+        max_header_bytes: usize::try_from(num(
+            "server.max_header_bytes",
+            s.max_header_bytes,
+            8192,
+            1_048_576,
+        )?)
+        .unwrap_or(8192),
+        shutdown_grace: secs(
+            "server.shutdown_grace_seconds",
+            s.shutdown_grace_seconds,
+            1,
+            3600,
+            1,
+        )?,
     };
     if server.redirect_listen.is_some() && server.tls.is_none() {
-        return Err(ConfigError::invalid("server.redirect_listen", "needs server.tls (it redirects to https)"));
+        return Err(ConfigError::invalid(
+            "server.redirect_listen",
+            "needs server.tls (it redirects to https)",
+        ));
     }
     let w = &r.wss_enforcement;
-    let allowed_protocols: Vec<String> = w.allowed_protocols.iter().map(|p| p.trim().to_ascii_lowercase()).collect();
-    if let Some(bad) = allowed_protocols.iter().find(|p| !matches!(p.as_str(), "wss" | "https" | "ws" | "http")) {
-        return Err(ConfigError::invalid("wss_enforcement.allowed_protocols", format!("`{bad}` is not one of wss, https, ws, http")));
+    let allowed_protocols: Vec<String> = w
+        .allowed_protocols
+        .iter()
+        .map(|p| p.trim().to_ascii_lowercase())
+        .collect();
+    if let Some(bad) = allowed_protocols
+        .iter()
+        .find(|p| !matches!(p.as_str(), "wss" | "https" | "ws" | "http"))
+    {
+        return Err(ConfigError::invalid(
+            "wss_enforcement.allowed_protocols",
+            format!("`{bad}` is not one of wss, https, ws, http"),
+        ));
     }
     let k = &r.key_rotation;
     let a = &r.access_validation;
@@ -366,7 +420,9 @@ pub(super) fn validate(r: RawConfig) -> Result<Config, ConfigError> {
     if wh.replay_window_seconds <= min_replay {
         return Err(ConfigError::invalid(
             "webhooks.replay_window_seconds",
-            format!("must exceed LiveKit's {LIVEKIT_WEBHOOK_TTL_SECS} s signature lifetime plus webhooks.leeway_seconds ({min_replay})"),
+            format!(
+                "must exceed LiveKit's {LIVEKIT_WEBHOOK_TTL_SECS} s signature lifetime plus webhooks.leeway_seconds ({min_replay})"
+            ),
         ));
     }
     let rt = &r.realtime;
@@ -376,110 +432,275 @@ pub(super) fn validate(r: RawConfig) -> Result<Config, ConfigError> {
     let lk = &r.livekit;
     let cfg = Config {
         server,
-        wss_enforcement: WssEnforcement { enabled: w.enabled, allowed_protocols, redirect_http_to_https: w.redirect_http_to_https },
+        wss_enforcement: WssEnforcement {
+            enabled: w.enabled,
+            allowed_protocols,
+            redirect_http_to_https: w.redirect_http_to_https,
+        },
         key_rotation: KeyRotation {
             enabled: k.enabled,
-            rotation_interval: secs("key_rotation.rotation_interval_hours", k.rotation_interval_hours, 1, 87_600, 3600)?,
-            overlap_period: secs("key_rotation.overlap_period_minutes", k.overlap_period_minutes, 1, 525_600, 60)?,
+            rotation_interval: secs(
+                "key_rotation.rotation_interval_hours",
+                k.rotation_interval_hours,
+                1,
+                87_600,
+                3600,
+            )?,
+            overlap_period: secs(
+                "key_rotation.overlap_period_minutes",
+                k.overlap_period_minutes,
+                1,
+                525_600,
+                60,
+            )?,
             auto_rotation: k.auto_rotation,
         },
         access_validation: AccessValidation {
             strict_mode: a.strict_mode,
             validate_all_grants: a.validate_all_grants,
             log_access_attempts: a.log_access_attempts,
-            max_token_bytes: usize::try_from(num("access_validation.max_token_bytes", a.max_token_bytes, 256, 1_048_576)?)
-                .unwrap_or(8192),
+            max_token_bytes: usize::try_from(num(
+                "access_validation.max_token_bytes",
+                a.max_token_bytes,
+                256,
+                1_048_576,
+            )?)
+            .unwrap_or(8192),
         },
         suspicious_activity: SuspiciousActivity {
-            max_failed_attempts: u32::try_from(num("suspicious_activity.max_failed_attempts", sa.max_failed_attempts, 1, 1000)?)
-                .unwrap_or(5),
-            failure_window: secs("suspicious_activity.failure_window_minutes", sa.failure_window_minutes, 1, 525_600, 60)?,
-            lockout_duration: secs("suspicious_activity.lockout_duration_minutes", sa.lockout_duration_minutes, 1, 525_600, 60)?,
-            rate_limit_per_minute: count32("suspicious_activity.rate_limit_per_minute", sa.rate_limit_per_minute)?,
-            unusual_usage_threshold: count("suspicious_activity.unusual_usage_threshold", sa.unusual_usage_threshold)? as u64,
+            max_failed_attempts: u32::try_from(num(
+                "suspicious_activity.max_failed_attempts",
+                sa.max_failed_attempts,
+                1,
+                1000,
+            )?)
+            .unwrap_or(5),
+            failure_window: secs(
+                "suspicious_activity.failure_window_minutes",
+                sa.failure_window_minutes,
+                1,
+                525_600,
+                60,
+            )?,
+            lockout_duration: secs(
+                "suspicious_activity.lockout_duration_minutes",
+                sa.lockout_duration_minutes,
+                1,
+                525_600,
+                60,
+            )?,
+            rate_limit_per_minute: count32(
+                "suspicious_activity.rate_limit_per_minute",
+                sa.rate_limit_per_minute,
+            )?,
+            unusual_usage_threshold: count(
+                "suspicious_activity.unusual_usage_threshold",
+                sa.unusual_usage_threshold,
+            )? as u64,
             allowlist: nets("suspicious_activity.allowlist", &sa.allowlist)?,
             blocklist: nets("suspicious_activity.blocklist", &sa.blocklist)?,
-            ipv6_prefix_length: u8::try_from(num("suspicious_activity.ipv6_prefix_length", sa.ipv6_prefix_length, 1, 128)?)
-                .unwrap_or(64),
-            key_failure_clients: count32("suspicious_activity.key_failure_clients", sa.key_failure_clients)?,
-            max_tracked_clients: usize::try_from(num("suspicious_activity.max_tracked_clients", sa.max_tracked_clients, 100, MAX_LIMIT)?)
-                .unwrap_or(100_000),
+            ipv6_prefix_length: u8::try_from(num(
+                "suspicious_activity.ipv6_prefix_length",
+                sa.ipv6_prefix_length,
+                1,
+                128,
+            )?)
+            .unwrap_or(64),
+            key_failure_clients: count32(
+                "suspicious_activity.key_failure_clients",
+                sa.key_failure_clients,
+            )?,
+            max_tracked_clients: usize::try_from(num(
+                "suspicious_activity.max_tracked_clients",
+                sa.max_tracked_clients,
+                100,
+                MAX_LIMIT,
+            )?)
+            .unwrap_or(100_000),
         },
         webhooks: Webhooks {
             allowed_ips: nets("webhooks.allowed_ips", &wh.allowed_ips)?,
-            rate_limit_per_minute: count32("webhooks.rate_limit_per_minute", wh.rate_limit_per_minute)?,
+            rate_limit_per_minute: count32(
+                "webhooks.rate_limit_per_minute",
+                wh.rate_limit_per_minute,
+            )?,
             max_body_bytes: count("webhooks.max_body_bytes", wh.max_body_bytes)?,
-            replay_window: secs("webhooks.replay_window_seconds", wh.replay_window_seconds, 1, 31_536_000, 1)?,
+            replay_window: secs(
+                "webhooks.replay_window_seconds",
+                wh.replay_window_seconds,
+                1,
+                31_536_000,
+                1,
+            )?,
             leeway,
-            max_json_depth: usize::try_from(num("webhooks.max_json_depth", wh.max_json_depth, 4, 1024)?).unwrap_or(64),
+            max_json_depth: usize::try_from(num(
+                "webhooks.max_json_depth",
+                wh.max_json_depth,
+                4,
+                1024,
+            )?)
+            .unwrap_or(64),
         },
         realtime: Realtime {
             max_connections: count("realtime.max_connections", rt.max_connections)?,
-            max_connections_per_ip: count("realtime.max_connections_per_ip", rt.max_connections_per_ip)?,
-            heartbeat: secs("realtime.heartbeat_seconds", rt.heartbeat_seconds, 1, 3600, 1)?,
-            max_connection_age: secs("realtime.max_connection_age_hours", rt.max_connection_age_hours, 1, 8760, 3600)?,
-            batch_interval: Duration::from_millis(num("realtime.batch_interval_ms", rt.batch_interval_ms, 1, 60_000)? as u64),
-            max_batch_size: usize::try_from(num("realtime.max_batch_size", rt.max_batch_size, 1, 100_000)?).unwrap_or(50),
+            max_connections_per_ip: count(
+                "realtime.max_connections_per_ip",
+                rt.max_connections_per_ip,
+            )?,
+            heartbeat: secs(
+                "realtime.heartbeat_seconds",
+                rt.heartbeat_seconds,
+                1,
+                3600,
+                1,
+            )?,
+            max_connection_age: secs(
+                "realtime.max_connection_age_hours",
+                rt.max_connection_age_hours,
+                1,
+                8760,
+                3600,
+            )?,
+            batch_interval: Duration::from_millis(num(
+                "realtime.batch_interval_ms",
+                rt.batch_interval_ms,
+                1,
+                60_000,
+            )? as u64),
+            max_batch_size: usize::try_from(num(
+                "realtime.max_batch_size",
+                rt.max_batch_size,
+                1,
+                100_000,
+            )?)
+            .unwrap_or(50),
             history_size: count("realtime.history_size", rt.history_size)?,
             hash_identities: rt.hash_identities,
-            client_queue_size: usize::try_from(num("realtime.client_queue_size", rt.client_queue_size, 2, 1_000_000)?)
-                .unwrap_or(1024),
-            write_timeout: secs("realtime.write_timeout_seconds", rt.write_timeout_seconds, 1, 3600, 1)?,
+            client_queue_size: usize::try_from(num(
+                "realtime.client_queue_size",
+                rt.client_queue_size,
+                2,
+                1_000_000,
+            )?)
+            .unwrap_or(1024),
+            write_timeout: secs(
+                "realtime.write_timeout_seconds",
+                rt.write_timeout_seconds,
+                1,
+                3600,
+                1,
+            )?,
         },
         logging: Logging {
             mask_sensitive_data: lg.mask_sensitive_data,
             log_level: match lg.log_level.trim().to_ascii_lowercase().as_str() {
                 l @ ("trace" | "debug" | "info" | "warn" | "error") => l.to_owned(),
                 "warning" => "warn".to_owned(),
-                _ => return Err(ConfigError::invalid("logging.log_level", "must be TRACE, DEBUG, INFO, WARN or ERROR")),
+                _ => {
+                    return Err(ConfigError::invalid(
+                        "logging.log_level",
+                        "must be TRACE, DEBUG, INFO, WARN or ERROR",
+                    ));
+                }
             },
             format: match lg.format.trim().to_ascii_lowercase().as_str() {
                 "auto" => LogFormat::Auto,
                 "text" => LogFormat::Text,
                 "json" => LogFormat::Json,
-                _ => return Err(ConfigError::invalid("logging.format", "must be auto, text or json")),
+                _ => {
+                    return Err(ConfigError::invalid(
+                        "logging.format",
+                        "must be auto, text or json",
+                    ));
+                }
             },
-            audit_log_retention_days: u32::try_from(num("logging.audit_log_retention_days", lg.audit_log_retention_days, 1, 36_500)?)
-                .unwrap_or(90),
+            audit_log_retention_days: u32::try_from(num(
+                "logging.audit_log_retention_days",
+                lg.audit_log_retention_days,
+                1,
+                36_500,
+            )?)
+            .unwrap_or(90),
             security_log_file: PathBuf::from(&lg.security_log_file),
-            security_log_max_bytes: num("logging.security_log_max_bytes", lg.security_log_max_bytes, 4096, MAX_LIMIT)? as u64,
+            security_log_max_bytes: num(
+                "logging.security_log_max_bytes",
+                lg.security_log_max_bytes,
+                4096,
+                MAX_LIMIT,
+            )? as u64,
         },
         alerts: Alerts {
             webhook_url: url("alerts.webhook_url", al.webhook_url.clone())?,
-            signing_secret: al.signing_secret.as_ref().filter(|s| !s.is_empty()).map(|s| Secret::new(s.clone())),
-            min_severity: al
-                .min_severity
-                .parse()
-                .map_err(|_| ConfigError::invalid("alerts.min_severity", "must be low, medium, high or critical"))?,
-            allowed_private_targets: nets("alerts.allowed_private_targets", &al.allowed_private_targets)?,
-            dedupe_window: secs("alerts.dedupe_window_seconds", al.dedupe_window_seconds, 1, 86_400, 1)?,
+            signing_secret: al
+                .signing_secret
+                .as_ref()
+                .filter(|s| !s.is_empty())
+                .map(|s| Secret::new(s.clone())),
+            min_severity: al.min_severity.parse().map_err(|_| {
+                ConfigError::invalid(
+                    "alerts.min_severity",
+                    "must be low, medium, high or critical",
+                )
+            })?,
+            allowed_private_targets: nets(
+                "alerts.allowed_private_targets",
+                &al.allowed_private_targets,
+            )?,
+            dedupe_window: secs(
+                "alerts.dedupe_window_seconds",
+                al.dedupe_window_seconds,
+                1,
+                86_400,
+                1,
+            )?,
             queue_size: count("alerts.queue_size", al.queue_size)?,
         },
         storage: Storage {
             backend: match st.backend.trim().to_ascii_lowercase().as_str() {
                 "sqlite" => Backend::Sqlite,
                 "redis" => Backend::Redis,
-                _ => return Err(ConfigError::invalid("storage.backend", "must be sqlite or redis")),
+                _ => {
+                    return Err(ConfigError::invalid(
+                        "storage.backend",
+                        "must be sqlite or redis",
+                    ));
+                }
             },
             path: PathBuf::from(&st.path),
-            redis_url: st.redis_url.as_ref().filter(|s| !s.is_empty()).map(|s| Secret::new(s.clone())),
+            redis_url: st
+                .redis_url
+                .as_ref()
+                .filter(|s| !s.is_empty())
+                .map(|s| Secret::new(s.clone())),
         },
         livekit: Livekit {
             keys_file: PathBuf::from(&lk.keys_file),
             api_url: url("livekit.api_url", lk.api_url.clone())?,
-            reconcile_interval: secs("livekit.reconcile_interval_seconds", lk.reconcile_interval_seconds, 1, 86_400, 1)?,
+            reconcile_interval: secs(
+                "livekit.reconcile_interval_seconds",
+                lk.reconcile_interval_seconds,
+                1,
+                86_400,
+                1,
+            )?,
         },
         env_keys: EnvKeys::default(),
         source: None,
         effective: serde_norway::Value::Null,
     };
     if cfg.storage.backend == Backend::Redis && cfg.storage.redis_url.is_none() {
-        return Err(ConfigError::invalid("storage.redis_url", "required when storage.backend is redis"));
+        return Err(ConfigError::invalid(
+            "storage.redis_url",
+            "required when storage.backend is redis",
+        ));
     }
     if let Some(u) = cfg.storage.redis_url.as_ref() {
         let scheme = u.expose().split("://").next().unwrap_or("");
         if !matches!(scheme, "redis" | "rediss" | "redis+unix" | "unix") {
-            return Err(ConfigError::invalid("storage.redis_url", "must be a redis:// or rediss:// URL"));
+            return Err(ConfigError::invalid(
+                "storage.redis_url",
+                "must be a redis:// or rediss:// URL",
+            ));
         }
     }
     Ok(cfg)

@@ -93,7 +93,10 @@ fn secrets_are_masked() {
     let m = masker();
     for (line, secret) in must_mask() {
         let out = m.mask(&line);
-        assert!(!out.contains(secret), "{line:?} -> {out:?} still holds {secret:?}");
+        assert!(
+            !out.contains(secret),
+            "{line:?} -> {out:?} still holds {secret:?}"
+        );
         assert!(out.contains(MASK), "{line:?} -> {out:?} has no mask marker");
     }
 }
@@ -109,9 +112,18 @@ fn look_alikes_are_kept() {
 #[test]
 fn masking_keeps_the_surrounding_text() {
     let m = masker();
-    assert_eq!(m.mask("api_key=sk-secret123456789 region=eu"), "api_key=***MASKED*** region=eu");
-    assert_eq!(m.mask("{\"secret\": \"abc12345\", \"room\": \"a\"}"), "{\"secret\": \"***MASKED***\", \"room\": \"a\"}");
-    assert_eq!(m.mask("Authorization: Bearer abcdefgh"), "Authorization: Bearer ***MASKED***");
+    assert_eq!(
+        m.mask("api_key=sk-secret123456789 region=eu"),
+        "api_key=***MASKED*** region=eu"
+    );
+    assert_eq!(
+        m.mask("{\"secret\": \"abc12345\", \"room\": \"a\"}"),
+        "{\"secret\": \"***MASKED***\", \"room\": \"a\"}"
+    );
+    assert_eq!(
+        m.mask("Authorization: Bearer abcdefgh"),
+        "Authorization: Bearer ***MASKED***"
+    );
 }
 
 #[test]
@@ -130,7 +142,10 @@ fn known_secrets_can_be_replaced() {
     m.set_known_secrets([&a]);
     assert_eq!(m.mask("x first-secret-value-0001 y"), "x ***MASKED*** y");
     m.set_known_secrets([]);
-    assert_eq!(m.mask("x first-secret-value-0001 y"), "x first-secret-value-0001 y");
+    assert_eq!(
+        m.mask("x first-secret-value-0001 y"),
+        "x first-secret-value-0001 y"
+    );
 }
 
 #[test]

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Runs Warden's whole test suite on a fresh machine: installs what the tests
+# drive for real (LiveKit's Node and Python SDKs, redis-server, Chromium),
+# then `cargo test`. Idempotent: what is already installed is kept.
+#   scripts/test.sh            # everything
+#   scripts/test.sh keys::     # extra arguments go to cargo test
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root="$PWD"
+
+need_apt=()
+command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
+command -v chromium >/dev/null 2>&1 || need_apt+=(chromium chromium-driver)
+command -v node >/dev/null 2>&1 || need_apt+=(nodejs npm)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
+  echo "installing: ${need_apt[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+fi
+
+# LiveKit's official Node SDK (interop) and the browser driver.
+for dir in tests/interop tests/browser; do
+  if [ -f "$dir/package.json" ]; then
+    stamp="$dir/node_modules/.stamp"
+    want="$(sha256sum "$dir/package.json" "$dir/package-lock.json" 2>/dev/null | sha256sum | cut -d' ' -f1)"
+    if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+      if [ -f "$dir/package-lock.json" ]; then (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
+      else (cd "$dir" && npm install --no-audit --no-fund --loglevel=error); fi
+      echo "$want" > "$stamp"
+    fi
+  fi
+done
+
+# LiveKit's official Python SDK (interop), in a venv beside the tests.
+venv="$root/tests/interop/.venv"
+want="$(sha256sum tests/interop/requirements.txt | cut -d' ' -f1)"
+if [ "$(cat "$venv/.stamp" 2>/dev/null)" != "$want" ]; then
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check -r tests/interop/requirements.txt
+  echo "$want" > "$venv/.stamp"
+fi
+
+cargo test --all-targets "$@"

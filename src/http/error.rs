@@ -1,0 +1,185 @@
+//! `ApiError`: the only place that picks status codes and error bodies.
+//!
+//! Every refusal is `{"error": "<stable code>", "message": "<one line>"}`.
+//! `IntoResponse` has no side effects and shows nothing internal: causes are
+//! logged (masked) where they happen, the client sees the code. All 401s look
+//! the same whatever the cause. 429 and 503 always carry `Retry-After`.
+
+use axum::Json;
+use axum::http::{HeaderName, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+/// Marker put in a 401 response's extensions so the guard layer can count the
+/// failure against the client (and the key id the credential named, if any).
+#[derive(Clone, Debug, Default)]
+pub struct AuthFailed {
+    /// Key id the failed credential claimed.
+    pub key_id: Option<String>,
+}
+
+/// An API error: status, stable code, one-line message, extra headers.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+    headers: Vec<(&'static str, String)>,
+    auth_failed: Option<AuthFailed>,
+}
+
+impl ApiError {
+    /// A new error.
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        let message = message.into().replace(['\r', '\n'], " ");
+        Self {
+            status,
+            code,
+            message,
+            headers: Vec::new(),
+            auth_failed: None,
+        }
+    }
+
+    /// 401: missing or invalid credentials. Counts towards the client's lockout.
+    pub fn unauthorized(key_id: Option<String>) -> Self {
+        let mut e = Self::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "missing or invalid credentials",
+        );
+        e.auth_failed = Some(AuthFailed { key_id });
+        e
+    }
+
+    /// 403: authenticated but not permitted.
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "forbidden", message)
+    }
+
+    /// 400: bad input.
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, code, message)
+    }
+
+    /// 404.
+    pub fn not_found() -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", "no such resource")
+    }
+
+    /// 429 with `Retry-After`.
+    pub fn too_many(code: &'static str, message: impl Into<String>, retry_after_secs: u64) -> Self {
+        Self::new(StatusCode::TOO_MANY_REQUESTS, code, message).retry_after(retry_after_secs)
+    }
+
+    /// 503 with `Retry-After`.
+    pub fn unavailable(
+        code: &'static str,
+        message: impl Into<String>,
+        retry_after_secs: u64,
+    ) -> Self {
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, code, message).retry_after(retry_after_secs)
+    }
+
+    /// 500 without details (the cause is logged by the caller).
+    pub fn internal() -> Self {
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "internal error",
+        )
+    }
+
+    /// Adds `Retry-After`.
+    pub fn retry_after(mut self, secs: u64) -> Self {
+        self.headers.retain(|(n, _)| *n != "retry-after");
+        self.headers.push(("retry-after", secs.max(1).to_string()));
+        self
+    }
+
+    /// Adds headers (e.g. the RateLimit ones).
+    pub fn with_headers(
+        mut self,
+        headers: impl IntoIterator<Item = (&'static str, String)>,
+    ) -> Self {
+        self.headers.extend(headers);
+        self
+    }
+
+    /// The status.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    /// The stable code.
+    pub fn code(&self) -> &'static str {
+        self.code
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut status = self.status;
+        let mut headers = self.headers;
+        if matches!(
+            status,
+            StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE
+        ) && !headers
+            .iter()
+            .any(|(n, _)| n.eq_ignore_ascii_case("retry-after"))
+        {
+            headers.push(("retry-after", "1".into()));
+        }
+        if status.is_success() {
+            status = StatusCode::INTERNAL_SERVER_ERROR;
+        }
+        let mut resp = (
+            status,
+            Json(json!({"error": self.code, "message": self.message})),
+        )
+            .into_response();
+        for (name, value) in headers {
+            if let (Ok(n), Ok(v)) = (HeaderName::try_from(name), HeaderValue::try_from(value)) {
+                resp.headers_mut().insert(n, v);
+            }
+        }
+        if let Some(a) = self.auth_failed {
+            resp.extensions_mut().insert(a);
+        }
+        resp
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn errors_are_one_line_json_with_retry_after_where_due() {
+        let resp = ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            "slow\r\ndown",
+        )
+        .into_response();
+        assert_eq!(resp.status(), 429);
+        assert_eq!(resp.headers()["retry-after"], "1");
+        let body = axum::body::to_bytes(resp.into_body(), 1024)
+            .await
+            .expect("body");
+        let v: serde_json::Value = serde_json::from_slice(&body).expect("json");
+        assert_eq!(v, json!({"error": "rate_limited", "message": "slow  down"}));
+    }
+
+    #[test]
+    fn unauthorized_marks_the_failure_for_the_guard() {
+        let resp = ApiError::unauthorized(Some("APIx".into())).into_response();
+        assert_eq!(resp.status(), 401);
+        assert_eq!(
+            resp.extensions()
+                .get::<AuthFailed>()
+                .and_then(|a| a.key_id.clone()),
+            Some("APIx".into())
+        );
+    }
+}

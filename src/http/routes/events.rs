@@ -1,0 +1,139 @@
+//! `GET /api/events` (the SSE stream) and `GET /api/rooms` (its snapshot as JSON).
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{FromRequestParts, Request, State};
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use futures_util::Stream;
+
+use crate::app::admission::AdmissionError;
+use crate::app::{AppState, ConnPermit};
+use crate::http::error::ApiError;
+use crate::http::extract::{ClientIp, Subscriber, deny, query_pairs};
+use crate::hub::{Access, SubscribeRequest, Subscription};
+
+/// Admission (global cap → 503, per-client cap → 429, connect rate → 429)
+/// before any expensive work; then the token; then per-room authorisation.
+pub async fn stream(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    req: Request,
+) -> Result<Response, ApiError> {
+    let permit = state.admission.admit(ip).map_err(|e| match e {
+        AdmissionError::Global => ApiError::unavailable(
+            "too_many_connections",
+            "the server is at its connection limit",
+            5,
+        ),
+        AdmissionError::PerClient => ApiError::too_many(
+            "too_many_connections",
+            "too many connections from this client",
+            5,
+        ),
+    })?;
+    state
+        .guard
+        .check_sse_connect(ip)
+        .map_err(crate::http::refusal)?;
+    let (mut parts, _) = req.into_parts();
+    let sub = Subscriber::from_request_parts(&mut parts, &state).await?;
+    let query = query_pairs(&parts);
+    let rooms = requested_rooms(&query);
+    if let Some(room) = rooms.iter().find(|r| !permits(&sub.access, r)) {
+        let why = format!(
+            "the token does not permit room {:?}",
+            room.chars().take(64).collect::<String>()
+        );
+        return Err(deny(&state, &parts, &sub.claims, &why));
+    }
+    let last_event_id = parts
+        .headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+        .or_else(|| {
+            query
+                .iter()
+                .find(|(k, _)| k == "lastEventId")
+                .map(|(_, v)| v.clone())
+        });
+    let subscription = state.hub.subscribe(SubscribeRequest {
+        access: sub.access,
+        rooms,
+        last_event_id,
+        deadline_ms: Some(sub.claims.exp.saturating_mul(1000)),
+        now_ms: state.clock.now_ms(),
+    });
+    let body = Body::from_stream(Held {
+        inner: subscription,
+        _permit: permit,
+    });
+    let mut resp = body.into_response();
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream; charset=utf-8"),
+    );
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("no-cache, no-store"),
+    );
+    h.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    Ok(resp)
+}
+
+/// `GET /api/rooms`: the snapshot a new stream would start with.
+pub async fn rooms(
+    State(state): State<AppState>,
+    sub: Subscriber,
+    req: Request,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let (parts, _) = req.into_parts();
+    let rooms = requested_rooms(&query_pairs(&parts));
+    if let Some(room) = rooms.iter().find(|r| !permits(&sub.access, r)) {
+        let why = format!(
+            "the token does not permit room {:?}",
+            room.chars().take(64).collect::<String>()
+        );
+        return Err(deny(&state, &parts, &sub.claims, &why));
+    }
+    Ok(Json(state.hub.snapshot_json(&sub.access, &rooms)))
+}
+
+fn requested_rooms(query: &[(String, String)]) -> Vec<String> {
+    let mut rooms: Vec<String> = query
+        .iter()
+        .filter(|(k, _)| k == "room")
+        .map(|(_, v)| v.clone())
+        .collect();
+    rooms.sort_unstable();
+    rooms.dedup();
+    rooms
+}
+
+fn permits(access: &Access, room: &str) -> bool {
+    match access {
+        Access::All => true,
+        Access::Rooms(list) => list.iter().any(|r| r == room),
+    }
+}
+
+/// The subscription plus its admission permit: the slot is freed when the
+/// body is dropped, whichever way the stream ends.
+struct Held {
+    inner: Subscription,
+    _permit: ConnPermit,
+}
+
+impl Stream for Held {
+    type Item = Result<Bytes, std::convert::Infallible>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        Pin::new(&mut self.inner).poll_next(cx)
+    }
+}

@@ -1,0 +1,136 @@
+//! `GET /health` (liveness for load balancers: nothing but `{"status":"ok"}`)
+//! and `GET /api/security/health` (admin: named checks with detail).
+
+use std::sync::atomic::Ordering;
+
+use axum::Json;
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+use crate::app::AppState;
+use crate::clock::rfc3339_ms;
+use crate::http::error::ApiError;
+use crate::http::extract::Admin;
+
+/// `GET /health`.
+pub async fn health(State(state): State<AppState>) -> Response {
+    if state.ready.load(Ordering::Relaxed) {
+        Json(json!({"status": "ok"})).into_response()
+    } else {
+        ApiError::unavailable("not_ready", "not ready", 1).into_response()
+    }
+}
+
+/// `GET /api/security/health`.
+pub async fn detailed(State(state): State<AppState>, _admin: Admin) -> Json<Value> {
+    let checks = checks(&state);
+    let overall = overall(&checks);
+    Json(json!({"overall_status": overall, "checks": checks}))
+}
+
+fn check(status: &str, detail: impl Into<String>) -> Value {
+    json!({"status": status, "detail": detail.into()})
+}
+
+/// The named health checks.
+pub fn checks(state: &AppState) -> serde_json::Map<String, Value> {
+    let mut m = serde_json::Map::new();
+    let signing = state.keys.signing_key();
+    m.insert(
+        "keys".into(),
+        match signing {
+            Some((id, _)) => check("healthy", format!("signing with {id}")),
+            None => check("critical", "no active API key"),
+        },
+    );
+    let tls = state.config.server.tls.is_some();
+    m.insert(
+        "tls".into(),
+        if tls {
+            check("healthy", "TLS terminated by warden")
+        } else if !state.config.server.trusted_proxies.is_empty() {
+            check("healthy", "TLS terminated by a trusted proxy")
+        } else if state.config.wss_enforcement.enabled {
+            check("healthy", "plain HTTP on loopback only")
+        } else {
+            check("degraded", "wss_enforcement is disabled")
+        },
+    );
+    let open = state.admission.open();
+    let cap = state.admission.max_total();
+    m.insert(
+        "connections".into(),
+        check(
+            if open * 10 >= cap * 9 {
+                "degraded"
+            } else {
+                "healthy"
+            },
+            format!("{open} of {cap} SSE connections"),
+        ),
+    );
+    m.insert(
+        "ingestion".into(),
+        if state.ingestion_enabled() {
+            check("healthy", "webhooks processed")
+        } else {
+            check("degraded", "ingestion paused")
+        },
+    );
+    m
+}
+
+/// healthy < degraded < critical: the worst check wins.
+pub fn overall(checks: &serde_json::Map<String, Value>) -> &'static str {
+    let statuses: Vec<&str> = checks
+        .values()
+        .filter_map(|c| c.get("status").and_then(Value::as_str))
+        .collect();
+    if statuses.contains(&"critical") {
+        "critical"
+    } else if statuses.contains(&"degraded") {
+        "degraded"
+    } else {
+        "healthy"
+    }
+}
+
+/// The body of `GET /api/security/status`.
+pub fn status_json(state: &AppState) -> Value {
+    let checks = checks(state);
+    let overall = overall(&checks);
+    let reasons: Vec<String> = checks
+        .iter()
+        .filter(|(_, c)| c.get("status").and_then(Value::as_str) != Some("healthy"))
+        .map(|(name, c)| {
+            format!(
+                "{name}: {}",
+                c.get("detail").and_then(Value::as_str).unwrap_or("")
+            )
+        })
+        .collect();
+    let recent: Vec<Value> = state
+        .audit
+        .recent()
+        .iter()
+        .rev()
+        .take(20)
+        .filter_map(|e| serde_json::to_value(e).ok())
+        .collect();
+    let blocked: Vec<Value> = state
+        .guard
+        .blocked()
+        .iter()
+        .map(|b| json!({"ip": b.client, "until": rfc3339_ms(b.until_ms)}))
+        .collect();
+    json!({
+        "overall_status": overall,
+        "reason": reasons.join("; "),
+        "counts": {},
+        "recent_events": recent,
+        "blocked": blocked,
+        "keys": [],
+        "ingestion": {"enabled": state.ingestion_enabled()},
+    })
+}

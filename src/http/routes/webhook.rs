@@ -1,0 +1,95 @@
+//! `POST /webhooks/livekit`: the only way events enter Warden.
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use crate::app::AppState;
+use crate::http::error::ApiError;
+use crate::http::extract::ClientIp;
+use crate::webhook::Outcome;
+
+/// Guard (lockout → 429), kill switch (503), size cap (413), then verify on
+/// the raw bytes, decode, hand to the hub and answer at once.
+pub async fn receive(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    match handle(&state, ip, &headers, body).await {
+        Ok(resp) => resp,
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn handle(
+    state: &AppState,
+    ip: std::net::IpAddr,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    state
+        .guard
+        .check_webhook(ip)
+        .map_err(crate::http::refusal)?;
+    if !state.ingestion_enabled() {
+        return Err(ApiError::unavailable(
+            "ingestion_paused",
+            "webhook ingestion is paused; retry later",
+            30,
+        ));
+    }
+    let limit = state.receiver.max_body_bytes();
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(too_large(limit));
+    }
+    let bytes = axum::body::to_bytes(body, limit).await.map_err(|e| {
+        if std::error::Error::source(&e).is_some_and(|s| s.is::<http_body_util::LengthLimitError>())
+        {
+            too_large(limit)
+        } else {
+            ApiError::bad_request("body_unreadable", "the request body could not be read")
+        }
+    })?;
+    let auth: Vec<&str> = headers
+        .get_all(header::AUTHORIZATION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    match state.receiver.receive(ip, &auth, &bytes) {
+        Ok(Outcome::Broadcast(event)) => {
+            state.hub.publish(event, state.clock.now_ms());
+            Ok(accepted("accepted"))
+        }
+        Ok(Outcome::Duplicate) => Ok(accepted("duplicate")),
+        Ok(Outcome::Ignored { .. }) => Ok(accepted("ignored")),
+        Err(e) => {
+            let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST);
+            if status == StatusCode::UNAUTHORIZED {
+                tracing::info!(reason = %e, "webhook refused");
+                return Err(ApiError::unauthorized(e.key_id().map(str::to_owned)));
+            }
+            Err(ApiError::new(status, e.code(), e.to_string()))
+        }
+    }
+}
+
+fn too_large(limit: usize) -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "body_too_large",
+        format!("the body exceeds {limit} bytes"),
+    )
+}
+
+fn accepted(result: &'static str) -> Response {
+    (StatusCode::OK, Json(json!({"status": result}))).into_response()
+}

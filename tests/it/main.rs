@@ -1,0 +1,8 @@
+//! Warden's integration tests: one binary, real servers on 127.0.0.1:0.
+
+mod support;
+
+mod cli;
+mod config;
+mod http;
+mod logging;

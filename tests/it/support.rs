@@ -1,0 +1,314 @@
+//! Test support: start Warden for real and talk to it.
+//!
+//! [`spawn`] runs the library's server in-process on `127.0.0.1:0` (fast, and
+//! the test can reach into its state); [`Binary`] runs the built `warden`
+//! binary in a temporary working directory (for what only a process shows:
+//! exit codes, stdout/stderr, signals). Tokens and webhook signatures are made
+//! here with `jsonwebtoken` exactly as LiveKit makes them; interoperability
+//! with LiveKit's own SDKs is proven separately.
+
+#![allow(dead_code)]
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use tokio::sync::oneshot;
+use warden::app::AppState;
+use warden::clock::Clock;
+use warden::config::{self, Config, Env};
+use warden::redact::Masker;
+
+/// A key known to test servers.
+pub const KEY: &str = "APItestKey2345";
+/// Its secret (43 base62 characters, like livekit-server generate-keys).
+pub const SECRET: &str = "Xk3vP9qLmT2wR7yB4nH6jD8fG5sA1cZ0eU3iO7pQ2rW";
+
+/// Installs the TLS crypto provider reqwest needs (once per process).
+pub fn init() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+/// A plain HTTP client that never uses a proxy.
+pub fn client() -> reqwest::Client {
+    init();
+    reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(20)).build().expect("client")
+}
+
+/// An in-process server.
+pub struct TestServer {
+    /// `http://127.0.0.1:<port>`
+    pub url: String,
+    /// The server's state.
+    pub state: AppState,
+    /// Its working directory (data, logs).
+    pub dir: tempfile::TempDir,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl TestServer {
+    /// Stops the server and waits for it to drain.
+    pub async fn stop(mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.task.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(15), t).await;
+        }
+    }
+}
+
+/// The test configuration: `yaml` over defaults, data under a temp dir, keys from `env`.
+pub fn config(dir: &Path, yaml: &str, env: &[(&str, &str)]) -> Config {
+    let base = format!(
+        "storage: {{path: {db}}}\nlivekit: {{keys_file: {keys}}}\nlogging: {{security_log_file: {log}}}\n",
+        db = dir.join("data/warden.db").display(),
+        keys = dir.join("data/keys.yaml").display(),
+        log = dir.join("logs/security.log").display(),
+    );
+    let mut value: serde_json::Value = json!({});
+    for doc in [base.as_str(), yaml] {
+        let v: serde_json::Value = serde_norway::from_str(doc).unwrap_or(json!({}));
+        merge(&mut value, v);
+    }
+    let text = serde_norway::to_string(&value).expect("yaml");
+    let mut pairs: Vec<(String, String)> =
+        vec![("LIVEKIT_API_KEY".into(), KEY.into()), ("LIVEKIT_API_SECRET".into(), SECRET.into())];
+    pairs.extend(env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    config::from_yaml(&text, &Env::from_pairs(pairs)).expect("test config is valid")
+}
+
+fn merge(a: &mut Value, b: Value) {
+    match (a, b) {
+        (Value::Object(a), Value::Object(b)) => {
+            for (k, v) in b {
+                merge(a.entry(k).or_insert(Value::Null), v);
+            }
+        }
+        (a, b) => *a = b,
+    }
+}
+
+/// Starts Warden in-process with `yaml` over the test defaults.
+pub async fn spawn(yaml: &str) -> TestServer {
+    spawn_with(yaml, &[]).await
+}
+
+/// Starts Warden in-process with extra environment (keys etc.).
+pub async fn spawn_with(yaml: &str, env: &[(&str, &str)]) -> TestServer {
+    init();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = config(dir.path(), yaml, env);
+    let (state, _report) = AppState::build(cfg, Clock::system(), Masker::new()).expect("state");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    let (tx, rx) = oneshot::channel::<()>();
+    let st = state.clone();
+    let task = tokio::spawn(async move {
+        let _ = warden::run(st, listener, async {
+            let _ = rx.await;
+        })
+        .await;
+    });
+    TestServer { url, state, dir, stop: Some(tx), task: Some(task) }
+}
+
+/// The standard padded base64 of SHA-256(body), as LiveKit's `sha256` claim.
+pub fn body_hash(body: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(Sha256::digest(body))
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("time").as_secs() as i64
+}
+
+/// A webhook signature exactly as livekit-server makes it.
+pub fn sign_webhook(body: &[u8], key: &str, secret: &str) -> String {
+    let t = now();
+    let claims = json!({"iss": key, "nbf": t, "iat": t, "exp": t + 300, "sha256": body_hash(body)});
+    jsonwebtoken::encode(&jsonwebtoken::Header::default(), &claims, &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()))
+        .expect("sign")
+}
+
+/// A LiveKit access token with the given `video` grant.
+pub fn access_token(key: &str, secret: &str, identity: &str, video: Value, ttl_secs: i64) -> String {
+    let t = now();
+    let claims = json!({"iss": key, "sub": identity, "nbf": t, "exp": t + ttl_secs, "video": video});
+    jsonwebtoken::encode(&jsonwebtoken::Header::default(), &claims, &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()))
+        .expect("sign")
+}
+
+/// A token that may watch every room.
+pub fn list_token() -> String {
+    access_token(KEY, SECRET, "dash", json!({"roomList": true}), 3600)
+}
+
+/// An admin token.
+pub fn admin_token() -> String {
+    access_token(KEY, SECRET, "admin", json!({"roomAdmin": true, "roomCreate": true}), 3600)
+}
+
+/// A random suffix.
+pub fn rand_hex() -> String {
+    let mut b = [0u8; 6];
+    rand::RngCore::fill_bytes(&mut rand::rng(), &mut b);
+    hex::encode(b)
+}
+
+/// The built binary, run in a temporary working directory.
+pub struct Binary {
+    /// Working directory.
+    pub dir: tempfile::TempDir,
+    /// Environment (LIVEKIT_*, WARDEN_* from the parent are not inherited).
+    pub env: Vec<(String, String)>,
+}
+
+impl Binary {
+    /// A fresh working directory with no configuration and the test key in the environment.
+    pub fn new() -> Self {
+        let env = vec![("LIVEKIT_API_KEY".into(), KEY.into()), ("LIVEKIT_API_SECRET".into(), SECRET.into())];
+        Self { dir: tempfile::tempdir().expect("tempdir"), env }
+    }
+
+    /// A working directory with no keys in the environment.
+    pub fn without_keys() -> Self {
+        Self { dir: tempfile::tempdir().expect("tempdir"), env: Vec::new() }
+    }
+
+    /// Path of the binary.
+    pub fn path() -> PathBuf {
+        PathBuf::from(env!("CARGO_BIN_EXE_warden"))
+    }
+
+    /// A command in the working directory with a clean environment.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(Self::path());
+        c.args(args).current_dir(self.dir.path()).env_clear();
+        for k in ["PATH", "HOME", "TMPDIR"] {
+            if let Ok(v) = std::env::var(k) {
+                c.env(k, v);
+            }
+        }
+        for (k, v) in &self.env {
+            c.env(k, v);
+        }
+        c
+    }
+
+    /// Runs a command to completion with `stdin`.
+    pub fn run(&self, args: &[&str], stdin: &str) -> std::process::Output {
+        use std::io::Write;
+        let mut child = self
+            .command(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn warden");
+        if let Some(mut s) = child.stdin.take() {
+            let _ = s.write_all(stdin.as_bytes());
+        }
+        child.wait_with_output().expect("wait")
+    }
+
+    /// Writes `config/security.yaml` (found by default from the working directory).
+    pub fn write_config(&self, yaml: &str) {
+        let p = self.dir.path().join("config");
+        std::fs::create_dir_all(&p).expect("mkdir");
+        std::fs::write(p.join("security.yaml"), yaml).expect("write config");
+    }
+
+    /// Starts `warden serve` on a free port; returns once it listens.
+    pub fn serve(&self, extra: &[&str]) -> Served {
+        let mut args = vec!["serve", "--listen", "127.0.0.1:0"];
+        args.extend_from_slice(extra);
+        let mut child = self.command(&args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn");
+        let mut stdout = child.stdout.take().expect("stdout");
+        let stderr = child.stderr.take().expect("stderr");
+        let err_buf = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let eb = err_buf.clone();
+        std::thread::spawn(move || {
+            let mut s = stderr;
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = s.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                eb.lock().expect("lock").extend_from_slice(&buf[..n]);
+            }
+        });
+        let (tx, rx) = std::sync::mpsc::channel::<String>();
+        let out_buf = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let ob = out_buf.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            let mut sent = false;
+            while let Ok(n) = stdout.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                let mut all = ob.lock().expect("lock");
+                all.extend_from_slice(&buf[..n]);
+                let text = String::from_utf8_lossy(&all).to_string();
+                if !sent && let Some(i) = text.find("listening on http://") {
+                    let rest = &text[i + "listening on ".len()..];
+                    if let Some(end) = rest.find('\n') {
+                        let _ = tx.send(rest[..end].trim().to_owned());
+                        sent = true;
+                    }
+                }
+            }
+        });
+        let url = rx.recv_timeout(Duration::from_secs(30)).unwrap_or_else(|_| {
+            let _ = child.kill();
+            panic!("warden did not start: {}", String::from_utf8_lossy(&err_buf.lock().expect("lock")))
+        });
+        Served { child, url, out: out_buf, err: err_buf }
+    }
+}
+
+/// A running `warden serve`.
+pub struct Served {
+    /// The process.
+    pub child: Child,
+    /// Base URL.
+    pub url: String,
+    out: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+    err: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+}
+
+impl Served {
+    /// Sends SIGTERM and waits (at most 20 s) for the exit status.
+    pub fn terminate(&mut self) -> Option<std::process::ExitStatus> {
+        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(Some(s)) = self.child.try_wait() {
+                std::thread::sleep(Duration::from_millis(100));
+                return Some(s);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        None
+    }
+
+    /// Everything written to stdout and stderr so far.
+    pub fn output(&self) -> String {
+        let out = String::from_utf8_lossy(&self.out.lock().expect("lock")).to_string();
+        let err = String::from_utf8_lossy(&self.err.lock().expect("lock")).to_string();
+        format!("{out}{err}")
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
