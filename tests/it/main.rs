@@ -4,5 +4,6 @@ mod support;
 
 mod cli;
 mod config;
+mod dashboard;
 mod http;
 mod logging;
