@@ -145,15 +145,70 @@ pub async fn run(
     listener: TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send,
 ) -> anyhow::Result<()> {
+    run_with(state, listener, None, shutdown).await
+}
+
+/// [`run`], plus an optional plain-HTTP listener that only redirects to https.
+pub async fn run_with(
+    state: AppState,
+    listener: TcpListener,
+    redirect: Option<TcpListener>,
+    shutdown: impl std::future::Future<Output = ()> + Send,
+) -> anyhow::Result<()> {
+    let mut opts = crate::http::serve::ServeOptions::from_config(&state.config);
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    if let Some(tls) = &state.config.server.tls {
+        let reloader = crate::tls::Reloader::new(tls)?;
+        opts.tls = Some(reloader.config.clone());
+        tokio::spawn(watch_certificates(reloader, stop_rx.clone()));
+    }
+    if let Some(redirect) = redirect {
+        let port = listener.local_addr().map(|a| a.port()).unwrap_or(443);
+        let router =
+            crate::http::serve::redirect_router(state.config.server.public_url.clone(), port);
+        let mut plain = crate::http::serve::ServeOptions::from_config(&state.config);
+        plain.tls = None;
+        let mut stop = stop_rx.clone();
+        tokio::spawn(crate::http::serve::serve(
+            redirect,
+            router,
+            plain,
+            async move {
+                let _ = stop.wait_for(|s| *s).await;
+            },
+        ));
+    }
     let router = crate::http::router(state.clone());
     state.ready.store(true, Ordering::Relaxed);
-    crate::http::serve::serve(listener, router, &state.config.server, async {
+    crate::http::serve::serve(listener, router, opts, async {
         shutdown.await;
         state.ready.store(false, Ordering::Relaxed);
+        let _ = stop_tx.send(true);
         state.hub.close();
     })
     .await;
     Ok(())
+}
+
+/// Re-reads the certificate every few seconds; a broken file keeps the old one and is reported.
+async fn watch_certificates(
+    mut reloader: crate::tls::Reloader,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(3));
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+        match reloader.poll() {
+            Ok(true) => tracing::info!("TLS certificate reloaded"),
+            Ok(false) => {}
+            Err(e) => {
+                tracing::error!(error = %e, "TLS certificate reload failed; still serving the previous certificate")
+            }
+        }
+    }
 }
 
 /// `warden serve`: telemetry, state, listener, signals.

@@ -1,117 +1,309 @@
-//! Client identity, rate limits, lockouts. (Lead's interface stub; the real guard lands from the guard branch.)
+//! The guard: who a client is, whether its request may proceed, and what its
+//! behaviour says about it — client identity, the static blocklist, lockouts
+//! after failed authentication, GCRA rate limits, credential-stuffing and usage
+//! anomalies, each reported once as a security event through [`Audit`].
+//!
+//! Invariants:
+//! - The checks cost microseconds: a CIDR scan, one or two hash lookups under
+//!   a sharded std mutex and GCRA arithmetic; no I/O, JSON or JWT work, so the
+//!   HTTP layer runs them before anything expensive.
+//! - Time comes only from the [`Clock`] given to [`Guard::new`].
+//! - Memory is bounded under attack: all per-client state lives in one table
+//!   capped at `suspicious_activity.max_tracked_clients` entries, per-key state
+//!   in one capped at a tenth of that (at least 100); see `guard/table.rs` for
+//!   the eviction order (idle one-shot sources first, active lockouts last).
+//! - Refusals never depend on key ids: failures against a key only alert.
+//! - Events are deduplicated: `RATE_LIMIT_EXCEEDED` once per client, policy and
+//!   window; `IP_BLOCKED` once per lockout (per `lockout_duration` for the
+//!   static blocklist); `SUSPICIOUS_LOGIN` once per failure window;
+//!   `MULTIPLE_FAILED_AUTH` once per lockout (or per window for key ids and
+//!   allowlisted clients); `UNUSUAL_API_USAGE` once per subject per hour.
+//!
+//! State is per node, in memory.
+
+mod anomaly;
+mod auth;
+pub mod client;
+mod limits;
+mod lockout;
+mod state;
+mod table;
+mod types;
+mod usage;
+
+#[cfg(test)]
+mod tests;
 
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use ipnet::IpNet;
 
-use crate::audit::Audit;
+pub use self::anomaly::{BASELINE_ALPHA, JUMP_FACTOR, WARMUP_HOURS, WEBHOOK_MIN_VOLUME};
+pub use self::client::{ClientKey, client_ip};
+pub use self::limits::{Policy, RateInfo};
+pub use self::lockout::MAX_KEY_FAILURE_CLIENTS;
+pub use self::types::{
+    Allowed, Blocked, FailureOutcome, GuardError, GuardStats, Refusal, RefusalKind, parse_client,
+};
+
+use self::client::is_in;
+use self::limits::Limiter;
+use self::lockout::Rules;
+use self::state::{ClientState, KeyState};
+use self::table::Table;
+use self::usage::Counters;
+use crate::audit::{Audit, EventType, NewEvent, Severity};
 use crate::clock::Clock;
 use crate::config::Config;
 
-/// The client address: the peer, or the rightmost untrusted X-Forwarded-For entry behind trusted proxies.
-pub fn client_ip(peer: IpAddr, forwarded_for: &[&str], trusted: &[IpNet]) -> IpAddr {
-    let _ = (forwarded_for, trusted);
-    peer
+/// The guard handle: cheap to clone, shared by every request.
+#[derive(Clone)]
+pub struct Guard {
+    inner: Arc<Inner>,
 }
 
-/// Rate-limit state for headers.
-#[derive(Clone, Debug)]
-pub struct RateInfo;
-
-impl RateInfo {
-    /// Header name/value pairs.
-    pub fn headers(&self) -> Vec<(&'static str, String)> {
-        Vec::new()
-    }
+struct Inner {
+    clock: Clock,
+    audit: Audit,
+    settings: Settings,
+    clients: Arc<Table<ClientKey, ClientState>>,
+    keys: Table<String, KeyState>,
+    api: Limiter,
+    webhook: Limiter,
+    sse: Limiter,
+    counters: Counters,
 }
 
-/// An admitted request.
-#[derive(Clone, Debug)]
-pub struct Allowed {
-    /// Rate state.
-    pub rate: Option<RateInfo>,
+struct Settings {
+    ipv6_prefix: u8,
+    trusted_proxies: Vec<IpNet>,
+    allowlist: Vec<IpNet>,
+    blocklist: Vec<IpNet>,
+    webhook_sources: Vec<IpNet>,
+    rules: Rules,
+    key_failure_clients: u32,
+    usage_threshold: u64,
 }
 
-/// Why a request is refused.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum RefusalKind {
-    /// Static blocklist.
-    Blocked,
-    /// Too many failures.
-    LockedOut,
-    /// Too many requests.
-    RateLimited,
-    /// Not in webhooks.allowed_ips.
-    NotAllowedSource,
-}
+const MINUTE: Duration = Duration::from_secs(60);
 
-/// A refused request.
-#[derive(Clone, Debug)]
-pub struct Refusal {
-    /// Why.
-    pub kind: RefusalKind,
-    /// HTTP status.
-    pub status: u16,
-    /// Seconds until retry.
-    pub retry_after_secs: Option<u64>,
-    /// Rate state.
-    pub rate: Option<RateInfo>,
+fn millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
-
-/// A blocked client.
-#[derive(Clone, Debug)]
-pub struct Blocked {
-    /// Address or network.
-    pub client: String,
-    /// Until, Unix ms.
-    pub until_ms: i64,
-}
-
-/// The guard handle.
-#[derive(Clone, Debug)]
-pub struct Guard;
 
 impl Guard {
-    /// A guard.
+    /// A guard for `cfg`, reading time from `clock` and reporting to `audit`.
     pub fn new(cfg: &Config, clock: Clock, audit: Audit) -> Self {
-        let _ = (cfg, clock, audit);
-        Self
+        let sa = &cfg.suspicious_activity;
+        let clients = Arc::new(Table::new(sa.max_tracked_clients));
+        let limiter = |policy, limit, window| {
+            Limiter::new(policy, limit, window, clients.clone(), clock.clone())
+        };
+        let sse_burst = u32::try_from(cfg.realtime.max_connections_per_ip)
+            .unwrap_or(u32::MAX)
+            .max(1);
+        let api = limiter(Policy::Api, sa.rate_limit_per_minute, MINUTE);
+        let webhook = limiter(Policy::Webhook, cfg.webhooks.rate_limit_per_minute, MINUTE);
+        let sse = limiter(
+            Policy::Sse,
+            sse_burst,
+            Duration::from_secs(u64::from(sse_burst)),
+        );
+        let settings = Settings {
+            ipv6_prefix: sa.ipv6_prefix_length,
+            trusted_proxies: cfg.server.trusted_proxies.clone(),
+            allowlist: sa.allowlist.clone(),
+            blocklist: sa.blocklist.clone(),
+            webhook_sources: cfg.webhooks.allowed_ips.clone(),
+            rules: Rules {
+                max_failures: sa.max_failed_attempts,
+                window_ms: millis(sa.failure_window),
+                lockout_ms: millis(sa.lockout_duration),
+            },
+            key_failure_clients: sa.key_failure_clients,
+            usage_threshold: sa.unusual_usage_threshold,
+        };
+        let keys = Table::new((sa.max_tracked_clients / 10).max(100));
+        let counters = Counters::default();
+        Self {
+            inner: Arc::new(Inner {
+                clock,
+                audit,
+                settings,
+                clients,
+                keys,
+                api,
+                webhook,
+                sse,
+                counters,
+            }),
+        }
     }
-    /// Admits an API request.
+
+    /// The real client address of a request (see [`client_ip`]), with the
+    /// configured `server.trusted_proxies`.
+    pub fn client_ip(&self, peer: IpAddr, forwarded_for: &[&str]) -> IpAddr {
+        client_ip(peer, forwarded_for, &self.inner.settings.trusted_proxies)
+    }
+
+    /// The key `ip` is counted under (IPv6 per configured prefix).
+    pub fn client_key(&self, ip: IpAddr) -> ClientKey {
+        ClientKey::new(ip, self.inner.settings.ipv6_prefix)
+    }
+
+    fn subject(&self, ip: IpAddr) -> (IpAddr, ClientKey, i64) {
+        let ip = ip.to_canonical();
+        (ip, self.client_key(ip), self.inner.clock.now_ms())
+    }
+
+    /// Admits an `/api/*` request (SSE connects included): blocklist → 403,
+    /// active lockout → 403 with `Retry-After`, then the per-client
+    /// `rate_limit_per_minute` → 429.
     pub fn check_api(&self, ip: IpAddr) -> Result<Allowed, Refusal> {
-        let _ = ip;
-        Ok(Allowed { rate: None })
+        let (ip, key, now) = self.subject(ip);
+        self.refuse_blocked(ip, key, now, 403)?;
+        self.limit(&self.inner.api, ip, key, now)
+            .map(Allowed::rated)
     }
-    /// Admits a webhook.
+
+    /// Admits a webhook delivery: a source outside a non-empty
+    /// `webhooks.allowed_ips` → 403, blocklist → 403, active lockout → **429**
+    /// (LiveKit retries 429 and drops other 4xx: a lockout must not lose
+    /// events), then the per-source `webhooks.rate_limit_per_minute` → 429.
+    /// Counts the delivery for the per-source rate anomaly.
     pub fn check_webhook(&self, ip: IpAddr) -> Result<Allowed, Refusal> {
-        let _ = ip;
-        Ok(Allowed { rate: None })
+        let (ip, key, now) = self.subject(ip);
+        let sources = &self.inner.settings.webhook_sources;
+        if !sources.is_empty() && !is_in(ip, sources) {
+            return Err(Refusal::new(RefusalKind::NotAllowedSource, 403));
+        }
+        self.refuse_blocked(ip, key, now, 429)?;
+        let info = self.limit(&self.inner.webhook, ip, key, now)?;
+        self.count_webhook(ip, key, now);
+        Ok(Allowed::rated(info))
     }
-    /// Admits an SSE connect.
+
+    /// Admits an SSE connect under the connection-rate limit (burst
+    /// `realtime.max_connections_per_ip`, one more per second) → 429. Call it
+    /// after [`Guard::check_api`], which does blocklist and lockout.
     pub fn check_sse_connect(&self, ip: IpAddr) -> Result<Allowed, Refusal> {
-        let _ = ip;
-        Ok(Allowed { rate: None })
+        let (ip, key, now) = self.subject(ip);
+        self.limit(&self.inner.sse, ip, key, now)
+            .map(Allowed::rated)
     }
-    /// A failed authentication.
-    pub fn record_auth_failure(&self, ip: IpAddr, key_id: Option<&str>, identity: Option<&str>) {
-        let _ = (ip, key_id, identity);
+
+    /// True when `ip` is on the blocklist or locked out now.
+    pub fn is_blocked(&self, ip: IpAddr) -> bool {
+        let (ip, key, now) = self.subject(ip);
+        is_in(ip, &self.inner.settings.blocklist)
+            || self
+                .inner
+                .clients
+                .get_mut(&key, |c| c.lock.locked_until(now).is_some())
+                .unwrap_or(false)
     }
-    /// A successful authentication.
-    pub fn record_auth_success(&self, ip: IpAddr, key_id: Option<&str>) {
-        let _ = (ip, key_id);
+
+    fn refuse_blocked(
+        &self,
+        ip: IpAddr,
+        key: ClientKey,
+        now: i64,
+        lockout_status: u16,
+    ) -> Result<(), Refusal> {
+        let inner = &self.inner;
+        if is_in(ip, &inner.settings.blocklist) {
+            inner.counters.bump(&inner.counters.refused_blocked);
+            let dedupe_ms = inner.settings.rules.lockout_ms;
+            let report = inner.clients.upsert(&key, now, |c| {
+                let due = c.blocked_reported_ms == 0 || now - c.blocked_reported_ms >= dedupe_ms;
+                if due {
+                    c.blocked_reported_ms = now;
+                }
+                due
+            });
+            if report {
+                self.emit(
+                    self.event(EventType::IpBlocked, Severity::Medium, ip, key)
+                        .detail("reason", "blocklist"),
+                );
+            }
+            return Err(Refusal::new(RefusalKind::Blocked, 403));
+        }
+        let locked = inner.clients.get_mut(&key, |c| {
+            c.lock
+                .locked_until(now)
+                .map(|u| (u, c.lock.take_blocked_report()))
+        });
+        let Some((until, report)) = locked.flatten() else {
+            return Ok(());
+        };
+        inner.counters.bump(&inner.counters.refused_locked);
+        if report {
+            let event = self
+                .event(EventType::IpBlocked, Severity::Medium, ip, key)
+                .detail("reason", "lockout");
+            self.emit(event.detail("until", crate::clock::rfc3339_ms(until)));
+        }
+        let retry = limits::ceil_secs(Duration::from_millis(
+            u64::try_from(until - now).unwrap_or(0),
+        ))
+        .max(1);
+        Err(Refusal {
+            retry_after_secs: Some(retry),
+            ..Refusal::new(RefusalKind::LockedOut, lockout_status)
+        })
     }
-    /// API usage.
-    pub fn record_api_usage(&self, endpoint: &str, ip: IpAddr, response_time: Duration) {
-        let _ = (endpoint, ip, response_time);
+
+    fn limit(
+        &self,
+        limiter: &Limiter,
+        ip: IpAddr,
+        key: ClientKey,
+        now: i64,
+    ) -> Result<RateInfo, Refusal> {
+        let limited = match limiter.check(&key) {
+            Ok(info) => return Ok(info),
+            Err(limited) => limited,
+        };
+        let inner = &self.inner;
+        inner.counters.bump(&inner.counters.rate_limited);
+        let window_ms =
+            i64::try_from(limited.info.window_secs.saturating_mul(1000)).unwrap_or(i64::MAX);
+        let slot = limiter.policy() as usize;
+        let due = inner.clients.get_mut(&key, |c| {
+            let last = &mut c.rate_reported_ms[slot];
+            let due = *last == 0 || now - *last >= window_ms;
+            if due {
+                *last = now;
+            }
+            due
+        });
+        if due.unwrap_or(false) {
+            let info = &limited.info;
+            let event = self.event(EventType::RateLimitExceeded, Severity::Medium, ip, key);
+            self.emit(
+                event
+                    .detail("policy", info.policy_name)
+                    .detail("limit", info.limit)
+                    .detail("window_seconds", info.window_secs),
+            );
+        }
+        Err(Refusal {
+            retry_after_secs: Some(limited.retry_after_secs),
+            rate: Some(limited.info),
+            ..Refusal::new(RefusalKind::RateLimited, 429)
+        })
     }
-    /// Unblocks.
-    pub fn unblock(&self, ip: IpAddr) -> bool {
-        let _ = ip;
-        false
+
+    fn event(&self, kind: EventType, severity: Severity, ip: IpAddr, key: ClientKey) -> NewEvent {
+        NewEvent::new(kind, severity)
+            .ip(ip)
+            .detail("client", key.to_string())
     }
-    /// Blocked clients.
-    pub fn blocked(&self) -> Vec<Blocked> {
-        Vec::new()
+
+    fn emit(&self, event: NewEvent) {
+        self.inner.audit.record(event);
     }
 }

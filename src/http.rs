@@ -78,7 +78,10 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             count_auth_failures,
         ))
-        .layer(middleware::from_fn(security_headers))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            security_headers,
+        ))
         .layer(middleware::from_fn(log_request))
         .layer(middleware::from_fn_with_state(state.clone(), client_ip))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(
@@ -131,10 +134,16 @@ async fn log_request(req: Request, next: Next) -> Response {
     resp
 }
 
-/// Headers every response carries.
-async fn security_headers(req: Request, next: Next) -> Response {
+/// Headers every response carries (HSTS when Warden terminates TLS and enforces it).
+async fn security_headers(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let mut resp = next.run(req).await;
     let h = resp.headers_mut();
+    if state.config.server.tls.is_some() && state.config.wss_enforcement.redirect_http_to_https {
+        h.insert(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=31536000; includeSubDomains"),
+        );
+    }
     h.insert(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),

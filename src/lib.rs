@@ -25,6 +25,8 @@
 //! | [`guard`] | client identity, rate limits, lockouts, anomalies |
 //! | [`audit`] | security events: the one `record` path |
 //! | [`store`] | persistence backends |
+//! | [`tls`] | rustls termination, certificate reload |
+//! | [`transport`] | outbound URL rules: `enforce_wss_connections`, `validate_connection_protocol` |
 //! | [`app`] | [`app::AppState`]: cheap handles to every component |
 //! | [`http`] | the router, its layers, extractors and handlers |
 //! | [`cli`] | the `warden` command line |
@@ -43,7 +45,9 @@ pub mod pepper;
 pub mod redact;
 pub mod store;
 pub mod telemetry;
+pub mod tls;
 pub mod token;
+pub mod transport;
 pub mod webhook;
 
 pub use app::run;

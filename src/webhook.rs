@@ -39,6 +39,7 @@ impl ReplayStore {
 
 /// What became of a webhook.
 #[derive(Debug)]
+#[allow(clippy::large_enum_variant)]
 pub enum Outcome {
     /// Broadcast this.
     Broadcast(Event),

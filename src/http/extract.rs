@@ -155,11 +155,15 @@ pub fn authenticate(
         leeway: state.config.webhooks.leeway,
         max_len: state.config.access_validation.max_token_bytes,
     };
-    token::verify(&cred.value, &state.keys, now, &policy).map_err(|e| {
+    let claims = token::verify(&cred.value, &state.keys, now, &policy).map_err(|e| {
         let key = claimed_key_id(&cred.value);
         tracing::info!(reason = %e, key.id = key.as_deref().unwrap_or("-"), "access token refused");
         ApiError::unauthorized(key)
-    })
+    })?;
+    if let Some(ip) = parts.extensions.get::<ClientIp>() {
+        state.guard.record_auth_success(ip.0, Some(&claims.iss));
+    }
+    Ok(claims)
 }
 
 /// Records a 403 as `UNAUTHORIZED_ACCESS` (when configured) and returns it.

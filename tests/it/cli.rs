@@ -12,12 +12,20 @@ fn help_lists_every_command_and_each_has_help() {
     let o = bin.run(&["--help"], "");
     assert_eq!(code(&o), 0);
     let text = String::from_utf8_lossy(&o.stdout);
-    for cmd in ["serve", "config", "keys", "token", "webhook", "redact", "audit", "status"] {
+    for cmd in [
+        "serve", "config", "keys", "token", "webhook", "redact", "audit", "status",
+    ] {
         assert!(text.contains(cmd), "--help does not list {cmd}");
         let o = bin.run(&[cmd, "--help"], "");
         assert_eq!(code(&o), 0, "{cmd} --help");
     }
-    for sub in [&["keys", "rotate"][..], &["token", "create"], &["webhook", "send"], &["audit", "tail"], &["config", "check"]] {
+    for sub in [
+        &["keys", "rotate"][..],
+        &["token", "create"],
+        &["webhook", "send"],
+        &["audit", "tail"],
+        &["config", "check"],
+    ] {
         let mut args = sub.to_vec();
         args.push("--help");
         assert_eq!(code(&bin.run(&args, "")), 0, "{sub:?} --help");
@@ -27,21 +35,39 @@ fn help_lists_every_command_and_each_has_help() {
 #[test]
 fn bad_usage_exits_2() {
     let bin = Binary::new();
-    for args in [&["frobnicate"][..], &["serve", "--nope"], &["token", "create"], &["token", "inspect"], &[]] {
+    for args in [
+        &["frobnicate"][..],
+        &["serve", "--nope"],
+        &["token", "create"],
+        &["token", "inspect"],
+        &[],
+    ] {
         let o = bin.run(args, "");
-        assert_eq!(code(&o), 2, "{args:?}: {}", String::from_utf8_lossy(&o.stderr));
+        assert_eq!(
+            code(&o),
+            2,
+            "{args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
     }
 }
 
 #[test]
 fn invalid_input_exits_1_with_one_line() {
     let bin = Binary::new();
-    std::fs::write(bin.dir.path().join("bad.yaml"), "suspicious_activity: {max_failed_attempts: 5000}\n").expect("write");
+    std::fs::write(
+        bin.dir.path().join("bad.yaml"),
+        "suspicious_activity: {max_failed_attempts: 5000}\n",
+    )
+    .expect("write");
     let o = bin.run(&["config", "check", "bad.yaml"], "");
     assert_eq!(code(&o), 1);
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(err.trim().lines().count(), 1, "{err}");
-    assert!(err.contains("suspicious_activity.max_failed_attempts: must be 1..=1000"), "{err}");
+    assert!(
+        err.contains("suspicious_activity.max_failed_attempts: must be 1..=1000"),
+        "{err}"
+    );
     let o = bin.run(&["config", "check", "missing.yaml"], "");
     assert_eq!(code(&o), 1);
     assert!(String::from_utf8_lossy(&o.stderr).contains("missing.yaml"));
@@ -52,7 +78,10 @@ fn config_defaults_is_the_embedded_reference_and_check_masks_secrets() {
     let bin = Binary::new();
     let o = bin.run(&["config", "defaults"], "");
     assert_eq!(code(&o), 0);
-    assert_eq!(String::from_utf8_lossy(&o.stdout), warden::config::DEFAULTS_YAML);
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout),
+        warden::config::DEFAULTS_YAML
+    );
     std::fs::write(
         bin.dir.path().join("c.yaml"),
         "alerts: {signing_secret: whsec_c2VjcmV0LXNpZ25pbmcta2V5}\nstorage: {redis_url: 'redis://:hunter2pass@127.0.0.1:1'}\n",
@@ -62,16 +91,27 @@ fn config_defaults_is_the_embedded_reference_and_check_masks_secrets() {
     assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(out.contains("max_connections: 1000"));
-    assert!(!out.contains("whsec_c2Vj") && !out.contains("hunter2pass") && !out.contains(SECRET), "{out}");
+    assert!(
+        !out.contains("whsec_c2Vj") && !out.contains("hunter2pass") && !out.contains(SECRET),
+        "{out}"
+    );
 }
 
 #[test]
 fn redact_masks_stdin() {
     let bin = Binary::new();
-    let input = format!("api_key={SECRET} region=eu\nAuthorization: Bearer abc.def.ghi\ncommit 3f2a9c1d4b5e6f708192a3b4c5d6e7f801234567\n");
+    let input = format!(
+        "api_key={SECRET} region=eu\nAuthorization: Bearer abc.def.ghi\ncommit 3f2a9c1d4b5e6f708192a3b4c5d6e7f801234567\n"
+    );
     let o = bin.run(&["redact"], &input);
     assert_eq!(code(&o), 0);
     let out = String::from_utf8_lossy(&o.stdout);
-    assert!(!out.contains(SECRET) && !out.contains("abc.def.ghi"), "{out}");
-    assert!(out.contains("region=eu") && out.contains("3f2a9c1d4b5e6f708192a3b4c5d6e7f801234567"), "{out}");
+    assert!(
+        !out.contains(SECRET) && !out.contains("abc.def.ghi"),
+        "{out}"
+    );
+    assert!(
+        out.contains("region=eu") && out.contains("3f2a9c1d4b5e6f708192a3b4c5d6e7f801234567"),
+        "{out}"
+    );
 }

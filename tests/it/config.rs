@@ -4,7 +4,12 @@ use crate::support::Binary;
 
 fn serve_refused(bin: &Binary) -> String {
     let o = bin.run(&["serve", "--listen", "127.0.0.1:0"], "");
-    assert_eq!(o.status.code(), Some(1), "serve should refuse: {}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "serve should refuse: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     String::from_utf8_lossy(&o.stderr).to_string()
 }
 
@@ -13,8 +18,14 @@ fn unknown_keys_wrong_types_and_ranges_stop_start_up_naming_the_key() {
     for (yaml, key) in [
         ("webhooks: {max_body_byte: 1}", "webhooks.max_body_byte"),
         ("bogus_section: {a: 1}", "bogus_section"),
-        ("realtime: {heartbeat_seconds: soon}", "realtime.heartbeat_seconds"),
-        ("suspicious_activity: {max_failed_attempts: -3}", "suspicious_activity.max_failed_attempts"),
+        (
+            "realtime: {heartbeat_seconds: soon}",
+            "realtime.heartbeat_seconds",
+        ),
+        (
+            "suspicious_activity: {max_failed_attempts: -3}",
+            "suspicious_activity.max_failed_attempts",
+        ),
     ] {
         let bin = Binary::new();
         bin.write_config(yaml);
@@ -27,7 +38,11 @@ fn unknown_keys_wrong_types_and_ranges_stop_start_up_naming_the_key() {
 #[test]
 fn config_is_found_via_env_and_flag_and_env_overrides_win() {
     let bin = Binary::new();
-    std::fs::write(bin.dir.path().join("a.yaml"), "realtime: {max_connections: 7}\n").expect("write");
+    std::fs::write(
+        bin.dir.path().join("a.yaml"),
+        "realtime: {max_connections: 7}\n",
+    )
+    .expect("write");
     let mut c = bin.command(&["config", "check"]);
     c.env("LIVEKIT_SECURITY_CONFIG", "a.yaml");
     let o = c.output().expect("run");
@@ -36,7 +51,10 @@ fn config_is_found_via_env_and_flag_and_env_overrides_win() {
     c.env("WARDEN_REALTIME__MAX_CONNECTIONS", "9");
     let o = c.output().expect("run");
     let out = String::from_utf8_lossy(&o.stdout);
-    assert!(out.contains("max_connections: 9") && !out.contains("max_connections: 7"), "{out}");
+    assert!(
+        out.contains("max_connections: 9") && !out.contains("max_connections: 7"),
+        "{out}"
+    );
 }
 
 #[test]
@@ -45,5 +63,8 @@ fn exposed_plain_http_is_refused_with_the_reason() {
     let o = bin.run(&["serve", "--listen", "0.0.0.0:0"], "");
     assert_eq!(o.status.code(), Some(1));
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(err.contains("server.tls") && err.contains("wss_enforcement"), "{err}");
+    assert!(
+        err.contains("server.tls") && err.contains("wss_enforcement"),
+        "{err}"
+    );
 }

@@ -5,10 +5,17 @@ use crate::support;
 #[tokio::test]
 async fn health_is_ok_and_nothing_else() {
     let s = support::spawn("").await;
-    let r = support::client().get(format!("{}/health", s.url)).send().await.expect("req");
+    let r = support::client()
+        .get(format!("{}/health", s.url))
+        .send()
+        .await
+        .expect("req");
     assert_eq!(r.status(), 200);
     assert_eq!(r.headers()["x-content-type-options"], "nosniff");
-    assert_eq!(r.json::<serde_json::Value>().await.expect("json"), serde_json::json!({"status": "ok"}));
+    assert_eq!(
+        r.json::<serde_json::Value>().await.expect("json"),
+        serde_json::json!({"status": "ok"})
+    );
     s.stop().await;
 }
 
@@ -16,12 +23,28 @@ async fn health_is_ok_and_nothing_else() {
 async fn unknown_routes_and_methods_get_one_line_json_errors() {
     let s = support::spawn("").await;
     let c = support::client();
-    for (method, path, status) in [("GET", "/nope", 404), ("DELETE", "/webhooks/livekit", 405), ("GET", "/api/rooms", 401)] {
-        let r = c.request(method.parse().expect("method"), format!("{}{path}", s.url)).send().await.expect("req");
+    for (method, path, status) in [
+        ("GET", "/nope", 404),
+        ("DELETE", "/webhooks/livekit", 405),
+        ("GET", "/api/rooms", 401),
+    ] {
+        let r = c
+            .request(method.parse().expect("method"), format!("{}{path}", s.url))
+            .send()
+            .await
+            .expect("req");
         assert_eq!(r.status().as_u16(), status, "{method} {path}");
-        assert!(r.headers()["content-type"].to_str().expect("ct").contains("json"));
+        assert!(
+            r.headers()["content-type"]
+                .to_str()
+                .expect("ct")
+                .contains("json")
+        );
         let v: serde_json::Value = r.json().await.expect("json");
-        assert!(v["error"].is_string() && v["message"].as_str().is_some_and(|m| !m.contains('\n')), "{v}");
+        assert!(
+            v["error"].is_string() && v["message"].as_str().is_some_and(|m| !m.contains('\n')),
+            "{v}"
+        );
     }
     s.stop().await;
 }
@@ -30,7 +53,12 @@ async fn unknown_routes_and_methods_get_one_line_json_errors() {
 async fn oversized_webhook_body_is_refused_before_it_is_read() {
     let s = support::spawn("webhooks: {max_body_bytes: 1024}").await;
     let body = vec![b'x'; 4096];
-    let r = support::client().post(format!("{}/webhooks/livekit", s.url)).body(body).send().await.expect("req");
+    let r = support::client()
+        .post(format!("{}/webhooks/livekit", s.url))
+        .body(body)
+        .send()
+        .await
+        .expect("req");
     assert_eq!(r.status(), 413);
     s.stop().await;
 }
@@ -38,24 +66,47 @@ async fn oversized_webhook_body_is_refused_before_it_is_read() {
 #[tokio::test]
 async fn dashboard_has_a_fresh_csp_nonce_and_moves_a_query_token_into_a_cookie() {
     let s = support::spawn("").await;
-    let c = reqwest::Client::builder().no_proxy().redirect(reqwest::redirect::Policy::none()).build().expect("client");
+    let c = reqwest::Client::builder()
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
     let mut nonces = Vec::new();
     for _ in 0..2 {
         let r = c.get(format!("{}/", s.url)).send().await.expect("req");
         assert_eq!(r.status(), 200);
-        let csp = r.headers()["content-security-policy"].to_str().expect("csp").to_owned();
-        assert!(csp.contains("frame-ancestors 'none'") && !csp.contains("unsafe-inline"), "{csp}");
-        let nonce = csp.split("'nonce-").nth(1).and_then(|x| x.split('\'').next()).expect("nonce").to_owned();
+        let csp = r.headers()["content-security-policy"]
+            .to_str()
+            .expect("csp")
+            .to_owned();
+        assert!(
+            csp.contains("frame-ancestors 'none'") && !csp.contains("unsafe-inline"),
+            "{csp}"
+        );
+        let nonce = csp
+            .split("'nonce-")
+            .nth(1)
+            .and_then(|x| x.split('\'').next())
+            .expect("nonce")
+            .to_owned();
         let html = r.text().await.expect("body");
         assert!(html.contains(&format!("nonce=\"{nonce}\"")) && !html.contains("__CSP_NONCE__"));
         nonces.push(nonce);
     }
     assert_ne!(nonces[0], nonces[1]);
     let token = support::list_token();
-    let r = c.get(format!("{}/?token={token}", s.url)).send().await.expect("req");
+    let r = c
+        .get(format!("{}/?token={token}", s.url))
+        .send()
+        .await
+        .expect("req");
     assert_eq!(r.status(), 303);
     assert_eq!(r.headers()["location"], "/");
     let cookie = r.headers()["set-cookie"].to_str().expect("cookie");
-    assert!(cookie.starts_with(&format!("warden_token={token}")) && cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"));
+    assert!(
+        cookie.starts_with(&format!("warden_token={token}"))
+            && cookie.contains("HttpOnly")
+            && cookie.contains("SameSite=Strict")
+    );
     s.stop().await;
 }

@@ -7,3 +7,4 @@ mod config;
 mod dashboard;
 mod http;
 mod logging;
+mod tls;

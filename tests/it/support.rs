@@ -36,7 +36,11 @@ pub fn init() {
 /// A plain HTTP client that never uses a proxy.
 pub fn client() -> reqwest::Client {
     init();
-    reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(20)).build().expect("client")
+    reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(20))
+        .build()
+        .expect("client")
 }
 
 /// An in-process server.
@@ -77,8 +81,10 @@ pub fn config(dir: &Path, yaml: &str, env: &[(&str, &str)]) -> Config {
         merge(&mut value, v);
     }
     let text = serde_norway::to_string(&value).expect("yaml");
-    let mut pairs: Vec<(String, String)> =
-        vec![("LIVEKIT_API_KEY".into(), KEY.into()), ("LIVEKIT_API_SECRET".into(), SECRET.into())];
+    let mut pairs: Vec<(String, String)> = vec![
+        ("LIVEKIT_API_KEY".into(), KEY.into()),
+        ("LIVEKIT_API_SECRET".into(), SECRET.into()),
+    ];
     pairs.extend(env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
     config::from_yaml(&text, &Env::from_pairs(pairs)).expect("test config is valid")
 }
@@ -105,7 +111,9 @@ pub async fn spawn_with(yaml: &str, env: &[(&str, &str)]) -> TestServer {
     let dir = tempfile::tempdir().expect("tempdir");
     let cfg = config(dir.path(), yaml, env);
     let (state, _report) = AppState::build(cfg, Clock::system(), Masker::new()).expect("state");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let url = format!("http://{}", listener.local_addr().expect("addr"));
     let (tx, rx) = oneshot::channel::<()>();
     let st = state.clone();
@@ -115,7 +123,13 @@ pub async fn spawn_with(yaml: &str, env: &[(&str, &str)]) -> TestServer {
         })
         .await;
     });
-    TestServer { url, state, dir, stop: Some(tx), task: Some(task) }
+    TestServer {
+        url,
+        state,
+        dir,
+        stop: Some(tx),
+        task: Some(task),
+    }
 }
 
 /// The standard padded base64 of SHA-256(body), as LiveKit's `sha256` claim.
@@ -124,23 +138,41 @@ pub fn body_hash(body: &[u8]) -> String {
 }
 
 fn now() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("time").as_secs() as i64
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("time")
+        .as_secs() as i64
 }
 
 /// A webhook signature exactly as livekit-server makes it.
 pub fn sign_webhook(body: &[u8], key: &str, secret: &str) -> String {
     let t = now();
     let claims = json!({"iss": key, "nbf": t, "iat": t, "exp": t + 300, "sha256": body_hash(body)});
-    jsonwebtoken::encode(&jsonwebtoken::Header::default(), &claims, &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()))
-        .expect("sign")
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::default(),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .expect("sign")
 }
 
 /// A LiveKit access token with the given `video` grant.
-pub fn access_token(key: &str, secret: &str, identity: &str, video: Value, ttl_secs: i64) -> String {
+pub fn access_token(
+    key: &str,
+    secret: &str,
+    identity: &str,
+    video: Value,
+    ttl_secs: i64,
+) -> String {
     let t = now();
-    let claims = json!({"iss": key, "sub": identity, "nbf": t, "exp": t + ttl_secs, "video": video});
-    jsonwebtoken::encode(&jsonwebtoken::Header::default(), &claims, &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()))
-        .expect("sign")
+    let claims =
+        json!({"iss": key, "sub": identity, "nbf": t, "exp": t + ttl_secs, "video": video});
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::default(),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .expect("sign")
 }
 
 /// A token that may watch every room.
@@ -150,7 +182,13 @@ pub fn list_token() -> String {
 
 /// An admin token.
 pub fn admin_token() -> String {
-    access_token(KEY, SECRET, "admin", json!({"roomAdmin": true, "roomCreate": true}), 3600)
+    access_token(
+        KEY,
+        SECRET,
+        "admin",
+        json!({"roomAdmin": true, "roomCreate": true}),
+        3600,
+    )
 }
 
 /// A random suffix.
@@ -171,13 +209,22 @@ pub struct Binary {
 impl Binary {
     /// A fresh working directory with no configuration and the test key in the environment.
     pub fn new() -> Self {
-        let env = vec![("LIVEKIT_API_KEY".into(), KEY.into()), ("LIVEKIT_API_SECRET".into(), SECRET.into())];
-        Self { dir: tempfile::tempdir().expect("tempdir"), env }
+        let env = vec![
+            ("LIVEKIT_API_KEY".into(), KEY.into()),
+            ("LIVEKIT_API_SECRET".into(), SECRET.into()),
+        ];
+        Self {
+            dir: tempfile::tempdir().expect("tempdir"),
+            env,
+        }
     }
 
     /// A working directory with no keys in the environment.
     pub fn without_keys() -> Self {
-        Self { dir: tempfile::tempdir().expect("tempdir"), env: Vec::new() }
+        Self {
+            dir: tempfile::tempdir().expect("tempdir"),
+            env: Vec::new(),
+        }
     }
 
     /// Path of the binary.
@@ -227,7 +274,12 @@ impl Binary {
     pub fn serve(&self, extra: &[&str]) -> Served {
         let mut args = vec!["serve", "--listen", "127.0.0.1:0"];
         args.extend_from_slice(extra);
-        let mut child = self.command(&args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn");
+        let mut child = self
+            .command(&args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn");
         let mut stdout = child.stdout.take().expect("stdout");
         let stderr = child.stderr.take().expect("stderr");
         let err_buf = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
@@ -264,11 +316,21 @@ impl Binary {
                 }
             }
         });
-        let url = rx.recv_timeout(Duration::from_secs(30)).unwrap_or_else(|_| {
-            let _ = child.kill();
-            panic!("warden did not start: {}", String::from_utf8_lossy(&err_buf.lock().expect("lock")))
-        });
-        Served { child, url, out: out_buf, err: err_buf }
+        let url = rx
+            .recv_timeout(Duration::from_secs(30))
+            .unwrap_or_else(|_| {
+                let _ = child.kill();
+                panic!(
+                    "warden did not start: {}",
+                    String::from_utf8_lossy(&err_buf.lock().expect("lock"))
+                )
+            });
+        Served {
+            child,
+            url,
+            out: out_buf,
+            err: err_buf,
+        }
     }
 }
 
@@ -285,7 +347,9 @@ pub struct Served {
 impl Served {
     /// Sends SIGTERM and waits (at most 20 s) for the exit status.
     pub fn terminate(&mut self) -> Option<std::process::ExitStatus> {
-        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
             if let Ok(Some(s)) = self.child.try_wait() {

@@ -1,0 +1,208 @@
+//! TLS termination: TLS 1.2+ only, HTTP/2 by ALPN, HSTS, the 308 redirect,
+//! certificate reload from disk (and a corrupt swap keeping the old one).
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use warden::app::AppState;
+use warden::clock::Clock;
+use warden::redact::Masker;
+
+use crate::support;
+
+struct TlsServer {
+    url: String,
+    plain_url: String,
+    dir: tempfile::TempDir,
+    stop: tokio::sync::oneshot::Sender<()>,
+}
+
+fn write_cert(dir: &Path) -> Vec<u8> {
+    let ck = rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()])
+        .expect("cert");
+    // Write to temp names and rename, as a certificate manager would (no torn reads).
+    std::fs::write(dir.join("cert.pem.tmp"), ck.cert.pem()).expect("cert");
+    std::fs::write(dir.join("key.pem.tmp"), ck.signing_key.serialize_pem()).expect("key");
+    std::fs::rename(dir.join("key.pem.tmp"), dir.join("key.pem")).expect("rename");
+    std::fs::rename(dir.join("cert.pem.tmp"), dir.join("cert.pem")).expect("rename");
+    ck.cert.der().to_vec()
+}
+
+async fn start() -> (TlsServer, Vec<u8>) {
+    support::init();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let der = write_cert(dir.path());
+    let yaml = format!(
+        "server: {{tls: {{cert: {c}, key: {k}}}}}",
+        c = dir.path().join("cert.pem").display(),
+        k = dir.path().join("key.pem").display()
+    );
+    let cfg = support::config(dir.path(), &yaml, &[]);
+    let (state, _) = AppState::build(cfg, Clock::system(), Masker::new()).expect("state");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let redirect = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("https://{}", listener.local_addr().expect("addr"));
+    let plain_url = format!("http://{}", redirect.local_addr().expect("addr"));
+    let (stop, rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(async move {
+        let _ = warden::app::run_with(state, listener, Some(redirect), async {
+            let _ = rx.await;
+        })
+        .await;
+    });
+    (
+        TlsServer {
+            url,
+            plain_url,
+            dir,
+            stop,
+        },
+        der,
+    )
+}
+
+fn insecure_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .danger_accept_invalid_certs(true)
+        .tls_info(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client")
+}
+
+async fn served_cert(url: &str) -> Vec<u8> {
+    // A new client each time: a new connection, a new handshake.
+    let r = insecure_client()
+        .get(format!("{url}/health"))
+        .send()
+        .await
+        .expect("https request");
+    let info = r
+        .extensions()
+        .get::<reqwest::tls::TlsInfo>()
+        .expect("tls info");
+    info.peer_certificate().expect("peer certificate").to_vec()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn https_with_http2_and_hsts() {
+    let (s, der) = start().await;
+    let r = insecure_client()
+        .get(format!("{}/health", s.url))
+        .send()
+        .await
+        .expect("req");
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        r.version(),
+        reqwest::Version::HTTP_2,
+        "ALPN should negotiate h2"
+    );
+    let hsts = r.headers()["strict-transport-security"]
+        .to_str()
+        .expect("hsts")
+        .to_owned();
+    let max_age: u64 = hsts
+        .split("max-age=")
+        .nth(1)
+        .and_then(|x| x.split(';').next())
+        .and_then(|x| x.parse().ok())
+        .expect("max-age");
+    assert!(max_age >= 31_536_000, "{hsts}");
+    assert_eq!(served_cert(&s.url).await, der);
+    let _ = s.stop.send(());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn plain_listener_redirects_everything_with_308() {
+    let (s, _) = start().await;
+    let r = insecure_client()
+        .post(format!("{}/webhooks/livekit?x=1", s.plain_url))
+        .body("{}")
+        .send()
+        .await
+        .expect("req");
+    assert_eq!(r.status(), 308);
+    let port = s.url.rsplit(':').next().expect("port");
+    assert_eq!(
+        r.headers()["location"],
+        format!("https://127.0.0.1:{port}/webhooks/livekit?x=1")
+    );
+    let _ = s.stop.send(());
+}
+
+/// A minimal TLS 1.1 ClientHello (one CBC suite, no extensions).
+fn tls11_client_hello() -> Vec<u8> {
+    let mut body = vec![0x03, 0x02];
+    body.extend_from_slice(&[7u8; 32]);
+    body.push(0);
+    body.extend_from_slice(&[0x00, 0x02, 0xc0, 0x13]);
+    body.extend_from_slice(&[0x01, 0x00]);
+    let mut hs = vec![0x01, 0x00, (body.len() >> 8) as u8, body.len() as u8];
+    hs.extend_from_slice(&body);
+    let mut rec = vec![0x16, 0x03, 0x02, (hs.len() >> 8) as u8, hs.len() as u8];
+    rec.extend_from_slice(&hs);
+    rec
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tls_1_1_is_refused() {
+    let (s, _) = start().await;
+    let addr = s.url.trim_start_matches("https://");
+    let mut sock = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    sock.write_all(&tls11_client_hello()).await.expect("hello");
+    let mut buf = vec![0u8; 64];
+    let n = tokio::time::timeout(Duration::from_secs(5), sock.read(&mut buf))
+        .await
+        .expect("answer")
+        .unwrap_or(0);
+    // Either an alert record (0x15) — protocol_version (70) or handshake_failure (40) — or a close.
+    if n > 0 {
+        assert_eq!(buf[0], 0x15, "expected a TLS alert, got {:?}", &buf[..n]);
+        assert!(
+            matches!(buf.get(6), Some(70) | Some(40)),
+            "alert {:?}",
+            &buf[..n]
+        );
+    }
+    let _ = s.stop.send(());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn swapped_certificate_is_served_and_a_corrupt_swap_keeps_the_old_one() {
+    let (s, first) = start().await;
+    assert_eq!(served_cert(&s.url).await, first);
+    // mtime granularity: make sure the new files look changed.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let second = write_cert(s.dir.path());
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        if served_cert(&s.url).await == second {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the new certificate was not served within 15 s"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    std::fs::write(
+        s.dir.path().join("cert.pem"),
+        b"-----BEGIN CERTIFICATE-----\ngarbage\n",
+    )
+    .expect("corrupt");
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(
+        served_cert(&s.url).await,
+        second,
+        "a corrupt file must keep the previous certificate"
+    );
+    let _ = s.stop.send(());
+}
