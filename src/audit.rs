@@ -1,16 +1,52 @@
-//! Security events: the one way to record one.
+//! Security events: the one way to record one, the tamper-evident store, the
+//! JSON security log and outgoing alerts.
 //!
-//! (Foundation stub: the types every component emits through. The hash-chained
-//! store, the JSON security log and alerts land with the audit issue.)
+//! [`Audit::record`] is what every component calls: it masks the event's
+//! strings (defence in depth — callers pass no secrets), stamps it and hands
+//! it to the writer thread through a bounded queue, so request handling never
+//! waits on disk. When the queue is full the event is dropped and counted
+//! (`warden_audit_dropped_total`), logged once per burst. The writer appends
+//! it to the SQLite hash chain ([`sqlite`]), writes it as a JSON line to
+//! `logging.security_log_file` ([`logfile`]) and, at or above
+//! `alerts.min_severity`, queues an alert ([`alerts`]).
+//!
+//! Invariants: an event's untrusted strings are JSON values, never spliced
+//! into a message; `hash` = SHA-256 of the canonical JSON of every other field
+//! ([`chain`]); entries are only ever appended, and only a prefix is purged,
+//! behind an anchor. [`Audit::record_durable`] returns only once the event is
+//! in the store, and fails (closed) when it cannot be — sensitive admin
+//! operations (rotation, unblock, pausing ingestion) use it.
+
+mod alerts;
+pub mod chain;
+mod core;
+mod logfile;
+mod signing;
+mod sqlite;
+mod status;
+mod target;
+mod worker;
+mod writer;
+
+#[cfg(test)]
+pub(crate) mod tests;
 
 use std::net::IpAddr;
 use std::str::FromStr;
-use std::sync::{Arc, Mutex};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+
+pub use alerts::{AlertError, AlertStatus, Alerter, RetryPolicy, SigningKey};
+pub use sqlite::{VerifyReport, verify_chain, verify_head};
+pub use status::{Counts, Page};
+pub use target::{check_addr, non_public_reason, validate_alert_url};
+pub use worker::{AuditHealth, AuditWorker, alert_signing_secret, run_maintenance};
+pub use writer::Audit;
+
+use crate::store::StoreError;
 
 /// How bad a security event is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
     /// Informational.
@@ -37,7 +73,7 @@ impl FromStr for Severity {
 }
 
 /// The security event types of SPEC "Security events".
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum EventType {
     /// First burst of failed authentications from a client.
@@ -60,6 +96,50 @@ pub enum EventType {
     IpBlocked,
     /// Ingestion paused or resumed.
     IngestionPaused,
+}
+
+impl EventType {
+    /// Every type, in SPEC order.
+    pub const ALL: [EventType; 10] = [
+        Self::SuspiciousLogin,
+        Self::MultipleFailedAuth,
+        Self::UnusualApiUsage,
+        Self::KeyRotation,
+        Self::UnauthorizedAccess,
+        Self::RateLimitExceeded,
+        Self::WebhookInvalidSignature,
+        Self::WebhookReplay,
+        Self::IpBlocked,
+        Self::IngestionPaused,
+    ];
+
+    /// The SPEC name, e.g. `WEBHOOK_REPLAY`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::SuspiciousLogin => "SUSPICIOUS_LOGIN",
+            Self::MultipleFailedAuth => "MULTIPLE_FAILED_AUTH",
+            Self::UnusualApiUsage => "UNUSUAL_API_USAGE",
+            Self::KeyRotation => "KEY_ROTATION",
+            Self::UnauthorizedAccess => "UNAUTHORIZED_ACCESS",
+            Self::RateLimitExceeded => "RATE_LIMIT_EXCEEDED",
+            Self::WebhookInvalidSignature => "WEBHOOK_INVALID_SIGNATURE",
+            Self::WebhookReplay => "WEBHOOK_REPLAY",
+            Self::IpBlocked => "IP_BLOCKED",
+            Self::IngestionPaused => "INGESTION_PAUSED",
+        }
+    }
+}
+
+impl FromStr for EventType {
+    type Err = ();
+    /// Parses the SPEC name (case-insensitive), e.g. for `?type=` filters.
+    fn from_str(s: &str) -> Result<Self, ()> {
+        let s = s.trim();
+        Self::ALL
+            .into_iter()
+            .find(|t| t.as_str().eq_ignore_ascii_case(s))
+            .ok_or(())
+    }
 }
 
 /// A security event before it is chained and stored.
@@ -118,28 +198,80 @@ impl NewEvent {
     }
 }
 
-/// The audit handle: cheap to clone, never blocks the caller.
-#[derive(Clone, Default)]
-pub struct Audit {
-    recent: Arc<Mutex<Vec<NewEvent>>>,
+/// A recorded event, in the SPEC shape (what the store, the log, the API and alerts carry).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StoredEvent {
+    /// Unique id (`evt_…`), also the alert's `webhook-id`.
+    pub id: String,
+    /// Type.
+    #[serde(rename = "type")]
+    pub kind: EventType,
+    /// Severity.
+    pub severity: Severity,
+    /// Client address.
+    pub source_ip: Option<IpAddr>,
+    /// Hashed identity.
+    pub identity: Option<String>,
+    /// API key id.
+    pub key_id: Option<String>,
+    /// Structured details (masked).
+    pub details: serde_json::Map<String, serde_json::Value>,
+    /// When it was recorded (RFC 3339, UTC, milliseconds).
+    pub timestamp: String,
+    /// The previous entry's hash ([`chain::GENESIS`] for the first).
+    pub prev_hash: String,
+    /// SHA-256 of this entry's canonical JSON without `hash`.
+    #[serde(default)]
+    pub hash: String,
 }
 
-impl Audit {
-    /// An audit sink that keeps events in memory.
-    pub fn in_memory() -> Self {
-        Self::default()
-    }
+/// The first broken link of the chain.
+#[derive(Debug, thiserror::Error)]
+pub enum ChainBreak {
+    /// The entry's content does not match its hash (edited), or its indexed columns disagree with it.
+    #[error(
+        "audit chain broken at entry #{seq} (id {id}): its content does not match its hash (altered)"
+    )]
+    Altered {
+        /// Position in the chain (1 = first event ever recorded).
+        seq: i64,
+        /// The entry's id.
+        id: String,
+    },
+    /// The entry does not follow the one before it.
+    #[error(
+        "audit chain broken at entry #{seq} (id {id}): its prev_hash is not the hash of the entry before it \
+         (an entry was inserted, deleted or reordered just before it)"
+    )]
+    Unlinked {
+        /// Position in the chain.
+        seq: i64,
+        /// The entry's id.
+        id: String,
+    },
+    /// The store could not be read.
+    #[error("audit store unreadable: {0}")]
+    Store(#[source] StoreError),
+}
 
-    /// Records a security event.
-    pub fn record(&self, event: NewEvent) {
-        tracing::warn!(security_event = ?event.kind, severity = ?event.severity, "security event");
-        if let Ok(mut r) = self.recent.lock() {
-            r.push(event);
-        }
-    }
-
-    /// Events recorded so far (newest last).
-    pub fn recent(&self) -> Vec<NewEvent> {
-        self.recent.lock().map(|r| r.clone()).unwrap_or_default()
-    }
+/// Audit errors.
+#[derive(Debug, thiserror::Error)]
+pub enum AuditError {
+    /// The event could not be written: the operation that needed it must not go ahead.
+    #[error(
+        "the audit store cannot record this operation, so it is refused until the audit log is writable: {0}"
+    )]
+    NotRecorded(#[source] StoreError),
+    /// The audit writer has stopped (shutdown).
+    #[error("the audit writer has stopped; operation refused")]
+    WriterStopped,
+    /// Reading or maintaining the store failed.
+    #[error("audit store: {0}")]
+    Store(#[source] StoreError),
+    /// The writer thread could not be started.
+    #[error("cannot start the audit writer: {0}")]
+    Thread(#[source] std::io::Error),
+    /// The alert settings are invalid.
+    #[error(transparent)]
+    Alert(#[from] AlertError),
 }

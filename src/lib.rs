@@ -23,7 +23,8 @@
 //! | [`webhook`] | LiveKit webhook verification, decoding and normalisation |
 //! | [`hub`] | SSE fan-out: history for resume, room snapshot, slow-consumer policy |
 //! | [`guard`] | client identity, rate limits, lockouts, anomalies |
-//! | [`audit`] | security events: the one `record` path |
+//! | [`audit`] | security events: the one `record` path, hash-chained store, security log, alerts |
+//! | [`metrics`] | Prometheus/OpenMetrics counters, gauges and histograms for `/metrics` |
 //! | [`store`] | persistence backends |
 //! | [`tls`] | rustls termination, certificate reload |
 //! | [`transport`] | outbound URL rules: `enforce_wss_connections`, `validate_connection_protocol` |
@@ -41,6 +42,7 @@ pub mod guard;
 pub mod http;
 pub mod hub;
 pub mod keys;
+pub mod metrics;
 pub mod pepper;
 pub mod redact;
 pub mod store;

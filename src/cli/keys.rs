@@ -1,14 +1,28 @@
-//! `warden keys …`
+//! `warden keys …`: the key store from the command line.
+//!
+//! New secrets (`create`, `rotate`) are printed once, on stdout, and nowhere
+//! else; everything else shows key ids and fingerprints only. A running
+//! server picks the changes up from the files within seconds.
 
+use anyhow::Context as _;
 use clap::Subcommand;
+use serde_json::json;
 
 use super::Ctx;
+use crate::clock::rfc3339_ms;
+use crate::keys::meta::{KeyMeta, OwnedKeys};
+use crate::keys::{KeyInfo, KeyRing, KeySource, KeyState};
+use crate::redact::Secret;
 
 /// Key store commands.
 #[derive(Debug, Subcommand)]
 pub enum KeysCmd {
     /// Key ids, created, expires and state (active / retiring / revoked); never secrets.
-    List,
+    List {
+        /// As JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Create a new active key; prints its id and secret once, on stdout.
     Create,
     /// Rotate when due (else exit 1 saying when); the old key keeps verifying for the overlap.
@@ -31,6 +45,159 @@ pub enum KeysCmd {
 }
 
 pub(super) fn run(cmd: KeysCmd, ctx: &Ctx) -> anyhow::Result<()> {
-    let _ = (cmd, ctx);
-    anyhow::bail!("keys commands are not available yet")
+    let now = ctx.clock.now_ms();
+    let ring = KeyRing::open_for_admin(&ctx.config, &ctx.clock)?;
+    ctx.masker.set_known_secrets(ring.all_secrets().iter());
+    for w in ring.warnings() {
+        eprintln!("warden: warning: {w}");
+    }
+    let key_file = ctx.config.livekit.keys_file.display().to_string();
+    match cmd {
+        KeysCmd::List { json } => list(&ring, now, json),
+        KeysCmd::Create => {
+            let (id, secret) = ring.create_key(now, "cli")?;
+            print_new_key(&id, &secret);
+            eprintln!("created key {id} in {key_file}; the secret above is shown only once");
+            Ok(())
+        }
+        KeysCmd::Rotate { force } => {
+            let (r, secret) = ring.rotate(now, force, "cli")?;
+            print_new_key(&r.new_id, &secret);
+            eprintln!(
+                "rotated: {} is active; {} retiring until {} (saved in {key_file})",
+                r.new_id,
+                if r.retired.is_empty() {
+                    "no key".to_owned()
+                } else {
+                    r.retired.join(", ")
+                },
+                rfc3339_ms(r.until_ms)
+            );
+            Ok(())
+        }
+        KeysCmd::Revoke { id } => {
+            ring.revoke(&id, now, "cli")?;
+            println!("revoked {id}");
+            Ok(())
+        }
+        KeysCmd::Export { livekit } => {
+            anyhow::ensure!(livekit, "choose an export format: --livekit");
+            export_livekit(&ring, now)
+        }
+    }
+}
+
+fn print_new_key(id: &str, secret: &Secret) {
+    println!("api_key: {id}");
+    println!("api_secret: {}", secret.expose());
+}
+
+/// The active and retiring keys (inside their window) as a bare `key: secret` map.
+fn export_livekit(ring: &KeyRing, now: i64) -> anyhow::Result<()> {
+    let mut out = String::new();
+    for info in ring.key_infos(now) {
+        let Some(secret) = ring.verifying_secret(&info.id, now) else {
+            continue;
+        };
+        out.push_str(&format!(
+            "{}: {}\n",
+            crate::keys::file::yaml_scalar(&info.id),
+            crate::keys::file::yaml_scalar(secret.expose())
+        ));
+    }
+    anyhow::ensure!(!out.is_empty(), "no active or retiring key to export");
+    print!("{out}");
+    Ok(())
+}
+
+fn list(ring: &KeyRing, now: i64, as_json: bool) -> anyhow::Result<()> {
+    let owned = match ring.files() {
+        Some(f) => f.read(now).context("reading the key store")?,
+        None => OwnedKeys::default(),
+    };
+    let rows: Vec<serde_json::Value> = ring
+        .key_infos(now)
+        .iter()
+        .map(|info| {
+            row(
+                info,
+                owned.keys.iter().find(|k| k.id == info.id).map(|k| &k.meta),
+            )
+        })
+        .collect();
+    if as_json {
+        let doc = json!({ "keys": rows, "history": owned.history });
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&doc).context("serialising")?
+        );
+        return Ok(());
+    }
+    println!(
+        "{:<24} {:<9} {:<6} {:<25} {:<40} FINGERPRINT",
+        "ID", "STATE", "SOURCE", "CREATED", "EXPIRES"
+    );
+    for r in &rows {
+        let s = |k: &str| r[k].as_str().unwrap_or("-").to_owned();
+        println!(
+            "{:<24} {:<9} {:<6} {:<25} {:<40} {}",
+            s("id"),
+            s("state"),
+            s("source"),
+            s("created"),
+            s("expires"),
+            s("fingerprint")
+        );
+    }
+    if !owned.history.is_empty() {
+        println!("\nrotation history (oldest first):");
+        for e in &owned.history {
+            let mut line = format!(
+                "  {} {} {} by {}",
+                rfc3339_ms(e.at_ms),
+                e.action.name(),
+                e.key_id,
+                e.by
+            );
+            if !e.retired.is_empty() {
+                line.push_str(&format!("; retired {}", e.retired.join(", ")));
+            }
+            if let Some(u) = e.until_ms {
+                line.push_str(&format!(" until {}", rfc3339_ms(u)));
+            }
+            println!("{line}");
+        }
+    }
+    Ok(())
+}
+
+/// One key as a JSON row; `expires` is when it stops being what it is now.
+fn row(info: &KeyInfo, meta: Option<&KeyMeta>) -> serde_json::Value {
+    let expires = match info.state {
+        KeyState::Active => info.rotation_due_at_ms.map(|d| {
+            let due = rfc3339_ms(d);
+            if info.rotation_due {
+                format!("{due} (rotation due)")
+            } else {
+                format!("{due} (rotation)")
+            }
+        }),
+        KeyState::Retiring { until_ms } => Some(format!("{} (retiring)", rfc3339_ms(until_ms))),
+        KeyState::Revoked => meta
+            .and_then(|m| m.revoked_ms)
+            .map(|r| format!("{} (revoked)", rfc3339_ms(r))),
+    };
+    json!({
+        "id": info.id,
+        "state": info.state.name(),
+        "source": match info.source { KeySource::Owned => "file", KeySource::Env => "env" },
+        "created": info.created_ms.map(rfc3339_ms),
+        "expires": expires,
+        "retiring_until": match info.state { KeyState::Retiring { until_ms } => Some(rfc3339_ms(until_ms)), _ => None },
+        "rotation_due": info.rotation_due,
+        "rotated": meta.and_then(|m| m.rotated_ms).map(rfc3339_ms),
+        "replaced_by": meta.and_then(|m| m.replaced_by.clone()),
+        "latest_token_exp": meta.and_then(|m| m.max_token_exp_ms).map(rfc3339_ms),
+        "fingerprint": info.fingerprint,
+    })
 }

@@ -2,9 +2,13 @@
 
 mod support;
 
+mod audit;
 mod cli;
 mod config;
 mod dashboard;
 mod http;
+mod keys;
 mod logging;
 mod tls;
+mod token;
+mod webhook;
