@@ -11,6 +11,8 @@
   const FEED_MAX = 200;         // rolling event feed bound
   const SEEN_MAX = 1000;        // event ids remembered to drop a redelivery
   const SEC_REFRESH_MS = 5000;  // security panel refresh period
+  const SEC_PAGE = 25;          // security events shown, then more per "Show more"
+  const SEC_MAX_EVENTS = 500;
   const RESET_MIN_MS = 2000;    // "reset" stays visible at least this long
   const LIVEKIT_EVENTS = ['room_started', 'room_finished', 'participant_joined', 'participant_left',
     'participant_connection_aborted', 'track_published', 'track_unpublished', 'egress_started',
@@ -24,6 +26,7 @@
   let lastId = '';         // last SSE id seen, to resume a stream we had to recreate
   let retryTimer = 0;
   let secTimer = 0;
+  let secLimit = SEC_PAGE;
   let resetAt = 0;
   let renderQueued = false;
   let rooms = new Map();   // room name -> {sid, name, participants: Map, egress: Map, ingress: Map}
@@ -323,12 +326,16 @@
   }
 
   // ---------------------------------------------------------------- the security panel (admins)
+  // The status gives the overview; the events come from the paged audit query (newest first).
   async function refreshSecurity() {
     if (!session || !session.admin || ui.security.hidden) return;
+    const type = ui.secType.value;
+    const query = `/api/security/events?limit=${secLimit}${type ? `&type=${encodeURIComponent(type)}` : ''}`;
     try {
-      const s = await api('GET', '/api/security/status');
+      const [s, ev] = await Promise.all([api('GET', '/api/security/status'), api('GET', query).catch((e) => e)]);
       if (!session) return;
-      renderSecurity(s);
+      if (ev instanceof Error && (ev.status === 401 || ev.status === 403)) throw ev;
+      renderSecurity(s, ev instanceof Error ? null : ev);
       show(ui.secError, false);
     } catch (e) {
       if (e.status === 401) { showSignIn('Your session ended. Sign in again.'); return; }
@@ -337,7 +344,7 @@
       show(ui.secError, true);
     }
   }
-  function renderSecurity(s) {
+  function renderSecurity(s, page) {
     const overall = cls(s.overall_status);
     ui.secOverall.dataset.status = overall;
     ui.secOverall.replaceChildren(el('strong', {}, `Overall: ${s.overall_status || 'unknown'}`),
@@ -359,11 +366,12 @@
       el('td', {}, el('code', {}, text(k.id))), el('td', {}, text(k.state)), el('td', {}, timeEl(k.created, true)),
       el('td', {}, k.age_hours === undefined ? '—' : `${Number(k.age_hours).toFixed(1)} h`),
       el('td', { class: k.rotation_due ? 'due' : '' }, k.rotation_due ? 'due now' : 'not due')))
-      : [el('tr', {}, el('td', { colspan: 5, class: 'empty' }, 'No keys reported.'))]));
-    const events = s.recent_events || [];
+      : [el('tr', {}, el('td', { colspan: 5, class: 'empty' }, 'No keys in Warden\'s own store (keys from the environment are not listed).'))]));
+    const events = page ? page.events || [] : (s.recent_events || []).filter((e) => !ui.secType.value || e.type === ui.secType.value);
+    show(ui.secMore, Boolean(page && page.next) && secLimit < SEC_MAX_EVENTS);
     ui.secEvents.tBodies[0].replaceChildren(...(events.length ? events.map((e) => el('tr', { class: `sev-${cls(e.severity)}` },
-      el('td', {}, timeEl(e.timestamp, true)), el('td', {}, text(e.type)), el('td', {}, text(e.severity)),
-      el('td', {}, text(e.source_ip)), el('td', {}, text([e.identity, e.key_id].filter(Boolean).join(' / '))),
+      el('td', { class: 'nowrap' }, timeEl(e.timestamp, true)), el('td', { class: 'nowrap' }, text(e.type)),
+      el('td', {}, text(e.severity)), el('td', { class: 'nowrap' }, text(e.source_ip)), el('td', {}, text([e.identity, e.key_id].filter(Boolean).join(' / '))),
       el('td', { class: 'details' }, text(typeof e.details === 'object' && e.details !== null ? JSON.stringify(e.details) : e.details))))
       : [el('tr', {}, el('td', { colspan: 6, class: 'empty' }, 'No security events recorded.'))]));
     ui.secUpdated.textContent = `Updated ${new Date().toLocaleTimeString()}; refreshes every 5 s.`;
@@ -405,7 +413,7 @@
       secError: 'sec-error', secOverall: 'sec-overall', secCounts: 'sec-counts', ingestState: 'ingest-state',
       ingestToggle: 'ingest-toggle', ingestConfirm: 'ingest-confirm', ingestQuestion: 'ingest-question',
       ingestYes: 'ingest-yes', ingestNo: 'ingest-no', secBlocked: 'sec-blocked', secKeys: 'sec-keys',
-      secEvents: 'sec-events', secUpdated: 'sec-updated', roomsEmpty: 'rooms-empty', roomList: 'room-list',
+      secEvents: 'sec-events', secType: 'sec-type', secMore: 'sec-more', secUpdated: 'sec-updated', roomsEmpty: 'rooms-empty', roomList: 'room-list',
       feedEmpty: 'feed-empty', feedList: 'feed-list' })) ui[k] = $(id);
     ui.signinForm.addEventListener('submit', onSignIn);
     ui.signout.addEventListener('click', onSignOut);
@@ -414,6 +422,8 @@
     ui.ingestYes.addEventListener('click', onIngestConfirm);
     ui.ingestNo.addEventListener('click', () => { show(ui.ingestConfirm, false); ui.ingestToggle.focus(); });
     ui.secBlocked.addEventListener('click', onBlockedClick);
+    ui.secType.addEventListener('change', () => { secLimit = SEC_PAGE; refreshSecurity(); });
+    ui.secMore.addEventListener('click', () => { secLimit += SEC_PAGE; refreshSecurity(); });
     setConn('offline');
     try {
       startSession(await api('GET', '/api/auth/session'));

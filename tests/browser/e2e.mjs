@@ -275,8 +275,12 @@ async function adminFlow(browser) {
     eq(overall, status.overall_status, 'overall status shown');
     const overallText = await page.locator('#sec-overall').textContent();
     eq(overallText, `Overall: ${status.overall_status}${status.reason ? ` — ${status.reason}` : ''}`, 'overall line');
+    assert(status.keys.length > 0, 'the status lists no key (the wrapper created one)');
     const keys = await page.locator('#sec-keys tbody tr').allTextContents();
-    for (const k of status.keys) assert(keys.some((row) => row.includes(k.id)), `key ${k.id} listed`);
+    for (const k of status.keys) {
+      const row = keys.find((r) => r.includes(k.id));
+      assert(row && row.includes(k.state) && row.includes(`${Number(k.age_hours).toFixed(1)} h`), `key ${k.id} row: ${row}`);
+    }
   });
 
   await step('a locked-out client is listed and the Unblock button frees it', async () => {
@@ -288,8 +292,17 @@ async function adminFlow(browser) {
     await page.click('#sec-refresh');
     const row = page.locator(`#sec-blocked li[data-ip="${ip}"]`);
     await row.waitFor({ timeout: T });
-    assert(await page.locator('#sec-events tbody tr').count() > 0, 'security events listed');
+    const blockedRow = page.locator('#sec-events tbody tr', { hasText: 'IP_BLOCKED' }).filter({ hasText: ip });
+    await blockedRow.first().waitFor({ timeout: T });
+    const when = await blockedRow.first().locator('time').getAttribute('datetime');
+    assert(when && Math.abs(Date.parse(when) - Date.now()) < 120000, `IP_BLOCKED event time ${when}`);
     await shot(page, '04-security-panel');
+    await page.selectOption('#sec-type', 'IP_BLOCKED');
+    await page.waitForFunction(() => {
+      const types = [...document.querySelectorAll('#sec-events tbody tr td:nth-child(2)')].map((td) => td.textContent);
+      return types.length > 0 && types.every((t) => t === 'IP_BLOCKED');
+    }, null, { timeout: T });
+    await page.selectOption('#sec-type', '');
     await row.locator('button.unblock').click();
     await row.waitFor({ state: 'detached', timeout: T });
     eq(await getFrom(ip, '/api/rooms', { Authorization: `Bearer ${VIEWER}` }), 200, 'unblocked client');

@@ -162,6 +162,13 @@ fn dashboard_in_headless_chromium() {
     let root = repo_root();
     let chromium = require_browser_tools(&root);
     let bin = Binary::new();
+    // A key of Warden's own store, so the admin panel has a key with an age to show.
+    let created = bin.run(&["keys", "create"], "");
+    assert!(
+        created.status.success(),
+        "warden keys create: {}",
+        String::from_utf8_lossy(&created.stderr)
+    );
     let port = free_port();
     let mut server = Server::start(&bin, port, 0);
     let shots = root.join("target/screenshots");
