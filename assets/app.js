@@ -369,10 +369,12 @@
       : [el('tr', {}, el('td', { colspan: 5, class: 'empty' }, 'No keys in Warden\'s own store (keys from the environment are not listed).'))]));
     const events = page ? page.events || [] : (s.recent_events || []).filter((e) => !ui.secType.value || e.type === ui.secType.value);
     show(ui.secMore, Boolean(page && page.next) && secLimit < SEC_MAX_EVENTS);
+    const cell = (label, klass, ...content) => el('td', { class: klass, 'data-label': label }, ...content);
     ui.secEvents.tBodies[0].replaceChildren(...(events.length ? events.map((e) => el('tr', { class: `sev-${cls(e.severity)}` },
-      el('td', { class: 'nowrap' }, timeEl(e.timestamp, true)), el('td', { class: 'nowrap' }, text(e.type)),
-      el('td', {}, text(e.severity)), el('td', { class: 'nowrap' }, text(e.source_ip)), el('td', {}, text([e.identity, e.key_id].filter(Boolean).join(' / '))),
-      el('td', { class: 'details' }, text(typeof e.details === 'object' && e.details !== null ? JSON.stringify(e.details) : e.details))))
+      cell('Time', 'nowrap', timeEl(e.timestamp, true)), cell('Type', 'nowrap', text(e.type)),
+      cell('Severity', '', text(e.severity)), cell('Source', 'nowrap', text(e.source_ip)),
+      cell('Identity / key', '', text([e.identity, e.key_id].filter(Boolean).join(' / '))),
+      cell('Details', 'details', text(typeof e.details === 'object' && e.details !== null ? JSON.stringify(e.details) : e.details))))
       : [el('tr', {}, el('td', { colspan: 6, class: 'empty' }, 'No security events recorded.'))]));
     ui.secUpdated.textContent = `Updated ${new Date().toLocaleTimeString()}; refreshes every 5 s.`;
   }

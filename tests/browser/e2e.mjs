@@ -324,7 +324,16 @@ async function adminFlow(browser) {
   return { page, room };
 }
 
-async function viewerFlow(browser, room) {
+async function fitsPhone(page, name) {
+  await page.setViewportSize({ width: 390, height: 844 });
+  await page.waitForTimeout(200);
+  const over = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  assert(over <= 0, `page is ${over}px wider than the phone screen`);
+  await shot(page, name);
+  await page.setViewportSize({ width: 1280, height: 900 });
+}
+
+async function viewerFlow(browser, room, admin) {
   const page = await newPage(browser);
   const adminCalls = [];
   page.on('request', (r) => { if (r.url().includes('/api/security/')) adminCalls.push(r.url()); });
@@ -351,12 +360,8 @@ async function viewerFlow(browser, room) {
     await shot(page, '06-viewer');
   });
   await step('readable at phone width: no horizontal scrolling', async () => {
-    await page.setViewportSize({ width: 390, height: 844 });
-    await page.waitForTimeout(200);
-    const over = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
-    assert(over <= 0, `page is ${over}px wider than the phone screen`);
-    await shot(page, '07-phone');
-    await page.setViewportSize({ width: 1280, height: 900 });
+    await fitsPhone(page, '07-phone');
+    await fitsPhone(admin, '07-phone-admin');
   });
   return page;
 }
@@ -443,7 +448,7 @@ const browser = await chromium.launch({
 try {
   await httpChecks();
   const { page: admin, room } = await adminFlow(browser);
-  const viewer = await viewerFlow(browser, room);
+  const viewer = await viewerFlow(browser, room, admin);
   await rawHostileFlow(browser);
   await restartFlow(admin, viewer, room);
   await signOutFlow(admin);
