@@ -279,7 +279,8 @@ async function adminFlow(browser) {
     const keys = await page.locator('#sec-keys tbody tr').allTextContents();
     for (const k of status.keys) {
       const row = keys.find((r) => r.includes(k.id));
-      assert(row && row.includes(k.state) && row.includes(`${Number(k.age_hours).toFixed(1)} h`), `key ${k.id} row: ${row}`);
+      const due = k.rotation_due ? 'due now' : 'not due';
+      assert(row && row.includes(k.state) && /\d+\.\d h/.test(row) && row.includes(due), `key ${k.id} row: ${row}`);
     }
   });
 
