@@ -5,6 +5,7 @@ mod support;
 mod audit;
 mod cli;
 mod config;
+mod dashboard;
 mod http;
 mod keys;
 mod logging;
