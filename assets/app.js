@@ -349,8 +349,14 @@
     ui.secOverall.dataset.status = overall;
     ui.secOverall.replaceChildren(el('strong', {}, `Overall: ${s.overall_status || 'unknown'}`),
       ...(s.reason ? [' — ', text(s.reason)] : []));
+    // counts: {window: {TYPE: n}}; only the types that happened are listed.
+    const describe = (v) => {
+      if (v === null || typeof v !== 'object') return String(v);
+      const seen = Object.entries(v).filter(([, n]) => Number(n) > 0);
+      return seen.length ? seen.map(([t, n]) => `${t} ${n}`).join(' · ') : 'no security events';
+    };
     ui.secCounts.replaceChildren(...Object.entries(s.counts || {}).flatMap(([k, v]) =>
-      [el('dt', {}, k), el('dd', {}, typeof v === 'object' ? JSON.stringify(v) : String(v))]));
+      [el('dt', {}, `last ${k}`), el('dd', {}, describe(v))]));
     const enabled = !s.ingestion || s.ingestion.enabled !== false;
     ui.ingestState.textContent = enabled ? 'Webhook ingestion: running.' : 'Webhook ingestion: PAUSED — LiveKit webhooks are refused (503) until resumed.';
     ui.ingestState.dataset.enabled = String(enabled);

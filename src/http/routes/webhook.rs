@@ -93,6 +93,9 @@ async fn process(
             let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST);
             if status == StatusCode::UNAUTHORIZED {
                 tracing::info!(reason = %e, "webhook refused");
+                if auth.is_empty() {
+                    return Err(ApiError::unauthenticated());
+                }
                 let key = auth
                     .first()
                     .and_then(|a| claimed_key_id(a.trim_start_matches("Bearer ").trim()));
