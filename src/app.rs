@@ -55,6 +55,8 @@ pub struct Inner {
     pub audit: Audit,
     /// Prometheus metrics.
     pub metrics: Metrics,
+    /// The LiveKit API client, when `livekit.api_url` is set.
+    pub livekit: Option<crate::livekit::RoomService>,
     /// The audit's background work, taken by [`run_with`].
     audit_worker: std::sync::Mutex<Option<AuditWorker>>,
     /// Limits and lockouts.
@@ -117,6 +119,18 @@ impl AppState {
             metrics.clone(),
         )?;
         let guard = Guard::new(&config, clock.clone(), audit.clone());
+        let livekit = match &config.livekit.api_url {
+            Some(url) => {
+                let policy = crate::transport::OutboundPolicy::from_config(&config);
+                Some(crate::livekit::RoomService::new(
+                    url,
+                    &policy,
+                    keys.clone(),
+                    clock.clone(),
+                )?)
+            }
+            None => None,
+        };
         let hub = Hub::new(HubSettings::from_config(&config));
         let receiver = Receiver::new(
             keys.clone(),
@@ -142,6 +156,7 @@ impl AppState {
             audit,
             metrics,
             audit_worker: std::sync::Mutex::new(Some(audit_worker)),
+            livekit,
             guard,
             hub,
             receiver,
@@ -226,6 +241,20 @@ fn spawn_background(state: &AppState, stop: &tokio::sync::watch::Receiver<bool>)
         state.masker.clone(),
         until_stopped(stop.clone()),
     ));
+    if let Some(service) = state.livekit.clone() {
+        let identities = if state.config.realtime.hash_identities {
+            crate::webhook::normalize::Identities::Hashed(state.pepper.clone())
+        } else {
+            crate::webhook::normalize::Identities::Plain
+        };
+        tokio::spawn(crate::livekit::run(
+            service,
+            state.hub.clone(),
+            identities,
+            state.config.livekit.reconcile_interval,
+            until_stopped(stop.clone()),
+        ));
+    }
     let worker = state.audit_worker.lock().ok().and_then(|mut w| w.take());
     if let Some(worker) = worker {
         tokio::spawn(worker.run(until_stopped(stop.clone())));

@@ -60,6 +60,11 @@ pub struct EventData {
     /// The ingress (ingress events).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ingress: Option<IngressInfo>,
+    /// On `reconciled` events: what reconciliation with the LiveKit API
+    /// changed (`room_added`, `room_removed`, `participant_added`,
+    /// `participant_removed`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub change: Option<&'static str>,
 }
 
 /// A room, minimised.

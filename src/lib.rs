@@ -17,6 +17,7 @@
 //! | [`redact`] | [`redact::Secret`] and the log-masking [`redact::Masker`] |
 //! | [`telemetry`] | tracing setup; every line passes the masker |
 //! | [`keys`] | the key ring: active, retiring and revoked API keys |
+//! | [`livekit`] | LiveKit RoomService client; reconciles the room snapshot with the server |
 //! | [`pepper`] | the deployment pepper: peppered hashes of identities and keys |
 //! | [`token`] | LiveKit access tokens: claims, grants, mint, verify |
 //! | [`event`] | the minimised, sanitised event that goes on the stream |
@@ -42,6 +43,7 @@ pub mod guard;
 pub mod http;
 pub mod hub;
 pub mod keys;
+pub mod livekit;
 pub mod metrics;
 pub mod pepper;
 pub mod redact;

@@ -105,6 +105,15 @@ impl Rooms {
             "ingress_ended" => {
                 self.remove_everywhere(event, |room, id| room.ingress.remove(id).is_some())
             }
+            // Reconciliation with the LiveKit API (see `livekit`): the same
+            // changes as the events LiveKit failed to deliver.
+            "reconciled" => match event.data.change {
+                Some("room_added") => self.apply(&renamed(event, "room_started")),
+                Some("room_removed") => self.apply(&renamed(event, "room_finished")),
+                Some("participant_added") => self.apply(&renamed(event, "participant_joined")),
+                Some("participant_removed") => self.apply(&renamed(event, "participant_left")),
+                _ => {}
+            },
             _ => {}
         }
     }
@@ -254,5 +263,13 @@ fn room_view(room: &Room) -> RoomView<'_> {
             .collect(),
         egress: room.egress.values().collect(),
         ingress: room.ingress.values().collect(),
+    }
+}
+
+/// A copy of `event` under another name (reconciliation reuses the event rules).
+fn renamed(event: &Event, name: &str) -> Event {
+    Event {
+        event: name.to_owned(),
+        ..event.clone()
     }
 }

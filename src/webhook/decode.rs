@@ -18,7 +18,7 @@ use serde::Deserialize;
 use serde::de::{self, Deserializer, Visitor};
 
 /// The parts of LiveKit's `WebhookEvent` Warden reads.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct WireEvent {
     /// Event name; absent means the body is not an event.
@@ -43,7 +43,7 @@ pub struct WireEvent {
 }
 
 /// `livekit.Room`, minimised.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct WireRoom {
     /// `RM_…`
@@ -59,7 +59,7 @@ pub struct WireRoom {
 }
 
 /// `livekit.ParticipantInfo`, minimised.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct WireParticipant {
     /// `PA_…`
@@ -79,7 +79,7 @@ pub struct WireParticipant {
 }
 
 /// `livekit.TrackInfo`, minimised.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct WireTrack {
     /// `TR_…`
@@ -95,7 +95,7 @@ pub struct WireTrack {
 }
 
 /// `livekit.EgressInfo`, minimised.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct WireEgress {
     /// `EG_…`
@@ -119,7 +119,7 @@ pub struct WireEgress {
 }
 
 /// `livekit.IngressInfo`, minimised (no stream key, URL or identity is declared, so none is read).
-#[derive(Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct WireIngress {
     /// `IN_…`
@@ -133,7 +133,7 @@ pub struct WireIngress {
 }
 
 /// `livekit.IngressState`, minimised.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct WireIngressState {
     /// `IngressState.Status` (absent = ENDPOINT_INACTIVE).

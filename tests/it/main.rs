@@ -9,6 +9,7 @@ mod dashboard;
 mod http;
 mod keys;
 mod logging;
+mod reconcile;
 mod security;
 mod sse;
 mod tls;

@@ -1,0 +1,362 @@
+//! The LiveKit server API client (Twirp `RoomService` over HTTPS) and room
+//! reconciliation.
+//!
+//! LiveKit's webhooks are best effort: a `participant_left` can be lost, and
+//! a `room_started` can arrive after its `room_finished`. Left alone, the
+//! room snapshot would keep ghosts. At start and every
+//! `livekit.reconcile_interval_seconds`, Warden asks LiveKit for the truth
+//! (`ListRooms`, then `ListParticipants` per room), compares it with the
+//! hub's snapshot and publishes each difference as an `event: reconciled`
+//! (with `data.change` = `room_added|room_removed|participant_added|
+//! participant_removed`), which the hub applies like the missed event.
+//!
+//! Each call carries a fresh 60 s token minted with the active key and only
+//! the grant it needs: `roomList` for `ListRooms`, `roomAdmin` for one room
+//! for `ListParticipants`. The URL goes through the outbound policy
+//! (`ws://` → `wss://`, plain http refused unless loopback in lax mode).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde_json::{Value, json};
+use url::Url;
+
+use crate::clock::Clock;
+use crate::event::{Event, EventData};
+use crate::hub::{Access, Hub};
+use crate::keys::KeyRing;
+use crate::transport::{OutboundPolicy, TransportError};
+use crate::webhook::decode::{WireEvent, WireParticipant, WireRoom};
+use crate::webhook::normalize::{Identities, Normalized, normalize};
+
+/// Why the LiveKit API could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum LivekitError {
+    /// The URL is refused by the outbound policy.
+    #[error("livekit.api_url: {0}")]
+    Url(#[from] TransportError),
+    /// No active key to sign API tokens with.
+    #[error("no active API key to call the LiveKit API with")]
+    NoKey,
+    /// A request failed (network, TLS, timeout).
+    #[error("LiveKit API {method}: {message}")]
+    Request {
+        /// Twirp method.
+        method: &'static str,
+        /// What happened (no URL query, no token).
+        message: String,
+    },
+    /// LiveKit answered with an error status.
+    #[error("LiveKit API {method}: HTTP {status}")]
+    Status {
+        /// Twirp method.
+        method: &'static str,
+        /// HTTP status.
+        status: u16,
+    },
+}
+
+/// A client of LiveKit's RoomService.
+#[derive(Clone)]
+pub struct RoomService {
+    base: Url,
+    http: reqwest::Client,
+    keys: KeyRing,
+    clock: Clock,
+}
+
+impl std::fmt::Debug for RoomService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RoomService")
+            .field("host", &self.base.host_str())
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Deserialize)]
+struct Rooms {
+    #[serde(default)]
+    rooms: Vec<WireRoom>,
+}
+
+#[derive(Deserialize)]
+struct Participants {
+    #[serde(default)]
+    participants: Vec<WireParticipant>,
+}
+
+/// LiveKit's view: each room with its participants.
+pub type LiveState = Vec<(WireRoom, Vec<WireParticipant>)>;
+
+impl RoomService {
+    /// A client for `api_url`, checked (and upgraded) by `policy`.
+    pub fn new(
+        api_url: &str,
+        policy: &OutboundPolicy,
+        keys: KeyRing,
+        clock: Clock,
+    ) -> Result<Self, LivekitError> {
+        let mut base = policy.upgrade(api_url)?;
+        match base.scheme() {
+            "wss" => base
+                .set_scheme("https")
+                .map_err(|()| TransportError::Invalid(api_url.to_owned()))?,
+            "ws" => base
+                .set_scheme("http")
+                .map_err(|()| TransportError::Invalid(api_url.to_owned()))?,
+            _ => {}
+        }
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
+            .build()
+            .map_err(|e| LivekitError::Request {
+                method: "client",
+                message: e.to_string(),
+            })?;
+        Ok(Self {
+            base,
+            http,
+            keys,
+            clock,
+        })
+    }
+
+    /// A 60 s token with exactly `video`.
+    fn token(&self, video: Value) -> Result<String, LivekitError> {
+        let (key, secret) = self.keys.signing_key().ok_or(LivekitError::NoKey)?;
+        let now = self.clock.now_secs();
+        let claims = json!({"iss": key, "sub": "warden-reconciler", "nbf": now, "exp": now + 60, "video": video});
+        jsonwebtoken::encode(
+            &jsonwebtoken::Header::default(),
+            &claims,
+            &jsonwebtoken::EncodingKey::from_secret(secret.expose().as_bytes()),
+        )
+        .map_err(|_| LivekitError::NoKey)
+    }
+
+    async fn call<T: for<'de> Deserialize<'de>>(
+        &self,
+        method: &'static str,
+        body: Value,
+        video: Value,
+    ) -> Result<T, LivekitError> {
+        let mut url = self.base.clone();
+        url.set_path(&format!(
+            "{}/twirp/livekit.RoomService/{method}",
+            self.base.path().trim_end_matches('/')
+        ));
+        let err = |e: reqwest::Error| LivekitError::Request {
+            method,
+            message: e.without_url().to_string(),
+        };
+        let resp = self
+            .http
+            .post(url)
+            .bearer_auth(self.token(video)?)
+            .json(&body)
+            .send()
+            .await
+            .map_err(err)?;
+        if !resp.status().is_success() {
+            return Err(LivekitError::Status {
+                method,
+                status: resp.status().as_u16(),
+            });
+        }
+        resp.json::<T>().await.map_err(err)
+    }
+
+    /// Every room with its participants.
+    pub async fn fetch(&self) -> Result<LiveState, LivekitError> {
+        let rooms: Rooms = self
+            .call("ListRooms", json!({}), json!({"roomList": true}))
+            .await?;
+        let mut out = Vec::with_capacity(rooms.rooms.len());
+        for room in rooms.rooms {
+            let Some(name) = room.name.clone() else {
+                continue;
+            };
+            let video = json!({"roomAdmin": true, "room": name});
+            let p: Participants = self
+                .call("ListParticipants", json!({"room": name}), video)
+                .await?;
+            out.push((room, p.participants));
+        }
+        Ok(out)
+    }
+}
+
+/// One normalised room or participant, by way of the webhook normaliser (so
+/// it is sanitised and its identity hashed exactly like a webhook's).
+fn normalised(
+    room: &WireRoom,
+    participant: Option<&WireParticipant>,
+    identities: &Identities,
+) -> Option<Event> {
+    let wire = WireEvent {
+        event: Some(
+            if participant.is_some() {
+                "participant_joined"
+            } else {
+                "room_started"
+            }
+            .to_owned(),
+        ),
+        room: Some(room.clone()),
+        participant: participant.cloned(),
+        ..WireEvent::default()
+    };
+    match normalize(wire, identities, || "RC".to_owned()) {
+        Normalized::Event(ev) => Some(*ev),
+        _ => None,
+    }
+}
+
+/// Our snapshot: room sid → (raw room name, participant sids).
+fn current(hub: &Hub) -> BTreeMap<String, BTreeSet<String>> {
+    let snap = hub.snapshot_json(&Access::All, &[]);
+    let mut out = BTreeMap::new();
+    for room in snap
+        .get("rooms")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let Some(sid) = room.get("sid").and_then(Value::as_str) else {
+            continue;
+        };
+        let parts = room
+            .get("participants")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten();
+        let sids = parts
+            .filter_map(|p| p.get("sid").and_then(Value::as_str).map(str::to_owned))
+            .collect();
+        out.insert(sid.to_owned(), sids);
+    }
+    out
+}
+
+/// Applies LiveKit's view to the hub; returns the changes published.
+pub fn reconcile(hub: &Hub, identities: &Identities, live: &LiveState, now_ms: i64) -> usize {
+    let ours = current(hub);
+    let mut changes = Vec::new();
+    let live_sids: BTreeSet<&str> = live.iter().filter_map(|(r, _)| r.sid.as_deref()).collect();
+    for (room, participants) in live {
+        let Some(sid) = room.sid.as_deref() else {
+            continue;
+        };
+        let known = ours.get(sid);
+        if known.is_none() {
+            changes.extend(normalised(room, None, identities).map(|e| (e, "room_added")));
+        }
+        let live_p: BTreeSet<&str> = participants
+            .iter()
+            .filter_map(|p| p.sid.as_deref())
+            .collect();
+        for p in participants {
+            if !known.is_some_and(|k| p.sid.as_deref().is_some_and(|s| k.contains(s))) {
+                changes.extend(
+                    normalised(room, Some(p), identities).map(|e| (e, "participant_added")),
+                );
+            }
+        }
+        for gone in known
+            .into_iter()
+            .flatten()
+            .filter(|s| !live_p.contains(s.as_str()))
+        {
+            let ghost = WireParticipant {
+                sid: Some(gone.clone()),
+                identity: Some(String::new()),
+                ..Default::default()
+            };
+            changes.extend(
+                normalised(room, Some(&ghost), identities).map(|e| (e, "participant_removed")),
+            );
+        }
+    }
+    for (sid, _) in ours
+        .iter()
+        .filter(|(sid, _)| !live_sids.contains(sid.as_str()))
+    {
+        let ghost = WireRoom {
+            sid: Some(sid.clone()),
+            name: room_name(hub, sid),
+            ..Default::default()
+        };
+        changes.extend(normalised(&ghost, None, identities).map(|e| (e, "room_removed")));
+    }
+    let n = changes.len();
+    for (mut ev, change) in changes {
+        ev.id = format!(
+            "RC_{now_ms}_{}",
+            ev.data
+                .participant
+                .as_ref()
+                .map_or_else(|| room_sid(&ev), |p| p.sid.clone())
+        );
+        ev.event = "reconciled".to_owned();
+        ev.data = EventData {
+            change: Some(change),
+            ..ev.data
+        };
+        hub.publish(ev, now_ms);
+    }
+    n
+}
+
+fn room_sid(ev: &Event) -> String {
+    ev.data
+        .room
+        .as_ref()
+        .map(|r| r.sid.clone())
+        .unwrap_or_default()
+}
+
+fn room_name(hub: &Hub, sid: &str) -> Option<String> {
+    let snap = hub.snapshot_json(&Access::All, &[]);
+    snap.get("rooms")?
+        .as_array()?
+        .iter()
+        .find(|r| r.get("sid").and_then(Value::as_str) == Some(sid))?
+        .get("name")?
+        .as_str()
+        .map(str::to_owned)
+}
+
+/// Reconciles at start and then every `interval` until `shutdown`.
+pub async fn run(
+    service: RoomService,
+    hub: Hub,
+    identities: Identities,
+    interval: Duration,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
+    tokio::pin!(shutdown);
+    let mut tick = tokio::time::interval(interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            () = &mut shutdown => return,
+        }
+        match service.fetch().await {
+            Ok(live) => {
+                let n = reconcile(&hub, &identities, &live, service.clock.now_ms());
+                if n > 0 {
+                    tracing::info!(
+                        changes = n,
+                        rooms = live.len(),
+                        "room state reconciled with LiveKit"
+                    );
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "room reconciliation failed; will retry"),
+        }
+    }
+}
