@@ -21,12 +21,13 @@ use tokio::net::TcpListener;
 pub use admission::{Admission, ConnPermit};
 pub use tickets::Tickets;
 
-use crate::audit::Audit;
+use crate::audit::{Audit, AuditWorker};
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::guard::Guard;
 use crate::hub::{Hub, HubSettings};
 use crate::keys::KeyRing;
+use crate::metrics::Metrics;
 use crate::pepper::Pepper;
 use crate::redact::Masker;
 use crate::store::Sqlite;
@@ -52,6 +53,10 @@ pub struct Inner {
     pub keys: KeyRing,
     /// Security events.
     pub audit: Audit,
+    /// Prometheus metrics.
+    pub metrics: Metrics,
+    /// The audit's background work, taken by [`run_with`].
+    audit_worker: std::sync::Mutex<Option<AuditWorker>>,
     /// Limits and lockouts.
     pub guard: Guard,
     /// SSE fan-out.
@@ -94,9 +99,23 @@ impl AppState {
         let store = Sqlite::open(&config.storage.path)?;
         let pepper = Pepper::load_or_create(&config.data_dir())
             .with_context(|| format!("pepper in {}", config.data_dir().display()))?;
-        let keys = KeyRing::from_config(&config);
-        masker.set_known_secrets(keys.all_secrets().iter());
-        let audit = Audit::in_memory();
+        let (keys, created) = KeyRing::load(&config, &clock)?;
+        let report = StartupReport {
+            created_key: created.map(|c| (c.id, c.path)),
+        };
+        masker.set_known_secrets(
+            keys.all_secrets()
+                .iter()
+                .chain(config.alerts.signing_secret.iter()),
+        );
+        let metrics = Metrics::new();
+        let (audit, audit_worker) = Audit::open(
+            &config,
+            store.clone(),
+            clock.clone(),
+            masker.clone(),
+            metrics.clone(),
+        )?;
         let guard = Guard::new(&config, clock.clone(), audit.clone());
         let hub = Hub::new(HubSettings::from_config(&config));
         let receiver = Receiver::new(
@@ -105,7 +124,7 @@ impl AppState {
             audit.clone(),
             clock.clone(),
             ReceiverSettings::from_config(&config),
-            ReplayStore::memory(1_000_000),
+            ReplayStore::sqlite(store.clone(), crate::webhook::replay::DEFAULT_CAP)?,
         );
         let admission = Admission::new(
             config.realtime.max_connections,
@@ -121,6 +140,8 @@ impl AppState {
             pepper,
             keys,
             audit,
+            metrics,
+            audit_worker: std::sync::Mutex::new(Some(audit_worker)),
             guard,
             hub,
             receiver,
@@ -130,7 +151,7 @@ impl AppState {
             ready: AtomicBool::new(false),
             started_ms,
         };
-        Ok((Self(Arc::new(inner)), StartupReport::default()))
+        Ok((Self(Arc::new(inner)), report))
     }
 
     /// True while webhooks are processed.
@@ -178,6 +199,7 @@ pub async fn run_with(
             },
         ));
     }
+    spawn_background(&state, &stop_rx);
     let router = crate::http::router(state.clone());
     state.ready.store(true, Ordering::Relaxed);
     crate::http::serve::serve(listener, router, opts, async {
@@ -187,7 +209,27 @@ pub async fn run_with(
         state.hub.close();
     })
     .await;
+    state.receiver.replay_store().flush();
+    state.audit.flush().await;
     Ok(())
+}
+
+/// Key watching (rotation, revocation, expiry) and the audit's alert and retention work.
+fn spawn_background(state: &AppState, stop: &tokio::sync::watch::Receiver<bool>) {
+    let until_stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+    tokio::spawn(crate::keys::watch(
+        state.keys.clone(),
+        state.clock.clone(),
+        state.audit.clone(),
+        state.masker.clone(),
+        until_stopped(stop.clone()),
+    ));
+    let worker = state.audit_worker.lock().ok().and_then(|mut w| w.take());
+    if let Some(worker) = worker {
+        tokio::spawn(worker.run(until_stopped(stop.clone())));
+    }
 }
 
 /// Re-reads the certificate every few seconds; a broken file keeps the old one and is reported.

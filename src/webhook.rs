@@ -1,88 +1,188 @@
-//! Webhook ingest. (Lead's interface stub; the real receiver lands from the webhook branch.)
+//! LiveKit webhook ingest: verify the raw bytes, decode, normalise, dedupe.
+//!
+//! [`Receiver::receive`] is the whole pipeline behind `POST /webhooks/livekit`,
+//! in an order that keeps unauthenticated input cheap and inert:
+//!
+//! 1. size: more than `webhooks.max_body_bytes` → 413 (the HTTP layer caps the
+//!    read at [`Receiver::max_body_bytes`] first; this is the backstop);
+//! 2. signature on the exact bytes ([`verify`]) → 401, recorded as
+//!    `WEBHOOK_INVALID_SIGNATURE` with the source IP and claimed key id, never
+//!    the token. Nothing is parsed before this passes;
+//! 3. UTF-8, nesting depth (a flat byte scan), JSON → 400;
+//! 4. lenient typed decoding ([`decode`]) and required parts → 400; unknown
+//!    event names → [`Outcome::Ignored`];
+//! 5. sanitising and minimising ([`normalize`]);
+//! 6. the event id through the [`ReplayStore`]: a repeat is
+//!    [`Outcome::Duplicate`] (200, not broadcast); a repeat with another body is
+//!    also recorded as `WEBHOOK_REPLAY`. `createdAt` never refuses anything:
+//!    LiveKit queues and retries, so late deliveries are legitimate.
+//!
+//! Invariant: an [`Outcome::Broadcast`] event was signed by a key of the ring,
+//! within its validity, over exactly these bytes, and is the first delivery of
+//! its id within the replay window.
+
+pub mod decode;
+pub mod emit;
+pub mod normalize;
+pub mod replay;
+pub mod sanitize;
+pub mod verify;
 
 use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
 
-use crate::audit::Audit;
+use crate::audit::{Audit, EventType, NewEvent, Severity};
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::event::Event;
 use crate::keys::KeyRing;
 use crate::pepper::Pepper;
 
-/// Receiver settings.
-#[derive(Clone, Debug)]
+pub use replay::{ReplayStore, Seen};
+pub use verify::SignatureError;
+
+use normalize::{Identities, Normalized};
+
+/// The webhook settings the receiver needs, taken from the validated config.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ReceiverSettings {
-    /// Largest body.
+    /// Clock skew tolerated on `exp` and `nbf`.
+    pub leeway: Duration,
+    /// Largest body accepted.
     pub max_body_bytes: usize,
+    /// Deepest JSON nesting accepted.
+    pub max_json_depth: usize,
+    /// How long event ids are remembered.
+    pub replay_window: Duration,
+    /// Hash participant identities on the stream.
+    pub hash_identities: bool,
 }
 
 impl ReceiverSettings {
-    /// From the configuration.
+    /// `webhooks.*` and `realtime.hash_identities`.
     pub fn from_config(cfg: &Config) -> Self {
         Self {
+            leeway: cfg.webhooks.leeway,
             max_body_bytes: cfg.webhooks.max_body_bytes,
+            max_json_depth: cfg.webhooks.max_json_depth,
+            replay_window: cfg.webhooks.replay_window,
+            hash_identities: cfg.realtime.hash_identities,
         }
     }
 }
 
-/// Seen event ids.
-#[derive(Clone, Debug)]
-pub struct ReplayStore;
-
-impl ReplayStore {
-    /// In memory.
-    pub fn memory(cap: usize) -> Self {
-        let _ = cap;
-        Self
-    }
-}
-
-/// What became of a webhook.
-#[derive(Debug)]
+/// What became of a verified delivery (all answered 200).
+// One value per request, moved straight to the hub: boxing would only add an allocation.
 #[allow(clippy::large_enum_variant)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum Outcome {
-    /// Broadcast this.
+    /// A new event: hand it to the hub.
     Broadcast(Event),
-    /// Seen before.
+    /// An id already processed within the replay window: not broadcast again.
     Duplicate,
-    /// Unknown event name.
+    /// An event Warden does not broadcast (acknowledged so LiveKit does not retry).
     Ignored {
-        /// The name.
+        /// The event name, sanitised.
         event: String,
     },
 }
 
-/// A refused webhook.
+/// Why a delivery was refused. [`WebhookError::status`] and [`WebhookError::code`]
+/// are what the client sees; `Display` (one line, no token, no body content) is for logs.
 #[derive(Debug, thiserror::Error)]
 pub enum WebhookError {
-    /// Bad signature.
-    #[error("invalid signature")]
-    Unauthorized,
+    /// Missing or invalid signature, unknown key, expired (401).
+    #[error("invalid webhook signature: {0}")]
+    Signature(#[from] SignatureError),
+    /// Body larger than allowed (413).
+    #[error("webhook body of {size} bytes exceeds the {limit}-byte limit")]
+    BodyTooLarge {
+        /// Bytes received.
+        size: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// Body is not UTF-8 (400).
+    #[error("webhook body is not UTF-8")]
+    NotUtf8,
+    /// JSON nested deeper than allowed (400).
+    #[error("webhook body nests deeper than {max} levels")]
+    TooDeep {
+        /// The limit.
+        max: usize,
+    },
+    /// Not JSON (400).
+    #[error("webhook body is not JSON (line {line}, column {column})")]
+    Syntax {
+        /// 1-based line.
+        line: usize,
+        /// 1-based column.
+        column: usize,
+    },
+    /// JSON that is not a LiveKit event (400).
+    #[error("webhook body is not a LiveKit event: {reason}")]
+    Schema {
+        /// What is wrong (a field path or a missing part; never body content).
+        reason: String,
+    },
 }
 
 impl WebhookError {
-    /// HTTP status.
+    /// HTTP status for this refusal.
     pub fn status(&self) -> u16 {
-        401
+        match self {
+            Self::Signature(_) => 401,
+            Self::BodyTooLarge { .. } => 413,
+            Self::NotUtf8 | Self::TooDeep { .. } | Self::Syntax { .. } | Self::Schema { .. } => 400,
+        }
     }
-    /// Stable code.
+
+    /// Stable error code for the JSON error body.
     pub fn code(&self) -> &'static str {
-        "invalid_signature"
+        match self {
+            Self::Signature(_) => "invalid_signature",
+            Self::BodyTooLarge { .. } => "body_too_large",
+            Self::NotUtf8 | Self::TooDeep { .. } | Self::Syntax { .. } => "malformed_body",
+            Self::Schema { .. } => "invalid_event",
+        }
     }
-    /// The key id named by the token, if any.
-    pub fn key_id(&self) -> Option<&str> {
-        None
+
+    /// The one-line message for the client: the same for every signature
+    /// failure (the cause is in the audit log), specific for body problems.
+    pub fn public_message(&self) -> String {
+        match self {
+            Self::Signature(_) => "missing or invalid webhook signature".to_owned(),
+            other => other.to_string(),
+        }
     }
 }
 
-/// The receiver.
-#[derive(Clone, Debug)]
-pub struct Receiver {
+struct Inner {
+    keys: KeyRing,
+    audit: Audit,
+    clock: Clock,
     settings: ReceiverSettings,
+    identities: Identities,
+    replay: ReplayStore,
+}
+
+/// The webhook pipeline; cheap to clone.
+#[derive(Clone)]
+pub struct Receiver {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Receiver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Receiver")
+            .field("settings", &self.inner.settings)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Receiver {
-    /// A receiver.
+    /// A receiver verifying with `keys`, hashing identities with `pepper`.
     pub fn new(
         keys: KeyRing,
         pepper: Pepper,
@@ -91,21 +191,115 @@ impl Receiver {
         settings: ReceiverSettings,
         replay: ReplayStore,
     ) -> Self {
-        let _ = (keys, pepper, audit, clock, replay);
-        Self { settings }
+        let identities = if settings.hash_identities {
+            Identities::Hashed(pepper)
+        } else {
+            Identities::Plain
+        };
+        Self {
+            inner: Arc::new(Inner {
+                keys,
+                audit,
+                clock,
+                settings,
+                identities,
+                replay,
+            }),
+        }
     }
-    /// Largest body.
+
+    /// The largest body [`Receiver::receive`] accepts; cap the read at this.
     pub fn max_body_bytes(&self) -> usize {
-        self.settings.max_body_bytes
+        self.inner.settings.max_body_bytes
     }
-    /// Verifies, decodes and normalises one delivery.
-    pub fn receive(
+
+    /// The replay store (to flush it at shutdown).
+    pub fn replay_store(&self) -> &ReplayStore {
+        &self.inner.replay
+    }
+
+    /// Verifies, decodes and normalises one delivery. `authorization` holds
+    /// every `Authorization` header value of the request (more than one is refused).
+    pub fn receive<A: AsRef<[u8]>>(
         &self,
         source_ip: IpAddr,
-        authorization: &[&str],
+        authorization: &[A],
         body: &[u8],
     ) -> Result<Outcome, WebhookError> {
-        let _ = (source_ip, authorization, body);
-        Err(WebhookError::Unauthorized)
+        let s = &self.inner.settings;
+        if body.len() > s.max_body_bytes {
+            return Err(WebhookError::BodyTooLarge {
+                size: body.len(),
+                limit: s.max_body_bytes,
+            });
+        }
+        let now_ms = self.inner.clock.now_ms();
+        let leeway_ms = i64::try_from(s.leeway.as_millis()).unwrap_or(i64::MAX);
+        if let Err(refusal) =
+            verify::verify(authorization, body, &self.inner.keys, now_ms, leeway_ms)
+        {
+            self.record_refusal(source_ip, &refusal);
+            return Err(WebhookError::Signature(refusal.error));
+        }
+        let wire = parse(body, s.max_json_depth)?;
+        let fallback_id = || format!("WH_{}", hex::encode(replay::digest(body)));
+        let event = match normalize::normalize(wire, &self.inner.identities, fallback_id) {
+            Normalized::Event(event) => *event,
+            Normalized::Ignored(event) => return Ok(Outcome::Ignored { event }),
+            Normalized::Invalid(reason) => {
+                return Err(WebhookError::Schema {
+                    reason: reason.to_owned(),
+                });
+            }
+        };
+        match self
+            .inner
+            .replay
+            .check(&event.id, replay::digest(body), now_ms, s.replay_window)
+        {
+            Seen::New => Ok(Outcome::Broadcast(event)),
+            Seen::Retry => Ok(Outcome::Duplicate),
+            Seen::Replay => {
+                self.record_replay(source_ip, &event);
+                Ok(Outcome::Duplicate)
+            }
+        }
+    }
+
+    fn record_refusal(&self, ip: IpAddr, refusal: &verify::Refusal) {
+        let mut ev = NewEvent::new(EventType::WebhookInvalidSignature, Severity::Medium)
+            .ip(ip)
+            .detail("reason", refusal.error.reason());
+        if let Some(key) = &refusal.claimed_key {
+            ev = ev.key(key.clone());
+        }
+        self.inner.audit.record(ev);
+    }
+
+    fn record_replay(&self, ip: IpAddr, event: &Event) {
+        self.inner.audit.record(
+            NewEvent::new(EventType::WebhookReplay, Severity::High)
+                .ip(ip)
+                .detail("event_id", event.id.clone())
+                .detail("event", event.event.clone()),
+        );
     }
 }
+
+/// UTF-8, depth, JSON and shape, in that order.
+fn parse(body: &[u8], max_depth: usize) -> Result<decode::WireEvent, WebhookError> {
+    let text = std::str::from_utf8(body).map_err(|_| WebhookError::NotUtf8)?;
+    decode::check_depth(body, max_depth).map_err(|_| WebhookError::TooDeep { max: max_depth })?;
+    decode::decode(text).map_err(|f| match f {
+        decode::DecodeFailure::Syntax { line, column } => WebhookError::Syntax { line, column },
+        decode::DecodeFailure::Shape { path } if path == "." => WebhookError::Schema {
+            reason: "the body is not a JSON object of the expected shape".to_owned(),
+        },
+        decode::DecodeFailure::Shape { path } => WebhookError::Schema {
+            reason: format!("field `{}` has the wrong type", sanitize::text(&path, 128)),
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests;

@@ -10,3 +10,4 @@ mod keys;
 mod logging;
 mod tls;
 mod token;
+mod webhook;

@@ -36,12 +36,65 @@ fn check(status: &str, detail: impl Into<String>) -> Value {
 /// The named health checks.
 pub fn checks(state: &AppState) -> serde_json::Map<String, Value> {
     let mut m = serde_json::Map::new();
+    let now = state.clock.now_ms();
+    let infos = state.keys.key_infos(now);
     let signing = state.keys.signing_key();
     m.insert(
         "keys".into(),
         match signing {
-            Some((id, _)) => check("healthy", format!("signing with {id}")),
+            Some((id, _)) => check(
+                "healthy",
+                format!("{} keys; signing with {id}", infos.len()),
+            ),
             None => check("critical", "no active API key"),
+        },
+    );
+    let due: Vec<&str> = infos
+        .iter()
+        .filter(|k| k.rotation_due)
+        .map(|k| k.id.as_str())
+        .collect();
+    m.insert(
+        "key_rotation".into(),
+        if due.is_empty() {
+            check("healthy", "no key is older than its rotation interval")
+        } else {
+            check("degraded", format!("rotation due for {}", due.join(", ")))
+        },
+    );
+    let warnings = state.keys.warnings();
+    m.insert(
+        "secret_strength".into(),
+        if warnings.is_empty() {
+            check("healthy", "every secret has at least 32 characters")
+        } else {
+            check("degraded", warnings.join("; "))
+        },
+    );
+    let audit = state.audit.health();
+    m.insert(
+        "audit_store".into(),
+        if !audit.writable {
+            check(
+                "critical",
+                format!("not writable: {}", audit.last_error.unwrap_or_default()),
+            )
+        } else if !audit.head_verified {
+            check("critical", audit.head_detail)
+        } else {
+            check("healthy", audit.head_detail)
+        },
+    );
+    m.insert(
+        "alert_sink".into(),
+        match (&state.config.alerts.webhook_url, audit.alerts) {
+            (None, _) => check("degraded", "no alerts.webhook_url: alerts go nowhere"),
+            (Some(_), Some(a)) => {
+                let v = serde_json::to_value(&a).unwrap_or(Value::Null);
+                let failing = v.get("last_error").is_some_and(|e| !e.is_null());
+                check(if failing { "degraded" } else { "healthy" }, v.to_string())
+            }
+            (Some(_), None) => check("degraded", "alerts configured but not running"),
         },
     );
     let tls = state.config.server.tls.is_some();

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use crate::app::AppState;
 use crate::audit::{EventType, NewEvent, Severity};
-use crate::clock::rfc3339_ms;
+use crate::clock::{parse_rfc3339_ms, rfc3339_ms};
 use crate::http::error::ApiError;
 use crate::http::extract::{Admin, ClientIp};
 
@@ -18,17 +18,68 @@ pub async fn status(State(state): State<AppState>, _admin: Admin) -> Json<Value>
     Json(crate::http::routes::health::status_json(&state))
 }
 
-/// `GET /api/security/events?type=&since=&limit=`.
-pub async fn events(State(state): State<AppState>, _admin: Admin) -> Json<Value> {
-    let events: Vec<Value> = state
+/// `GET /api/security/events?type=&since=&limit=&cursor=`: newest first, paged.
+pub async fn events(
+    State(state): State<AppState>,
+    _admin: Admin,
+    req: axum::extract::Request,
+) -> Result<Json<Value>, ApiError> {
+    let (parts, _) = req.into_parts();
+    let q = crate::http::extract::query_pairs(&parts);
+    let get = |name: &str| {
+        q.iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+            .filter(|v| !v.is_empty())
+    };
+    let kind = get("type")
+        .map(|t| {
+            t.parse::<EventType>()
+                .map_err(|_| ApiError::bad_request("invalid_type", "unknown security event type"))
+        })
+        .transpose()?;
+    let since = get("since")
+        .map(|s| {
+            parse_rfc3339_ms(s)
+                .ok_or_else(|| ApiError::bad_request("invalid_since", "`since` must be RFC 3339"))
+        })
+        .transpose()?;
+    let limit = get("limit")
+        .map(|l| {
+            l.parse::<usize>()
+                .map_err(|_| ApiError::bad_request("invalid_limit", "`limit` must be a number"))
+        })
+        .transpose()?
+        .unwrap_or(100)
+        .clamp(1, 1000);
+    let page = state
         .audit
-        .recent()
-        .iter()
-        .rev()
-        .take(100)
-        .filter_map(|e| serde_json::to_value(e).ok())
-        .collect();
-    Json(json!({"events": events, "next": null}))
+        .query(kind, since, limit, get("cursor").map(str::to_owned))
+        .map_err(|e| {
+            tracing::warn!(error = %e, "security event query failed");
+            ApiError::bad_request(
+                "invalid_cursor",
+                "the query could not be answered (bad cursor?)",
+            )
+        })?;
+    Ok(Json(json!({"events": page.events, "next": page.next})))
+}
+
+/// Records a sensitive admin operation before it happens; refuses it when the audit store cannot.
+async fn record_first(state: &AppState, event: NewEvent) -> Result<(), ApiError> {
+    state
+        .audit
+        .record_durable(event)
+        .await
+        .map(|_| ())
+        .map_err(|e| {
+            tracing::error!(error = %e, "sensitive operation refused: audit store not writable");
+            ApiError::unavailable(
+                "audit_unavailable",
+                "the audit log cannot record this operation, so it is refused",
+                30,
+            )
+        })
 }
 
 /// Unblock body.
@@ -51,15 +102,13 @@ pub async fn unblock(
         .trim()
         .parse()
         .map_err(|_| ApiError::bad_request("invalid_ip", "`ip` is not an IP address"))?;
+    let event = NewEvent::new(EventType::IpBlocked, Severity::Low)
+        .ip(by)
+        .identity(state.pepper.hash_identity(&admin.claims.sub))
+        .detail("action", "unblock")
+        .detail("client", ip.to_string());
+    record_first(&state, event).await?;
     let was_blocked = state.guard.unblock(ip);
-    state.audit.record(
-        NewEvent::new(EventType::IpBlocked, Severity::Low)
-            .ip(by)
-            .identity(state.pepper.hash_identity(&admin.claims.sub))
-            .detail("action", "unblock")
-            .detail("client", ip.to_string())
-            .detail("was_blocked", was_blocked),
-    );
     Ok(Json(
         json!({"ip": ip.to_string(), "unblocked": was_blocked}),
     ))

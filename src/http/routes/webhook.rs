@@ -9,7 +9,7 @@ use serde_json::json;
 
 use crate::app::AppState;
 use crate::http::error::ApiError;
-use crate::http::extract::ClientIp;
+use crate::http::extract::{ClientIp, claimed_key_id};
 use crate::webhook::Outcome;
 
 /// Guard (lockout → 429), kill switch (503), size cap (413), then verify on
@@ -75,9 +75,12 @@ async fn handle(
             let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST);
             if status == StatusCode::UNAUTHORIZED {
                 tracing::info!(reason = %e, "webhook refused");
-                return Err(ApiError::unauthorized(e.key_id().map(str::to_owned)));
+                let key = auth
+                    .first()
+                    .and_then(|a| claimed_key_id(a.trim_start_matches("Bearer ").trim()));
+                return Err(ApiError::unauthorized(key));
             }
-            Err(ApiError::new(status, e.code(), e.to_string()))
+            Err(ApiError::new(status, e.code(), e.public_message()))
         }
     }
 }

@@ -1,0 +1,225 @@
+//! Webhook bodies as livekit-server writes them, for `warden webhook send` and tests.
+//!
+//! Go's `protojson.Marshal` of a `livekit.WebhookEvent`: camelCase names in
+//! `.proto` field order, int64 as decimal strings, zero values omitted (so an
+//! audio track has no `type` and a starting egress no `status`), enums as
+//! names, and fresh `EV_`/`RM_`/`PA_`/`TR_`/`EG_`/`IN_` ids (12 base57
+//! characters, as LiveKit's `guid` makes them). Nothing secret is put in:
+//! no `turnPassword`, stream key or metadata.
+
+use rand::Rng;
+use serde::Serialize;
+
+/// LiveKit's id alphabet (base57: no 0, 1, I, O, l).
+const BASE57: &[u8] = b"23456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz";
+
+/// A fresh LiveKit-style id with `prefix`, e.g. `EV_` + 12 base57 characters.
+pub fn guid(prefix: &str) -> String {
+    let mut rng = rand::rng();
+    let tail: String = (0..12)
+        .map(|_| char::from(BASE57[rng.random_range(0..BASE57.len())]))
+        .collect();
+    format!("{prefix}{tail}")
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Body {
+    event: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    room: Option<Room>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    participant: Option<Participant>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    egress_info: Option<Egress>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ingress_info: Option<Ingress>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    track: Option<Track>,
+    id: String,
+    created_at: String,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Room {
+    sid: String,
+    name: String,
+    empty_timeout: u32,
+    departure_timeout: u32,
+    creation_time: String,
+    creation_time_ms: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    num_participants: Option<u32>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Participant {
+    sid: String,
+    identity: String,
+    state: &'static str,
+    joined_at: String,
+    joined_at_ms: String,
+    name: String,
+    version: u32,
+    permission: Permission,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    disconnect_reason: Option<&'static str>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Permission {
+    can_subscribe: bool,
+    can_publish: bool,
+    can_publish_data: bool,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Track {
+    sid: String,
+    name: &'static str,
+    source: &'static str,
+    mime_type: &'static str,
+    mid: &'static str,
+    stream: &'static str,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Egress {
+    egress_id: String,
+    room_id: String,
+    room_name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    status: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    started_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ended_at: Option<String>,
+    updated_at: String,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Ingress {
+    ingress_id: String,
+    name: &'static str,
+    room_name: String,
+    participant_identity: String,
+    state: IngressState,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct IngressState {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    status: Option<&'static str>,
+    room_id: String,
+    started_at: String,
+}
+
+/// The body livekit-server would send for `event` in `room` at `now_ms`;
+/// `identity` is the participant of participant and track events.
+pub fn livekit_body(event: &str, room: &str, identity: &str, now_ms: i64) -> Vec<u8> {
+    let (secs, nanos) = (now_ms.div_euclid(1000), now_ms.saturating_mul(1_000_000));
+    let room_sid = guid("RM_");
+    let mut body = Body {
+        event: event.to_owned(),
+        room: None,
+        participant: None,
+        egress_info: None,
+        ingress_info: None,
+        track: None,
+        id: guid("EV_"),
+        created_at: secs.to_string(),
+    };
+    let the_room = |n: Option<u32>| Room {
+        sid: room_sid.clone(),
+        name: room.to_owned(),
+        empty_timeout: 300,
+        departure_timeout: 20,
+        creation_time: (secs - 60).to_string(),
+        creation_time_ms: (now_ms - 60_000).to_string(),
+        num_participants: n,
+    };
+    match event {
+        "egress_started" | "egress_updated" | "egress_ended" => {
+            body.egress_info = Some(egress(event, room, &room_sid, nanos))
+        }
+        "ingress_started" | "ingress_ended" => {
+            body.ingress_info = Some(ingress(event, room, &room_sid, identity, nanos));
+        }
+        "participant_joined" | "participant_left" | "participant_connection_aborted" => {
+            body.room = Some(the_room(Some(1)));
+            body.participant = Some(participant(event, identity, secs, now_ms));
+        }
+        "track_published" | "track_unpublished" => {
+            body.room = Some(the_room(Some(1)));
+            body.participant = Some(participant(event, identity, secs, now_ms));
+            body.track = Some(Track {
+                sid: guid("TR_"),
+                name: "microphone",
+                source: "MICROPHONE",
+                mime_type: "audio/red",
+                mid: "1",
+                stream: "microphone",
+            });
+        }
+        _ => body.room = Some(the_room(None)),
+    }
+    serde_json::to_vec(&body).expect("plain structs always serialise")
+}
+
+fn participant(event: &str, identity: &str, secs: i64, now_ms: i64) -> Participant {
+    let gone = event != "participant_joined" && !event.starts_with("track_");
+    Participant {
+        sid: guid("PA_"),
+        identity: identity.to_owned(),
+        state: if gone { "DISCONNECTED" } else { "ACTIVE" },
+        joined_at: (secs - 30).to_string(),
+        joined_at_ms: (now_ms - 30_000).to_string(),
+        name: identity.to_owned(),
+        version: 2,
+        permission: Permission {
+            can_subscribe: true,
+            can_publish: true,
+            can_publish_data: true,
+        },
+        disconnect_reason: gone.then_some("CLIENT_INITIATED"),
+    }
+}
+
+fn egress(event: &str, room: &str, room_sid: &str, nanos: i64) -> Egress {
+    let started = nanos - 5_000_000_000;
+    let (status, started_at, ended_at) = match event {
+        "egress_started" => (None, None, None),
+        "egress_updated" => (Some("EGRESS_ACTIVE"), Some(started), None),
+        _ => (Some("EGRESS_COMPLETE"), Some(started), Some(nanos)),
+    };
+    Egress {
+        egress_id: guid("EG_"),
+        room_id: room_sid.to_owned(),
+        room_name: room.to_owned(),
+        status,
+        started_at: started_at.map(|t| t.to_string()),
+        ended_at: ended_at.map(|t| t.to_string()),
+        updated_at: nanos.to_string(),
+    }
+}
+
+fn ingress(event: &str, room: &str, room_sid: &str, identity: &str, nanos: i64) -> Ingress {
+    Ingress {
+        ingress_id: guid("IN_"),
+        name: "warden drill",
+        room_name: room.to_owned(),
+        participant_identity: identity.to_owned(),
+        state: IngressState {
+            status: (event == "ingress_started").then_some("ENDPOINT_PUBLISHING"),
+            room_id: room_sid.to_owned(),
+            started_at: (nanos - 5_000_000_000).to_string(),
+        },
+    }
+}

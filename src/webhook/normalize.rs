@@ -1,0 +1,264 @@
+//! From LiveKit's wire event to Warden's [`Event`]: required parts checked,
+//! every string sanitised, identities hashed, enums named.
+//!
+//! Invariant: every `String` in the produced [`Event`] (except `room_key`,
+//! which is never serialised) has passed [`sanitize`]; enum fields hold only
+//! the fixed names of SPEC "SSE stream" or `unknown`.
+
+use crate::event::{
+    EgressInfo, Event, EventData, IngressInfo, ParticipantInfo, RoomInfo, TrackInfo,
+};
+use crate::pepper::Pepper;
+
+use super::decode::{WireEvent, WireIngress, WireParticipant, WireRoom, WireTrack};
+use super::sanitize::{self, MAX_TEXT_CHARS};
+
+/// Tracks listed per participant at most (a dashboard needs a count, not thousands).
+const MAX_TRACKS: usize = 64;
+
+/// `ParticipantInfo.State`, by number.
+const PARTICIPANT_STATES: &[(&str, &str)] = &[
+    ("JOINING", "joining"),
+    ("JOINED", "joined"),
+    ("ACTIVE", "active"),
+    ("DISCONNECTED", "disconnected"),
+];
+
+/// `TrackType`, by number.
+const TRACK_KINDS: &[(&str, &str)] = &[("AUDIO", "audio"), ("VIDEO", "video"), ("DATA", "data")];
+
+/// `TrackSource`, by number.
+const TRACK_SOURCES: &[(&str, &str)] = &[
+    ("UNKNOWN", "unknown"),
+    ("CAMERA", "camera"),
+    ("MICROPHONE", "microphone"),
+    ("SCREEN_SHARE", "screen_share"),
+    ("SCREEN_SHARE_AUDIO", "screen_share_audio"),
+];
+
+/// `EgressStatus`, by number.
+const EGRESS_STATUSES: &[(&str, &str)] = &[
+    ("EGRESS_STARTING", "starting"),
+    ("EGRESS_ACTIVE", "active"),
+    ("EGRESS_ENDING", "ending"),
+    ("EGRESS_COMPLETE", "complete"),
+    ("EGRESS_FAILED", "failed"),
+    ("EGRESS_ABORTED", "aborted"),
+    ("EGRESS_LIMIT_REACHED", "limit_reached"),
+];
+
+/// `IngressState.Status`, by number.
+const INGRESS_STATES: &[(&str, &str)] = &[
+    ("ENDPOINT_INACTIVE", "endpoint_inactive"),
+    ("ENDPOINT_BUFFERING", "buffering"),
+    ("ENDPOINT_PUBLISHING", "publishing"),
+    ("ENDPOINT_ERROR", "error"),
+    ("ENDPOINT_COMPLETE", "complete"),
+];
+
+/// What an event of a given name must carry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Needs {
+    Room,
+    RoomParticipant,
+    RoomParticipantTrack,
+    Egress,
+    Ingress,
+}
+
+fn needs(event: &str) -> Option<Needs> {
+    Some(match event {
+        "room_started" | "room_finished" => Needs::Room,
+        "participant_joined" | "participant_left" | "participant_connection_aborted" => {
+            Needs::RoomParticipant
+        }
+        "track_published" | "track_unpublished" => Needs::RoomParticipantTrack,
+        "egress_started" | "egress_updated" | "egress_ended" => Needs::Egress,
+        "ingress_started" | "ingress_ended" => Needs::Ingress,
+        _ => return None,
+    })
+}
+
+/// How identities are shown.
+#[derive(Clone, Debug)]
+pub enum Identities {
+    /// 8 hex chars of HMAC-SHA256(pepper, identity).
+    Hashed(Pepper),
+    /// Sanitised plain text.
+    Plain,
+}
+
+/// The result of normalising one decoded event.
+#[derive(Debug)]
+pub enum Normalized {
+    /// A broadcast event.
+    Event(Box<Event>),
+    /// An event name Warden does not broadcast (sanitised).
+    Ignored(String),
+    /// A known event lacking what it needs, or with no `event` at all.
+    Invalid(&'static str),
+}
+
+/// Normalises `wire`; `fallback_id` is used when LiveKit sent no id.
+pub fn normalize(
+    wire: WireEvent,
+    identities: &Identities,
+    fallback_id: impl FnOnce() -> String,
+) -> Normalized {
+    let Some(name) = wire.event.as_deref().filter(|n| !n.is_empty()) else {
+        return Normalized::Invalid("no `event`");
+    };
+    let Some(needs) = needs(name) else {
+        return Normalized::Ignored(sanitize::text(name, MAX_TEXT_CHARS));
+    };
+    if let Err(what) = check_required(&wire, needs) {
+        return Normalized::Invalid(what);
+    }
+    let id = wire
+        .id
+        .as_deref()
+        .map(sanitize::id)
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(fallback_id);
+    let mut data = EventData {
+        room: wire.room.as_ref().map(room),
+        participant: wire
+            .participant
+            .as_ref()
+            .map(|p| participant(p, identities)),
+        track: wire.track.as_ref().map(track),
+        ..EventData::default()
+    };
+    let mut room_key = wire.room.as_ref().and_then(|r| r.name.clone());
+    egress_and_ingress(&wire, &mut data, &mut room_key);
+    let created_at_ms = wire.created_at.unwrap_or(0).saturating_mul(1000);
+    Normalized::Event(Box::new(Event {
+        id,
+        event: name.to_owned(),
+        created_at_ms,
+        room_key,
+        data,
+    }))
+}
+
+/// Egress and ingress parts, and the room they name when the event has no `room`.
+fn egress_and_ingress(wire: &WireEvent, data: &mut EventData, room_key: &mut Option<String>) {
+    if let Some(e) = &wire.egress_info {
+        data.egress = Some(EgressInfo {
+            id: opt_id(&e.egress_id),
+            status: e.status.pick(EGRESS_STATUSES),
+        });
+        fill_room(data, room_key, e.room_id.as_deref(), e.room_name.as_deref());
+    }
+    if let Some(i) = &wire.ingress_info {
+        data.ingress = Some(ingress(i));
+        let room_sid = i.state.as_ref().and_then(|s| s.room_id.as_deref());
+        fill_room(data, room_key, room_sid, i.room_name.as_deref());
+    }
+}
+
+fn check_required(wire: &WireEvent, needs: Needs) -> Result<(), &'static str> {
+    let room = wire.room.is_some();
+    let participant = wire.participant.is_some();
+    match needs {
+        Needs::Room | Needs::RoomParticipant | Needs::RoomParticipantTrack if !room => {
+            Err("`room` is required")
+        }
+        Needs::RoomParticipant | Needs::RoomParticipantTrack if !participant => {
+            Err("`participant` is required")
+        }
+        Needs::RoomParticipantTrack if wire.track.is_none() => Err("`track` is required"),
+        Needs::Egress if wire.egress_info.is_none() => Err("`egressInfo` is required"),
+        Needs::Ingress if wire.ingress_info.is_none() => Err("`ingressInfo` is required"),
+        _ => Ok(()),
+    }
+}
+
+/// Egress and ingress name their room in their own fields; use them when the event has no `room`.
+fn fill_room(
+    data: &mut EventData,
+    room_key: &mut Option<String>,
+    sid: Option<&str>,
+    name: Option<&str>,
+) {
+    let name = name.filter(|n| !n.is_empty());
+    if data.room.is_none() && (name.is_some() || sid.is_some_and(|s| !s.is_empty())) {
+        data.room = Some(RoomInfo {
+            sid: sid.map(sanitize::id).unwrap_or_default(),
+            name: name
+                .map(|n| sanitize::text(n, MAX_TEXT_CHARS))
+                .unwrap_or_default(),
+            ..RoomInfo::default()
+        });
+    }
+    if room_key.is_none() {
+        *room_key = name.map(str::to_owned);
+    }
+}
+
+fn opt_id(s: &Option<String>) -> String {
+    s.as_deref().map(sanitize::id).unwrap_or_default()
+}
+
+fn opt_text(s: &Option<String>) -> String {
+    s.as_deref()
+        .map(|t| sanitize::text(t, MAX_TEXT_CHARS))
+        .unwrap_or_default()
+}
+
+fn positive(n: Option<i64>) -> Option<i64> {
+    n.filter(|v| *v > 0)
+}
+
+fn room(r: &WireRoom) -> RoomInfo {
+    RoomInfo {
+        sid: opt_id(&r.sid),
+        name: opt_text(&r.name),
+        num_participants: r
+            .num_participants
+            .map(|n| u32::try_from(n.max(0)).unwrap_or(u32::MAX)),
+        creation_time: positive(r.creation_time),
+    }
+}
+
+fn participant(p: &WireParticipant, identities: &Identities) -> ParticipantInfo {
+    let raw_identity = p.identity.as_deref().unwrap_or("");
+    let identity = match identities {
+        Identities::Hashed(pepper) => pepper.hash_identity(raw_identity),
+        Identities::Plain => sanitize::text(raw_identity, MAX_TEXT_CHARS),
+    };
+    ParticipantInfo {
+        sid: opt_id(&p.sid),
+        identity,
+        name: opt_text(&p.name),
+        state: p.state.pick(PARTICIPANT_STATES),
+        joined_at: positive(p.joined_at),
+        tracks: p
+            .tracks
+            .iter()
+            .flatten()
+            .take(MAX_TRACKS)
+            .map(track)
+            .collect(),
+    }
+}
+
+fn track(t: &WireTrack) -> TrackInfo {
+    TrackInfo {
+        sid: opt_id(&t.sid),
+        kind: t.kind.pick(TRACK_KINDS),
+        source: t.source.pick(TRACK_SOURCES),
+        muted: t.muted.unwrap_or(false),
+    }
+}
+
+fn ingress(i: &WireIngress) -> IngressInfo {
+    let state = i
+        .state
+        .as_ref()
+        .map_or(INGRESS_STATES[0].1, |s| s.status.pick(INGRESS_STATES));
+    IngressInfo {
+        id: opt_id(&i.ingress_id),
+        state,
+    }
+}

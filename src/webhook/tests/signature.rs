@@ -1,0 +1,214 @@
+//! Signature verification: every way a token or body can be wrong, and the exact edges.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::Algorithm;
+use serde_json::json;
+
+use super::*;
+
+#[test]
+fn bearer_prefix_is_tolerated_in_any_case() {
+    let h = harness();
+    for (i, prefix) in ["Bearer ", "bearer  ", "BEARER "].iter().enumerate() {
+        let body = joined(&format!("EV_b{i}"));
+        broadcast(receive(&h, &[&format!("{prefix}{}", sign(&body))], &body));
+    }
+}
+
+#[test]
+fn any_change_to_the_body_is_refused() {
+    let h = harness();
+    let body = joined("EV_x");
+    let auth = sign(&body);
+    let mut flipped = body.clone();
+    let at = body
+        .windows(6)
+        .position(|w| w == b"\"demo\"")
+        .expect("name")
+        + 1;
+    flipped[at] ^= 1;
+    refused_with(&h, &[&auth], &flipped, SignatureError::ChecksumMismatch);
+    let mut newline = body.clone();
+    newline.push(b'\n');
+    refused_with(&h, &[&auth], &newline, SignatureError::ChecksumMismatch);
+    assert_eq!(
+        h.audit
+            .recent()
+            .last()
+            .and_then(|e| e.key_id.clone())
+            .as_deref(),
+        Some(KEY)
+    );
+}
+
+/// A body whose standard base64 SHA-256 contains `+` or `/`, so the url-safe form differs.
+fn body_with_url_unsafe_hash() -> Vec<u8> {
+    (0..)
+        .map(|i| joined(&format!("EV_u{i}")))
+        .find(|b| verify::body_checksum(b).contains(['+', '/']))
+        .expect("found")
+}
+
+#[test]
+fn other_hash_encodings_are_refused() {
+    let h = harness();
+    let body = body_with_url_unsafe_hash();
+    let std = verify::body_checksum(&body);
+    let url_safe = std.replace('+', "-").replace('/', "_");
+    let unpadded = std.trim_end_matches('=').to_owned();
+    use sha2::Digest as _;
+    let hex = hex::encode(sha2::Sha256::digest(&body));
+    for alt in [
+        url_safe.clone(),
+        url_safe.trim_end_matches('=').to_owned(),
+        unpadded,
+        hex,
+    ] {
+        let mut c = claims(&body);
+        c["sha256"] = json!(alt);
+        refused_with(
+            &h,
+            &[&token(&c, Algorithm::HS256, SECRET)],
+            &body,
+            SignatureError::ChecksumMismatch,
+        );
+    }
+    broadcast(receive(
+        &h,
+        &[&token(&claims(&body), Algorithm::HS256, SECRET)],
+        &body,
+    ));
+}
+
+#[test]
+fn missing_claims_are_refused() {
+    let h = harness();
+    let body = joined("EV_m");
+    for (claim, want) in [
+        ("sha256", SignatureError::MissingChecksum),
+        ("exp", SignatureError::MissingExp),
+        ("iss", SignatureError::UnknownKey),
+    ] {
+        let mut c = claims(&body);
+        c.as_object_mut().expect("object").remove(claim);
+        refused_with(&h, &[&token(&c, Algorithm::HS256, SECRET)], &body, want);
+    }
+}
+
+#[test]
+fn exp_and_nbf_honour_the_leeway_to_the_millisecond() {
+    let h = harness();
+    let leeway_ms = i64::try_from(settings().leeway.as_millis()).expect("small");
+    let exp_secs = T0 / 1000 - 300;
+    let with = |id: &str, exp: i64, nbf: i64| {
+        let body = joined(id);
+        let mut c = claims(&body);
+        c["exp"] = json!(exp);
+        c["nbf"] = json!(nbf);
+        (body.clone(), token(&c, Algorithm::HS256, SECRET))
+    };
+    // Expired exactly `leeway` ago: still accepted; one millisecond later: refused.
+    h.clock.set_ms(exp_secs * 1000 + leeway_ms);
+    let (b, t) = with("EV_e1", exp_secs, exp_secs - 300);
+    broadcast(receive(&h, &[&t], &b));
+    h.clock.set_ms(exp_secs * 1000 + leeway_ms + 1);
+    let (b, t) = with("EV_e2", exp_secs, exp_secs - 300);
+    refused_with(&h, &[&t], &b, SignatureError::Expired);
+    // Valid from `leeway` ahead: accepted exactly at the edge, refused one millisecond earlier.
+    let nbf_secs = T0 / 1000 + 60;
+    h.clock.set_ms(nbf_secs * 1000 - leeway_ms);
+    let (b, t) = with("EV_n1", nbf_secs + 300, nbf_secs);
+    broadcast(receive(&h, &[&t], &b));
+    h.clock.set_ms(nbf_secs * 1000 - leeway_ms - 1);
+    let (b, t) = with("EV_n2", nbf_secs + 300, nbf_secs);
+    refused_with(&h, &[&t], &b, SignatureError::NotYetValid);
+}
+
+#[test]
+fn only_hs256_is_accepted() {
+    let h = harness();
+    let body = joined("EV_alg");
+    let c = claims(&body);
+    for alg in [Algorithm::HS384, Algorithm::HS512] {
+        refused_with(
+            &h,
+            &[&token(&c, alg, SECRET)],
+            &body,
+            SignatureError::Algorithm,
+        );
+    }
+    let payload = URL_SAFE_NO_PAD.encode(c.to_string());
+    for header in [
+        r#"{"alg":"none","typ":"JWT"}"#,
+        r#"{"alg":"RS256"}"#,
+        r#"{"typ":"JWT"}"#,
+    ] {
+        let unsigned = format!("{}.{payload}.", URL_SAFE_NO_PAD.encode(header));
+        refused_with(&h, &[&unsigned], &body, SignatureError::Algorithm);
+    }
+}
+
+#[test]
+fn keys_and_headers_are_checked() {
+    let h = harness();
+    let body = joined("EV_k");
+    let mut c = claims(&body);
+    c["iss"] = json!("APIunknown9999");
+    refused_with(
+        &h,
+        &[&token(&c, Algorithm::HS256, SECRET)],
+        &body,
+        SignatureError::UnknownKey,
+    );
+    assert_eq!(
+        h.audit
+            .recent()
+            .last()
+            .and_then(|e| e.key_id.clone())
+            .as_deref(),
+        Some("APIunknown9999")
+    );
+    let wrong = format!("{SECRET}x");
+    refused_with(
+        &h,
+        &[&token(&claims(&body), Algorithm::HS256, &wrong)],
+        &body,
+        SignatureError::BadSignature,
+    );
+    let good = sign(&body);
+    refused_with(&h, &[&good, &good], &body, SignatureError::MultipleHeaders);
+    refused_with(&h, &[], &body, SignatureError::Missing);
+    refused_with(&h, &[""], &body, SignatureError::Missing);
+    refused_with(&h, &["Bearer "], &body, SignatureError::Missing);
+    refused_with(&h, &["garbage"], &body, SignatureError::Malformed);
+    refused_with(
+        &h,
+        &["Basic dXNlcjpwYXNz"],
+        &body,
+        SignatureError::Malformed,
+    );
+    refused_with(
+        &h,
+        &[&"a".repeat(verify::MAX_TOKEN_BYTES + 1)],
+        &body,
+        SignatureError::TooLong,
+    );
+    let tampered = format!("{}A", &good[..good.len() - 1]);
+    assert_ne!(tampered, good);
+    refused_with(&h, &[&tampered], &body, SignatureError::BadSignature);
+    broadcast(receive(&h, &[&good], &body));
+}
+
+#[test]
+fn a_key_with_an_empty_secret_verifies_nothing() {
+    let h = harness_with(
+        settings(),
+        KeyRing::from_keys([("APIempty".to_owned(), Secret::new(""))]),
+    );
+    let body = joined("EV_empty");
+    let mut c = claims(&body);
+    c["iss"] = json!("APIempty");
+    let forged = token(&c, Algorithm::HS256, "");
+    refused_with(&h, &[&forged], &body, SignatureError::UnknownKey);
+}
