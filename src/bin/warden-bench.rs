@@ -124,8 +124,19 @@ async fn run(args: Args) -> Result<()> {
     };
     let warden_bin = find_warden(args.warden_bin.clone())?;
     let peer_dir = find_peer(args.peer_dir.clone(), targets.contains(&Target::Node))?;
-    let plan = Plan::new(args.quick, args.max, args.max_conns, args.hold, &args.scenarios);
-    let launcher = Launcher::new(warden_bin.clone(), peer_dir, Keys::generate(), args.port_base);
+    let plan = Plan::new(
+        args.quick,
+        args.max,
+        args.max_conns,
+        args.hold,
+        &args.scenarios,
+    );
+    let launcher = Launcher::new(
+        warden_bin.clone(),
+        peer_dir,
+        Keys::generate(),
+        args.port_base,
+    );
     let mode = match args.token {
         TokenArg::Query => TokenMode::Query,
         TokenArg::Header => TokenMode::Header,
@@ -134,7 +145,12 @@ async fn run(args: Args) -> Result<()> {
     let mut report = Report::default();
     for step in &plan.steps {
         for &target in &targets {
-            eprintln!("[{:>5.1}s] {} — {}", started.elapsed().as_secs_f64(), step.title(), target.name());
+            eprintln!(
+                "[{:>5.1}s] {} — {}",
+                started.elapsed().as_secs_f64(),
+                step.title(),
+                target.name()
+            );
             let figs = run_step(&launcher, step, target, mode, plan.inflight).await;
             report.add(&step.title(), target, figs);
         }
@@ -150,7 +166,13 @@ async fn run(args: Args) -> Result<()> {
 }
 
 /// One scenario against one fresh server; any failure becomes a figure.
-async fn run_step(launcher: &Launcher, step: &Step, target: Target, mode: TokenMode, inflight: usize) -> Figs {
+async fn run_step(
+    launcher: &Launcher,
+    step: &Step,
+    target: Target,
+    mode: TokenMode,
+    inflight: usize,
+) -> Figs {
     let mut server = match launcher.start(target).await {
         Ok(s) => s,
         Err(e) => {
@@ -176,12 +198,18 @@ async fn run_step(launcher: &Launcher, step: &Step, target: Target, mode: TokenM
         }
         Err(_) => {
             let mut f = Figs::default();
-            f.text("error", format!("timed out after {} s", step.timeout().as_secs()));
+            f.text(
+                "error",
+                format!("timed out after {} s", step.timeout().as_secs()),
+            );
             f
         }
     };
     if !server.alive() {
-        figs.text("server exited during the run", server.log_tail().replace('\n', " / "));
+        figs.text(
+            "server exited during the run",
+            server.log_tail().replace('\n', " / "),
+        );
     }
     server.stop();
     figs
@@ -212,14 +240,20 @@ fn find_peer(given: Option<PathBuf>, needed: bool) -> Result<PathBuf> {
             PathBuf::from("/work/shared/peers/node-sse"),
         ],
     };
-    let Some(dir) = candidates.into_iter().find(|d| d.join("server.js").is_file()) else {
+    let Some(dir) = candidates
+        .into_iter()
+        .find(|d| d.join("server.js").is_file())
+    else {
         if needed {
             bail!("the Node peer (server.js) was not found: pass --peer-dir, or --only warden");
         }
         return Ok(PathBuf::new());
     };
     if needed && !dir.join("node_modules").is_dir() {
-        eprintln!("installing the Node peer's dependencies (npm ci) in {}", dir.display());
+        eprintln!(
+            "installing the Node peer's dependencies (npm ci) in {}",
+            dir.display()
+        );
         let ok = std::process::Command::new("npm")
             .args(["ci", "--no-audit", "--no-fund"])
             .current_dir(&dir)
@@ -257,7 +291,13 @@ fn write(path: &std::path::Path, text: &str) -> Result<()> {
     std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
 }
 
-fn render(report: &Report, plan: &Plan, args: &Args, warden: &std::path::Path, took: std::time::Duration) -> String {
+fn render(
+    report: &Report,
+    plan: &Plan,
+    args: &Args,
+    warden: &std::path::Path,
+    took: std::time::Duration,
+) -> String {
     let date = time::OffsetDateTime::now_utc()
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default();
@@ -292,10 +332,18 @@ fn machine() -> String {
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     let mem = std::fs::read_to_string("/proc/meminfo")
         .ok()
-        .and_then(|t| t.lines().next().and_then(|l| l.split_whitespace().nth(1)).and_then(|v| v.parse::<u64>().ok()))
+        .and_then(|t| {
+            t.lines()
+                .next()
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse::<u64>().ok())
+        })
         .map_or(0.0, |kb| kb as f64 / 1024.0 / 1024.0);
     let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
-    format!("{cores} cores ({cpu}), {mem:.0} GiB RAM, Linux {}", kernel.trim())
+    format!(
+        "{cores} cores ({cpu}), {mem:.0} GiB RAM, Linux {}",
+        kernel.trim()
+    )
 }
 
 fn node_version() -> String {

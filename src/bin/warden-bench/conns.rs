@@ -52,7 +52,13 @@ pub struct Opened {
 }
 
 /// The request that opens stream number `i` on `target`.
-pub fn sse_request(target: Target, keys: &Keys, addr: SocketAddr, i: usize, mode: TokenMode) -> Vec<u8> {
+pub fn sse_request(
+    target: Target,
+    keys: &Keys,
+    addr: SocketAddr,
+    i: usize,
+    mode: TokenMode,
+) -> Vec<u8> {
     let now = unix_now();
     let sub = format!("bench-{i}");
     let token = match target {
@@ -74,7 +80,14 @@ pub fn unix_now() -> i64 {
 }
 
 /// Opens `n` streams, at most `inflight` connecting at once.
-pub async fn open_many(target: Target, keys: &Keys, addr: SocketAddr, n: usize, inflight: usize, mode: TokenMode) -> Opened {
+pub async fn open_many(
+    target: Target,
+    keys: &Keys,
+    addr: SocketAddr,
+    n: usize,
+    inflight: usize,
+    mode: TokenMode,
+) -> Opened {
     let start = Instant::now();
     let results: Vec<_> = futures_util::stream::iter(0..n)
         .map(|i| {
@@ -114,9 +127,12 @@ pub async fn open_one(addr: SocketAddr, req: &[u8]) -> std::io::Result<Establish
     stream.set_nodelay(true)?;
     stream.write_all(req).await?;
     let mut buf = Vec::with_capacity(1024);
-    let head = tokio::time::timeout(Duration::from_secs(30), http::read_head(&mut stream, &mut buf))
-        .await
-        .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))??;
+    let head = tokio::time::timeout(
+        Duration::from_secs(30),
+        http::read_head(&mut stream, &mut buf),
+    )
+    .await
+    .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))??;
     Ok(Established {
         stream,
         head,
@@ -143,7 +159,9 @@ impl Shared {
             base: Instant::now(),
             marker,
             phase_len,
-            remaining: (0..phases).map(|_| AtomicUsize::new(phase_len * subs)).collect(),
+            remaining: (0..phases)
+                .map(|_| AtomicUsize::new(phase_len * subs))
+                .collect(),
         })
     }
 
@@ -171,7 +189,11 @@ pub struct Received {
 }
 
 /// Reads one stream until `stop` says so or the server ends it.
-pub async fn read_stream(est: Established, shared: Arc<Shared>, mut stop: watch::Receiver<bool>) -> Received {
+pub async fn read_stream(
+    est: Established,
+    shared: Arc<Shared>,
+    mut stop: watch::Receiver<bool>,
+) -> Received {
     let total = shared.phase_len * shared.remaining.len();
     let mut rec = Received {
         at_us: vec![u64::MAX; total],
@@ -179,7 +201,11 @@ pub async fn read_stream(est: Established, shared: Arc<Shared>, mut stop: watch:
         closed: false,
         bytes: 0,
     };
-    let Established { mut stream, head, leftover } = est;
+    let Established {
+        mut stream,
+        head,
+        leftover,
+    } = est;
     let mut scan = SseScanner::new(&head, &shared.marker);
     let mut buf = leftover;
     loop {

@@ -34,7 +34,13 @@ struct Sent {
 const DRAIN: Duration = Duration::from_secs(10);
 
 /// Sends `seqs` at `rate`/s over `senders` keep-alive connections.
-async fn send_events(ctx: &Ctx<'_>, shared: &Shared, seqs: Range<u64>, rate: f64, senders: u64) -> Vec<Sent> {
+async fn send_events(
+    ctx: &Ctx<'_>,
+    shared: &Shared,
+    seqs: Range<u64>,
+    rate: f64,
+    senders: u64,
+) -> Vec<Sent> {
     let t0 = tokio::time::Instant::now() + Duration::from_millis(20);
     let first = seqs.start;
     let lanes = (0..senders).map(|lane| {
@@ -61,7 +67,11 @@ async fn send_events(ctx: &Ctx<'_>, shared: &Shared, seqs: Range<u64>, rate: f64
             out
         }
     });
-    futures_util::future::join_all(lanes).await.into_iter().flatten().collect()
+    futures_util::future::join_all(lanes)
+        .await
+        .into_iter()
+        .flatten()
+        .collect()
 }
 
 /// One request on a kept-alive connection (reconnecting when needed); the
@@ -99,7 +109,13 @@ async fn drain(shared: &Shared, phase: usize) {
 }
 
 /// Delivery figures for the events `seqs` from what the readers recorded.
-fn delivery_figs(figs: &mut Figs, prefix: &str, sent: &[Sent], recs: &[Received], seqs: Range<u64>) {
+fn delivery_figs(
+    figs: &mut Figs,
+    prefix: &str,
+    sent: &[Sent],
+    recs: &[Received],
+    seqs: Range<u64>,
+) {
     let mut send_at = vec![u64::MAX; seqs.end as usize];
     let mut statuses = BTreeMap::new();
     let mut resp: Vec<u64> = Vec::new();
@@ -124,18 +140,49 @@ fn delivery_figs(figs: &mut Figs, prefix: &str, sent: &[Sent], recs: &[Received]
     lat.sort_unstable();
     let expected = (seqs.end - seqs.start) as usize * recs.len();
     let dups: u64 = recs.iter().map(|r| r.duplicates).sum();
-    figs.text(&format!("{prefix}webhook statuses"), status_counts(&statuses));
-    figs.num(&format!("{prefix}webhook response p99 ms"), pct_ms(&resp, 99.0), 2, Better::Lower);
+    figs.text(
+        &format!("{prefix}webhook statuses"),
+        status_counts(&statuses),
+    );
+    figs.num(
+        &format!("{prefix}webhook response p99 ms"),
+        pct_ms(&resp, 99.0),
+        2,
+        Better::Lower,
+    );
     figs.text(
         &format!("{prefix}deliveries received / expected (duplicates)"),
         format!("{} / {expected} ({dups})", lat.len()),
     );
-    figs.text(&format!("{prefix}all delivered"), if lat.len() == expected { "yes" } else { "NO" });
-    figs.num(&format!("{prefix}delivery p50 ms"), pct_ms(&lat, 50.0), 2, Better::Lower);
-    figs.num(&format!("{prefix}delivery p99 ms"), pct_ms(&lat, 99.0), 2, Better::Lower);
-    figs.num(&format!("{prefix}delivery max ms"), pct_ms(&lat, 100.0), 2, Better::Lower);
+    figs.text(
+        &format!("{prefix}all delivered"),
+        if lat.len() == expected { "yes" } else { "NO" },
+    );
+    figs.num(
+        &format!("{prefix}delivery p50 ms"),
+        pct_ms(&lat, 50.0),
+        2,
+        Better::Lower,
+    );
+    figs.num(
+        &format!("{prefix}delivery p99 ms"),
+        pct_ms(&lat, 99.0),
+        2,
+        Better::Lower,
+    );
+    figs.num(
+        &format!("{prefix}delivery max ms"),
+        pct_ms(&lat, 100.0),
+        2,
+        Better::Lower,
+    );
     let span = last.saturating_sub(first).max(1) as f64 / 1e6;
-    figs.num(&format!("{prefix}deliveries/s"), lat.len() as f64 / span, 0, Better::Higher);
+    figs.num(
+        &format!("{prefix}deliveries/s"),
+        lat.len() as f64 / span,
+        0,
+        Better::Higher,
+    );
 }
 
 /// Subscribers connected and their readers running.
@@ -145,14 +192,46 @@ struct Subscribers {
     tasks: Vec<tokio::task::JoinHandle<Received>>,
 }
 
-async fn subscribe(ctx: &Ctx<'_>, figs: &mut Figs, n: usize, phase_len: usize, phases: usize) -> Subscribers {
+async fn subscribe(
+    ctx: &Ctx<'_>,
+    figs: &mut Figs,
+    n: usize,
+    phase_len: usize,
+    phases: usize,
+) -> Subscribers {
     let cpu0 = ctx.server.stats().cpu_s;
-    let opened = conns::open_many(ctx.server.target, ctx.keys, ctx.server.addr, n, ctx.inflight, ctx.mode).await;
-    figs.text("subscribers connected", format!("{} / {n}", opened.ok.len()));
+    let opened = conns::open_many(
+        ctx.server.target,
+        ctx.keys,
+        ctx.server.addr,
+        n,
+        ctx.inflight,
+        ctx.mode,
+    )
+    .await;
+    figs.text(
+        "subscribers connected",
+        format!("{} / {n}", opened.ok.len()),
+    );
     figs.text("connect statuses", status_counts(&opened.statuses));
-    figs.num("connect phase s", opened.elapsed.as_secs_f64(), 2, Better::Lower);
-    figs.num("server CPU s, connect phase", ctx.server.stats().cpu_s - cpu0, 2, Better::Lower);
-    let shared = Shared::new(crate::sign::marker(&ctx.tag), phase_len, phases, opened.ok.len());
+    figs.num(
+        "connect phase s",
+        opened.elapsed.as_secs_f64(),
+        2,
+        Better::Lower,
+    );
+    figs.num(
+        "server CPU s, connect phase",
+        ctx.server.stats().cpu_s - cpu0,
+        2,
+        Better::Lower,
+    );
+    let shared = Shared::new(
+        crate::sign::marker(&ctx.tag),
+        phase_len,
+        phases,
+        opened.ok.len(),
+    );
     let (stop, rx) = watch::channel(false);
     let tasks = opened
         .ok
@@ -161,7 +240,11 @@ async fn subscribe(ctx: &Ctx<'_>, figs: &mut Figs, n: usize, phase_len: usize, p
         .collect();
     // Let the servers finish registering the last subscribers.
     tokio::time::sleep(Duration::from_millis(200)).await;
-    Subscribers { shared, stop, tasks }
+    Subscribers {
+        shared,
+        stop,
+        tasks,
+    }
 }
 
 impl Subscribers {
@@ -189,7 +272,12 @@ pub async fn fanout(ctx: &Ctx<'_>, n: usize, events: u64, rate: f64) -> Result<F
     let recs = subs.finish().await;
     delivery_figs(&mut figs, "", &sent, &recs, 0..events);
     figs.num("server CPU s, event phase", cpu, 2, Better::Lower);
-    figs.num("server RSS end MB", ctx.server.stats().rss as f64 / 1e6, 1, Better::Lower);
+    figs.num(
+        "server RSS end MB",
+        ctx.server.stats().rss as f64 / 1e6,
+        1,
+        Better::Lower,
+    );
     figs.num("generator CPU s", own_cpu() - gen0, 2, Better::Neither);
     Ok(figs)
 }
@@ -200,15 +288,37 @@ pub async fn slow(ctx: &Ctx<'_>, n: usize, events: u64, rate: f64) -> Result<Fig
     let subs = subscribe(ctx, &mut figs, n, events as usize, 2).await;
     let sent_a = send_events(ctx, &subs.shared, 0..events, rate, 4).await;
     drain(&subs.shared, 0).await;
-    let stalled = open_stalled(ctx).await.context("opening the stalled client")?;
+    let stalled = open_stalled(ctx)
+        .await
+        .context("opening the stalled client")?;
     let sent_b = send_events(ctx, &subs.shared, events..2 * events, rate, 4).await;
     drain(&subs.shared, 1).await;
     let cut_off = cut_off(stalled).await;
     let recs = subs.finish().await;
-    delivery_figs(&mut figs, "without stalled client: ", &sent_a, &recs, 0..events);
-    delivery_figs(&mut figs, "with stalled client: ", &sent_b, &recs, events..2 * events);
-    figs.text("stalled client cut off by the server", if cut_off { "yes" } else { "no" });
-    figs.num("server RSS end MB", ctx.server.stats().rss as f64 / 1e6, 1, Better::Lower);
+    delivery_figs(
+        &mut figs,
+        "without stalled client: ",
+        &sent_a,
+        &recs,
+        0..events,
+    );
+    delivery_figs(
+        &mut figs,
+        "with stalled client: ",
+        &sent_b,
+        &recs,
+        events..2 * events,
+    );
+    figs.text(
+        "stalled client cut off by the server",
+        if cut_off { "yes" } else { "no" },
+    );
+    figs.num(
+        "server RSS end MB",
+        ctx.server.stats().rss as f64 / 1e6,
+        1,
+        Better::Lower,
+    );
     Ok(figs)
 }
 
@@ -218,11 +328,21 @@ async fn open_stalled(ctx: &Ctx<'_>) -> Result<tokio::net::TcpStream> {
     let sock = tokio::net::TcpSocket::new_v4()?;
     sock.set_recv_buffer_size(4096)?;
     let mut stream = sock.connect(ctx.server.addr).await?;
-    let req = conns::sse_request(ctx.server.target, ctx.keys, ctx.server.addr, usize::MAX, ctx.mode);
+    let req = conns::sse_request(
+        ctx.server.target,
+        ctx.keys,
+        ctx.server.addr,
+        usize::MAX,
+        ctx.mode,
+    );
     stream.write_all(&req).await?;
     let mut buf = Vec::new();
     let head = http::read_head(&mut stream, &mut buf).await?;
-    anyhow::ensure!(head.status == 200, "stalled client refused with {}", head.status);
+    anyhow::ensure!(
+        head.status == 200,
+        "stalled client refused with {}",
+        head.status
+    );
     Ok(stream)
 }
 

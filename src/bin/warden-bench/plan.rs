@@ -86,10 +86,14 @@ impl Step {
     pub fn timeout(&self) -> Duration {
         let secs = match self {
             Step::Flood { secs, .. } => secs + 30,
-            Step::Fanout { subs, events, rate } => (*events as f64 / rate) as u64 + *subs as u64 / 500 + 60,
+            Step::Fanout { subs, events, rate } => {
+                (*events as f64 / rate) as u64 + *subs as u64 / 500 + 60
+            }
             Step::Idle { conns, hold } => hold + *conns as u64 / 200 + 60,
             Step::Storm { conns } => *conns as u64 / 200 + 60,
-            Step::Slow { subs, events, rate } => 2 * (*events as f64 / rate) as u64 + *subs as u64 / 500 + 60,
+            Step::Slow { subs, events, rate } => {
+                2 * (*events as f64 / rate) as u64 + *subs as u64 / 500 + 60
+            }
         };
         Duration::from_secs(secs)
     }
@@ -100,8 +104,12 @@ impl Step {
             Step::Flood { concurrency, secs } => {
                 scenario::flood(ctx, concurrency, Duration::from_secs(secs)).await
             }
-            Step::Fanout { subs, events, rate } => crate::fanout::fanout(ctx, subs, events, rate).await,
-            Step::Idle { conns, hold } => scenario::idle(ctx, conns, Duration::from_secs(hold)).await,
+            Step::Fanout { subs, events, rate } => {
+                crate::fanout::fanout(ctx, subs, events, rate).await
+            }
+            Step::Idle { conns, hold } => {
+                scenario::idle(ctx, conns, Duration::from_secs(hold)).await
+            }
             Step::Storm { conns } => scenario::storm(ctx, conns).await,
             Step::Slow { subs, events, rate } => crate::fanout::slow(ctx, subs, events, rate).await,
         }
@@ -119,34 +127,80 @@ pub struct Plan {
 impl Plan {
     /// The full or quick plan, `--max` adding the machine-limit idle step,
     /// filtered to `kinds` when given.
-    pub fn new(quick: bool, max: bool, max_conns: usize, hold: Option<u64>, kinds: &[String]) -> Self {
+    pub fn new(
+        quick: bool,
+        max: bool,
+        max_conns: usize,
+        hold: Option<u64>,
+        kinds: &[String],
+    ) -> Self {
         let (mut steps, inflight) = if quick {
             let hold = hold.unwrap_or(2);
             (
                 vec![
-                    Step::Flood { concurrency: 16, secs: 2 },
-                    Step::Fanout { subs: 1, events: 20, rate: 50.0 },
-                    Step::Fanout { subs: 100, events: 20, rate: 50.0 },
+                    Step::Flood {
+                        concurrency: 16,
+                        secs: 2,
+                    },
+                    Step::Fanout {
+                        subs: 1,
+                        events: 20,
+                        rate: 50.0,
+                    },
+                    Step::Fanout {
+                        subs: 100,
+                        events: 20,
+                        rate: 50.0,
+                    },
                     Step::Idle { conns: 200, hold },
                     Step::Storm { conns: 300 },
-                    Step::Slow { subs: 50, events: 20, rate: 50.0 },
+                    Step::Slow {
+                        subs: 50,
+                        events: 20,
+                        rate: 50.0,
+                    },
                 ],
                 64,
             )
         } else {
             let hold = hold.unwrap_or(30);
             let mut steps = vec![
-                Step::Flood { concurrency: 64, secs: 10 },
-                Step::Fanout { subs: 1, events: 200, rate: 50.0 },
-                Step::Fanout { subs: 1000, events: 200, rate: 50.0 },
-                Step::Fanout { subs: 10_000, events: 100, rate: 50.0 },
-                Step::Idle { conns: 10_000, hold },
+                Step::Flood {
+                    concurrency: 64,
+                    secs: 10,
+                },
+                Step::Fanout {
+                    subs: 1,
+                    events: 200,
+                    rate: 50.0,
+                },
+                Step::Fanout {
+                    subs: 1000,
+                    events: 200,
+                    rate: 50.0,
+                },
+                Step::Fanout {
+                    subs: 10_000,
+                    events: 100,
+                    rate: 50.0,
+                },
+                Step::Idle {
+                    conns: 10_000,
+                    hold,
+                },
             ];
             if max {
-                steps.push(Step::Idle { conns: max_conns, hold });
+                steps.push(Step::Idle {
+                    conns: max_conns,
+                    hold,
+                });
             }
             steps.push(Step::Storm { conns: 5000 });
-            steps.push(Step::Slow { subs: 1000, events: 200, rate: 50.0 });
+            steps.push(Step::Slow {
+                subs: 1000,
+                events: 200,
+                rate: 50.0,
+            });
             (steps, 256)
         };
         if !kinds.is_empty() {

@@ -78,23 +78,51 @@ pub async fn flood(ctx: &Ctx<'_>, concurrency: usize, duration: Duration) -> Res
         .sum();
     let cpu = s1.cpu_s - s0.cpu_s;
     let mut figs = Figs::default();
-    figs.num("accepted webhooks/s (2xx)", ok as f64 / elapsed, 0, Better::Higher);
+    figs.num(
+        "accepted webhooks/s (2xx)",
+        ok as f64 / elapsed,
+        0,
+        Better::Higher,
+    );
     figs.text("statuses", status_counts(&statuses));
     figs.num("latency p50 ms", pct_ms(&lat, 50.0), 2, Better::Lower);
     figs.num("latency p99 ms", pct_ms(&lat, 99.0), 2, Better::Lower);
     figs.num("latency max ms", pct_ms(&lat, 100.0), 2, Better::Lower);
-    figs.num("server CPU µs per accepted webhook", cpu * 1e6 / ok.max(1) as f64, 1, Better::Lower);
-    figs.num("server CPU % of one core", cpu * 100.0 / elapsed, 0, Better::Neither);
+    figs.num(
+        "server CPU µs per accepted webhook",
+        cpu * 1e6 / ok.max(1) as f64,
+        1,
+        Better::Lower,
+    );
+    figs.num(
+        "server CPU % of one core",
+        cpu * 100.0 / elapsed,
+        0,
+        Better::Neither,
+    );
     figs.num("server RSS end MB", s1.rss as f64 / 1e6, 1, Better::Lower);
     figs.num("server peak RSS MB", s1.hwm as f64 / 1e6, 1, Better::Lower);
-    figs.num("generator CPU % of one core", gen_cpu * 100.0 / elapsed, 0, Better::Neither);
+    figs.num(
+        "generator CPU % of one core",
+        gen_cpu * 100.0 / elapsed,
+        0,
+        Better::Neither,
+    );
     Ok(figs)
 }
 
 /// `n` idle subscribers held for `hold`: server memory per connection.
 pub async fn idle(ctx: &Ctx<'_>, n: usize, hold: Duration) -> Result<Figs> {
     let s0 = ctx.server.stats();
-    let opened = conns::open_many(ctx.server.target, ctx.keys, ctx.server.addr, n, ctx.inflight, ctx.mode).await;
+    let opened = conns::open_many(
+        ctx.server.target,
+        ctx.keys,
+        ctx.server.addr,
+        n,
+        ctx.inflight,
+        ctx.mode,
+    )
+    .await;
     let s1 = ctx.server.stats();
     let ok = opened.ok.len();
     let shared = Shared::new(crate::sign::marker(&ctx.tag), 0, 1, ok);
@@ -118,31 +146,97 @@ pub async fn idle(ctx: &Ctx<'_>, n: usize, hold: Duration) -> Result<Figs> {
     figs.text("established / asked", format!("{ok} / {n}"));
     figs.text("connect statuses", status_counts(&opened.statuses));
     figs.text("still open at end of hold", format!("{alive} / {ok}"));
-    figs.num("connections/s while connecting", ok as f64 / opened.elapsed.as_secs_f64(), 0, Better::Higher);
-    figs.num("server RSS before MB", s0.rss as f64 / 1e6, 1, Better::Lower);
-    figs.num("server RSS connected MB", s1.rss as f64 / 1e6, 1, Better::Lower);
-    figs.num("server RSS end of hold MB", s2.rss as f64 / 1e6, 1, Better::Lower);
-    figs.num("bytes per connection, connected", per(s1.rss), 0, Better::Lower);
-    figs.num("bytes per connection, end of hold", per(s2.rss), 0, Better::Lower);
-    figs.num("server CPU s connecting", s1.cpu_s - s0.cpu_s, 2, Better::Lower);
-    figs.num("server CPU % while holding", (s2.cpu_s - s1.cpu_s) * 100.0 / hold.as_secs_f64(), 2, Better::Lower);
+    figs.num(
+        "connections/s while connecting",
+        ok as f64 / opened.elapsed.as_secs_f64(),
+        0,
+        Better::Higher,
+    );
+    figs.num(
+        "server RSS before MB",
+        s0.rss as f64 / 1e6,
+        1,
+        Better::Lower,
+    );
+    figs.num(
+        "server RSS connected MB",
+        s1.rss as f64 / 1e6,
+        1,
+        Better::Lower,
+    );
+    figs.num(
+        "server RSS end of hold MB",
+        s2.rss as f64 / 1e6,
+        1,
+        Better::Lower,
+    );
+    figs.num(
+        "bytes per connection, connected",
+        per(s1.rss),
+        0,
+        Better::Lower,
+    );
+    figs.num(
+        "bytes per connection, end of hold",
+        per(s2.rss),
+        0,
+        Better::Lower,
+    );
+    figs.num(
+        "server CPU s connecting",
+        s1.cpu_s - s0.cpu_s,
+        2,
+        Better::Lower,
+    );
+    figs.num(
+        "server CPU % while holding",
+        (s2.cpu_s - s1.cpu_s) * 100.0 / hold.as_secs_f64(),
+        2,
+        Better::Lower,
+    );
     Ok(figs)
 }
 
 /// `n` authenticated SSE connects, `ctx.inflight` at once, all kept open until the end.
 pub async fn storm(ctx: &Ctx<'_>, n: usize) -> Result<Figs> {
     let (s0, gen0) = (ctx.server.stats(), own_cpu());
-    let opened = conns::open_many(ctx.server.target, ctx.keys, ctx.server.addr, n, ctx.inflight, ctx.mode).await;
+    let opened = conns::open_many(
+        ctx.server.target,
+        ctx.keys,
+        ctx.server.addr,
+        n,
+        ctx.inflight,
+        ctx.mode,
+    )
+    .await;
     let s1 = ctx.server.stats();
     let ok = opened.ok.len();
     let secs = opened.elapsed.as_secs_f64();
     let mut figs = Figs::default();
-    figs.text("established / asked", format!("{ok} / {n} ({} in flight)", ctx.inflight));
+    figs.text(
+        "established / asked",
+        format!("{ok} / {n} ({} in flight)", ctx.inflight),
+    );
     figs.text("statuses", status_counts(&opened.statuses));
     figs.num("connections/s", ok as f64 / secs, 0, Better::Higher);
-    figs.num("connect p50 ms", pct_ms(&opened.latencies_us, 50.0), 2, Better::Lower);
-    figs.num("connect p99 ms", pct_ms(&opened.latencies_us, 99.0), 2, Better::Lower);
-    figs.num("server CPU µs per connection", (s1.cpu_s - s0.cpu_s) * 1e6 / ok.max(1) as f64, 0, Better::Lower);
+    figs.num(
+        "connect p50 ms",
+        pct_ms(&opened.latencies_us, 50.0),
+        2,
+        Better::Lower,
+    );
+    figs.num(
+        "connect p99 ms",
+        pct_ms(&opened.latencies_us, 99.0),
+        2,
+        Better::Lower,
+    );
+    figs.num(
+        "server CPU µs per connection",
+        (s1.cpu_s - s0.cpu_s) * 1e6 / ok.max(1) as f64,
+        0,
+        Better::Lower,
+    );
     figs.num("generator CPU s", own_cpu() - gen0, 2, Better::Neither);
     drop(opened);
     Ok(figs)
