@@ -151,7 +151,7 @@ async fn run(args: Args) -> Result<()> {
                 step.title(),
                 target.name()
             );
-            let figs = run_step(&launcher, step, target, mode, plan.inflight).await;
+            let figs = run_step(&launcher, step, target, mode, &plan).await;
             report.add(&step.title(), target, figs);
         }
     }
@@ -171,7 +171,7 @@ async fn run_step(
     step: &Step,
     target: Target,
     mode: TokenMode,
-    inflight: usize,
+    plan: &Plan,
 ) -> Figs {
     let mut server = match launcher.start(target).await {
         Ok(s) => s,
@@ -186,7 +186,8 @@ async fn run_step(
         keys: &launcher.keys,
         tag: sign::run_tag(),
         mode,
-        inflight,
+        inflight: plan.inflight,
+        drain: plan.drain,
     };
     let outcome = tokio::time::timeout(step.timeout(), step.run(&ctx)).await;
     let mut figs = match outcome {

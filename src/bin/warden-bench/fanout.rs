@@ -30,9 +30,6 @@ struct Sent {
     took_us: u64,
 }
 
-/// How long deliveries may trail the last webhook before they count as lost.
-const DRAIN: Duration = Duration::from_secs(10);
-
 /// Sends `seqs` at `rate`/s over `senders` keep-alive connections.
 async fn send_events(
     ctx: &Ctx<'_>,
@@ -49,6 +46,10 @@ async fn send_events(
             let mut out = Vec::new();
             let mut conn: Option<Conn> = None;
             for seq in seqs.filter(|s| (s - first) % senders == lane) {
+                if conn.is_none() {
+                    // Connect ahead of the schedule: the latency clock starts at the request.
+                    conn = Conn::connect(ctx.server.addr).await.ok();
+                }
                 let at = t0 + Duration::from_secs_f64((seq - first) as f64 / rate);
                 tokio::time::sleep_until(at).await;
                 let now = unix_now();
@@ -100,15 +101,61 @@ pub async fn exchange(conn: &mut Option<Conn>, ctx: &Ctx<'_>, req: &[u8]) -> Str
     }
 }
 
-/// Waits until `phase` has no missing delivery, or [`DRAIN`] has passed.
-async fn drain(shared: &Shared, phase: usize) {
-    let deadline = Instant::now() + DRAIN;
+/// Waits until `phase` has no missing delivery, or `ctx.drain` has passed.
+async fn drain(ctx: &Ctx<'_>, shared: &Shared, phase: usize) {
+    let deadline = Instant::now() + ctx.drain;
     while shared.missing(phase) > 0 && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }
 
-/// Delivery figures for the events `seqs` from what the readers recorded.
+/// What the events `seqs` gave: webhook outcomes and delivery latencies.
+struct Deliveries {
+    statuses: BTreeMap<String, u64>,
+    /// Webhook response times, µs, sorted.
+    resp_us: Vec<u64>,
+    /// Delivery latencies, µs, sorted.
+    lat_us: Vec<u64>,
+    /// First send to last receipt, seconds.
+    span_s: f64,
+    expected: usize,
+    duplicates: u64,
+}
+
+fn deliveries(sent: &[Sent], recs: &[Received], seqs: Range<u64>) -> Deliveries {
+    let mut send_at = vec![u64::MAX; seqs.end as usize];
+    let mut statuses = BTreeMap::new();
+    let mut resp_us = Vec::new();
+    for s in sent.iter().filter(|s| seqs.contains(&s.seq)) {
+        send_at[s.seq as usize] = s.at_us;
+        *statuses.entry(s.status.clone()).or_default() += 1;
+        resp_us.push(s.took_us);
+    }
+    let mut lat_us = Vec::new();
+    let (mut first, mut last) = (u64::MAX, 0);
+    for r in recs {
+        for seq in seqs.clone() {
+            let (at, sent_at) = (r.at_us[seq as usize], send_at[seq as usize]);
+            if at != u64::MAX && sent_at != u64::MAX {
+                lat_us.push(at.saturating_sub(sent_at));
+                first = first.min(sent_at);
+                last = last.max(at);
+            }
+        }
+    }
+    resp_us.sort_unstable();
+    lat_us.sort_unstable();
+    Deliveries {
+        statuses,
+        resp_us,
+        lat_us,
+        span_s: last.saturating_sub(first).max(1) as f64 / 1e6,
+        expected: (seqs.end - seqs.start) as usize * recs.len(),
+        duplicates: recs.iter().map(|r| r.duplicates).sum(),
+    }
+}
+
+/// Delivery figures for the events `seqs`, each name prefixed with `prefix`.
 fn delivery_figs(
     figs: &mut Figs,
     prefix: &str,
@@ -116,70 +163,35 @@ fn delivery_figs(
     recs: &[Received],
     seqs: Range<u64>,
 ) {
-    let mut send_at = vec![u64::MAX; seqs.end as usize];
-    let mut statuses = BTreeMap::new();
-    let mut resp: Vec<u64> = Vec::new();
-    for s in sent.iter().filter(|s| seqs.contains(&s.seq)) {
-        send_at[s.seq as usize] = s.at_us;
-        *statuses.entry(s.status.clone()).or_default() += 1;
-        resp.push(s.took_us);
+    let d = deliveries(sent, recs, seqs);
+    let name = |n: &str| format!("{prefix}{n}");
+    let got = d.lat_us.len();
+    figs.text(&name("webhook statuses"), status_counts(&d.statuses));
+    figs.num(
+        &name("webhook response p99 ms"),
+        pct_ms(&d.resp_us, 99.0),
+        2,
+        Better::Lower,
+    );
+    figs.text(
+        &name("deliveries received / expected (duplicates)"),
+        format!("{got} / {} ({})", d.expected, d.duplicates),
+    );
+    figs.text(
+        &name("all delivered"),
+        if got == d.expected { "yes" } else { "NO" },
+    );
+    for (label, p) in [("p50", 50.0), ("p99", 99.0), ("max", 100.0)] {
+        figs.num(
+            &name(&format!("delivery {label} ms")),
+            pct_ms(&d.lat_us, p),
+            2,
+            Better::Lower,
+        );
     }
-    resp.sort_unstable();
-    let mut lat = Vec::new();
-    let (mut first, mut last) = (u64::MAX, 0);
-    for r in recs {
-        for seq in seqs.clone() {
-            let (at, sent_at) = (r.at_us[seq as usize], send_at[seq as usize]);
-            if at != u64::MAX && sent_at != u64::MAX {
-                lat.push(at.saturating_sub(sent_at));
-                first = first.min(sent_at);
-                last = last.max(at);
-            }
-        }
-    }
-    lat.sort_unstable();
-    let expected = (seqs.end - seqs.start) as usize * recs.len();
-    let dups: u64 = recs.iter().map(|r| r.duplicates).sum();
-    figs.text(
-        &format!("{prefix}webhook statuses"),
-        status_counts(&statuses),
-    );
     figs.num(
-        &format!("{prefix}webhook response p99 ms"),
-        pct_ms(&resp, 99.0),
-        2,
-        Better::Lower,
-    );
-    figs.text(
-        &format!("{prefix}deliveries received / expected (duplicates)"),
-        format!("{} / {expected} ({dups})", lat.len()),
-    );
-    figs.text(
-        &format!("{prefix}all delivered"),
-        if lat.len() == expected { "yes" } else { "NO" },
-    );
-    figs.num(
-        &format!("{prefix}delivery p50 ms"),
-        pct_ms(&lat, 50.0),
-        2,
-        Better::Lower,
-    );
-    figs.num(
-        &format!("{prefix}delivery p99 ms"),
-        pct_ms(&lat, 99.0),
-        2,
-        Better::Lower,
-    );
-    figs.num(
-        &format!("{prefix}delivery max ms"),
-        pct_ms(&lat, 100.0),
-        2,
-        Better::Lower,
-    );
-    let span = last.saturating_sub(first).max(1) as f64 / 1e6;
-    figs.num(
-        &format!("{prefix}deliveries/s"),
-        lat.len() as f64 / span,
+        &name("deliveries/s"),
+        got as f64 / d.span_s,
         0,
         Better::Higher,
     );
@@ -200,15 +212,7 @@ async fn subscribe(
     phases: usize,
 ) -> Subscribers {
     let cpu0 = ctx.server.stats().cpu_s;
-    let opened = conns::open_many(
-        ctx.server.target,
-        ctx.keys,
-        ctx.server.addr,
-        n,
-        ctx.inflight,
-        ctx.mode,
-    )
-    .await;
+    let opened = ctx.open(n).await;
     figs.text(
         "subscribers connected",
         format!("{} / {n}", opened.ok.len()),
@@ -267,7 +271,7 @@ pub async fn fanout(ctx: &Ctx<'_>, n: usize, events: u64, rate: f64) -> Result<F
     let subs = subscribe(ctx, &mut figs, n, events as usize, 1).await;
     let cpu0 = ctx.server.stats().cpu_s;
     let sent = send_events(ctx, &subs.shared, 0..events, rate, 4).await;
-    drain(&subs.shared, 0).await;
+    drain(ctx, &subs.shared, 0).await;
     let cpu = ctx.server.stats().cpu_s - cpu0;
     let recs = subs.finish().await;
     delivery_figs(&mut figs, "", &sent, &recs, 0..events);
@@ -287,12 +291,12 @@ pub async fn slow(ctx: &Ctx<'_>, n: usize, events: u64, rate: f64) -> Result<Fig
     let mut figs = Figs::default();
     let subs = subscribe(ctx, &mut figs, n, events as usize, 2).await;
     let sent_a = send_events(ctx, &subs.shared, 0..events, rate, 4).await;
-    drain(&subs.shared, 0).await;
+    drain(ctx, &subs.shared, 0).await;
     let stalled = open_stalled(ctx)
         .await
         .context("opening the stalled client")?;
     let sent_b = send_events(ctx, &subs.shared, events..2 * events, rate, 4).await;
-    drain(&subs.shared, 1).await;
+    drain(ctx, &subs.shared, 1).await;
     let cut_off = cut_off(stalled).await;
     let recs = subs.finish().await;
     delivery_figs(

@@ -148,6 +148,7 @@ impl Report {
 fn cell(v: &Option<Val>) -> String {
     match v {
         None => "—".to_owned(),
+        Some(Val::Num(n, _)) if !n.is_finite() => "n/a".to_owned(),
         Some(Val::Num(n, d)) => format!("{n:.d$}", d = *d),
         Some(Val::Text(t)) => t.replace('|', "\\|"),
     }

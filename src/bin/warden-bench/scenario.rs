@@ -16,7 +16,7 @@ use crate::conns::{self, Shared, TokenMode, read_stream, unix_now};
 use crate::fanout::exchange;
 use crate::http;
 use crate::report::{Better, Figs, pct_ms, status_counts};
-use crate::server::{Server, own_cpu};
+use crate::server::{ProcStats, Server, own_cpu};
 use crate::sign::Keys;
 
 /// What a scenario runs against.
@@ -31,99 +31,114 @@ pub struct Ctx<'a> {
     pub mode: TokenMode,
     /// Connects in flight at once.
     pub inflight: usize,
+    /// How long deliveries may trail the last webhook before they count as lost.
+    pub drain: Duration,
+}
+
+impl Ctx<'_> {
+    /// Opens `n` streams to the server, `inflight` at once.
+    pub async fn open(&self, n: usize) -> conns::Opened {
+        let (t, a) = (self.server.target, self.server.addr);
+        conns::open_many(t, self.keys, a, n, self.inflight, self.mode).await
+    }
+}
+
+/// One flood connection's tally.
+#[derive(Default)]
+struct Tally {
+    lat_us: Vec<u64>,
+    statuses: BTreeMap<String, u64>,
+}
+
+/// Sends signed unique webhooks back to back on one keep-alive connection until `deadline`.
+async fn flood_worker(ctx: &Ctx<'_>, counter: &AtomicU64, deadline: Instant) -> Tally {
+    let mut conn = None;
+    let mut tally = Tally::default();
+    while Instant::now() < deadline {
+        let seq = counter.fetch_add(1, Ordering::Relaxed);
+        let now = unix_now();
+        let body = crate::sign::webhook_body(&ctx.tag, seq, now);
+        let auth = ctx.keys.webhook_auth(body.as_bytes(), now);
+        let req = http::post(ctx.server.addr, "/webhooks/livekit", &auth, body.as_bytes());
+        let t = Instant::now();
+        let status = exchange(&mut conn, ctx, &req).await;
+        tally.lat_us.push(t.elapsed().as_micros() as u64);
+        if status.starts_with("error") {
+            // A refused connect must not spin: the server may be restarting its listener.
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        *tally.statuses.entry(status).or_default() += 1;
+    }
+    tally
 }
 
 /// Signed unique webhooks from `concurrency` keep-alive connections for `duration`.
 pub async fn flood(ctx: &Ctx<'_>, concurrency: usize, duration: Duration) -> Result<Figs> {
     let counter = AtomicU64::new(0);
-    let (s0, gen0) = (ctx.server.stats(), own_cpu());
-    let start = Instant::now();
-    let deadline = start + duration;
-    let workers = (0..concurrency).map(|_| async {
-        let mut conn = None;
-        let mut lat = Vec::new();
-        let mut statuses: BTreeMap<String, u64> = BTreeMap::new();
-        while Instant::now() < deadline {
-            let seq = counter.fetch_add(1, Ordering::Relaxed);
-            let now = unix_now();
-            let body = crate::sign::webhook_body(&ctx.tag, seq, now);
-            let auth = ctx.keys.webhook_auth(body.as_bytes(), now);
-            let req = http::post(ctx.server.addr, "/webhooks/livekit", &auth, body.as_bytes());
-            let t = Instant::now();
-            let status = exchange(&mut conn, ctx, &req).await;
-            lat.push(t.elapsed().as_micros() as u64);
-            if status.starts_with("error") {
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
-            *statuses.entry(status).or_default() += 1;
-        }
-        (lat, statuses)
-    });
+    let (s0, gen0, start) = (ctx.server.stats(), own_cpu(), Instant::now());
+    let workers = (0..concurrency).map(|_| flood_worker(ctx, &counter, start + duration));
     let results = futures_util::future::join_all(workers).await;
-    let elapsed = start.elapsed().as_secs_f64();
+    let secs = start.elapsed().as_secs_f64();
     let (s1, gen_cpu) = (ctx.server.stats(), own_cpu() - gen0);
-    let mut lat = Vec::new();
-    let mut statuses = BTreeMap::new();
-    for (l, s) in results {
-        lat.extend(l);
-        for (k, v) in s {
-            *statuses.entry(k).or_default() += v;
+    let mut all = Tally::default();
+    for t in results {
+        all.lat_us.extend(t.lat_us);
+        for (k, v) in t.statuses {
+            *all.statuses.entry(k).or_default() += v;
         }
     }
-    lat.sort_unstable();
-    let ok: u64 = statuses
+    all.lat_us.sort_unstable();
+    let ok: u64 = all
+        .statuses
         .iter()
         .filter(|(k, _)| k.starts_with('2'))
         .map(|(_, v)| v)
         .sum();
     let cpu = s1.cpu_s - s0.cpu_s;
+    let lat = |p| pct_ms(&all.lat_us, p);
     let mut figs = Figs::default();
     figs.num(
         "accepted webhooks/s (2xx)",
-        ok as f64 / elapsed,
+        ok as f64 / secs,
         0,
         Better::Higher,
     );
-    figs.text("statuses", status_counts(&statuses));
-    figs.num("latency p50 ms", pct_ms(&lat, 50.0), 2, Better::Lower);
-    figs.num("latency p99 ms", pct_ms(&lat, 99.0), 2, Better::Lower);
-    figs.num("latency max ms", pct_ms(&lat, 100.0), 2, Better::Lower);
-    figs.num(
-        "server CPU µs per accepted webhook",
-        cpu * 1e6 / ok.max(1) as f64,
-        1,
-        Better::Lower,
-    );
-    figs.num(
-        "server CPU % of one core",
-        cpu * 100.0 / elapsed,
-        0,
-        Better::Neither,
-    );
-    figs.num("server RSS end MB", s1.rss as f64 / 1e6, 1, Better::Lower);
-    figs.num("server peak RSS MB", s1.hwm as f64 / 1e6, 1, Better::Lower);
-    figs.num(
-        "generator CPU % of one core",
-        gen_cpu * 100.0 / elapsed,
-        0,
-        Better::Neither,
-    );
+    figs.text("statuses", status_counts(&all.statuses));
+    for (name, v, d, better) in [
+        ("latency p50 ms", lat(50.0), 2, Better::Lower),
+        ("latency p99 ms", lat(99.0), 2, Better::Lower),
+        ("latency max ms", lat(100.0), 2, Better::Lower),
+        (
+            "server CPU µs per accepted webhook",
+            cpu * 1e6 / ok.max(1) as f64,
+            1,
+            Better::Lower,
+        ),
+        (
+            "server CPU % of one core",
+            cpu * 100.0 / secs,
+            0,
+            Better::Neither,
+        ),
+        ("server RSS end MB", s1.rss as f64 / 1e6, 1, Better::Lower),
+        ("server peak RSS MB", s1.hwm as f64 / 1e6, 1, Better::Lower),
+        (
+            "generator CPU % of one core",
+            gen_cpu * 100.0 / secs,
+            0,
+            Better::Neither,
+        ),
+    ] {
+        figs.num(name, v, d, better);
+    }
     Ok(figs)
 }
 
 /// `n` idle subscribers held for `hold`: server memory per connection.
 pub async fn idle(ctx: &Ctx<'_>, n: usize, hold: Duration) -> Result<Figs> {
-    let s0 = ctx.server.stats();
-    let opened = conns::open_many(
-        ctx.server.target,
-        ctx.keys,
-        ctx.server.addr,
-        n,
-        ctx.inflight,
-        ctx.mode,
-    )
-    .await;
-    let s1 = ctx.server.stats();
+    let before = ctx.server.stats();
+    let opened = ctx.open(n).await;
+    let connected = ctx.server.stats();
     let ok = opened.ok.len();
     let shared = Shared::new(crate::sign::marker(&ctx.tag), 0, 1, ok);
     let (stop, rx) = watch::channel(false);
@@ -133,7 +148,7 @@ pub async fn idle(ctx: &Ctx<'_>, n: usize, hold: Duration) -> Result<Figs> {
         .map(|est| tokio::spawn(read_stream(est, shared.clone(), rx.clone())))
         .collect();
     tokio::time::sleep(hold).await;
-    let s2 = ctx.server.stats();
+    let end = ctx.server.stats();
     let _ = stop.send(true);
     let mut alive = 0;
     for t in tasks {
@@ -141,74 +156,39 @@ pub async fn idle(ctx: &Ctx<'_>, n: usize, hold: Duration) -> Result<Figs> {
             alive += 1;
         }
     }
-    let per = |s: u64| (s.saturating_sub(s0.rss)) as f64 / ok.max(1) as f64;
     let mut figs = Figs::default();
     figs.text("established / asked", format!("{ok} / {n}"));
     figs.text("connect statuses", status_counts(&opened.statuses));
     figs.text("still open at end of hold", format!("{alive} / {ok}"));
-    figs.num(
-        "connections/s while connecting",
-        ok as f64 / opened.elapsed.as_secs_f64(),
-        0,
-        Better::Higher,
-    );
-    figs.num(
-        "server RSS before MB",
-        s0.rss as f64 / 1e6,
-        1,
-        Better::Lower,
-    );
-    figs.num(
-        "server RSS connected MB",
-        s1.rss as f64 / 1e6,
-        1,
-        Better::Lower,
-    );
-    figs.num(
-        "server RSS end of hold MB",
-        s2.rss as f64 / 1e6,
-        1,
-        Better::Lower,
-    );
-    figs.num(
-        "bytes per connection, connected",
-        per(s1.rss),
-        0,
-        Better::Lower,
-    );
-    figs.num(
-        "bytes per connection, end of hold",
-        per(s2.rss),
-        0,
-        Better::Lower,
-    );
-    figs.num(
-        "server CPU s connecting",
-        s1.cpu_s - s0.cpu_s,
-        2,
-        Better::Lower,
-    );
-    figs.num(
-        "server CPU % while holding",
-        (s2.cpu_s - s1.cpu_s) * 100.0 / hold.as_secs_f64(),
-        2,
-        Better::Lower,
-    );
+    let rate = ok as f64 / opened.elapsed.as_secs_f64();
+    figs.num("connections/s while connecting", rate, 0, Better::Higher);
+    memory_figs(&mut figs, ok, [before, connected, end], hold);
     Ok(figs)
+}
+
+/// RSS and CPU figures of an idle hold from the stats before connecting,
+/// once connected and at the end of the hold.
+fn memory_figs(figs: &mut Figs, conns: usize, [s0, s1, s2]: [ProcStats; 3], hold: Duration) {
+    let per = |s: &ProcStats| s.rss.saturating_sub(s0.rss) as f64 / conns.max(1) as f64;
+    let mb = |s: &ProcStats| s.rss as f64 / 1e6;
+    let holding = (s2.cpu_s - s1.cpu_s) * 100.0 / hold.as_secs_f64();
+    for (name, v, d) in [
+        ("server RSS before MB", mb(&s0), 1),
+        ("server RSS connected MB", mb(&s1), 1),
+        ("server RSS end of hold MB", mb(&s2), 1),
+        ("bytes per connection, connected", per(&s1), 0),
+        ("bytes per connection, end of hold", per(&s2), 0),
+        ("server CPU s connecting", s1.cpu_s - s0.cpu_s, 2),
+        ("server CPU % while holding", holding, 2),
+    ] {
+        figs.num(name, v, d, Better::Lower);
+    }
 }
 
 /// `n` authenticated SSE connects, `ctx.inflight` at once, all kept open until the end.
 pub async fn storm(ctx: &Ctx<'_>, n: usize) -> Result<Figs> {
     let (s0, gen0) = (ctx.server.stats(), own_cpu());
-    let opened = conns::open_many(
-        ctx.server.target,
-        ctx.keys,
-        ctx.server.addr,
-        n,
-        ctx.inflight,
-        ctx.mode,
-    )
-    .await;
+    let opened = ctx.open(n).await;
     let s1 = ctx.server.stats();
     let ok = opened.ok.len();
     let secs = opened.elapsed.as_secs_f64();
