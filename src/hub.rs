@@ -1,107 +1,414 @@
-//! SSE fan-out. (Lead's interface stub; the real hub lands from the hub branch.)
+//! Real-time fan-out: the SSE event stream, its resume history and the room
+//! snapshot (SPEC "SSE stream").
+//!
+//! Modelled on mini-redis `db.rs`: [`Hub`] is a cheap `Clone` handle over
+//! `Arc<Shared>`, and the state sits behind `std::sync::Mutex`es because no
+//! critical section awaits and all are short (a std mutex is cheaper than an
+//! async one here).
+//!
+//! Invariants:
+//! - An event is serialised once ([`frame`]); every subscriber gets the same
+//!   `Bytes`. Publishing never waits for a subscriber.
+//! - One bounded ring ([`history`]) is both the history for `Last-Event-ID`
+//!   and the live queue. A subscriber is a cursor into it, so idle subscribers
+//!   cost a few dozen bytes and a stalled one holds nothing; a subscriber that
+//!   falls more than `client_queue_size` frames behind is sent `event: reset`
+//!   and its stream ends — never a silent gap.
+//! - Two locks, always taken in this order: `model` (seq counter, room
+//!   snapshot; held by publishers and subscribers while they start) then
+//!   `ring` (frames and parked wakers; the hot path of every reader). Seq
+//!   assignment, snapshot update and ring append happen under `model`, and a
+//!   subscription takes its snapshot (or history position) and its live
+//!   cursor under `model` too, so a resume or a snapshot is followed by
+//!   exactly the frames after it: no gap, no duplicate.
+//! - Ids are `<epoch>-<seq>`, seqs strictly increasing; the random epoch
+//!   tells a restart apart.
 
-use std::convert::Infallible;
-use std::pin::Pin;
-use std::sync::Arc;
-use std::task::{Context, Poll};
+mod frame;
+mod history;
+mod snapshot;
+mod stream;
+#[cfg(test)]
+mod tests;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
 
 use bytes::Bytes;
-use futures_util::Stream;
+use rand::Rng;
+use tokio::time::Instant;
+
+pub use stream::{Start, Subscription};
 
 use crate::config::Config;
 use crate::event::Event;
+use frame::Filter;
+use history::{Cursor, Ring};
+use snapshot::Rooms;
 
-/// Hub settings.
-#[derive(Clone, Debug)]
-pub struct HubSettings {
-    /// Events kept.
-    pub history_size: usize,
+/// Why a last event id cannot be resumed from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum HubError {
+    /// Not of the form `<epoch>-<seq>`.
+    #[error("malformed last event id")]
+    MalformedId,
+    /// From another epoch (a restart, or another node without a shared history).
+    #[error("last event id from another epoch")]
+    OtherEpoch,
+    /// Older than the history kept.
+    #[error("last event id older than the history")]
+    TooOld,
+    /// A seq not issued yet.
+    #[error("last event id not issued")]
+    UnknownId,
 }
 
-impl HubSettings {
-    /// From the configuration.
-    pub fn from_config(cfg: &Config) -> Self {
-        Self {
-            history_size: cfg.realtime.history_size,
+/// Why a stream carries `event: reset`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResetReason {
+    /// The last event id could not be resumed from.
+    Resume(HubError),
+    /// The subscriber fell more than `client_queue_size` frames behind.
+    SlowConsumer,
+}
+
+impl ResetReason {
+    /// The `reason` sent in the reset event's data.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Resume(HubError::MalformedId) => "malformed_id",
+            Self::Resume(HubError::OtherEpoch) => "other_epoch",
+            Self::Resume(HubError::TooOld) => "too_old",
+            Self::Resume(HubError::UnknownId) => "unknown_id",
+            Self::SlowConsumer => "slow_consumer",
         }
     }
 }
 
-/// What a subscriber may watch.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// The hub's settings (from `realtime.*`).
+#[derive(Debug, Clone)]
+pub struct HubSettings {
+    /// Frames kept for resume.
+    pub history_size: usize,
+    /// Frames a subscriber may fall behind before it is cut.
+    pub client_queue_size: usize,
+    /// Most frames in one write.
+    pub max_batch_size: usize,
+    /// Longest coalescing delay. The hub never delays a frame (it coalesces
+    /// only what is already there when polled), so this bound always holds.
+    pub batch_interval: Duration,
+    /// A `: ping` after this long without a write.
+    pub heartbeat: Duration,
+    /// Longest stream life, jittered by ±10 %.
+    pub max_connection_age: Duration,
+}
+
+impl HubSettings {
+    /// The settings of a validated configuration.
+    pub fn from_config(config: &Config) -> Self {
+        let rt = &config.realtime;
+        Self {
+            history_size: rt.history_size,
+            client_queue_size: rt.client_queue_size,
+            max_batch_size: rt.max_batch_size.max(1),
+            batch_interval: rt.batch_interval,
+            heartbeat: rt.heartbeat,
+            max_connection_age: rt.max_connection_age,
+        }
+    }
+}
+
+/// What the caller's token may watch.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Access {
-    /// Every room.
+    /// Every room, and frames that belong to no room.
     All,
-    /// These rooms only.
+    /// Only these raw room names.
     Rooms(Vec<String>),
 }
 
-/// A subscription request.
-#[derive(Clone, Debug)]
+/// A request to subscribe.
+#[derive(Debug, Clone)]
 pub struct SubscribeRequest {
-    /// Permission.
+    /// What the token permits.
     pub access: Access,
-    /// `?room=` filter.
+    /// The `?room=` filter (raw names); empty means every permitted room.
     pub rooms: Vec<String>,
-    /// Resume point.
+    /// `Last-Event-ID` / `lastEventId`.
     pub last_event_id: Option<String>,
-    /// Token expiry, Unix ms.
+    /// Token expiry, Unix ms: the stream ends then.
     pub deadline_ms: Option<i64>,
     /// Now, Unix ms.
     pub now_ms: i64,
 }
 
-/// The hub handle.
-#[derive(Clone, Debug)]
+/// Counters for metrics and status.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HubStats {
+    /// Open subscriptions.
+    pub subscribers: u64,
+    /// Events published.
+    pub published: u64,
+    /// Event frames handed to subscribers (one per subscriber per event).
+    pub delivered_frames: u64,
+    /// Subscribers cut for falling behind.
+    pub slow_consumer_cuts: u64,
+    /// `reset` events sent (refused ids and slow consumers).
+    pub resets: u64,
+    /// Snapshots sent.
+    pub snapshots: u64,
+    /// Successful resumes.
+    pub resumes: u64,
+    /// Heartbeat comments sent.
+    pub heartbeats: u64,
+    /// Rooms in the snapshot state.
+    pub rooms: u64,
+    /// Seq of the last event published.
+    pub last_seq: u64,
+}
+
+#[derive(Default)]
+struct Counters {
+    subscribers: AtomicU64,
+    published: AtomicU64,
+    delivered_frames: AtomicU64,
+    slow_consumer_cuts: AtomicU64,
+    resets: AtomicU64,
+    snapshots: AtomicU64,
+    resumes: AtomicU64,
+    heartbeats: AtomicU64,
+}
+
+/// Publisher-side state.
+struct Model {
+    /// Seq of the last event published (mirrors the ring's head, read without its lock).
+    head: u64,
+    rooms: Rooms,
+    /// The unfiltered snapshot frame for the current head, built at most once per event.
+    cached_snapshot: Option<(u64, Bytes)>,
+}
+
+struct Shared {
+    settings: HubSettings,
+    epoch: String,
+    model: Mutex<Model>,
+    ring: Mutex<Ring>,
+    stats: Counters,
+}
+
+impl Shared {
+    fn lock_model(&self) -> MutexGuard<'_, Model> {
+        // No code path panics while holding a lock, and every update leaves the
+        // state consistent, so a poisoned lock still guards valid data.
+        self.model.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn lock_ring(&self) -> MutexGuard<'_, Ring> {
+        self.ring.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// The fan-out hub: a cheap `Clone` handle.
+#[derive(Clone)]
 pub struct Hub {
-    _settings: Arc<HubSettings>,
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for Hub {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hub")
+            .field("epoch", &self.shared.epoch)
+            .field("stats", &self.stats())
+            .finish()
+    }
 }
 
 impl Hub {
-    /// A hub.
+    /// A hub with an empty history and a fresh random epoch.
     pub fn new(settings: HubSettings) -> Self {
+        let epoch = format!("{:08x}", rand::rng().random::<u32>());
+        let capacity = settings.history_size.max(settings.client_queue_size);
         Self {
-            _settings: Arc::new(settings),
+            shared: Arc::new(Shared {
+                settings,
+                epoch,
+                model: Mutex::new(Model {
+                    head: 0,
+                    rooms: Rooms::default(),
+                    cached_snapshot: None,
+                }),
+                ring: Mutex::new(Ring::new(capacity)),
+                stats: Counters::default(),
+            }),
         }
     }
 
-    /// Publishes an event.
+    /// The epoch in this hub's event ids.
+    pub fn epoch(&self) -> &str {
+        &self.shared.epoch
+    }
+
+    /// Publishes one event to every subscriber and returns its seq. Never waits for a subscriber.
     pub fn publish(&self, event: Event, now_ms: i64) -> u64 {
-        let _ = (event, now_ms);
-        0
+        let shared = &self.shared;
+        let mut model = shared.lock_model();
+        let seq = model.head + 1;
+        let frame = frame::event_frame(&shared.epoch, seq, &event, now_ms);
+        model.rooms.apply(&event);
+        model.cached_snapshot = None;
+        model.head = seq;
+        let wakers = shared.lock_ring().push(frame);
+        drop(model);
+        shared.stats.published.fetch_add(1, Ordering::Relaxed);
+        for waker in wakers.into_iter().flatten() {
+            waker.wake();
+        }
+        seq
     }
 
-    /// Subscribes.
+    /// Starts a subscription (see SPEC "SSE stream" for the semantics).
+    /// Must be called within a Tokio runtime (the stream owns a timer).
     pub fn subscribe(&self, req: SubscribeRequest) -> Subscription {
-        let _ = req;
-        Subscription {
-            first: Some(Bytes::from_static(
-                b"id: 0-0\nevent: snapshot\ndata: {\"rooms\":[]}\n\n",
-            )),
-        }
+        let shared = &self.shared;
+        let filter = Filter::new(&req.access, &req.rooms);
+        let ends_at = self.ends_at(req.deadline_ms, req.now_ms);
+        let mut model = shared.lock_model();
+        let head = model.head;
+        let resume = req
+            .last_event_id
+            .as_deref()
+            .map(|id| self.resume_point(id, head));
+        let (cursor, prelude, start) = match resume {
+            Some(Ok(seq)) => {
+                shared.stats.resumes.fetch_add(1, Ordering::Relaxed);
+                (Cursor::new(seq + 1, head + 1), None, Start::Resumed)
+            }
+            Some(Err(error)) => {
+                let reason = ResetReason::Resume(error);
+                shared.stats.resets.fetch_add(1, Ordering::Relaxed);
+                let mut out = frame::reset_frame(reason).to_vec();
+                self.write_snapshot(&mut model, head, &filter, &mut out);
+                (
+                    Cursor::new(head + 1, head + 1),
+                    Some(Bytes::from(out)),
+                    Start::Reset(reason),
+                )
+            }
+            None => {
+                let snapshot = self.snapshot_frame(&mut model, head, &filter);
+                (
+                    Cursor::new(head + 1, head + 1),
+                    Some(snapshot),
+                    Start::Snapshot,
+                )
+            }
+        };
+        drop(model);
+        Subscription::new(Arc::clone(shared), cursor, filter, prelude, ends_at, start)
     }
 
-    /// The snapshot as JSON.
+    /// The snapshot's `data` for `GET /api/rooms`: the rooms `access` and `rooms` admit.
     pub fn snapshot_json(&self, access: &Access, rooms: &[String]) -> serde_json::Value {
-        let _ = (access, rooms);
-        serde_json::json!({"rooms": []})
+        let filter = Filter::new(access, rooms);
+        let model = self.shared.lock_model();
+        serde_json::to_value(model.rooms.view(&filter))
+            .expect("plain derived structs serialise without error")
     }
 
-    /// Ends every stream.
-    pub fn close(&self) {}
-}
-
-/// A subscriber's stream.
-pub struct Subscription {
-    first: Option<Bytes>,
-}
-
-impl Stream for Subscription {
-    type Item = Result<Bytes, Infallible>;
-    fn poll_next(mut self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        match self.first.take() {
-            Some(b) => Poll::Ready(Some(Ok(b))),
-            None => Poll::Pending,
+    /// Ends every stream after it has delivered what was already published.
+    pub fn close(&self) {
+        let wakers = self.shared.lock_ring().close();
+        for waker in wakers.into_iter().flatten() {
+            waker.wake();
         }
+    }
+
+    /// True once [`Hub::close`] was called.
+    pub fn is_closed(&self) -> bool {
+        self.shared.lock_ring().is_closed()
+    }
+
+    /// The counters.
+    pub fn stats(&self) -> HubStats {
+        let c = &self.shared.stats;
+        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        // One lock, released before anything else is locked.
+        let (rooms, last_seq) = {
+            let model = self.shared.lock_model();
+            (model.rooms.len() as u64, model.head)
+        };
+        HubStats {
+            subscribers: load(&c.subscribers),
+            published: load(&c.published),
+            delivered_frames: load(&c.delivered_frames),
+            slow_consumer_cuts: load(&c.slow_consumer_cuts),
+            resets: load(&c.resets),
+            snapshots: load(&c.snapshots),
+            resumes: load(&c.resumes),
+            heartbeats: load(&c.heartbeats),
+            rooms,
+            last_seq,
+        }
+    }
+
+    /// The seq after which a resume from `id` continues.
+    fn resume_point(&self, id: &str, head: u64) -> Result<u64, HubError> {
+        let seq = frame::parse_id(&self.shared.epoch, id)?;
+        if seq > head {
+            return Err(HubError::UnknownId);
+        }
+        let history = self.shared.settings.history_size as u64;
+        // Every frame after `seq` must still be held: the newest `history_size`.
+        if head - seq > history || seq + 1 < self.shared.lock_ring().oldest() {
+            return Err(HubError::TooOld);
+        }
+        Ok(seq)
+    }
+
+    /// The end of a stream: token expiry or the jittered maximum age, whichever is first.
+    fn ends_at(&self, deadline_ms: Option<i64>, now_ms: i64) -> Instant {
+        let now = Instant::now();
+        let age = self
+            .shared
+            .settings
+            .max_connection_age
+            .mul_f64(rand::rng().random_range(0.9..=1.1));
+        let by_age = now + age;
+        match deadline_ms {
+            Some(deadline) => {
+                let left = Duration::from_millis(
+                    u64::try_from(deadline.saturating_sub(now_ms)).unwrap_or(0),
+                );
+                by_age.min(now + left)
+            }
+            None => by_age,
+        }
+    }
+
+    /// The snapshot frame for `filter`, from the cache when unfiltered.
+    fn snapshot_frame(&self, model: &mut Model, head: u64, filter: &Filter) -> Bytes {
+        if filter.is_everything() {
+            if let Some((seq, bytes)) = &model.cached_snapshot {
+                if *seq == head {
+                    self.shared.stats.snapshots.fetch_add(1, Ordering::Relaxed);
+                    return bytes.clone();
+                }
+            }
+        }
+        let mut out = Vec::new();
+        self.write_snapshot(model, head, filter, &mut out);
+        let bytes = Bytes::from(out);
+        if filter.is_everything() {
+            model.cached_snapshot = Some((head, bytes.clone()));
+        }
+        bytes
+    }
+
+    fn write_snapshot(&self, model: &mut Model, head: u64, filter: &Filter, out: &mut Vec<u8>) {
+        self.shared.stats.snapshots.fetch_add(1, Ordering::Relaxed);
+        let json = serde_json::to_vec(&model.rooms.view(filter))
+            .expect("plain derived structs serialise without error");
+        frame::snapshot_frame(out, &self.shared.epoch, head, &json);
     }
 }

@@ -63,8 +63,8 @@ fn send(
     if !matches!(parsed.scheme(), "http" | "https") {
         anyhow::bail!("--url must be http or https");
     }
-    // Until the key store lands, the ring holds the configured keys; the first signs.
-    let (key_id, secret) = KeyRing::from_config(&ctx.config)
+    // Signed as LiveKit would, with Warden's signing key (its own newest active key, else LIVEKIT_API_KEY).
+    let (key_id, secret) = KeyRing::open(&ctx.config, &ctx.clock)?
         .signing_key()
         .context("no signing key: set LIVEKIT_API_KEY and LIVEKIT_API_SECRET (or create a key)")?;
     let now_ms = ctx.clock.now_ms();

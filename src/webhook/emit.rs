@@ -22,6 +22,20 @@ pub fn guid(prefix: &str) -> String {
     format!("{prefix}{tail}")
 }
 
+/// A LiveKit-shaped id derived from `seed`, so that drills sent one after the
+/// other (`room_started`, `participant_joined`, `participant_left`, …) name
+/// the same room, participant and track, as a real server would.
+pub fn stable_guid(prefix: &str, seed: &str) -> String {
+    use sha2::Digest as _;
+    let digest = sha2::Sha256::digest(seed.as_bytes());
+    let tail: String = digest
+        .iter()
+        .take(12)
+        .map(|b| char::from(BASE57[usize::from(*b) % BASE57.len()]))
+        .collect();
+    format!("{prefix}{tail}")
+}
+
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct Body {
@@ -125,7 +139,7 @@ struct IngressState {
 /// `identity` is the participant of participant and track events.
 pub fn livekit_body(event: &str, room: &str, identity: &str, now_ms: i64) -> Vec<u8> {
     let (secs, nanos) = (now_ms.div_euclid(1000), now_ms.saturating_mul(1_000_000));
-    let room_sid = guid("RM_");
+    let room_sid = stable_guid("RM_", room);
     let mut body = Body {
         event: event.to_owned(),
         room: None,
@@ -154,13 +168,13 @@ pub fn livekit_body(event: &str, room: &str, identity: &str, now_ms: i64) -> Vec
         }
         "participant_joined" | "participant_left" | "participant_connection_aborted" => {
             body.room = Some(the_room(Some(1)));
-            body.participant = Some(participant(event, identity, secs, now_ms));
+            body.participant = Some(participant(event, room, identity, secs, now_ms));
         }
         "track_published" | "track_unpublished" => {
             body.room = Some(the_room(Some(1)));
-            body.participant = Some(participant(event, identity, secs, now_ms));
+            body.participant = Some(participant(event, room, identity, secs, now_ms));
             body.track = Some(Track {
-                sid: guid("TR_"),
+                sid: stable_guid("TR_", &format!("{room}\u{0}{identity}\u{0}microphone")),
                 name: "microphone",
                 source: "MICROPHONE",
                 mime_type: "audio/red",
@@ -173,15 +187,16 @@ pub fn livekit_body(event: &str, room: &str, identity: &str, now_ms: i64) -> Vec
     serde_json::to_vec(&body).expect("plain structs always serialise")
 }
 
-fn participant(event: &str, identity: &str, secs: i64, now_ms: i64) -> Participant {
+fn participant(event: &str, room: &str, identity: &str, secs: i64, now_ms: i64) -> Participant {
     let gone = event != "participant_joined" && !event.starts_with("track_");
     Participant {
-        sid: guid("PA_"),
+        sid: stable_guid("PA_", &format!("{room}\u{0}{identity}")),
         identity: identity.to_owned(),
         state: if gone { "DISCONNECTED" } else { "ACTIVE" },
         joined_at: (secs - 30).to_string(),
         joined_at_ms: (now_ms - 30_000).to_string(),
-        name: identity.to_owned(),
+        // A display name, not the identity (which the stream hashes).
+        name: identity.split('@').next().unwrap_or(identity).to_owned(),
         version: 2,
         permission: Permission {
             can_subscribe: true,

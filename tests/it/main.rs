@@ -9,6 +9,7 @@ mod config;
 mod http;
 mod keys;
 mod logging;
+mod sse;
 mod tls;
 mod token;
 mod webhook;

@@ -376,3 +376,199 @@ impl Drop for Served {
         let _ = self.child.wait();
     }
 }
+
+/// One server-sent event.
+#[derive(Clone, Debug)]
+pub struct SseEvent {
+    /// `id:` field.
+    pub id: Option<String>,
+    /// `event:` field (`message` when absent).
+    pub event: String,
+    /// `data:` lines joined.
+    pub data: String,
+}
+
+impl SseEvent {
+    /// `data` as JSON.
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.data).unwrap_or(Value::Null)
+    }
+}
+
+/// A test SSE client over a real socket.
+pub struct Sse {
+    /// HTTP status.
+    pub status: u16,
+    /// Response headers.
+    pub headers: reqwest::header::HeaderMap,
+    resp: Option<reqwest::Response>,
+    buf: String,
+    /// Comment lines seen (e.g. ` ping`).
+    pub comments: Vec<String>,
+    /// Body of a refusal.
+    pub body: String,
+}
+
+impl Sse {
+    /// Opens `url` (path and query included) with optional bearer token and headers.
+    pub async fn open(url: &str, token: Option<&str>, headers: &[(&str, &str)]) -> Sse {
+        let mut req = client().get(url).header("accept", "text/event-stream");
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let c = reqwest::Client::builder()
+            .no_proxy()
+            .build()
+            .expect("client");
+        let resp = c
+            .execute(req.build().expect("request"))
+            .await
+            .expect("connect");
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        if status == 200 {
+            Sse {
+                status,
+                headers,
+                resp: Some(resp),
+                buf: String::new(),
+                comments: Vec::new(),
+                body: String::new(),
+            }
+        } else {
+            let body = resp.text().await.unwrap_or_default();
+            Sse {
+                status,
+                headers,
+                resp: None,
+                buf: String::new(),
+                comments: Vec::new(),
+                body,
+            }
+        }
+    }
+
+    /// The next event within `timeout`; `None` on timeout or end of stream.
+    pub async fn next(&mut self, timeout: Duration) -> Option<SseEvent> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if let Some(ev) = self.parse_one() {
+                return Some(ev);
+            }
+            let resp = self.resp.as_mut()?;
+            match tokio::time::timeout_at(deadline, resp.chunk()).await {
+                Ok(Ok(Some(chunk))) => self.buf.push_str(&String::from_utf8_lossy(&chunk)),
+                Ok(Ok(None)) | Ok(Err(_)) => {
+                    self.resp = None;
+                    return self.parse_one();
+                }
+                Err(_) => return None,
+            }
+        }
+    }
+
+    /// The next event named `name` (others are skipped).
+    pub async fn next_named(&mut self, name: &str, timeout: Duration) -> Option<SseEvent> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let ev = self.next(left).await?;
+            if ev.event == name {
+                return Some(ev);
+            }
+        }
+    }
+
+    /// Collects events for `window`.
+    pub async fn drain(&mut self, window: Duration) -> Vec<SseEvent> {
+        let deadline = tokio::time::Instant::now() + window;
+        let mut out = Vec::new();
+        while let Some(ev) = self
+            .next(deadline.saturating_duration_since(tokio::time::Instant::now()))
+            .await
+        {
+            out.push(ev);
+        }
+        out
+    }
+
+    /// True once the server has ended the stream.
+    pub fn ended(&self) -> bool {
+        self.resp.is_none()
+    }
+
+    fn parse_one(&mut self) -> Option<SseEvent> {
+        loop {
+            let end = self.buf.find("\n\n")?;
+            let block: String = self.buf[..end].to_owned();
+            self.buf.drain(..end + 2);
+            let (mut id, mut event, mut data) = (None, String::from("message"), Vec::new());
+            for line in block.lines() {
+                if let Some(c) = line.strip_prefix(':') {
+                    self.comments.push(c.to_owned());
+                } else if let Some(v) = line.strip_prefix("id:") {
+                    id = Some(v.trim_start().to_owned());
+                } else if let Some(v) = line.strip_prefix("event:") {
+                    event = v.trim_start().to_owned();
+                } else if let Some(v) = line.strip_prefix("data:") {
+                    data.push(v.strip_prefix(' ').unwrap_or(v).to_owned());
+                }
+            }
+            if !data.is_empty() {
+                return Some(SseEvent {
+                    id,
+                    event,
+                    data: data.join("\n"),
+                });
+            }
+        }
+    }
+}
+
+/// Body of a LiveKit `participant_joined` (camelCase protobuf JSON, int64 as strings).
+pub fn participant_joined(
+    room: &str,
+    room_sid: &str,
+    psid: &str,
+    identity: &str,
+    name: &str,
+) -> Vec<u8> {
+    let t = now();
+    serde_json::to_vec(&json!({
+        "event": "participant_joined",
+        "room": {"sid": room_sid, "name": room, "emptyTimeout": 300, "creationTime": (t - 30).to_string(), "numParticipants": 1},
+        "participant": {"sid": psid, "identity": identity, "name": name, "state": "ACTIVE", "joinedAt": (t - 5).to_string()},
+        "id": format!("EV_{}", rand_hex()),
+        "createdAt": t.to_string(),
+    }))
+    .expect("json")
+}
+
+/// Body of a LiveKit `room_started`.
+pub fn room_started(room: &str, room_sid: &str) -> Vec<u8> {
+    let t = now();
+    serde_json::to_vec(&json!({
+        "event": "room_started",
+        "room": {"sid": room_sid, "name": room, "emptyTimeout": 300, "creationTime": t.to_string()},
+        "id": format!("EV_{}", rand_hex()),
+        "createdAt": t.to_string(),
+    }))
+    .expect("json")
+}
+
+/// POSTs a correctly signed webhook; returns the status.
+pub async fn deliver(base: &str, body: &[u8]) -> u16 {
+    client()
+        .post(format!("{base}/webhooks/livekit"))
+        .header("authorization", sign_webhook(body, KEY, SECRET))
+        .header("content-type", "application/webhook+json")
+        .body(body.to_vec())
+        .send()
+        .await
+        .expect("webhook")
+        .status()
+        .as_u16()
+}
