@@ -3,6 +3,7 @@
 mod support;
 
 mod audit;
+mod bench;
 mod cli;
 mod config;
 mod dashboard;

@@ -1,0 +1,373 @@
+//! Fan-out: N subscribers, signed webhooks sent at a fixed rate, the latency
+//! from each webhook request's first byte to each subscriber's receipt of
+//! the event; and the slow-consumer variant (the same, then again with one
+//! client that connected and stopped reading).
+//!
+//! Invariant: expected deliveries are events × subscribers whatever the
+//! servers answered, so a refused webhook shows up as missing deliveries
+//! next to its status count.
+
+use std::collections::BTreeMap;
+use std::ops::Range;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, Result};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::watch;
+
+use crate::conns::{self, Received, Shared, read_stream, unix_now};
+use crate::http::{self, Conn};
+use crate::report::{Better, Figs, pct_ms, status_counts};
+use crate::scenario::Ctx;
+use crate::server::own_cpu;
+
+/// One webhook sent during a fan-out.
+struct Sent {
+    seq: u64,
+    at_us: u64,
+    status: String,
+    took_us: u64,
+}
+
+/// Sends `seqs` at `rate`/s over `senders` keep-alive connections.
+async fn send_events(
+    ctx: &Ctx<'_>,
+    shared: &Shared,
+    seqs: Range<u64>,
+    rate: f64,
+    senders: u64,
+) -> Vec<Sent> {
+    let t0 = tokio::time::Instant::now() + Duration::from_millis(20);
+    let first = seqs.start;
+    let lanes = (0..senders).map(|lane| {
+        let seqs = seqs.clone();
+        async move {
+            let mut out = Vec::new();
+            let mut conn: Option<Conn> = None;
+            for seq in seqs.filter(|s| (s - first) % senders == lane) {
+                if conn.is_none() {
+                    // Connect ahead of the schedule: the latency clock starts at the request.
+                    conn = Conn::connect(ctx.server.addr).await.ok();
+                }
+                let at = t0 + Duration::from_secs_f64((seq - first) as f64 / rate);
+                tokio::time::sleep_until(at).await;
+                let now = unix_now();
+                let body = crate::sign::webhook_body(&ctx.tag, seq, now);
+                let auth = ctx.keys.webhook_auth(body.as_bytes(), now);
+                let req = http::post(ctx.server.addr, "/webhooks/livekit", &auth, body.as_bytes());
+                let at_us = shared.now_us();
+                let status = exchange(&mut conn, ctx, &req).await;
+                out.push(Sent {
+                    seq,
+                    at_us,
+                    status,
+                    took_us: shared.now_us() - at_us,
+                });
+            }
+            out
+        }
+    });
+    futures_util::future::join_all(lanes)
+        .await
+        .into_iter()
+        .flatten()
+        .collect()
+}
+
+/// One request on a kept-alive connection (reconnecting when needed); the
+/// status, or the error kind.
+pub async fn exchange(conn: &mut Option<Conn>, ctx: &Ctx<'_>, req: &[u8]) -> String {
+    if conn.is_none() {
+        match Conn::connect(ctx.server.addr).await {
+            Ok(c) => *conn = Some(c),
+            Err(e) => return format!("error {:?}", e.kind()),
+        }
+    }
+    let Some(c) = conn.as_mut() else {
+        return "error NotConnected".to_owned();
+    };
+    match c.exchange(req).await {
+        Ok((status, keep)) => {
+            if !keep {
+                *conn = None;
+            }
+            status.to_string()
+        }
+        Err(e) => {
+            *conn = None;
+            format!("error {:?}", e.kind())
+        }
+    }
+}
+
+/// Waits until `phase` has no missing delivery, or `ctx.drain` has passed.
+async fn drain(ctx: &Ctx<'_>, shared: &Shared, phase: usize) {
+    let deadline = Instant::now() + ctx.drain;
+    while shared.missing(phase) > 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// What the events `seqs` gave: webhook outcomes and delivery latencies.
+struct Deliveries {
+    statuses: BTreeMap<String, u64>,
+    /// Webhook response times, µs, sorted.
+    resp_us: Vec<u64>,
+    /// Delivery latencies, µs, sorted.
+    lat_us: Vec<u64>,
+    /// First send to last receipt, seconds.
+    span_s: f64,
+    expected: usize,
+    duplicates: u64,
+}
+
+fn deliveries(sent: &[Sent], recs: &[Received], seqs: Range<u64>) -> Deliveries {
+    let mut send_at = vec![u64::MAX; seqs.end as usize];
+    let mut statuses = BTreeMap::new();
+    let mut resp_us = Vec::new();
+    for s in sent.iter().filter(|s| seqs.contains(&s.seq)) {
+        send_at[s.seq as usize] = s.at_us;
+        *statuses.entry(s.status.clone()).or_default() += 1;
+        resp_us.push(s.took_us);
+    }
+    let mut lat_us = Vec::new();
+    let (mut first, mut last) = (u64::MAX, 0);
+    for r in recs {
+        for seq in seqs.clone() {
+            let (at, sent_at) = (r.at_us[seq as usize], send_at[seq as usize]);
+            if at != u64::MAX && sent_at != u64::MAX {
+                lat_us.push(at.saturating_sub(sent_at));
+                first = first.min(sent_at);
+                last = last.max(at);
+            }
+        }
+    }
+    resp_us.sort_unstable();
+    lat_us.sort_unstable();
+    Deliveries {
+        statuses,
+        resp_us,
+        lat_us,
+        span_s: last.saturating_sub(first).max(1) as f64 / 1e6,
+        expected: (seqs.end - seqs.start) as usize * recs.len(),
+        duplicates: recs.iter().map(|r| r.duplicates).sum(),
+    }
+}
+
+/// Delivery figures for the events `seqs`, each name prefixed with `prefix`.
+fn delivery_figs(
+    figs: &mut Figs,
+    prefix: &str,
+    sent: &[Sent],
+    recs: &[Received],
+    seqs: Range<u64>,
+) {
+    let d = deliveries(sent, recs, seqs);
+    let name = |n: &str| format!("{prefix}{n}");
+    let got = d.lat_us.len();
+    figs.text(&name("webhook statuses"), status_counts(&d.statuses));
+    figs.num(
+        &name("webhook response p99 ms"),
+        pct_ms(&d.resp_us, 99.0),
+        2,
+        Better::Lower,
+    );
+    figs.text(
+        &name("deliveries received / expected (duplicates)"),
+        format!("{got} / {} ({})", d.expected, d.duplicates),
+    );
+    figs.text(
+        &name("all delivered"),
+        if got == d.expected { "yes" } else { "NO" },
+    );
+    for (label, p) in [("p50", 50.0), ("p99", 99.0), ("max", 100.0)] {
+        figs.num(
+            &name(&format!("delivery {label} ms")),
+            pct_ms(&d.lat_us, p),
+            2,
+            Better::Lower,
+        );
+    }
+    figs.num(
+        &name("deliveries/s"),
+        got as f64 / d.span_s,
+        0,
+        Better::Higher,
+    );
+}
+
+/// Subscribers connected and their readers running.
+struct Subscribers {
+    shared: Arc<Shared>,
+    stop: watch::Sender<bool>,
+    tasks: Vec<tokio::task::JoinHandle<Received>>,
+}
+
+async fn subscribe(
+    ctx: &Ctx<'_>,
+    figs: &mut Figs,
+    n: usize,
+    phase_len: usize,
+    phases: usize,
+) -> Subscribers {
+    let cpu0 = ctx.server.stats().cpu_s;
+    let opened = ctx.open(n).await;
+    figs.text(
+        "subscribers connected",
+        format!("{} / {n}", opened.ok.len()),
+    );
+    figs.text("connect statuses", status_counts(&opened.statuses));
+    figs.num(
+        "connect phase s",
+        opened.elapsed.as_secs_f64(),
+        2,
+        Better::Lower,
+    );
+    figs.num(
+        "server CPU s, connect phase",
+        ctx.server.stats().cpu_s - cpu0,
+        2,
+        Better::Lower,
+    );
+    let shared = Shared::new(
+        crate::sign::marker(&ctx.tag),
+        phase_len,
+        phases,
+        opened.ok.len(),
+    );
+    let (stop, rx) = watch::channel(false);
+    let tasks = opened
+        .ok
+        .into_iter()
+        .map(|est| tokio::spawn(read_stream(est, shared.clone(), rx.clone())))
+        .collect();
+    // Let the servers finish registering the last subscribers.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    Subscribers {
+        shared,
+        stop,
+        tasks,
+    }
+}
+
+impl Subscribers {
+    async fn finish(self) -> Vec<Received> {
+        let _ = self.stop.send(true);
+        let mut out = Vec::with_capacity(self.tasks.len());
+        for t in self.tasks {
+            if let Ok(r) = t.await {
+                out.push(r);
+            }
+        }
+        out
+    }
+}
+
+/// One event stream to `n` subscribers: `events` webhooks at `rate`/s.
+pub async fn fanout(ctx: &Ctx<'_>, n: usize, events: u64, rate: f64) -> Result<Figs> {
+    let mut figs = Figs::default();
+    let subs = subscribe(ctx, &mut figs, n, events as usize, 1).await;
+    let (cpu0, gen0, t0) = (ctx.server.stats().cpu_s, own_cpu(), Instant::now());
+    let sent = send_events(ctx, &subs.shared, 0..events, rate, 4).await;
+    drain(ctx, &subs.shared, 0).await;
+    let (cpu, gen_cpu) = (ctx.server.stats().cpu_s - cpu0, own_cpu() - gen0);
+    let secs = t0.elapsed().as_secs_f64();
+    let recs = subs.finish().await;
+    let offered = rate * recs.len() as f64;
+    figs.num(
+        "offered deliveries/s (rate × subscribers)",
+        offered,
+        0,
+        Better::Neither,
+    );
+    delivery_figs(&mut figs, "", &sent, &recs, 0..events);
+    let rss = ctx.server.stats().rss as f64 / 1e6;
+    figs.num("server CPU s, event phase", cpu, 2, Better::Lower);
+    figs.num("server RSS end MB", rss, 1, Better::Lower);
+    let gen_pct = gen_cpu * 100.0 / secs;
+    figs.num(
+        "generator CPU % of one core, event phase",
+        gen_pct,
+        0,
+        Better::Neither,
+    );
+    Ok(figs)
+}
+
+/// Others' latency without, then with, one client that stopped reading.
+pub async fn slow(ctx: &Ctx<'_>, n: usize, events: u64, rate: f64) -> Result<Figs> {
+    let mut figs = Figs::default();
+    let subs = subscribe(ctx, &mut figs, n, events as usize, 2).await;
+    let sent_a = send_events(ctx, &subs.shared, 0..events, rate, 4).await;
+    drain(ctx, &subs.shared, 0).await;
+    let stalled = open_stalled(ctx)
+        .await
+        .context("opening the stalled client")?;
+    let sent_b = send_events(ctx, &subs.shared, events..2 * events, rate, 4).await;
+    drain(ctx, &subs.shared, 1).await;
+    let cut_off = cut_off(stalled).await;
+    let recs = subs.finish().await;
+    delivery_figs(
+        &mut figs,
+        "without stalled client: ",
+        &sent_a,
+        &recs,
+        0..events,
+    );
+    delivery_figs(
+        &mut figs,
+        "with stalled client: ",
+        &sent_b,
+        &recs,
+        events..2 * events,
+    );
+    figs.text(
+        "stalled client cut off by the server",
+        if cut_off { "yes" } else { "no" },
+    );
+    figs.num(
+        "server RSS end MB",
+        ctx.server.stats().rss as f64 / 1e6,
+        1,
+        Better::Lower,
+    );
+    Ok(figs)
+}
+
+/// A subscriber with a 4 KiB receive buffer that reads its response head
+/// and then nothing more.
+async fn open_stalled(ctx: &Ctx<'_>) -> Result<tokio::net::TcpStream> {
+    let sock = tokio::net::TcpSocket::new_v4()?;
+    sock.set_recv_buffer_size(4096)?;
+    let mut stream = sock.connect(ctx.server.addr).await?;
+    let req = conns::sse_request(
+        ctx.server.target,
+        ctx.keys,
+        ctx.server.addr,
+        usize::MAX,
+        ctx.mode,
+    );
+    stream.write_all(&req).await?;
+    let mut buf = Vec::new();
+    let head = http::read_head(&mut stream, &mut buf).await?;
+    anyhow::ensure!(
+        head.status == 200,
+        "stalled client refused with {}",
+        head.status
+    );
+    Ok(stream)
+}
+
+/// Whether the server has closed the stalled client: drains what it sent
+/// and looks for the end of the stream.
+async fn cut_off(mut stream: tokio::net::TcpStream) -> bool {
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        match tokio::time::timeout(Duration::from_millis(500), stream.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => return true,
+            Ok(Ok(_)) => {}
+            Err(_) => return false,
+        }
+    }
+}

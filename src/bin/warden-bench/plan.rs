@@ -1,0 +1,219 @@
+//! What a run measures and how big: the full plan (issue 11's scenarios at
+//! the sizes of the Node peer's BASELINE.md) and the `--quick` one.
+//!
+//! Invariant: every step has fixed sizes and a timeout, so a run is bounded
+//! in count and time whatever the servers do.
+
+use std::time::Duration;
+
+use anyhow::Result;
+
+use crate::report::Figs;
+use crate::scenario::{self, Ctx};
+
+/// One scenario with its sizes.
+#[derive(Clone, Debug)]
+pub enum Step {
+    /// Webhook ingest: `concurrency` in flight for `secs`.
+    Flood {
+        /// Requests in flight.
+        concurrency: usize,
+        /// Duration, seconds.
+        secs: u64,
+    },
+    /// One stream of `events` webhooks at `rate`/s to `subs` subscribers.
+    Fanout {
+        /// Subscribers.
+        subs: usize,
+        /// Webhooks sent.
+        events: u64,
+        /// Webhooks per second.
+        rate: f64,
+    },
+    /// `conns` idle subscribers held `hold` seconds.
+    Idle {
+        /// Connections.
+        conns: usize,
+        /// Hold, seconds.
+        hold: u64,
+    },
+    /// `conns` authenticated connects.
+    Storm {
+        /// Connections.
+        conns: usize,
+    },
+    /// Fan-out to `subs` without, then with, a stalled client.
+    Slow {
+        /// Subscribers (besides the stalled one).
+        subs: usize,
+        /// Webhooks per phase.
+        events: u64,
+        /// Webhooks per second.
+        rate: f64,
+    },
+}
+
+impl Step {
+    /// The kind, as `--scenarios` names it.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Step::Flood { .. } => "flood",
+            Step::Fanout { .. } => "fanout",
+            Step::Idle { .. } => "idle",
+            Step::Storm { .. } => "storm",
+            Step::Slow { .. } => "slow",
+        }
+    }
+
+    /// The row label in the table.
+    pub fn title(&self) -> String {
+        match self {
+            Step::Flood { concurrency, secs } => {
+                format!("webhook ingest ({concurrency} in flight, {secs} s)")
+            }
+            Step::Fanout { subs, events, rate } => {
+                format!("fan-out to {subs} ({events} events at {rate}/s)")
+            }
+            Step::Idle { conns, hold } => format!("idle {conns} connections ({hold} s hold)"),
+            Step::Storm { conns } => format!("connection storm ({conns} connects)"),
+            Step::Slow { subs, events, rate } => {
+                format!("slow consumer ({subs} subscribers, {events} events at {rate}/s per phase)")
+            }
+        }
+    }
+
+    /// The most this step may take (connects, events, drain, slack).
+    pub fn timeout(&self) -> Duration {
+        let secs = match self {
+            Step::Flood { secs, .. } => secs + 30,
+            Step::Fanout { subs, events, rate } => {
+                (*events as f64 / rate) as u64 + *subs as u64 / 500 + 60
+            }
+            Step::Idle { conns, hold } => hold + *conns as u64 / 200 + 60,
+            Step::Storm { conns } => *conns as u64 / 200 + 60,
+            Step::Slow { subs, events, rate } => {
+                2 * (*events as f64 / rate) as u64 + *subs as u64 / 500 + 60
+            }
+        };
+        Duration::from_secs(secs)
+    }
+
+    /// Runs the step against `ctx`'s fresh server.
+    pub async fn run(&self, ctx: &Ctx<'_>) -> Result<Figs> {
+        match *self {
+            Step::Flood { concurrency, secs } => {
+                scenario::flood(ctx, concurrency, Duration::from_secs(secs)).await
+            }
+            Step::Fanout { subs, events, rate } => {
+                crate::fanout::fanout(ctx, subs, events, rate).await
+            }
+            Step::Idle { conns, hold } => {
+                scenario::idle(ctx, conns, Duration::from_secs(hold)).await
+            }
+            Step::Storm { conns } => scenario::storm(ctx, conns).await,
+            Step::Slow { subs, events, rate } => crate::fanout::slow(ctx, subs, events, rate).await,
+        }
+    }
+}
+
+/// The steps of a run.
+pub struct Plan {
+    /// In order.
+    pub steps: Vec<Step>,
+    /// Connects in flight at once.
+    pub inflight: usize,
+    /// How long deliveries may trail the last webhook before they count as lost.
+    pub drain: Duration,
+}
+
+impl Plan {
+    /// The full or quick plan, `--max` adding the machine-limit idle step,
+    /// filtered to `kinds` when given.
+    pub fn new(
+        quick: bool,
+        max: bool,
+        max_conns: usize,
+        hold: Option<u64>,
+        kinds: &[String],
+    ) -> Self {
+        let mut steps = if quick {
+            quick_steps(hold.unwrap_or(2))
+        } else {
+            full_steps(hold.unwrap_or(30), max.then_some(max_conns))
+        };
+        if !kinds.is_empty() {
+            steps.retain(|s| kinds.iter().any(|k| k == s.kind()));
+        }
+        Self {
+            steps,
+            inflight: if quick { 64 } else { 256 },
+            drain: Duration::from_secs(if quick { 5 } else { 10 }),
+        }
+    }
+}
+
+/// Seconds, not minutes: small counts, short phases.
+fn quick_steps(hold: u64) -> Vec<Step> {
+    vec![
+        Step::Flood {
+            concurrency: 16,
+            secs: 2,
+        },
+        Step::Fanout {
+            subs: 1,
+            events: 20,
+            rate: 50.0,
+        },
+        Step::Fanout {
+            subs: 100,
+            events: 20,
+            rate: 50.0,
+        },
+        Step::Idle { conns: 200, hold },
+        Step::Storm { conns: 300 },
+        Step::Slow {
+            subs: 50,
+            events: 20,
+            rate: 50.0,
+        },
+    ]
+}
+
+/// Issue 11's sizes; fan-out to 10 000 offers 500 000 deliveries/s.
+fn full_steps(hold: u64, max_conns: Option<usize>) -> Vec<Step> {
+    let mut steps = vec![
+        Step::Flood {
+            concurrency: 64,
+            secs: 10,
+        },
+        Step::Fanout {
+            subs: 1,
+            events: 200,
+            rate: 50.0,
+        },
+        Step::Fanout {
+            subs: 1000,
+            events: 200,
+            rate: 50.0,
+        },
+        Step::Fanout {
+            subs: 10_000,
+            events: 100,
+            rate: 50.0,
+        },
+        Step::Idle {
+            conns: 10_000,
+            hold,
+        },
+    ];
+    if let Some(conns) = max_conns {
+        steps.push(Step::Idle { conns, hold });
+    }
+    steps.push(Step::Storm { conns: 5000 });
+    steps.push(Step::Slow {
+        subs: 1000,
+        events: 200,
+        rate: 50.0,
+    });
+    steps
+}

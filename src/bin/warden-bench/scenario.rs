@@ -1,0 +1,223 @@
+//! The scenarios other than fan-out: webhook ingest (flood), idle
+//! connections (memory per connection), connection storm (connects per
+//! second). Each takes a freshly started server and returns its figures.
+//!
+//! Invariant: every request's outcome is counted (status or error kind);
+//! server CPU comes from `/proc/<pid>/stat` around the measured phase only.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+use tokio::sync::watch;
+
+use crate::conns::{self, Shared, TokenMode, read_stream, unix_now};
+use crate::fanout::exchange;
+use crate::http;
+use crate::report::{Better, Figs, pct_ms, status_counts};
+use crate::server::{ProcStats, Server, own_cpu};
+use crate::sign::Keys;
+
+/// What a scenario runs against.
+pub struct Ctx<'a> {
+    /// The fresh server.
+    pub server: &'a Server,
+    /// Credentials.
+    pub keys: &'a Keys,
+    /// This run's event-id tag.
+    pub tag: String,
+    /// How SSE tokens are passed.
+    pub mode: TokenMode,
+    /// Connects in flight at once.
+    pub inflight: usize,
+    /// How long deliveries may trail the last webhook before they count as lost.
+    pub drain: Duration,
+}
+
+impl Ctx<'_> {
+    /// Opens `n` streams to the server, `inflight` at once.
+    pub async fn open(&self, n: usize) -> conns::Opened {
+        let (t, a) = (self.server.target, self.server.addr);
+        conns::open_many(t, self.keys, a, n, self.inflight, self.mode).await
+    }
+}
+
+/// One flood connection's tally.
+#[derive(Default)]
+struct Tally {
+    lat_us: Vec<u64>,
+    statuses: BTreeMap<String, u64>,
+}
+
+/// Sends signed unique webhooks back to back on one keep-alive connection until `deadline`.
+async fn flood_worker(ctx: &Ctx<'_>, counter: &AtomicU64, deadline: Instant) -> Tally {
+    let mut conn = None;
+    let mut tally = Tally::default();
+    while Instant::now() < deadline {
+        let seq = counter.fetch_add(1, Ordering::Relaxed);
+        let now = unix_now();
+        let body = crate::sign::webhook_body(&ctx.tag, seq, now);
+        let auth = ctx.keys.webhook_auth(body.as_bytes(), now);
+        let req = http::post(ctx.server.addr, "/webhooks/livekit", &auth, body.as_bytes());
+        let t = Instant::now();
+        let status = exchange(&mut conn, ctx, &req).await;
+        tally.lat_us.push(t.elapsed().as_micros() as u64);
+        if status.starts_with("error") {
+            // A refused connect must not spin: the server may be restarting its listener.
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        *tally.statuses.entry(status).or_default() += 1;
+    }
+    tally
+}
+
+/// Signed unique webhooks from `concurrency` keep-alive connections for `duration`.
+pub async fn flood(ctx: &Ctx<'_>, concurrency: usize, duration: Duration) -> Result<Figs> {
+    let counter = AtomicU64::new(0);
+    let (s0, gen0, start) = (ctx.server.stats(), own_cpu(), Instant::now());
+    let workers = (0..concurrency).map(|_| flood_worker(ctx, &counter, start + duration));
+    let results = futures_util::future::join_all(workers).await;
+    let secs = start.elapsed().as_secs_f64();
+    let (s1, gen_cpu) = (ctx.server.stats(), own_cpu() - gen0);
+    let mut all = Tally::default();
+    for t in results {
+        all.lat_us.extend(t.lat_us);
+        for (k, v) in t.statuses {
+            *all.statuses.entry(k).or_default() += v;
+        }
+    }
+    all.lat_us.sort_unstable();
+    let ok: u64 = all
+        .statuses
+        .iter()
+        .filter(|(k, _)| k.starts_with('2'))
+        .map(|(_, v)| v)
+        .sum();
+    let cpu = s1.cpu_s - s0.cpu_s;
+    let lat = |p| pct_ms(&all.lat_us, p);
+    let mut figs = Figs::default();
+    figs.num(
+        "accepted webhooks/s (2xx)",
+        ok as f64 / secs,
+        0,
+        Better::Higher,
+    );
+    figs.text("statuses", status_counts(&all.statuses));
+    for (name, v, d, better) in [
+        ("latency p50 ms", lat(50.0), 2, Better::Lower),
+        ("latency p99 ms", lat(99.0), 2, Better::Lower),
+        ("latency max ms", lat(100.0), 2, Better::Lower),
+        (
+            "server CPU µs per accepted webhook",
+            cpu * 1e6 / ok.max(1) as f64,
+            1,
+            Better::Lower,
+        ),
+        (
+            "server CPU % of one core",
+            cpu * 100.0 / secs,
+            0,
+            Better::Neither,
+        ),
+        ("server RSS end MB", s1.rss as f64 / 1e6, 1, Better::Lower),
+        ("server peak RSS MB", s1.hwm as f64 / 1e6, 1, Better::Lower),
+        (
+            "generator CPU % of one core",
+            gen_cpu * 100.0 / secs,
+            0,
+            Better::Neither,
+        ),
+    ] {
+        figs.num(name, v, d, better);
+    }
+    Ok(figs)
+}
+
+/// `n` idle subscribers held for `hold`: server memory per connection.
+pub async fn idle(ctx: &Ctx<'_>, n: usize, hold: Duration) -> Result<Figs> {
+    let before = ctx.server.stats();
+    let opened = ctx.open(n).await;
+    let connected = ctx.server.stats();
+    let ok = opened.ok.len();
+    let shared = Shared::new(crate::sign::marker(&ctx.tag), 0, 1, ok);
+    let (stop, rx) = watch::channel(false);
+    let tasks: Vec<_> = opened
+        .ok
+        .into_iter()
+        .map(|est| tokio::spawn(read_stream(est, shared.clone(), rx.clone())))
+        .collect();
+    tokio::time::sleep(hold).await;
+    let end = ctx.server.stats();
+    let _ = stop.send(true);
+    let mut alive = 0;
+    for t in tasks {
+        if t.await.is_ok_and(|r| !r.closed) {
+            alive += 1;
+        }
+    }
+    let mut figs = Figs::default();
+    figs.text("established / asked", format!("{ok} / {n}"));
+    figs.text("connect statuses", status_counts(&opened.statuses));
+    figs.text("still open at end of hold", format!("{alive} / {ok}"));
+    let rate = ok as f64 / opened.elapsed.as_secs_f64();
+    figs.num("connections/s while connecting", rate, 0, Better::Higher);
+    memory_figs(&mut figs, ok, [before, connected, end], hold);
+    Ok(figs)
+}
+
+/// RSS and CPU figures of an idle hold from the stats before connecting,
+/// once connected and at the end of the hold.
+fn memory_figs(figs: &mut Figs, conns: usize, [s0, s1, s2]: [ProcStats; 3], hold: Duration) {
+    let per = |s: &ProcStats| s.rss.saturating_sub(s0.rss) as f64 / conns.max(1) as f64;
+    let mb = |s: &ProcStats| s.rss as f64 / 1e6;
+    let holding = (s2.cpu_s - s1.cpu_s) * 100.0 / hold.as_secs_f64();
+    for (name, v, d) in [
+        ("server RSS before MB", mb(&s0), 1),
+        ("server RSS connected MB", mb(&s1), 1),
+        ("server RSS end of hold MB", mb(&s2), 1),
+        ("bytes per connection, connected", per(&s1), 0),
+        ("bytes per connection, end of hold", per(&s2), 0),
+        ("server CPU s connecting", s1.cpu_s - s0.cpu_s, 2),
+        ("server CPU % while holding", holding, 2),
+    ] {
+        figs.num(name, v, d, Better::Lower);
+    }
+}
+
+/// `n` authenticated SSE connects, `ctx.inflight` at once, all kept open until the end.
+pub async fn storm(ctx: &Ctx<'_>, n: usize) -> Result<Figs> {
+    let (s0, gen0) = (ctx.server.stats(), own_cpu());
+    let opened = ctx.open(n).await;
+    let s1 = ctx.server.stats();
+    let ok = opened.ok.len();
+    let secs = opened.elapsed.as_secs_f64();
+    let mut figs = Figs::default();
+    figs.text(
+        "established / asked",
+        format!("{ok} / {n} ({} in flight)", ctx.inflight),
+    );
+    figs.text("statuses", status_counts(&opened.statuses));
+    figs.num("connections/s", ok as f64 / secs, 0, Better::Higher);
+    figs.num(
+        "connect p50 ms",
+        pct_ms(&opened.latencies_us, 50.0),
+        2,
+        Better::Lower,
+    );
+    figs.num(
+        "connect p99 ms",
+        pct_ms(&opened.latencies_us, 99.0),
+        2,
+        Better::Lower,
+    );
+    figs.num(
+        "server CPU µs per connection",
+        (s1.cpu_s - s0.cpu_s) * 1e6 / ok.max(1) as f64,
+        0,
+        Better::Lower,
+    );
+    figs.num("generator CPU s", own_cpu() - gen0, 2, Better::Neither);
+    drop(opened);
+    Ok(figs)
+}

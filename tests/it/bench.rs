@@ -1,0 +1,70 @@
+//! The benchmark's load generator end to end: `warden-bench --only warden
+//! --quick` against the real (debug) `warden` binary. Proves the generator
+//! signs webhooks Warden accepts, opens authenticated streams, finds every
+//! event on them, and writes the table — not Warden's speed (a debug build
+//! on a shared machine says nothing about that).
+
+use std::process::Command;
+
+use serde_json::Value;
+
+/// Runs `warden-bench --only warden --quick`; returns the table and the JSON figures.
+fn run_quick() -> (String, Value) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (md, json) = (dir.path().join("latest.md"), dir.path().join("latest.json"));
+    let out = Command::new(env!("CARGO_BIN_EXE_warden-bench"))
+        .args(["--only", "warden", "--quick"])
+        .args(["--warden-bin", env!("CARGO_BIN_EXE_warden")])
+        .arg("--out")
+        .arg(&md)
+        .arg("--json")
+        .arg(&json)
+        .output()
+        .expect("warden-bench runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "warden-bench failed: {stderr}");
+    let table = std::fs::read_to_string(&md).expect("the table file");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(stdout.trim(), table.trim(), "stdout and --out differ");
+    let text = std::fs::read_to_string(&json).expect("the json file");
+    (table, serde_json::from_str(&text).expect("valid json"))
+}
+
+#[test]
+fn quick_benchmark_against_warden_delivers_every_event_and_writes_the_table() {
+    let (table, figures) = run_quick();
+    let fig = |k: &str| figures["Warden"][k].clone();
+    assert!(table.contains("| scenario | figure | Warden | Node | Warden advantage |"));
+    assert!(!table.contains("| error |"), "{table}");
+    let fanouts = [
+        ("fan-out to 1 (20 events at 50/s)", 20),
+        ("fan-out to 100 (20 events at 50/s)", 2000),
+    ];
+    for (scenario, n) in fanouts {
+        let key = format!("{scenario} / deliveries received / expected (duplicates)");
+        assert_eq!(fig(&key), format!("{n} / {n} (0)").as_str(), "{table}");
+        let statuses = fig(&format!("{scenario} / webhook statuses"));
+        assert_eq!(statuses, "200×20", "{table}");
+    }
+    let slow = "slow consumer (50 subscribers, 20 events at 50/s per phase)";
+    for phase in ["without", "with"] {
+        let key =
+            format!("{slow} / {phase} stalled client: deliveries received / expected (duplicates)");
+        assert_eq!(fig(&key), "1000 / 1000 (0)", "{table}");
+    }
+    let flood = "webhook ingest (16 in flight, 2 s)";
+    let accepted = fig(&format!("{flood} / accepted webhooks/s (2xx)"));
+    assert!(accepted.as_f64().is_some_and(|r| r > 0.0), "{table}");
+    let statuses = fig(&format!("{flood} / statuses"));
+    let only_200 = statuses
+        .as_str()
+        .is_some_and(|s| s.starts_with("200×") && !s.contains(','));
+    assert!(only_200, "{table}");
+    let held = fig("idle 200 connections (2 s hold) / still open at end of hold");
+    assert_eq!(held, "200 / 200", "{table}");
+    assert_eq!(
+        fig("connection storm (300 connects) / statuses"),
+        "200×300",
+        "{table}"
+    );
+}
