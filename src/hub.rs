@@ -26,6 +26,7 @@
 
 mod frame;
 mod history;
+mod remote;
 mod snapshot;
 mod stream;
 #[cfg(test)]
@@ -39,6 +40,7 @@ use bytes::Bytes;
 use rand::Rng;
 use tokio::time::Instant;
 
+pub use remote::Applied;
 pub use stream::{Start, Subscription};
 
 use crate::config::Config;
@@ -227,7 +229,12 @@ impl std::fmt::Debug for Hub {
 impl Hub {
     /// A hub with an empty history and a fresh random epoch.
     pub fn new(settings: HubSettings) -> Self {
-        let epoch = format!("{:08x}", rand::rng().random::<u32>());
+        Self::with_epoch(settings, format!("{:08x}", rand::rng().random::<u32>()))
+    }
+
+    /// A hub with an empty history whose ids carry `epoch` (a cluster's shared
+    /// epoch, see [`crate::cluster`]); `epoch` must be non-empty lowercase hex.
+    pub fn with_epoch(settings: HubSettings, epoch: String) -> Self {
         let capacity = settings.history_size.max(settings.client_queue_size);
         Self {
             shared: Arc::new(Shared {

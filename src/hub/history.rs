@@ -109,6 +109,15 @@ impl Ring {
         self.take_waiters()
     }
 
+    /// Drops every frame and moves the head to `head` (a gap in a cluster's
+    /// sequence): every cursor before it is now lagging and gets cut with a
+    /// reset, never a silent gap. Returns the wakers to wake.
+    pub(super) fn skip_to(&mut self, head: u64) -> Vec<Option<Waker>> {
+        self.frames.clear();
+        self.head = head;
+        self.take_waiters()
+    }
+
     /// Marks the ring closed and returns every parked waker.
     pub(super) fn close(&mut self) -> Vec<Option<Waker>> {
         self.closed = true;
