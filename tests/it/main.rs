@@ -4,6 +4,7 @@ mod support;
 
 mod audit;
 mod cli;
+mod cluster;
 mod config;
 mod http;
 mod keys;
