@@ -289,7 +289,12 @@ struct Inner {
     parts: Parts,
     health: Mutex<Health>,
     /// The reader's start and the guard queue, taken by [`Cluster::spawn`].
-    pending: Mutex<Option<(String, tokio::sync::mpsc::Receiver<crate::guard::SharedUpdate>)>>,
+    pending: Mutex<
+        Option<(
+            String,
+            tokio::sync::mpsc::Receiver<crate::guard::SharedUpdate>,
+        )>,
+    >,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -448,4 +453,3 @@ impl Cluster {
         );
     }
 }
-

@@ -45,8 +45,8 @@ use ipnet::IpNet;
 pub use self::anomaly::{BASELINE_ALPHA, JUMP_FACTOR, WARMUP_HOURS, WEBHOOK_MIN_VOLUME};
 pub use self::client::{ClientKey, client_ip};
 pub use self::limits::{Policy, RateInfo};
-pub use self::shared::{SharedSink, SharedUpdate, parse_client_key};
 pub use self::lockout::MAX_KEY_FAILURE_CLIENTS;
+pub use self::shared::{SharedSink, SharedUpdate, parse_client_key};
 pub use self::types::{
     Allowed, Blocked, FailureOutcome, GuardError, GuardStats, Refusal, RefusalKind, parse_client,
 };

@@ -64,7 +64,10 @@ fn apply(hub: &Hub, entry: &StreamId) -> Option<Applied> {
     };
     let applied = hub.publish_at(seq, event, ts);
     if applied == Applied::AfterGap {
-        tracing::warn!(seq, "events missing from the shared stream: subscribers behind them were reset");
+        tracing::warn!(
+            seq,
+            "events missing from the shared stream: subscribers behind them were reset"
+        );
     }
     Some(applied)
 }
@@ -92,9 +95,7 @@ pub(super) async fn run(
             () = super::stopped(&mut stop) => return,
         };
         let result = match read {
-            Ok(entries) if restore => restore_state(&cluster, &mut conn)
-                .await
-                .map(|()| entries),
+            Ok(entries) if restore => restore_state(&cluster, &mut conn).await.map(|()| entries),
             other => other,
         };
         match result {

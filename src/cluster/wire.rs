@@ -17,12 +17,7 @@ use crate::webhook::sanitize;
 
 const PARTICIPANT_STATES: &[&str] = &["joining", "joined", "active", "disconnected"];
 const TRACK_KINDS: &[&str] = &["audio", "video", "data"];
-const TRACK_SOURCES: &[&str] = &[
-    "camera",
-    "microphone",
-    "screen_share",
-    "screen_share_audio",
-];
+const TRACK_SOURCES: &[&str] = &["camera", "microphone", "screen_share", "screen_share_audio"];
 const EGRESS_STATUSES: &[&str] = &[
     "starting",
     "active",
@@ -175,7 +170,11 @@ fn track(t: Track) -> TrackInfo {
 
 /// `s` as the matching word of `known`, else `unknown`.
 fn word(s: &str, known: &[&'static str]) -> &'static str {
-    known.iter().find(|k| **k == s).copied().unwrap_or("unknown")
+    known
+        .iter()
+        .find(|k| **k == s)
+        .copied()
+        .unwrap_or("unknown")
 }
 
 #[cfg(test)]
@@ -230,8 +229,7 @@ mod tests {
 
     #[test]
     fn unknown_words_and_markup_do_not_come_back_from_the_stream() {
-        let mut json: serde_json::Value =
-            serde_json::from_str(&encode(&sample())).expect("json");
+        let mut json: serde_json::Value = serde_json::from_str(&encode(&sample())).expect("json");
         json["data"]["participant"]["state"] = "<b>owned</b>".into();
         json["data"]["participant"]["name"] = "<script>x</script>".into();
         json["event"] = "made_up".into();

@@ -60,7 +60,10 @@ impl Guard {
             self.key_failure(cut_key_id(k), ip, key, now);
         }
         if !allowlisted {
-            self.share(SharedUpdate::Failure { client: key, at_ms: now });
+            self.share(SharedUpdate::Failure {
+                client: key,
+                at_ms: now,
+            });
         }
         FailureOutcome {
             failures_in_window: step.failures,

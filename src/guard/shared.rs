@@ -100,9 +100,17 @@ mod tests {
 
     #[test]
     fn client_keys_round_trip_through_their_display_form() {
-        for (ip, prefix) in [("1.2.3.4", 64), ("2001:db8:1:2::9", 64), ("2001:db8::1", 128)] {
+        for (ip, prefix) in [
+            ("1.2.3.4", 64),
+            ("2001:db8:1:2::9", 64),
+            ("2001:db8::1", 128),
+        ] {
             let key = ClientKey::new(ip.parse().expect("ip"), prefix);
-            assert_eq!(parse_client_key(&key.to_string()), Some(key), "{ip}/{prefix}");
+            assert_eq!(
+                parse_client_key(&key.to_string()),
+                Some(key),
+                "{ip}/{prefix}"
+            );
         }
         assert_eq!(parse_client_key("not an address"), None);
     }

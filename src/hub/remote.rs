@@ -146,8 +146,14 @@ mod tests {
             panic!("a reset frame")
         };
         assert!(String::from_utf8_lossy(&bytes).contains("event: reset"));
-        assert!(sub.next().await.is_none(), "the stream ends after the reset");
+        assert!(
+            sub.next().await.is_none(),
+            "the stream ends after the reset"
+        );
         let refused = resume(&hub, "c1a55e-2");
-        assert!(matches!(refused.start(), Start::Reset(_)), "seqs 2..4 are not held");
+        assert!(
+            matches!(refused.start(), Start::Reset(_)),
+            "seqs 2..4 are not held"
+        );
     }
 }

@@ -139,6 +139,37 @@ async fn a_webhook_to_one_node_reaches_every_node_with_the_same_id_once() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replayed_id_with_another_body_on_another_node_is_recorded_not_broadcast() {
+    let redis = RedisServer::start();
+    let n = nodes(&redis, 2).await;
+    let (a, b) = (&n[0], &n[1]);
+    let mut on_a = events(a, &[]).await;
+    assert_eq!(on_a.next(T).await.expect("snapshot").event, "snapshot");
+    let original = support::room_started(&sid("room-"), "RM_cluster");
+    assert_eq!(support::deliver(&a.url, &original).await, 200);
+    assert_eq!(on_a.next(T).await.expect("event").event, "room_started");
+    let mut forged: Value = serde_json::from_slice(&original).expect("json");
+    forged["room"]["name"] = "another-room".into();
+    let forged = serde_json::to_vec(&forged).expect("json");
+    assert_eq!(support::deliver(&b.url, &forged).await, 200, "acknowledged");
+    let replayed = b
+        .state
+        .audit
+        .recent()
+        .iter()
+        .any(|e| e.kind == warden::audit::EventType::WebhookReplay);
+    assert!(
+        replayed,
+        "WEBHOOK_REPLAY recorded on the node that got the replay"
+    );
+    let more = on_a.drain(Duration::from_millis(500)).await;
+    assert!(
+        more.iter().all(|e| e.event != "room_started"),
+        "not broadcast: {more:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_resumes_on_another_node_with_no_gap_and_no_duplicate() {
     let redis = RedisServer::start();
     let n = nodes(&redis, 3).await;
@@ -155,8 +186,14 @@ async fn a_client_resumes_on_another_node_with_no_gap_and_no_duplicate() {
 
     // While the client is away, events arrive through the other nodes.
     let later = [sid("PA_"), sid("PA_")];
-    assert_eq!(support::deliver(&c.url, &joined(&room, &later[0])).await, 200);
-    assert_eq!(support::deliver(&b.url, &joined(&room, &later[1])).await, 200);
+    assert_eq!(
+        support::deliver(&c.url, &joined(&room, &later[0])).await,
+        200
+    );
+    assert_eq!(
+        support::deliver(&b.url, &joined(&room, &later[1])).await,
+        200
+    );
 
     let mut on_b = events(b, &[("last-event-id", &last_id)]).await;
     let replay = [on_b.next(T).await, on_b.next(T).await];
@@ -227,17 +264,47 @@ async fn a_rotation_on_one_node_is_honoured_by_every_node() {
         let infos = node.state.keys.key_infos(clock.now_ms());
         infos.iter().any(|k| k.id == id)
     };
-    let (old_id, old_secret) = a.state.keys.create_key(clock.now_ms(), "test").expect("key");
-    let old = support::access_token(&old_id, old_secret.expose(), "d", json!({"roomList": true}), 3600);
-    assert!(eventually(T, || async { knows(&c, &old_id) }).await, "C reloads the shared key file");
+    let (old_id, old_secret) = a
+        .state
+        .keys
+        .create_key(clock.now_ms(), "test")
+        .expect("key");
+    let old = support::access_token(
+        &old_id,
+        old_secret.expose(),
+        "d",
+        json!({"roomList": true}),
+        3600,
+    );
+    assert!(
+        eventually(T, || async { knows(&c, &old_id) }).await,
+        "C reloads the shared key file"
+    );
     assert_eq!(rooms_status(&c, &old).await, 200);
 
-    let (rotated, new_secret) = a.state.keys.rotate(clock.now_ms(), true, "test").expect("rotate");
+    let (rotated, new_secret) = a
+        .state
+        .keys
+        .rotate(clock.now_ms(), true, "test")
+        .expect("rotate");
     let new_id = rotated.new_id;
-    let new = support::access_token(&new_id, new_secret.expose(), "d", json!({"roomList": true}), 3600);
-    assert!(eventually(T, || async { knows(&c, &new_id) }).await, "C sees the rotation");
+    let new = support::access_token(
+        &new_id,
+        new_secret.expose(),
+        "d",
+        json!({"roomList": true}),
+        3600,
+    );
+    assert!(
+        eventually(T, || async { knows(&c, &new_id) }).await,
+        "C sees the rotation"
+    );
     assert_eq!(rooms_status(&c, &new).await, 200, "the new key on C");
-    assert_eq!(rooms_status(&c, &old).await, 200, "the old key on C during the overlap");
+    assert_eq!(
+        rooms_status(&c, &old).await,
+        200,
+        "the old key on C during the overlap"
+    );
 
     clock.advance(Duration::from_secs(120));
     let refused = eventually(T, || async { rooms_status(&c, &old).await == 401 }).await;
@@ -269,17 +336,28 @@ async fn nodes_survive_a_redis_restart_and_lose_nothing_acknowledged_after_it() 
     let room = sid("room-");
     let mut on_b = events(b, &[]).await;
     assert_eq!(on_b.next(T).await.expect("snapshot").event, "snapshot");
-    assert_eq!(support::deliver(&a.url, &joined(&room, &sid("PA_"))).await, 200);
-    let before = on_b.next_named("participant_joined", T).await.expect("before");
+    assert_eq!(
+        support::deliver(&a.url, &joined(&room, &sid("PA_"))).await,
+        200
+    );
+    let before = on_b
+        .next_named("participant_joined", T)
+        .await
+        .expect("before");
     assert_eq!(redis_check(a).await.0, "healthy");
 
     redis.kill();
     for node in [a, b] {
-        let degraded =
-            eventually(T, || async { redis_check(node).await == ("degraded".into(), "degraded".into()) })
-                .await;
+        let degraded = eventually(T, || async {
+            redis_check(node).await == ("degraded".into(), "degraded".into())
+        })
+        .await;
         assert!(degraded, "{} reports redis degraded", node.url);
-        let health = support::client().get(format!("{}/health", node.url)).send().await.expect("health");
+        let health = support::client()
+            .get(format!("{}/health", node.url))
+            .send()
+            .await
+            .expect("health");
         assert_eq!(health.status(), 200, "still serving");
     }
     let unqueued = sid("PA_");
@@ -289,7 +367,11 @@ async fn nodes_survive_a_redis_restart_and_lose_nothing_acknowledged_after_it() 
         "not acknowledged while the stream is down: LiveKit retries"
     );
     let mut on_a = events(a, &[]).await;
-    assert_eq!(on_a.next(T).await.expect("snapshot").event, "snapshot", "SSE still served");
+    assert_eq!(
+        on_a.next(T).await.expect("snapshot").event,
+        "snapshot",
+        "SSE still served"
+    );
 
     redis.restart();
     for node in [a, b] {
@@ -306,12 +388,18 @@ async fn nodes_survive_a_redis_restart_and_lose_nothing_acknowledged_after_it() 
     }
     let mut last = seq_of(before.id.as_deref().expect("id"));
     for psid in &after {
-        let ev = on_b.next_named("participant_joined", T).await.expect("acknowledged event on B");
+        let ev = on_b
+            .next_named("participant_joined", T)
+            .await
+            .expect("acknowledged event on B");
         assert_eq!(&participant_sid(&ev), psid, "in order, none lost");
         let seq = seq_of(ev.id.as_deref().expect("id"));
         assert_eq!(seq, last + 1, "ids continue after the restart");
         last = seq;
-        let on = on_a.next_named("participant_joined", T).await.expect("and on A");
+        let on = on_a
+            .next_named("participant_joined", T)
+            .await
+            .expect("and on A");
         assert_eq!(on.id, ev.id);
     }
 }
@@ -334,7 +422,10 @@ async fn fanout_latency(to: &TestServer, from: &TestServer, count: usize) -> Vec
         let body = joined(&room, &psid);
         let start = Instant::now();
         assert_eq!(support::deliver(&to.url, &body).await, 200);
-        let ev = sse.next_named("participant_joined", T).await.expect("event");
+        let ev = sse
+            .next_named("participant_joined", T)
+            .await
+            .expect("event");
         out.push(start.elapsed());
         assert_eq!(participant_sid(&ev), psid);
         let seq = seq_of(ev.id.as_deref().expect("id"));
@@ -359,4 +450,81 @@ async fn fanout_latency_through_redis_versus_in_process() {
          in-process p50 {lp50:?} p99 {lp99:?}; through redis (node A → node B) p50 {rp50:?} p99 {rp99:?}"
     );
     assert_eq!(local.len(), through.len());
+}
+
+fn bench_event(room: &str, n: usize) -> warden::event::Event {
+    use warden::event::{Event, EventData, RoomInfo};
+    Event {
+        id: format!("EV_bench_{n}_{}", support::rand_hex()),
+        event: "room_started".to_owned(),
+        created_at_ms: 0,
+        room_key: Some(room.to_owned()),
+        data: EventData {
+            room: Some(RoomInfo {
+                sid: "RM_bench".to_owned(),
+                name: room.to_owned(),
+                ..RoomInfo::default()
+            }),
+            ..EventData::default()
+        },
+    }
+}
+
+fn subscribe(node: &TestServer) -> warden::hub::Subscription {
+    node.state.hub.subscribe(warden::hub::SubscribeRequest {
+        access: warden::hub::Access::All,
+        rooms: Vec::new(),
+        last_event_id: None,
+        deadline_ms: None,
+        now_ms: 0,
+    })
+}
+
+/// Publish → frame in another subscriber's hands, without HTTP on either side.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hub_to_hub_latency_through_redis_versus_in_process() {
+    use futures_util::StreamExt;
+    const COUNT: usize = 500;
+    let single = support::spawn("").await;
+    let redis = RedisServer::start();
+    let n = nodes(&redis, 2).await;
+    let cluster = n[0].state.cluster.clone().expect("redis backend");
+    let (mut local, mut through) = (Vec::new(), Vec::new());
+    let mut sub = subscribe(&single);
+    let _snapshot = sub.next().await;
+    for i in 0..COUNT {
+        let start = Instant::now();
+        single.state.hub.publish(bench_event("bench", i), 0);
+        let frame = sub.next().await.expect("frame").expect("bytes");
+        local.push(start.elapsed());
+        assert!(String::from_utf8_lossy(&frame).contains("EV_bench_"));
+    }
+    let mut sub = subscribe(&n[1]);
+    let _snapshot = sub.next().await;
+    let ip = "127.0.0.1".parse().expect("ip");
+    for i in 0..COUNT {
+        let event = bench_event("bench", i);
+        let start = Instant::now();
+        let published = cluster
+            .publish(&event, ip, [i as u8; 16])
+            .await
+            .expect("queued");
+        assert!(matches!(published, warden::cluster::Published::New(_)));
+        let frame = tokio::time::timeout(T, sub.next())
+            .await
+            .expect("in time")
+            .expect("frame");
+        through.push(start.elapsed());
+        assert!(String::from_utf8_lossy(&frame.expect("bytes")).contains(&event.id));
+    }
+    let (lp50, lp99) = percentiles(&mut local);
+    let (rp50, rp99) = percentiles(&mut through);
+    println!(
+        "hub-to-hub latency ({COUNT} events, debug build): in-process p50 {lp50:?} p99 {lp99:?}; \
+         through redis (publish on A → frame on B) p50 {rp50:?} p99 {rp99:?}"
+    );
+    assert!(
+        rp50 >= lp50,
+        "a network hop cannot be faster than a function call"
+    );
 }

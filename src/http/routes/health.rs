@@ -125,7 +125,11 @@ pub fn checks(state: &AppState) -> serde_json::Map<String, Value> {
     );
     if let Some(cluster) = &state.cluster {
         let redis = cluster.health();
-        let status = if redis.reachable { "healthy" } else { "degraded" };
+        let status = if redis.reachable {
+            "healthy"
+        } else {
+            "degraded"
+        };
         m.insert("redis".into(), check(status, redis.detail));
     }
     m.insert(
