@@ -7,16 +7,17 @@
 //! async one here).
 //!
 //! Invariants:
-//! - An event is serialised once ([`frame`]); every subscriber gets the same
+//! - An event is serialised once (`frame`); every subscriber gets the same
 //!   `Bytes`. Publishing never waits for a subscriber.
-//! - One bounded ring ([`history`]) is both the history for `Last-Event-ID`
+//! - One bounded ring (`history`) is both the history for `Last-Event-ID`
 //!   and the live queue. A subscriber is a cursor into it, so idle subscribers
 //!   cost a few dozen bytes and a stalled one holds nothing; a subscriber that
 //!   falls more than `client_queue_size` frames behind is sent `event: reset`
 //!   and its stream ends — never a silent gap.
 //! - Two locks, always taken in this order: `model` (seq counter, room
 //!   snapshot; held by publishers and subscribers while they start) then
-//!   `ring` (frames and parked wakers; the hot path of every reader). Seq
+//!   the ring's (frames and parked wakers, in `history`; the hot path of
+//!   every reader, skipped altogether by a parked reader with nothing new). Seq
 //!   assignment, snapshot update and ring append happen under `model`, and a
 //!   subscription takes its snapshot (or history position) and its live
 //!   cursor under `model` too, so a resume or a snapshot is followed by
@@ -28,11 +29,12 @@ mod frame;
 mod history;
 mod remote;
 mod snapshot;
+mod stats;
 mod stream;
 #[cfg(test)]
 mod tests;
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -41,13 +43,15 @@ use rand::Rng;
 use tokio::time::Instant;
 
 pub use remote::Applied;
+pub use stats::HubStats;
 pub use stream::{Start, Subscription};
 
 use crate::config::Config;
 use crate::event::Event;
 use frame::Filter;
-use history::{Cursor, Ring};
+use history::{Cursor, History};
 use snapshot::Rooms;
+use stats::Counters;
 
 /// Why a last event id cannot be resumed from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -130,6 +134,19 @@ pub enum Access {
     Rooms(Vec<String>),
 }
 
+impl Access {
+    /// True when this access may see frames of `room` (`None`: frames that
+    /// belong to no room, which only [`Access::All`] sees). Lets the HTTP layer
+    /// refuse a `?room=` outside the token's grant instead of streaming nothing.
+    pub fn permits(&self, room: Option<&str>) -> bool {
+        match (self, room) {
+            (Self::All, _) => true,
+            (Self::Rooms(rooms), Some(room)) => rooms.iter().any(|r| r == room),
+            (Self::Rooms(_), None) => false,
+        }
+    }
+}
+
 /// A request to subscribe.
 #[derive(Debug, Clone)]
 pub struct SubscribeRequest {
@@ -145,43 +162,6 @@ pub struct SubscribeRequest {
     pub now_ms: i64,
 }
 
-/// Counters for metrics and status.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct HubStats {
-    /// Open subscriptions.
-    pub subscribers: u64,
-    /// Events published.
-    pub published: u64,
-    /// Event frames handed to subscribers (one per subscriber per event).
-    pub delivered_frames: u64,
-    /// Subscribers cut for falling behind.
-    pub slow_consumer_cuts: u64,
-    /// `reset` events sent (refused ids and slow consumers).
-    pub resets: u64,
-    /// Snapshots sent.
-    pub snapshots: u64,
-    /// Successful resumes.
-    pub resumes: u64,
-    /// Heartbeat comments sent.
-    pub heartbeats: u64,
-    /// Rooms in the snapshot state.
-    pub rooms: u64,
-    /// Seq of the last event published.
-    pub last_seq: u64,
-}
-
-#[derive(Default)]
-struct Counters {
-    subscribers: AtomicU64,
-    published: AtomicU64,
-    delivered_frames: AtomicU64,
-    slow_consumer_cuts: AtomicU64,
-    resets: AtomicU64,
-    snapshots: AtomicU64,
-    resumes: AtomicU64,
-    heartbeats: AtomicU64,
-}
-
 /// Publisher-side state.
 struct Model {
     /// Seq of the last event published (mirrors the ring's head, read without its lock).
@@ -195,7 +175,7 @@ struct Shared {
     settings: HubSettings,
     epoch: String,
     model: Mutex<Model>,
-    ring: Mutex<Ring>,
+    history: History,
     stats: Counters,
 }
 
@@ -204,10 +184,6 @@ impl Shared {
         // No code path panics while holding a lock, and every update leaves the
         // state consistent, so a poisoned lock still guards valid data.
         self.model.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    fn lock_ring(&self) -> MutexGuard<'_, Ring> {
-        self.ring.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -245,7 +221,7 @@ impl Hub {
                     rooms: Rooms::default(),
                     cached_snapshot: None,
                 }),
-                ring: Mutex::new(Ring::new(capacity)),
+                history: History::new(capacity),
                 stats: Counters::default(),
             }),
         }
@@ -265,12 +241,10 @@ impl Hub {
         model.rooms.apply(&event);
         model.cached_snapshot = None;
         model.head = seq;
-        let wakers = shared.lock_ring().push(frame);
+        let wakers = shared.history.push(frame);
         drop(model);
+        wakers.wake();
         shared.stats.published.fetch_add(1, Ordering::Relaxed);
-        for waker in wakers.into_iter().flatten() {
-            waker.wake();
-        }
         seq
     }
 
@@ -325,38 +299,22 @@ impl Hub {
 
     /// Ends every stream after it has delivered what was already published.
     pub fn close(&self) {
-        let wakers = self.shared.lock_ring().close();
-        for waker in wakers.into_iter().flatten() {
-            waker.wake();
-        }
+        self.shared.history.close();
     }
 
     /// True once [`Hub::close`] was called.
     pub fn is_closed(&self) -> bool {
-        self.shared.lock_ring().is_closed()
+        self.shared.history.is_closed()
     }
 
     /// The counters.
     pub fn stats(&self) -> HubStats {
-        let c = &self.shared.stats;
-        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        // One lock, released before anything else is locked.
+        // One lock, released before the counters are read.
         let (rooms, last_seq) = {
             let model = self.shared.lock_model();
             (model.rooms.len() as u64, model.head)
         };
-        HubStats {
-            subscribers: load(&c.subscribers),
-            published: load(&c.published),
-            delivered_frames: load(&c.delivered_frames),
-            slow_consumer_cuts: load(&c.slow_consumer_cuts),
-            resets: load(&c.resets),
-            snapshots: load(&c.snapshots),
-            resumes: load(&c.resumes),
-            heartbeats: load(&c.heartbeats),
-            rooms,
-            last_seq,
-        }
+        self.shared.stats.read(rooms, last_seq)
     }
 
     /// The seq after which a resume from `id` continues.
@@ -367,7 +325,7 @@ impl Hub {
         }
         let history = self.shared.settings.history_size as u64;
         // Every frame after `seq` must still be held: the newest `history_size`.
-        if head - seq > history || seq + 1 < self.shared.lock_ring().oldest() {
+        if head - seq > history || seq + 1 < self.shared.history.oldest() {
             return Err(HubError::TooOld);
         }
         Ok(seq)
@@ -395,13 +353,12 @@ impl Hub {
 
     /// The snapshot frame for `filter`, from the cache when unfiltered.
     fn snapshot_frame(&self, model: &mut Model, head: u64, filter: &Filter) -> Bytes {
-        if filter.is_everything() {
-            if let Some((seq, bytes)) = &model.cached_snapshot {
-                if *seq == head {
-                    self.shared.stats.snapshots.fetch_add(1, Ordering::Relaxed);
-                    return bytes.clone();
-                }
-            }
+        if filter.is_everything()
+            && let Some((seq, bytes)) = &model.cached_snapshot
+            && *seq == head
+        {
+            self.shared.stats.snapshots.fetch_add(1, Ordering::Relaxed);
+            return bytes.clone();
         }
         let mut out = Vec::new();
         self.write_snapshot(model, head, filter, &mut out);

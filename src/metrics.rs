@@ -39,6 +39,8 @@ pub struct Metrics {
 }
 
 struct Inner {
+    /// Last totals copied from the hub and guard counters (see [`Metrics::sync_totals`]).
+    synced: std::sync::Mutex<[u64; 5]>,
     registry: Registry,
     webhooks: Family<Label, Counter>,
     sse_connections: Gauge,
@@ -80,6 +82,7 @@ impl Metrics {
         let mut r = Registry::with_prefix("warden");
         let r = &mut r;
         let inner = Inner {
+            synced: std::sync::Mutex::new([0; 5]),
             webhooks: reg(
                 r,
                 "webhooks",
@@ -158,6 +161,32 @@ impl Metrics {
         };
         Self {
             inner: Arc::new(inner),
+        }
+    }
+
+    /// Brings the counters that the hub and the guard keep themselves (they
+    /// count on their hot paths with plain atomics) up to date before a render:
+    /// `[deliveries, slow-consumer cuts, resets, lockouts, rate-limit hits]`,
+    /// each a total since start.
+    pub fn sync_totals(&self, totals: [u64; 5]) {
+        let Ok(mut last) = self.inner.synced.lock() else {
+            return;
+        };
+        let delta = |i: usize, last: &mut [u64; 5]| {
+            let d = totals[i].saturating_sub(last[i]);
+            last[i] = last[i].max(totals[i]);
+            d
+        };
+        self.inner.deliveries.inc_by(delta(0, &mut last));
+        self.inner.slow_consumer_cuts.inc_by(delta(1, &mut last));
+        self.inner.replay_resets.inc_by(delta(2, &mut last));
+        self.inner.lockouts.inc_by(delta(3, &mut last));
+        let hits = delta(4, &mut last);
+        if hits > 0 {
+            self.inner
+                .rate_limit_hits
+                .get_or_create(&[("scope", "all")])
+                .inc_by(hits);
         }
     }
 

@@ -41,6 +41,17 @@ impl ApiError {
         }
     }
 
+    /// 401 for a request that presented no credential at all: nothing was
+    /// guessed, so it does not count towards a lockout (a dashboard checks
+    /// its session on every visit before anyone signs in).
+    pub fn unauthenticated() -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "missing or invalid credentials",
+        )
+    }
+
     /// 401: missing or invalid credentials. Counts towards the client's lockout.
     pub fn unauthorized(key_id: Option<String>) -> Self {
         let mut e = Self::new(

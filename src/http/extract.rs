@@ -136,7 +136,7 @@ pub fn authenticate(
     allow_ticket: bool,
 ) -> Result<Claims, ApiError> {
     let query = query_pairs(parts);
-    let cred = credential(&parts.headers, &query).ok_or_else(|| ApiError::unauthorized(None))?;
+    let cred = credential(&parts.headers, &query).ok_or_else(ApiError::unauthenticated)?;
     let now = state.clock.now_ms();
     if cred.value.starts_with(TICKET_PREFIX) {
         if !(allow_ticket && cred.via == Via::Query) {

@@ -14,16 +14,32 @@
 //! read" and "registered": no lost wake-up. A publish empties the whole slab
 //! and bumps `generation`, which invalidates every subscriber's slot index at
 //! once; a subscriber checks the generation before reusing its slot.
+//!
+//! The head seq and the generation are mirrored in atomics so that the
+//! common "still nothing new, still parked with the same waker" poll takes no
+//! lock: a read that catches up parks at once, and the poll after it (the one
+//! that returns `Pending`) only checks the atomics. Both are written under the
+//! lock before the wakers are taken, so a publish either is seen by the check
+//! or finds the waker parked — never neither.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::task::Waker;
 
 use bytes::{Bytes, BytesMut};
 
 use super::frame::{Filter, Frame};
 
+/// The ring behind its lock, with the lock-free mirror of head and generation.
+pub(super) struct History {
+    ring: Mutex<Ring>,
+    head: AtomicU64,
+    generation: AtomicU64,
+}
+
 /// Frames, head seq, closed flag and parked wakers.
-pub(super) struct Ring {
+struct Ring {
     frames: VecDeque<Frame>,
     capacity: usize,
     /// Last seq pushed (0 before the first publish).
@@ -36,7 +52,7 @@ pub(super) struct Ring {
 }
 
 /// A subscriber's place in the ring.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug)]
 pub(super) struct Cursor {
     /// Next seq to read.
     pub(super) next: u64,
@@ -46,6 +62,8 @@ pub(super) struct Cursor {
     /// Parked waker slot and the generation it belongs to (0 = none).
     slot: u32,
     slot_generation: u64,
+    /// A clone of the parked waker, to tell without the lock that it still fits.
+    parked: Option<Waker>,
 }
 
 /// Limits a read obeys.
@@ -75,13 +93,117 @@ impl Cursor {
             live_from,
             slot: 0,
             slot_generation: 0,
+            parked: None,
+        }
+    }
+}
+
+impl History {
+    /// An empty history holding at most `capacity` frames.
+    pub(super) fn new(capacity: usize) -> Self {
+        Self {
+            ring: Mutex::new(Ring::new(capacity)),
+            head: AtomicU64::new(0),
+            generation: AtomicU64::new(1),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Ring> {
+        // Nothing panics while the lock is held and every update leaves the
+        // ring consistent, so a poisoned lock still guards valid data.
+        self.ring.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Appends the frame for seq `head + 1`; returns the parked subscribers,
+    /// to be woken once the caller has released its own lock.
+    #[must_use = "parked subscribers must be woken"]
+    pub(super) fn push(&self, frame: Frame) -> Wakers {
+        let mut ring = self.lock();
+        ring.push(frame);
+        self.head.store(ring.head, Ordering::Release);
+        self.take_waiters(&mut ring)
+    }
+
+    /// Appends `frame` as seq `head + 1` after dropping every frame held (a
+    /// gap in a cluster's sequence): every cursor before the gap is now
+    /// lagging and gets cut with a reset, never a silent gap.
+    #[must_use = "parked subscribers must be woken"]
+    pub(super) fn push_after_gap(&self, head: u64, frame: Frame) -> Wakers {
+        let mut ring = self.lock();
+        ring.frames.clear();
+        ring.head = head;
+        ring.push(frame);
+        self.head.store(ring.head, Ordering::Release);
+        self.take_waiters(&mut ring)
+    }
+
+    /// Marks the history closed and wakes every parked subscriber.
+    pub(super) fn close(&self) {
+        let wakers = {
+            let mut ring = self.lock();
+            ring.closed = true;
+            self.take_waiters(&mut ring)
+        };
+        wakers.wake();
+    }
+
+    fn take_waiters(&self, ring: &mut Ring) -> Wakers {
+        ring.free.clear();
+        ring.generation += 1;
+        self.generation.store(ring.generation, Ordering::Release);
+        Wakers(std::mem::take(&mut ring.waiters))
+    }
+
+    /// Reads what is available at `cursor`, or parks `waker` if nothing is.
+    pub(super) fn read(&self, cursor: &mut Cursor, limits: &ReadLimits<'_>, waker: &Waker) -> Read {
+        let still_parked = cursor.next > self.head.load(Ordering::Acquire)
+            && cursor.slot_generation == self.generation.load(Ordering::Acquire)
+            && cursor.parked.as_ref().is_some_and(|p| p.will_wake(waker));
+        if still_parked {
+            return Read::Empty;
+        }
+        self.lock().read(cursor, limits, waker)
+    }
+
+    /// Oldest seq still held (`head + 1` when empty).
+    pub(super) fn oldest(&self) -> u64 {
+        self.lock().oldest()
+    }
+
+    /// Frees a departing subscriber's slot so churn cannot grow the slab.
+    pub(super) fn unpark(&self, cursor: &Cursor) {
+        if cursor.slot_generation == self.generation.load(Ordering::Acquire) {
+            self.lock().unpark(cursor);
+        }
+    }
+
+    /// True once closed.
+    pub(super) fn is_closed(&self) -> bool {
+        self.lock().closed
+    }
+
+    /// Slots in the waiter slab (parked or free), for tests.
+    #[cfg(test)]
+    pub(super) fn parked_slots(&self) -> usize {
+        self.lock().waiters.len()
+    }
+}
+
+/// Subscribers taken off the slab, woken outside every lock so that they
+/// do not queue on one (and a publisher does not hold one while waking 10 000).
+pub(super) struct Wakers(Vec<Option<Waker>>);
+
+impl Wakers {
+    /// Wakes them all.
+    pub(super) fn wake(self) {
+        for waker in self.0.into_iter().flatten() {
+            waker.wake();
         }
     }
 }
 
 impl Ring {
-    /// An empty ring holding at most `capacity` frames.
-    pub(super) fn new(capacity: usize) -> Self {
+    fn new(capacity: usize) -> Self {
         Self {
             frames: VecDeque::with_capacity(capacity.min(4096)),
             capacity: capacity.max(1),
@@ -93,50 +215,20 @@ impl Ring {
         }
     }
 
-    /// Oldest seq still held (`head + 1` when empty).
-    pub(super) fn oldest(&self) -> u64 {
+    fn oldest(&self) -> u64 {
         self.head + 1 - self.frames.len() as u64
     }
 
-    /// Appends the frame for seq `head + 1` and returns the wakers to wake
-    /// (the caller wakes them after releasing the lock).
-    pub(super) fn push(&mut self, frame: Frame) -> Vec<Option<Waker>> {
+    fn push(&mut self, frame: Frame) {
         if self.frames.len() == self.capacity {
             self.frames.pop_front();
         }
         self.frames.push_back(frame);
         self.head += 1;
-        self.take_waiters()
     }
 
-    /// Drops every frame and moves the head to `head` (a gap in a cluster's
-    /// sequence): every cursor before it is now lagging and gets cut with a
-    /// reset, never a silent gap. Returns the wakers to wake.
-    pub(super) fn skip_to(&mut self, head: u64) -> Vec<Option<Waker>> {
-        self.frames.clear();
-        self.head = head;
-        self.take_waiters()
-    }
-
-    /// Marks the ring closed and returns every parked waker.
-    pub(super) fn close(&mut self) -> Vec<Option<Waker>> {
-        self.closed = true;
-        self.take_waiters()
-    }
-
-    fn take_waiters(&mut self) -> Vec<Option<Waker>> {
-        self.free.clear();
-        self.generation += 1;
-        std::mem::take(&mut self.waiters)
-    }
-
-    /// Reads what is available at `cursor`, or parks `waker` if nothing is.
-    pub(super) fn read(
-        &mut self,
-        cursor: &mut Cursor,
-        limits: &ReadLimits<'_>,
-        waker: &Waker,
-    ) -> Read {
+    /// Reads what is available at `cursor`; parks `waker` once caught up.
+    fn read(&mut self, cursor: &mut Cursor, limits: &ReadLimits<'_>, waker: &Waker) -> Read {
         if cursor.next < self.oldest() {
             return Read::Lagged;
         }
@@ -149,7 +241,7 @@ impl Ring {
         let mut count = 0u64;
         // `next >= oldest` was checked above, so the offset is in range.
         let start = usize::try_from(cursor.next - self.oldest()).unwrap_or(usize::MAX);
-        for frame in self.frames.iter().skip(start) {
+        for frame in self.frames.range(start..) {
             if count as usize >= limits.max_batch {
                 break;
             }
@@ -169,62 +261,56 @@ impl Ring {
                 (Some(_), Some(buf)) => buf.extend_from_slice(&frame.bytes),
             }
         }
+        let caught_up = cursor.next > self.head;
+        match (&more, &first) {
+            (None, None) if self.closed => return Read::Closed,
+            // Parking now, while the lock is held anyway, lets the next poll
+            // (the one that finds nothing) skip the lock.
+            // After close nothing parks, so no slot matches the final
+            // generation and every later read takes the lock and sees `closed`.
+            _ if caught_up && !self.closed => self.park(cursor, waker),
+            _ => {}
+        }
         match (more, first) {
             (Some(buf), _) => Read::Data(buf.freeze(), count),
             (None, Some(one)) => Read::Data(one, count),
-            (None, None) if self.closed => Read::Closed,
-            (None, None) => {
-                self.park(cursor, waker);
-                Read::Empty
-            }
+            (None, None) => Read::Empty,
         }
     }
 
     /// Parks `waker` in the cursor's slot, reusing it while its generation holds.
     fn park(&mut self, cursor: &mut Cursor, waker: &Waker) {
-        if cursor.slot_generation == self.generation {
-            if let Some(Some(parked)) = self.waiters.get_mut(cursor.slot as usize) {
-                if !parked.will_wake(waker) {
-                    parked.clone_from(waker);
-                }
-                return;
+        if cursor.slot_generation == self.generation
+            && let Some(Some(parked)) = self.waiters.get_mut(cursor.slot as usize)
+        {
+            if !parked.will_wake(waker) {
+                parked.clone_from(waker);
+                cursor.parked = Some(waker.clone());
             }
+            return;
         }
-        let waker = Some(waker.clone());
         let slot = match self.free.pop() {
             Some(slot) => {
-                self.waiters[slot as usize] = waker;
+                self.waiters[slot as usize] = Some(waker.clone());
                 slot
             }
             None => {
-                self.waiters.push(waker);
+                self.waiters.push(Some(waker.clone()));
                 // More than 4 billion parked subscribers cannot exist (connection caps).
                 u32::try_from(self.waiters.len() - 1).unwrap_or(u32::MAX)
             }
         };
         cursor.slot = slot;
         cursor.slot_generation = self.generation;
+        cursor.parked = Some(waker.clone());
     }
 
-    /// Frees a departing subscriber's slot so churn cannot grow the slab.
-    pub(super) fn unpark(&mut self, cursor: &Cursor) {
-        if cursor.slot_generation == self.generation {
-            if let Some(parked) = self.waiters.get_mut(cursor.slot as usize) {
-                if parked.take().is_some() {
-                    self.free.push(cursor.slot);
-                }
-            }
+    fn unpark(&mut self, cursor: &Cursor) {
+        if cursor.slot_generation == self.generation
+            && let Some(parked) = self.waiters.get_mut(cursor.slot as usize)
+            && parked.take().is_some()
+        {
+            self.free.push(cursor.slot);
         }
-    }
-
-    /// Slots in the waiter slab (parked or free), for tests.
-    #[cfg(test)]
-    pub(super) fn parked_slots(&self) -> usize {
-        self.waiters.len()
-    }
-
-    /// True once closed.
-    pub(super) fn is_closed(&self) -> bool {
-        self.closed
     }
 }

@@ -41,19 +41,14 @@ impl Hub {
         model.rooms.apply(&event);
         model.cached_snapshot = None;
         model.head = seq;
-        let mut wakers = Vec::new();
-        {
-            let mut ring = shared.lock_ring();
-            if gap {
-                wakers.extend(ring.skip_to(seq - 1));
-            }
-            wakers.extend(ring.push(frame));
-        }
+        let wakers = if gap {
+            shared.history.push_after_gap(seq - 1, frame)
+        } else {
+            shared.history.push(frame)
+        };
         drop(model);
+        wakers.wake();
         shared.stats.published.fetch_add(1, Ordering::Relaxed);
-        for waker in wakers.into_iter().flatten() {
-            waker.wake();
-        }
         if gap {
             Applied::AfterGap
         } else {

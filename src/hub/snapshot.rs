@@ -92,10 +92,9 @@ impl Rooms {
             "track_unpublished" => {
                 if let (Some(p), Some(t), Some(room)) =
                     (&data.participant, &data.track, self.existing_mut(event))
+                    && let Some(known) = room.participants.get_mut(&p.sid)
                 {
-                    if let Some(known) = room.participants.get_mut(&p.sid) {
-                        known.tracks.retain(|k| k.sid != t.sid);
-                    }
+                    known.tracks.retain(|k| k.sid != t.sid);
                 }
             }
             "egress_started" | "egress_updated" => self.upsert_egress(event),

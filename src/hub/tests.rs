@@ -1,5 +1,8 @@
 //! Hub tests: real subscriptions polled as the HTTP body polls them.
 
+mod lifecycle;
+mod pressure;
+mod resume;
 mod state;
 
 use std::time::Duration;
@@ -72,7 +75,7 @@ pub(super) fn event(
     }
 }
 
-fn joined(room_name: &str, sid: &str) -> Event {
+pub(super) fn joined(room_name: &str, sid: &str) -> Event {
     event(
         "participant_joined",
         Some(room_name),
@@ -81,7 +84,7 @@ fn joined(room_name: &str, sid: &str) -> Event {
     )
 }
 
-fn egress_without_room() -> Event {
+pub(super) fn egress_without_room() -> Event {
     let mut e = event("egress_updated", None, None, None);
     e.data.egress = Some(EgressInfo {
         id: "EG_1".into(),
@@ -90,7 +93,7 @@ fn egress_without_room() -> Event {
     e
 }
 
-fn request(access: Access, rooms: &[&str], last: Option<&str>) -> SubscribeRequest {
+pub(super) fn request(access: Access, rooms: &[&str], last: Option<&str>) -> SubscribeRequest {
     SubscribeRequest {
         access,
         rooms: rooms.iter().map(|r| r.to_string()).collect(),
@@ -102,14 +105,14 @@ fn request(access: Access, rooms: &[&str], last: Option<&str>) -> SubscribeReque
 
 /// One parsed SSE block.
 #[derive(Debug, Clone, PartialEq)]
-struct Sse {
+pub(super) struct Sse {
     id: Option<String>,
     event: Option<String>,
     data: Option<Value>,
     comment: bool,
 }
 
-fn parse(chunk: &[u8]) -> Vec<Sse> {
+pub(super) fn parse(chunk: &[u8]) -> Vec<Sse> {
     let text = std::str::from_utf8(chunk).expect("utf-8");
     assert!(text.ends_with("\n\n"), "every chunk ends a frame: {text:?}");
     text.trim_end_matches('\n')
@@ -141,18 +144,18 @@ fn parse(chunk: &[u8]) -> Vec<Sse> {
 }
 
 /// The chunk available right now (panics if the stream would wait or ended).
-fn ready(sub: &mut Subscription) -> Bytes {
+pub(super) fn ready(sub: &mut Subscription) -> Bytes {
     match sub.next().now_or_never() {
         Some(Some(Ok(bytes))) => bytes,
         other => panic!("expected a ready chunk, got {other:?}"),
     }
 }
 
-fn is_pending(sub: &mut Subscription) -> bool {
+pub(super) fn is_pending(sub: &mut Subscription) -> bool {
     sub.next().now_or_never().is_none()
 }
 
-fn seqs(frames: &[Sse]) -> Vec<u64> {
+pub(super) fn seqs(frames: &[Sse]) -> Vec<u64> {
     frames
         .iter()
         .map(|f| {
@@ -165,7 +168,7 @@ fn seqs(frames: &[Sse]) -> Vec<u64> {
 }
 
 /// Every event frame available now, in order.
-fn drain(sub: &mut Subscription) -> Vec<Sse> {
+pub(super) fn drain(sub: &mut Subscription) -> Vec<Sse> {
     let mut out = Vec::new();
     while let Some(Some(Ok(bytes))) = sub.next().now_or_never() {
         out.extend(parse(&bytes));
@@ -283,226 +286,6 @@ async fn room_access_and_room_filter_hold_both_ways() {
 }
 
 #[tokio::test]
-async fn resume_replays_exactly_what_followed_without_snapshot() {
-    let hub = Hub::new(settings(100, 100, 3));
-    for i in 0..10 {
-        hub.publish(joined("demo", &format!("PA_{i}")), NOW);
-    }
-    let id = format!("{}-4", hub.epoch());
-    let mut sub = hub.subscribe(request(Access::All, &[], Some(&id)));
-    assert_eq!(sub.start(), Start::Resumed);
-    let first = parse(&ready(&mut sub));
-    assert_eq!(
-        seqs(&first),
-        [5, 6, 7],
-        "replay is batched by max_batch_size, no snapshot"
-    );
-    let mut rest = drain(&mut sub);
-    hub.publish(joined("demo", "PA_new"), NOW);
-    rest.extend(drain(&mut sub));
-    assert_eq!(seqs(&rest), [8, 9, 10, 11]);
-    assert!(
-        rest.iter()
-            .chain(&first)
-            .all(|f| f.event.as_deref() == Some("participant_joined"))
-    );
-    assert_eq!(hub.stats().resumes, 1);
-}
-
-#[tokio::test]
-async fn resume_from_the_snapshot_id_continues_right_after_it() {
-    let hub = Hub::new(settings(100, 100, 50));
-    hub.publish(joined("demo", "PA_1"), NOW);
-    let mut first = hub.subscribe(request(Access::All, &[], None));
-    let snap_id = parse(&ready(&mut first))[0]
-        .id
-        .clone()
-        .expect("snapshot id");
-    drop(first);
-    for i in 2..=4 {
-        hub.publish(joined("demo", &format!("PA_{i}")), NOW);
-    }
-    let mut again = hub.subscribe(request(Access::All, &[], Some(&snap_id)));
-    assert_eq!(seqs(&drain(&mut again)), [2, 3, 4]);
-}
-
-#[tokio::test]
-async fn replay_checks_access_per_frame() {
-    let hub = Hub::new(settings(100, 100, 50));
-    hub.publish(joined("a", "PA_1"), NOW);
-    hub.publish(joined("b", "PA_2"), NOW);
-    hub.publish(egress_without_room(), NOW);
-    hub.publish(joined("a", "PA_3"), NOW);
-    let id = format!("{}-0", hub.epoch());
-    let mut sub = hub.subscribe(request(Access::Rooms(vec!["a".into()]), &[], Some(&id)));
-    assert_eq!(seqs(&drain(&mut sub)), [1, 4]);
-}
-
-#[tokio::test]
-async fn refused_ids_give_reset_then_a_fresh_snapshot() {
-    let hub = Hub::new(settings(3, 2, 50));
-    for i in 0..10 {
-        hub.publish(joined("demo", &format!("PA_{i}")), NOW);
-    }
-    let epoch = hub.epoch().to_string();
-    let other = if epoch == "00000000" {
-        "00000001"
-    } else {
-        "00000000"
-    };
-    let cases = [
-        ("garbage".to_string(), "malformed_id"),
-        (format!("{epoch}-x"), "malformed_id"),
-        (format!("{other}-5"), "other_epoch"),
-        (format!("{epoch}-999"), "unknown_id"),
-        (format!("{epoch}-2"), "too_old"),
-    ];
-    for (i, (id, reason)) in cases.iter().enumerate() {
-        let mut sub = hub.subscribe(request(Access::All, &[], Some(id)));
-        let frames = parse(&ready(&mut sub));
-        assert_eq!(frames.len(), 2, "{id}: reset and snapshot in one write");
-        assert_eq!(frames[0].event.as_deref(), Some("reset"));
-        assert_eq!(frames[0].id, None, "{id}: a reset carries no id");
-        assert_eq!(
-            frames[0].data.as_ref().expect("reset data")["reason"],
-            *reason,
-            "{id}"
-        );
-        assert_eq!(frames[1].event.as_deref(), Some("snapshot"));
-        assert_eq!(
-            frames[1].id.as_deref(),
-            Some(format!("{epoch}-10").as_str())
-        );
-        assert!(is_pending(&mut sub), "{id}: no replay after a reset");
-        assert_eq!(hub.stats().resets, i as u64 + 1);
-    }
-    // The oldest id still resumable with history 3: seq 7 (8, 9, 10 follow).
-    let mut ok = hub.subscribe(request(Access::All, &[], Some(&format!("{epoch}-7"))));
-    assert_eq!(seqs(&drain(&mut ok)), [8, 9, 10]);
-}
-
-#[tokio::test]
-async fn a_slow_consumer_is_reset_and_cut_while_others_get_everything() {
-    let hub = Hub::new(settings(4, 4, 50));
-    let mut slow = hub.subscribe(request(Access::All, &[], None));
-    let mut fast = hub.subscribe(request(Access::All, &[], None));
-    ready(&mut slow);
-    ready(&mut fast);
-    let mut got = Vec::new();
-    for i in 0..10 {
-        hub.publish(joined("demo", &format!("PA_{i}")), NOW);
-        got.extend(drain(&mut fast));
-    }
-    assert_eq!(seqs(&got), (1..=10).collect::<Vec<_>>());
-    let last = parse(&ready(&mut slow));
-    assert_eq!(last.len(), 1);
-    assert_eq!(last[0].event.as_deref(), Some("reset"));
-    assert_eq!(
-        last[0].data.as_ref().expect("data")["reason"],
-        "slow_consumer"
-    );
-    assert!(
-        matches!(slow.next().now_or_never(), Some(None)),
-        "the stream ends after the reset"
-    );
-    let stats = hub.stats();
-    assert_eq!((stats.slow_consumer_cuts, stats.resets), (1, 1));
-}
-
-#[tokio::test]
-async fn a_consumer_just_within_the_queue_is_not_cut() {
-    let hub = Hub::new(settings(100, 4, 50));
-    let mut sub = hub.subscribe(request(Access::All, &[], None));
-    ready(&mut sub);
-    for i in 0..4 {
-        hub.publish(joined("demo", &format!("PA_{i}")), NOW);
-    }
-    assert_eq!(seqs(&parse(&ready(&mut sub))), [1, 2, 3, 4]);
-}
-
-#[tokio::test(start_paused = true)]
-async fn heartbeat_after_silence_and_not_while_events_flow() {
-    let hub = Hub::new(settings(100, 100, 50));
-    let mut sub = hub.subscribe(request(Access::All, &[], None));
-    ready(&mut sub);
-    let start = tokio::time::Instant::now();
-    let ping = sub.next().await.expect("a ping").expect("infallible");
-    assert_eq!(&ping[..], b": ping\n\n");
-    assert_eq!(start.elapsed(), Duration::from_secs(15));
-
-    tokio::time::advance(Duration::from_secs(10)).await;
-    hub.publish(joined("demo", "PA_1"), NOW);
-    assert_eq!(seqs(&parse(&ready(&mut sub))), [1]);
-    let after_event = tokio::time::Instant::now();
-    let ping = sub.next().await.expect("a ping").expect("infallible");
-    assert!(parse(&ping)[0].comment);
-    assert_eq!(
-        after_event.elapsed(),
-        Duration::from_secs(15),
-        "the event pushed the heartbeat back"
-    );
-    assert_eq!(hub.stats().heartbeats, 2);
-}
-
-#[tokio::test(start_paused = true)]
-async fn the_stream_ends_when_the_token_expires() {
-    let hub = Hub::new(settings(100, 100, 50));
-    let mut req = request(Access::All, &[], None);
-    req.deadline_ms = Some(NOW + 20_000);
-    let mut sub = hub.subscribe(req);
-    ready(&mut sub);
-    let start = tokio::time::Instant::now();
-    assert!(parse(&sub.next().await.expect("ping").expect("infallible"))[0].comment);
-    assert_eq!(sub.next().await, None);
-    assert_eq!(start.elapsed(), Duration::from_secs(20));
-    hub.publish(joined("demo", "PA_1"), NOW);
-    assert!(
-        matches!(sub.next().now_or_never(), Some(None)),
-        "nothing after the end"
-    );
-}
-
-#[tokio::test(start_paused = true)]
-async fn the_stream_ends_at_the_jittered_maximum_age() {
-    let mut s = settings(100, 100, 50);
-    s.heartbeat = Duration::from_secs(3600);
-    s.max_connection_age = Duration::from_secs(1000);
-    let hub = Hub::new(s);
-    let mut sub = hub.subscribe(request(Access::All, &[], None));
-    ready(&mut sub);
-    let start = tokio::time::Instant::now();
-    assert_eq!(sub.next().await, None);
-    let lived = start.elapsed();
-    assert!(
-        lived >= Duration::from_secs(900) && lived <= Duration::from_secs(1100),
-        "{lived:?}"
-    );
-}
-
-#[tokio::test]
-async fn close_flushes_pending_frames_then_ends_every_stream() {
-    let hub = Hub::new(settings(100, 100, 50));
-    let mut a = hub.subscribe(request(Access::All, &[], None));
-    let mut b = hub.subscribe(request(Access::All, &[], None));
-    ready(&mut a);
-    ready(&mut b);
-    let waiting_b = tokio::spawn(async move { b.next().await });
-    tokio::task::yield_now().await;
-    hub.publish(joined("demo", "PA_1"), NOW);
-    hub.publish(joined("demo", "PA_2"), NOW);
-    hub.close();
-    assert_eq!(seqs(&parse(&ready(&mut a))), [1, 2]);
-    assert!(matches!(a.next().now_or_never(), Some(None)));
-    let got_b = waiting_b
-        .await
-        .expect("task")
-        .expect("a chunk")
-        .expect("infallible");
-    assert!(!parse(&got_b).is_empty());
-    assert!(hub.is_closed());
-}
-
-#[tokio::test]
 async fn coalesces_only_what_is_waiting_capped_by_max_batch_size() {
     let hub = Hub::new(settings(100, 100, 3));
     let mut sub = hub.subscribe(request(Access::All, &[], None));
@@ -536,6 +319,27 @@ async fn a_parked_subscriber_is_woken_by_a_publish() {
     assert_eq!(
         seqs(&parse(&chunk.expect("chunk").expect("infallible"))),
         [1]
+    );
+}
+
+#[tokio::test]
+async fn a_subscriber_parked_by_one_task_is_woken_in_another() {
+    let hub = Hub::new(settings(100, 100, 50));
+    let mut sub = hub.subscribe(request(Access::All, &[], None));
+    ready(&mut sub);
+    hub.publish(joined("demo", "PA_1"), NOW);
+    // Read with a no-op waker: the subscription parks that waker as it catches up.
+    assert_eq!(seqs(&drain(&mut sub)), [1]);
+    let task = tokio::spawn(async move { sub.next().await });
+    tokio::task::yield_now().await;
+    hub.publish(joined("demo", "PA_2"), NOW);
+    let chunk = tokio::time::timeout(Duration::from_secs(5), task)
+        .await
+        .expect("woken")
+        .expect("task");
+    assert_eq!(
+        seqs(&parse(&chunk.expect("chunk").expect("infallible"))),
+        [2]
     );
 }
 
@@ -579,41 +383,4 @@ async fn concurrent_publishers_keep_ids_strictly_increasing_per_stream() {
         })
         .collect();
     assert_eq!(seqs, (1..=1000).collect::<Vec<_>>());
-}
-
-#[tokio::test]
-async fn dropping_subscriptions_frees_waiter_slots_and_counts() {
-    let hub = Hub::new(settings(100, 100, 50));
-    for _ in 0..3 {
-        let mut subs: Vec<_> = (0..100)
-            .map(|_| hub.subscribe(request(Access::All, &[], None)))
-            .collect();
-        for sub in &mut subs {
-            ready(sub);
-            assert!(is_pending(sub));
-        }
-        assert_eq!(hub.stats().subscribers, 100);
-    }
-    assert_eq!(hub.stats().subscribers, 0);
-    assert!(
-        hub.shared.lock_ring().parked_slots() <= 100,
-        "slots are reused, not grown by churn"
-    );
-}
-
-#[tokio::test]
-async fn per_subscriber_memory() {
-    let hub = Hub::new(settings(100, 100, 50));
-    let sub = hub.subscribe(request(Access::All, &[], None));
-    let inline = std::mem::size_of::<Subscription>();
-    let timer = std::mem::size_of::<tokio::time::Sleep>();
-    println!(
-        "size_of Subscription = {inline} B, boxed Sleep = {timer} B, total ≈ {} B + filter",
-        inline + timer
-    );
-    assert!(
-        inline + timer <= 512,
-        "a subscriber's own state stays well under the 4 KiB budget"
-    );
-    drop(sub);
 }

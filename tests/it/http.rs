@@ -110,3 +110,46 @@ async fn dashboard_has_a_fresh_csp_nonce_and_moves_a_query_token_into_a_cookie()
     );
     s.stop().await;
 }
+
+#[tokio::test]
+async fn metrics_for_loopback_or_admin_only_and_counting_real_traffic() {
+    let s = support::spawn("server: {trusted_proxies: [127.0.0.1]}").await;
+    let c = support::client();
+    let body = support::room_started("m", "RM_metrics1");
+    assert_eq!(support::deliver(&s.url, &body).await, 200);
+    let r = c
+        .get(format!("{}/metrics", s.url))
+        .send()
+        .await
+        .expect("req");
+    assert_eq!(r.status(), 200);
+    let text = r.text().await.expect("text");
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("warden_webhooks_total{") && l.contains("result=\"accepted\""))
+        .unwrap_or_else(|| panic!("no accepted webhook counted:\n{text}"));
+    assert!(line.ends_with(" 1"), "{line}");
+    for l in text
+        .lines()
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+    {
+        let value = l.rsplit(' ').next().expect("value");
+        assert!(value.parse::<f64>().is_ok(), "not a sample line: {l}");
+    }
+    let remote = c
+        .get(format!("{}/metrics", s.url))
+        .header("x-forwarded-for", "203.0.113.9")
+        .send()
+        .await
+        .expect("req");
+    assert_eq!(remote.status(), 401, "a remote client needs an admin token");
+    let admin = c
+        .get(format!("{}/metrics", s.url))
+        .header("x-forwarded-for", "203.0.113.9")
+        .bearer_auth(support::admin_token())
+        .send()
+        .await
+        .expect("req");
+    assert_eq!(admin.status(), 200);
+    s.stop().await;
+}

@@ -69,9 +69,11 @@ pub async fn stream(
         deadline_ms: Some(sub.claims.exp.saturating_mul(1000)),
         now_ms: state.clock.now_ms(),
     });
+    state.metrics.sse_connection(1);
     let body = Body::from_stream(Held {
         inner: subscription,
         _permit: permit,
+        metrics: state.metrics.clone(),
     });
     let mut resp = body.into_response();
     let h = resp.headers_mut();
@@ -128,6 +130,13 @@ fn permits(access: &Access, room: &str) -> bool {
 struct Held {
     inner: Subscription,
     _permit: ConnPermit,
+    metrics: crate::metrics::Metrics,
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.metrics.sse_connection(-1);
+    }
 }
 
 impl Stream for Held {

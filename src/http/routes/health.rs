@@ -172,27 +172,48 @@ pub fn status_json(state: &AppState) -> Value {
             )
         })
         .collect();
-    let recent: Vec<Value> = state
-        .audit
-        .recent()
-        .iter()
-        .rev()
-        .take(20)
-        .filter_map(|e| serde_json::to_value(e).ok())
-        .collect();
+    let now = state.clock.now_ms();
+    let recent = state.audit.recent_events(20).unwrap_or_default();
+    let counts = state.audit.counts(now).ok();
     let blocked: Vec<Value> = state
         .guard
         .blocked()
         .iter()
         .map(|b| json!({"ip": b.client, "until": rfc3339_ms(b.until_ms)}))
         .collect();
+    let keys: Vec<Value> = state
+        .keys
+        .key_infos(now)
+        .iter()
+        .map(|k| key_json(k, now))
+        .collect();
     json!({
         "overall_status": overall,
         "reason": reasons.join("; "),
-        "counts": {},
+        "counts": counts,
         "recent_events": recent,
         "blocked": blocked,
-        "keys": [],
+        "keys": keys,
         "ingestion": {"enabled": state.ingestion_enabled()},
+        "connections": {"open": state.admission.open(), "max": state.admission.max_total()},
+    })
+}
+
+fn key_json(k: &crate::keys::KeyInfo, now: i64) -> Value {
+    let (state_name, until) = match k.state {
+        crate::keys::KeyState::Active => ("active", None),
+        crate::keys::KeyState::Retiring { until_ms } => ("retiring", Some(rfc3339_ms(until_ms))),
+        crate::keys::KeyState::Revoked => ("revoked", None),
+    };
+    json!({
+        "id": k.id,
+        "state": state_name,
+        "source": format!("{:?}", k.source).to_ascii_lowercase(),
+        "created": k.created_ms.map(rfc3339_ms),
+        "age_hours": k.created_ms.map(|c| ((now - c) as f64 / 3_600_000.0 * 100.0).round() / 100.0),
+        "rotation_due": k.rotation_due,
+        "rotation_due_at": k.rotation_due_at_ms.map(rfc3339_ms),
+        "retiring_until": until,
+        "fingerprint": k.fingerprint,
     })
 }

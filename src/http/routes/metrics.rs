@@ -19,14 +19,18 @@ pub async fn metrics(
         let (mut parts, _) = req.into_parts();
         Admin::from_request_parts(&mut parts, &state).await?;
     }
-    let body = format!(
-        "# HELP warden_sse_connections Open SSE connections.\n# TYPE warden_sse_connections gauge\nwarden_sse_connections {}\n",
-        state.admission.open()
-    );
-    let mut resp = body.into_response();
+    let (hub, guard) = (state.hub.stats(), state.guard.stats());
+    state.metrics.sync_totals([
+        hub.delivered_frames,
+        hub.slow_consumer_cuts,
+        hub.resets,
+        guard.lockouts_total,
+        guard.rate_limited_total,
+    ]);
+    let mut resp = state.metrics.render().into_response();
     resp.headers_mut().insert(
         header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+        HeaderValue::from_static(crate::metrics::CONTENT_TYPE),
     );
     Ok(resp)
 }

@@ -32,6 +32,23 @@ async fn handle(
     headers: &HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
+    let started = std::time::Instant::now();
+    let result = process(state, ip, headers, body, started).await;
+    let label = match &result {
+        Ok((label, _)) => *label,
+        Err(e) => e.code(),
+    };
+    state.metrics.webhook(label);
+    result.map(|(_, r)| r)
+}
+
+async fn process(
+    state: &AppState,
+    ip: std::net::IpAddr,
+    headers: &HeaderMap,
+    body: Body,
+    started: std::time::Instant,
+) -> Result<(&'static str, Response), ApiError> {
     state
         .guard
         .check_webhook(ip)
@@ -70,7 +87,10 @@ async fn handle(
                 // Several nodes: queued in the shared stream (dedupe included), or 503 so LiveKit retries.
                 let digest = crate::webhook::replay::digest(&bytes);
                 return match cluster.publish(&event, ip, digest).await {
-                    Ok(published) => Ok(accepted(published.as_str())),
+                    Ok(published) => {
+                        state.metrics.webhook_to_enqueue(started.elapsed());
+                        Ok((published.as_str(), accepted(published.as_str())))
+                    }
                     Err(e) => {
                         tracing::warn!(error = %e, "webhook not queued: the shared stream is unreachable");
                         Err(ApiError::unavailable(
@@ -82,14 +102,18 @@ async fn handle(
                 };
             }
             state.hub.publish(event, state.clock.now_ms());
-            Ok(accepted("accepted"))
+            state.metrics.webhook_to_enqueue(started.elapsed());
+            Ok(("accepted", accepted("accepted")))
         }
-        Ok(Outcome::Duplicate) => Ok(accepted("duplicate")),
-        Ok(Outcome::Ignored { .. }) => Ok(accepted("ignored")),
+        Ok(Outcome::Duplicate) => Ok(("duplicate", accepted("duplicate"))),
+        Ok(Outcome::Ignored { .. }) => Ok(("ignored", accepted("ignored"))),
         Err(e) => {
             let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST);
             if status == StatusCode::UNAUTHORIZED {
                 tracing::info!(reason = %e, "webhook refused");
+                if auth.is_empty() {
+                    return Err(ApiError::unauthenticated());
+                }
                 let key = auth
                     .first()
                     .and_then(|a| claimed_key_id(a.trim_start_matches("Bearer ").trim()));
