@@ -23,6 +23,7 @@ pub use tickets::Tickets;
 
 use crate::audit::{Audit, AuditWorker};
 use crate::clock::Clock;
+use crate::cluster::Cluster;
 use crate::config::Config;
 use crate::guard::Guard;
 use crate::hub::{Hub, HubSettings};
@@ -63,6 +64,8 @@ pub struct Inner {
     pub guard: Guard,
     /// SSE fan-out.
     pub hub: Hub,
+    /// Membership of a cluster (`storage.backend: redis`); `None` on one node.
+    pub cluster: Option<Cluster>,
     /// Webhook verification.
     pub receiver: Receiver,
     /// Single-use SSE tickets.
@@ -101,6 +104,11 @@ impl AppState {
         let store = Sqlite::open(&config.storage.path)?;
         let pepper = Pepper::load_or_create(&config.data_dir())
             .with_context(|| format!("pepper in {}", config.data_dir().display()))?;
+        let boot = match config.storage.backend {
+            crate::config::Backend::Redis => Some(crate::cluster::Boot::connect(&config, &pepper)?),
+            crate::config::Backend::Sqlite => None,
+        };
+        let pepper = boot.as_ref().map_or(pepper, crate::cluster::Boot::pepper);
         let (keys, created) = KeyRing::load(&config, &clock)?;
         let report = StartupReport {
             created_key: created.map(|c| (c.id, c.path)),
@@ -131,14 +139,31 @@ impl AppState {
             }
             None => None,
         };
-        let hub = Hub::new(HubSettings::from_config(&config));
+        let hub = match &boot {
+            Some(b) => Hub::with_epoch(HubSettings::from_config(&config), b.epoch().to_owned()),
+            None => Hub::new(HubSettings::from_config(&config)),
+        };
+        let replay = match &boot {
+            Some(_) => ReplayStore::deferred(),
+            None => ReplayStore::sqlite(store.clone(), crate::webhook::replay::DEFAULT_CAP)?,
+        };
+        let cluster = boot
+            .map(|b| {
+                b.start(crate::cluster::Parts {
+                    hub: hub.clone(),
+                    guard: guard.clone(),
+                    audit: audit.clone(),
+                    clock: clock.clone(),
+                })
+            })
+            .transpose()?;
         let receiver = Receiver::new(
             keys.clone(),
             pepper.clone(),
             audit.clone(),
             clock.clone(),
             ReceiverSettings::from_config(&config),
-            ReplayStore::sqlite(store.clone(), crate::webhook::replay::DEFAULT_CAP)?,
+            replay,
         );
         let admission = Admission::new(
             config.realtime.max_connections,
@@ -159,6 +184,7 @@ impl AppState {
             livekit,
             guard,
             hub,
+            cluster,
             receiver,
             tickets: Tickets::new(100_000),
             admission,
@@ -229,7 +255,8 @@ pub async fn run_with(
     Ok(())
 }
 
-/// Key watching (rotation, revocation, expiry) and the audit's alert and retention work.
+/// Key watching (rotation, revocation, expiry), the cluster's reader and
+/// lockout sharing, and the audit's alert and retention work.
 fn spawn_background(state: &AppState, stop: &tokio::sync::watch::Receiver<bool>) {
     let until_stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
@@ -241,7 +268,14 @@ fn spawn_background(state: &AppState, stop: &tokio::sync::watch::Receiver<bool>)
         state.masker.clone(),
         until_stopped(stop.clone()),
     ));
-    if let Some(service) = state.livekit.clone() {
+    // Reconciliation publishes on the local hub; with a cluster, ids come from
+    // Redis, so it runs on single-node deployments only (see README).
+    if state.cluster.is_some() && state.livekit.is_some() {
+        tracing::warn!(
+            "livekit.api_url is set but room reconciliation is not yet supported with storage.backend: redis"
+        );
+    }
+    if let Some(service) = state.livekit.clone().filter(|_| state.cluster.is_none()) {
         let identities = if state.config.realtime.hash_identities {
             crate::webhook::normalize::Identities::Hashed(state.pepper.clone())
         } else {
@@ -254,6 +288,9 @@ fn spawn_background(state: &AppState, stop: &tokio::sync::watch::Receiver<bool>)
             state.config.livekit.reconcile_interval,
             until_stopped(stop.clone()),
         ));
+    }
+    if let Some(cluster) = &state.cluster {
+        cluster.spawn(stop.clone());
     }
     let worker = state.audit_worker.lock().ok().and_then(|mut w| w.take());
     if let Some(worker) = worker {

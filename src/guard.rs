@@ -19,13 +19,15 @@
 //!   `MULTIPLE_FAILED_AUTH` once per lockout (or per window for key ids and
 //!   allowlisted clients); `UNUSUAL_API_USAGE` once per subject per hour.
 //!
-//! State is per node, in memory.
+//! State is per node, in memory; with the Redis backend, failures and
+//! lockouts are also shared with the other nodes (`guard/shared.rs`).
 
 mod anomaly;
 mod auth;
 pub mod client;
 mod limits;
 mod lockout;
+mod shared;
 mod state;
 mod table;
 mod types;
@@ -44,6 +46,7 @@ pub use self::anomaly::{BASELINE_ALPHA, JUMP_FACTOR, WARMUP_HOURS, WEBHOOK_MIN_V
 pub use self::client::{ClientKey, client_ip};
 pub use self::limits::{Policy, RateInfo};
 pub use self::lockout::MAX_KEY_FAILURE_CLIENTS;
+pub use self::shared::{SharedSink, SharedUpdate, parse_client_key};
 pub use self::types::{
     Allowed, Blocked, FailureOutcome, GuardError, GuardStats, Refusal, RefusalKind, parse_client,
 };
@@ -74,6 +77,8 @@ struct Inner {
     webhook: Limiter,
     sse: Limiter,
     counters: Counters,
+    /// Where lockout changes go to be shared with other nodes (`guard/shared.rs`).
+    shared: std::sync::OnceLock<SharedSink>,
 }
 
 struct Settings {
@@ -138,6 +143,7 @@ impl Guard {
                 webhook,
                 sse,
                 counters,
+                shared: std::sync::OnceLock::new(),
             }),
         }
     }

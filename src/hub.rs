@@ -27,6 +27,7 @@
 
 mod frame;
 mod history;
+mod remote;
 mod snapshot;
 mod stats;
 mod stream;
@@ -41,6 +42,7 @@ use bytes::Bytes;
 use rand::Rng;
 use tokio::time::Instant;
 
+pub use remote::Applied;
 pub use stats::HubStats;
 pub use stream::{Start, Subscription};
 
@@ -203,7 +205,12 @@ impl std::fmt::Debug for Hub {
 impl Hub {
     /// A hub with an empty history and a fresh random epoch.
     pub fn new(settings: HubSettings) -> Self {
-        let epoch = format!("{:08x}", rand::rng().random::<u32>());
+        Self::with_epoch(settings, format!("{:08x}", rand::rng().random::<u32>()))
+    }
+
+    /// A hub with an empty history whose ids carry `epoch` (a cluster's shared
+    /// epoch, see [`crate::cluster`]); `epoch` must be non-empty lowercase hex.
+    pub fn with_epoch(settings: HubSettings, epoch: String) -> Self {
         let capacity = settings.history_size.max(settings.client_queue_size);
         Self {
             shared: Arc::new(Shared {

@@ -26,7 +26,8 @@
 //! | [`guard`] | client identity, rate limits, lockouts, anomalies |
 //! | [`audit`] | security events: the one `record` path, hash-chained store, security log, alerts |
 //! | [`metrics`] | Prometheus/OpenMetrics counters, gauges and histograms for `/metrics` |
-//! | [`store`] | persistence backends |
+//! | [`store`] | persistence backends: embedded SQLite, Redis |
+//! | [`cluster`] | several nodes as one through Redis: shared stream and ids, dedupe, lockouts |
 //! | [`tls`] | rustls termination, certificate reload |
 //! | [`transport`] | outbound URL rules: `enforce_wss_connections`, `validate_connection_protocol` |
 //! | [`app`] | [`app::AppState`]: cheap handles to every component |
@@ -37,6 +38,7 @@ pub mod app;
 pub mod audit;
 pub mod cli;
 pub mod clock;
+pub mod cluster;
 pub mod config;
 pub mod event;
 pub mod guard;

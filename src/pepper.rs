@@ -67,6 +67,11 @@ impl Pepper {
         }
     }
 
+    /// The pepper itself, to share it between the nodes of a cluster.
+    pub(crate) fn secret(&self) -> &Secret {
+        &self.0
+    }
+
     /// Full hex HMAC-SHA256 of `data`.
     pub fn hmac_hex(&self, data: &[u8]) -> String {
         let mut mac = Hmac::<Sha256>::new_from_slice(self.0.expose().as_bytes())

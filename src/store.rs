@@ -1,10 +1,18 @@
-//! Persistence: the embedded SQLite database (one node).
+//! Persistence: the embedded SQLite database (every node) and, for several
+//! nodes, Redis ([`redis`]).
 //!
 //! A cheap `Clone` handle over one connection behind a std `Mutex`: every
 //! statement Warden runs is short (an insert, a lookup by key), so a blocking
 //! lock held for microseconds is cheaper than a connection pool or a thread
-//! hop. Components create their own tables with [`Sqlite::migrate`]. The
-//! Redis backend (several nodes) lands with the multi-node issue.
+//! hop. Components create their own tables with [`Sqlite::migrate`].
+//!
+//! With `storage.backend: redis` the SQLite database stays (each node keeps
+//! its own audit chain in it) and Redis holds what the nodes share; see
+//! [`crate::cluster`].
+
+pub mod redis;
+
+pub use self::redis::{Redis, RedisError};
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};

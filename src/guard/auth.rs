@@ -7,7 +7,7 @@ use std::net::IpAddr;
 use super::client::{ClientKey, is_in};
 use super::state::key_id as cut_key_id;
 use super::types::{Blocked, FailureOutcome};
-use super::{Guard, usage};
+use super::{Guard, SharedUpdate, usage};
 use crate::audit::{EventType, Severity};
 use crate::clock::rfc3339_ms;
 
@@ -58,6 +58,12 @@ impl Guard {
         }
         if let Some(k) = key_id {
             self.key_failure(cut_key_id(k), ip, key, now);
+        }
+        if !allowlisted {
+            self.share(SharedUpdate::Failure {
+                client: key,
+                at_ms: now,
+            });
         }
         FailureOutcome {
             failures_in_window: step.failures,
@@ -137,6 +143,7 @@ impl Guard {
     /// and cannot be lifted here.
     pub fn unblock(&self, ip: IpAddr) -> bool {
         let (_, key, now) = self.subject(ip);
+        self.share(SharedUpdate::Unblock { client: key });
         self.inner
             .clients
             .get_mut(&key, |c| c.lock.unlock(now))

@@ -141,6 +141,20 @@ impl LockState {
         !std::mem::replace(&mut self.blocked_reported, true)
     }
 
+    /// Locks out until `until_ms` (a lockout decided by the cluster), unless a
+    /// later one is active; true if the client was not locked out at `now_ms`.
+    pub(crate) fn impose(&mut self, until_ms: i64, now_ms: i64) -> bool {
+        let was_free = self.locked_until(now_ms).is_none();
+        if until_ms > self.locked_until_ms {
+            if was_free {
+                self.failures = Vec::new();
+                self.blocked_reported = false;
+            }
+            self.locked_until_ms = until_ms;
+        }
+        was_free && until_ms > now_ms
+    }
+
     /// Lifts the lockout and forgets the failures; true if one was active.
     pub(crate) fn unlock(&mut self, now_ms: i64) -> bool {
         let was = self.locked_until(now_ms).is_some();

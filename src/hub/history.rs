@@ -124,6 +124,19 @@ impl History {
         self.take_waiters(&mut ring)
     }
 
+    /// Appends `frame` as seq `head + 1` after dropping every frame held (a
+    /// gap in a cluster's sequence): every cursor before the gap is now
+    /// lagging and gets cut with a reset, never a silent gap.
+    #[must_use = "parked subscribers must be woken"]
+    pub(super) fn push_after_gap(&self, head: u64, frame: Frame) -> Wakers {
+        let mut ring = self.lock();
+        ring.frames.clear();
+        ring.head = head;
+        ring.push(frame);
+        self.head.store(ring.head, Ordering::Release);
+        self.take_waiters(&mut ring)
+    }
+
     /// Marks the history closed and wakes every parked subscriber.
     pub(super) fn close(&self) {
         let wakers = {

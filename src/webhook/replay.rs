@@ -92,6 +92,8 @@ pub struct ReplayStore {
     memory: Arc<Mutex<Memory>>,
     cap: usize,
     writer: Option<Sender<Write>>,
+    /// Dedupe happens elsewhere (the cluster's publish script): `check` always says new.
+    deferred: bool,
 }
 
 impl std::fmt::Debug for ReplayStore {
@@ -99,6 +101,7 @@ impl std::fmt::Debug for ReplayStore {
         f.debug_struct("ReplayStore")
             .field("cap", &self.cap)
             .field("persistent", &self.writer.is_some())
+            .field("deferred", &self.deferred)
             .finish()
     }
 }
@@ -110,6 +113,19 @@ impl ReplayStore {
             memory: Arc::default(),
             cap: cap.max(1),
             writer: None,
+            deferred: false,
+        }
+    }
+
+    /// A store that remembers nothing: with the Redis backend the id is
+    /// checked (`SET … NX PX window`) in the same atomic script that appends
+    /// the event to the shared stream (see [`crate::cluster`]), so a delivery
+    /// whose append failed is not remembered and LiveKit's retry — to any
+    /// node — still goes through. [`ReplayStore::check`] always says `New`.
+    pub fn deferred() -> Self {
+        Self {
+            deferred: true,
+            ..Self::memory(1)
         }
     }
 
@@ -132,11 +148,15 @@ impl ReplayStore {
             memory: Arc::new(Mutex::new(memory)),
             cap,
             writer: Some(tx),
+            deferred: false,
         })
     }
 
     /// Records `id` seen at `now_ms` with `body` digest, unless already seen within `window`.
     pub fn check(&self, id: &str, body: BodyDigest, now_ms: i64, window: Duration) -> Seen {
+        if self.deferred {
+            return Seen::New;
+        }
         let window_ms = i64::try_from(window.as_millis()).unwrap_or(i64::MAX);
         let cutoff = now_ms.saturating_sub(window_ms);
         // A poisoned lock only means another request panicked mid-insert; the map is still consistent.

@@ -5,6 +5,7 @@ mod support;
 mod audit;
 mod bench;
 mod cli;
+mod cluster;
 mod config;
 mod dashboard;
 mod http;

@@ -107,10 +107,16 @@ pub async fn spawn(yaml: &str) -> TestServer {
 
 /// Starts Warden in-process with extra environment (keys etc.).
 pub async fn spawn_with(yaml: &str, env: &[(&str, &str)]) -> TestServer {
+    spawn_clocked(yaml, env, Clock::system()).await
+}
+
+/// Starts Warden in-process with extra environment and the given clock (e.g.
+/// one manual clock shared by several nodes).
+pub async fn spawn_clocked(yaml: &str, env: &[(&str, &str)], clock: Clock) -> TestServer {
     init();
     let dir = tempfile::tempdir().expect("tempdir");
     let cfg = config(dir.path(), yaml, env);
-    let (state, _report) = AppState::build(cfg, Clock::system(), Masker::new()).expect("state");
+    let (state, _report) = AppState::build(cfg, clock, Masker::new()).expect("state");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");

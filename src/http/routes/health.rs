@@ -123,6 +123,15 @@ pub fn checks(state: &AppState) -> serde_json::Map<String, Value> {
             format!("{open} of {cap} SSE connections"),
         ),
     );
+    if let Some(cluster) = &state.cluster {
+        let redis = cluster.health();
+        let status = if redis.reachable {
+            "healthy"
+        } else {
+            "degraded"
+        };
+        m.insert("redis".into(), check(status, redis.detail));
+    }
     m.insert(
         "ingestion".into(),
         if state.ingestion_enabled() {

@@ -83,6 +83,24 @@ async fn process(
         .collect();
     match state.receiver.receive(ip, &auth, &bytes) {
         Ok(Outcome::Broadcast(event)) => {
+            if let Some(cluster) = &state.cluster {
+                // Several nodes: queued in the shared stream (dedupe included), or 503 so LiveKit retries.
+                let digest = crate::webhook::replay::digest(&bytes);
+                return match cluster.publish(&event, ip, digest).await {
+                    Ok(published) => {
+                        state.metrics.webhook_to_enqueue(started.elapsed());
+                        Ok((published.as_str(), accepted(published.as_str())))
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "webhook not queued: the shared stream is unreachable");
+                        Err(ApiError::unavailable(
+                            "cluster_unavailable",
+                            "the event could not be queued; retry later",
+                            1,
+                        ))
+                    }
+                };
+            }
             state.hub.publish(event, state.clock.now_ms());
             state.metrics.webhook_to_enqueue(started.elapsed());
             Ok(("accepted", accepted("accepted")))

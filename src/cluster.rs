@@ -1,0 +1,338 @@
+//! Several Warden nodes behaving as one, through Redis (`storage.backend: redis`).
+//!
+//! What is shared, and how:
+//! - **Fan-out and history.** The node that receives a webhook does not
+//!   publish it locally: one Lua script ([`scripts::PUBLISH`]) checks the
+//!   event id (`SET … NX PX replay_window`), takes the next seq (`INCR`) and
+//!   appends the verified, normalised event to one stream (`XADD MAXLEN ~
+//!   history_size`), atomically; LiveKit gets its 200 only after that. Every
+//!   node — the receiving one included — runs a reader (`XREAD BLOCK` from
+//!   the last stream id it applied) that feeds its hub with the cluster's seq
+//!   ([`crate::hub::Hub::publish_at`]). So the ids `<epoch>-<seq>` are the
+//!   same on every node, per-room (indeed global) order is the stream's
+//!   order, and each node's ring holds the same history: `Last-Event-ID`
+//!   from node A resumes on node B with no gap and no duplicate. A node that
+//!   starts later loads the newest `history_size` entries before it serves.
+//!   Streams rather than pub/sub: a reader that was disconnected catches up
+//!   from its last id instead of losing what was published meanwhile.
+//! - **Dedupe** is the same script: an id is remembered only together with
+//!   its event, so a delivery whose append failed (503) is retried by
+//!   LiveKit — to any node — and goes through; a retry after success is a
+//!   duplicate on every node.
+//! - **Lockouts** ([`locks`]): each counted failure (a 401) is also counted in
+//!   Redis ([`scripts::FAILURE`]); reaching `max_failed_attempts` across all
+//!   nodes writes the client into a sorted set of lockouts, which every node
+//!   polls every 500 ms and imposes locally (views converge within a second).
+//!   An admin unblock on one node lifts the lockout everywhere. Rate limits
+//!   stay per node (a budget per node behind the balancer).
+//! - **Keys** are not in Redis: all nodes point `livekit.keys_file` at one
+//!   shared key file (the file livekit-server reads too, so operators already
+//!   distribute it), and each node's key watcher reloads it within 2 s. A
+//!   rotation or revocation made on any node — or with the CLI — is honoured
+//!   by all; the file's lock makes concurrent updates safe. Secret material
+//!   never enters Redis, so Redis holds nothing that can sign.
+//! - **The pepper** is shared through Redis (`SET NX`: the first node's wins),
+//!   so identity hashes are the same on every node. It protects hashes shown
+//!   to dashboards, not access, and whoever reads Redis reads the events.
+//! - **Audit** stays per node: each node keeps its own SQLite hash chain and
+//!   `warden audit verify` checks that node's chain.
+//!
+//! When Redis is unreachable: nodes keep serving SSE, tokens and the API
+//! from local state with node-local limits and lockouts; webhooks are
+//! answered 503 with `Retry-After` (LiveKit retries 5xx), so no event is
+//! acknowledged without being in the shared stream; signature checks are
+//! local and unchanged; the `redis` health check reports `degraded`; the
+//! connections reconnect with backoff. After a reconnect each node restores
+//! the epoch and raises the seq to what it has seen ([`scripts::RESTORE`]),
+//! so ids never repeat even if Redis lost its data (run Redis with AOF to
+//! keep the history and dedupe across its restarts). Redis is required at
+//! start: a node that cannot reach it refuses to start and says why.
+
+mod boot;
+mod fanout;
+mod locks;
+mod scripts;
+mod wire;
+
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use redis::aio::ConnectionManager;
+
+use crate::audit::{EventType, NewEvent, Severity};
+use crate::config::Config;
+use crate::event::Event;
+use crate::store::{Redis, RedisError};
+use crate::webhook::replay::BodyDigest;
+
+pub use boot::{Boot, Parts};
+
+/// Longest wait for one command on the request path (a webhook's append).
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Cluster errors (masked: never a password).
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    /// `storage.redis_url` is missing.
+    #[error("storage.backend is redis but storage.redis_url is not set")]
+    NoUrl,
+    /// Redis refused, failed or could not be reached.
+    #[error(transparent)]
+    Redis(#[from] RedisError),
+    /// Redis did not answer in time.
+    #[error("redis at {url}: no answer within {ms} ms")]
+    Timeout {
+        /// The masked URL.
+        url: String,
+        /// The wait.
+        ms: u128,
+    },
+    /// Redis answered something the scripts never return.
+    #[error("redis at {url}: unexpected reply to {what}")]
+    Reply {
+        /// The masked URL.
+        url: String,
+        /// Which command.
+        what: &'static str,
+    },
+}
+
+/// What [`Cluster::publish`] did with a verified event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Published {
+    /// Appended to the shared stream under this seq.
+    New(u64),
+    /// Already processed (LiveKit's retry, possibly to another node).
+    Retry,
+    /// Already processed with another body: recorded as `WEBHOOK_REPLAY`.
+    Replay,
+}
+
+impl Published {
+    /// The `status` of the webhook's 200 answer.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::New(_) => "accepted",
+            Self::Retry | Self::Replay => "duplicate",
+        }
+    }
+}
+
+/// The `redis` health check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Health {
+    /// Reachable, and this node is caught up with the shared stream.
+    pub reachable: bool,
+    /// One line for `/api/security/health` (URL masked).
+    pub detail: String,
+}
+
+/// Settings taken from the configuration.
+#[derive(Debug, Clone, Copy)]
+struct Settings {
+    history_size: usize,
+    replay_window_ms: i64,
+    max_failures: u32,
+    failure_window_ms: i64,
+    lockout_ms: i64,
+}
+
+impl Settings {
+    fn from_config(cfg: &Config) -> Self {
+        let ms = |d: Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+        let sa = &cfg.suspicious_activity;
+        Self {
+            history_size: cfg.realtime.history_size.max(1),
+            replay_window_ms: ms(cfg.webhooks.replay_window),
+            max_failures: sa.max_failed_attempts.max(1),
+            failure_window_ms: ms(sa.failure_window),
+            lockout_ms: ms(sa.lockout_duration),
+        }
+    }
+}
+
+/// Resolves once `stop` turns true (or its sender is gone).
+async fn stopped(stop: &mut tokio::sync::watch::Receiver<bool>) {
+    // The guard `wait_for` returns is not `Send`: drop it here.
+    let _ = stop.wait_for(|s| *s).await.map(|_| ());
+}
+
+/// The running cluster membership: a cheap `Clone` handle.
+#[derive(Clone)]
+pub struct Cluster {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    redis: Redis,
+    conn: ConnectionManager,
+    epoch: String,
+    settings: Settings,
+    parts: Parts,
+    health: Mutex<Health>,
+    /// The reader's start and the guard queue, taken by [`Cluster::spawn`].
+    pending: Mutex<
+        Option<(
+            String,
+            tokio::sync::mpsc::Receiver<crate::guard::SharedUpdate>,
+        )>,
+    >,
+}
+
+impl std::fmt::Debug for Cluster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cluster")
+            .field("redis", &self.inner.redis)
+            .field("epoch", &self.inner.epoch)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Cluster {
+    /// The cluster's epoch.
+    pub fn epoch(&self) -> &str {
+        &self.inner.epoch
+    }
+
+    /// Starts the stream reader and the lockout sharing; they stop when
+    /// `stop` turns true. Only the first call starts anything.
+    pub fn spawn(&self, stop: tokio::sync::watch::Receiver<bool>) {
+        let pending = self
+            .inner
+            .pending
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        let Some((last_id, rx)) = pending else {
+            return;
+        };
+        tokio::spawn(fanout::run(self.clone(), last_id, stop.clone()));
+        tokio::spawn(locks::run(self.clone(), rx, stop));
+    }
+
+    /// Dedupes and appends a verified event to the shared stream (see the
+    /// module docs); every node's reader then broadcasts it. An error means
+    /// the event is not queued: answer 503 so LiveKit retries.
+    pub async fn publish(
+        &self,
+        event: &Event,
+        source_ip: IpAddr,
+        body: BodyDigest,
+    ) -> Result<Published, ClusterError> {
+        let inner = &self.inner;
+        let s = inner.settings;
+        let script = redis::Script::new(scripts::PUBLISH);
+        let mut invocation = script.prepare_invoke();
+        invocation
+            .key(scripts::EPOCH)
+            .key(scripts::SEQ)
+            .key(scripts::EVENTS)
+            .key(scripts::seen_key(&event.id))
+            .arg(&inner.epoch)
+            .arg(inner.parts.hub.head())
+            .arg(s.history_size)
+            .arg(inner.parts.clock.now_ms())
+            .arg(wire::encode(event))
+            .arg(hex::encode(body))
+            .arg(s.replay_window_ms.max(1));
+        let mut conn = inner.conn.clone();
+        let reply: (String, u64, u8) = self
+            .timed(invocation.invoke_async(&mut conn))
+            .await
+            .inspect_err(|e| self.note_error(&e.to_string()))?;
+        let (epoch, seq, seen) = reply;
+        if epoch != inner.epoch {
+            self.epoch_mismatch(&epoch);
+        }
+        Ok(match seen {
+            0 => Published::New(seq),
+            1 => Published::Retry,
+            _ => {
+                inner.parts.audit.record(
+                    NewEvent::new(EventType::WebhookReplay, Severity::High)
+                        .ip(source_ip)
+                        .detail("event_id", event.id.clone())
+                        .detail("event", event.event.clone())
+                        .detail("scope", "cluster"),
+                );
+                Published::Replay
+            }
+        })
+    }
+
+    /// The `redis` health check.
+    pub fn health(&self) -> Health {
+        let h = self
+            .inner
+            .health
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        if h.reachable {
+            Health {
+                reachable: true,
+                detail: format!(
+                    "{}: shared stream at seq {}, epoch {}",
+                    self.inner.redis.masked_url(),
+                    self.inner.parts.hub.head(),
+                    self.inner.epoch
+                ),
+            }
+        } else {
+            h
+        }
+    }
+
+    /// Runs `fut` with [`COMMAND_TIMEOUT`], mapping driver errors.
+    async fn timed<T>(
+        &self,
+        fut: impl std::future::Future<Output = redis::RedisResult<T>>,
+    ) -> Result<T, ClusterError> {
+        match tokio::time::timeout(COMMAND_TIMEOUT, fut).await {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => Err(self.inner.redis.error(&e).into()),
+            Err(_) => Err(ClusterError::Timeout {
+                url: self.inner.redis.masked_url().to_owned(),
+                ms: COMMAND_TIMEOUT.as_millis(),
+            }),
+        }
+    }
+
+    fn note_error(&self, error: &str) {
+        let mut h = self
+            .inner
+            .health
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if h.reachable {
+            tracing::warn!(error = %error, "redis unreachable: serving with node-local state, webhooks answered 503");
+        }
+        *h = Health {
+            reachable: false,
+            detail: format!(
+                "{error}; serving with node-local limits, webhooks answered 503 until it is back"
+            ),
+        };
+    }
+
+    fn note_ok(&self) {
+        let mut h = self
+            .inner
+            .health
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if !h.reachable {
+            tracing::info!(redis = %self.inner.redis.masked_url(), "redis reachable again");
+            h.reachable = true;
+        }
+    }
+
+    fn epoch_mismatch(&self, theirs: &str) {
+        tracing::error!(
+            cluster.epoch = %theirs,
+            node.epoch = %self.inner.epoch,
+            "redis holds another epoch (it lost its data while a new node started): ids from other nodes now reset on this one; restart this node to rejoin the shared history"
+        );
+    }
+}
