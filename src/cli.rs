@@ -7,6 +7,7 @@
 
 mod audit;
 mod keys;
+mod status;
 mod token;
 mod webhook;
 
@@ -177,6 +178,5 @@ fn redact_stdin(masker: &Masker) -> anyhow::Result<()> {
 }
 
 fn status(url: Option<String>, ctx: &Ctx) -> anyhow::Result<()> {
-    let _ = (url, ctx);
-    anyhow::bail!("status is not available yet")
+    status::run(url, ctx)
 }
