@@ -17,9 +17,16 @@ use crate::keys::{KeyRing, KeyState};
 pub(super) fn run(url: Option<String>, ctx: &Ctx) -> anyhow::Result<()> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let ring = KeyRing::open(&ctx.config, &ctx.clock)?;
-    let scheme = if ctx.config.server.tls.is_some() { "https" } else { "http" };
+    let scheme = if ctx.config.server.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
     let base = url.unwrap_or_else(|| format!("{scheme}://{}", ctx.config.server.listen));
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the runtime")?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the runtime")?;
     let remote = rt.block_on(ask(&base, &ring, ctx));
     let doc = match remote {
         Ok(doc) => doc,
@@ -28,14 +35,19 @@ pub(super) fn run(url: Option<String>, ctx: &Ctx) -> anyhow::Result<()> {
             local(&ring, ctx)?
         }
     };
-    println!("{}", serde_json::to_string_pretty(&doc).context("encoding")?);
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&doc).context("encoding")?
+    );
     Ok(())
 }
 
 struct Unreachable(String);
 
 async fn ask(base: &str, ring: &KeyRing, ctx: &Ctx) -> Result<Value, Unreachable> {
-    let (key, secret) = ring.signing_key().ok_or_else(|| Unreachable("no signing key".into()))?;
+    let (key, secret) = ring
+        .signing_key()
+        .ok_or_else(|| Unreachable("no signing key".into()))?;
     let now = ctx.clock.now_secs();
     let claims = json!({"iss": key, "sub": "warden-cli", "nbf": now, "exp": now + 60,
                         "video": {"roomAdmin": true, "roomCreate": true}});
@@ -51,17 +63,27 @@ async fn ask(base: &str, ring: &KeyRing, ctx: &Ctx) -> Result<Value, Unreachable
         .build()
         .map_err(|e| Unreachable(e.to_string()))?;
     let resp = client
-        .get(format!("{}/api/security/status", base.trim_end_matches('/')))
+        .get(format!(
+            "{}/api/security/status",
+            base.trim_end_matches('/')
+        ))
         .bearer_auth(token)
         .send()
         .await
         .map_err(|e| Unreachable(e.without_url().to_string()))?;
     let status = resp.status();
-    let body: Value = resp.json().await.map_err(|e| Unreachable(e.without_url().to_string()))?;
+    let body: Value = resp
+        .json()
+        .await
+        .map_err(|e| Unreachable(e.without_url().to_string()))?;
     if status.is_success() {
         Ok(body)
     } else {
-        Err(Unreachable(format!("HTTP {}: {}", status.as_u16(), body["message"].as_str().unwrap_or(""))))
+        Err(Unreachable(format!(
+            "HTTP {}: {}",
+            status.as_u16(),
+            body["message"].as_str().unwrap_or("")
+        )))
     }
 }
 
@@ -79,12 +101,16 @@ fn local(ring: &KeyRing, ctx: &Ctx) -> anyhow::Result<Value> {
             json!({"id": k.id, "state": state, "created": k.created_ms.map(rfc3339_ms), "rotation_due": k.rotation_due})
         })
         .collect();
-    let audit = match crate::store::Sqlite::open(&ctx.config.storage.path) {
-        Ok(db) => match crate::audit::verify_chain(&db) {
-            Ok(r) => json!({"status": "healthy", "entries": r.entries, "purged": r.purged}),
+    let audit = if !ctx.config.storage.path.exists() {
+        json!({"status": "degraded", "detail": "no audit log yet (warden has not run here)"})
+    } else {
+        match crate::store::Sqlite::open(&ctx.config.storage.path) {
+            Ok(db) => match crate::audit::verify_chain(&db) {
+                Ok(r) => json!({"status": "healthy", "entries": r.entries, "purged": r.purged}),
+                Err(e) => json!({"status": "critical", "detail": e.to_string()}),
+            },
             Err(e) => json!({"status": "critical", "detail": e.to_string()}),
-        },
-        Err(e) => json!({"status": "critical", "detail": e.to_string()}),
+        }
     };
     let due = keys.iter().any(|k| k["rotation_due"] == true);
     let overall = if audit["status"] == "critical" || keys.is_empty() {
