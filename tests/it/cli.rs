@@ -115,3 +115,22 @@ fn redact_masks_stdin() {
         "{out}"
     );
 }
+
+#[test]
+fn status_asks_the_running_instance_or_reports_locally() {
+    let bin = Binary::new();
+    let o = bin.run(&["status", "--url", "http://127.0.0.1:9"], "");
+    assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
+    let local: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    assert_eq!(local["running"], false);
+    let mut served = bin.serve(&[]);
+    let o = bin.run(&["status", "--url", &served.url], "");
+    assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
+    let live: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    assert!(
+        live["overall_status"].is_string() && live["keys"].is_array(),
+        "{live}"
+    );
+    assert!(!String::from_utf8_lossy(&o.stdout).contains(SECRET));
+    served.terminate();
+}
