@@ -55,12 +55,14 @@ pub(super) fn run(cmd: KeysCmd, ctx: &Ctx) -> anyhow::Result<()> {
     match cmd {
         KeysCmd::List { json } => list(&ring, now, json),
         KeysCmd::Create => {
+            record_first(ctx, "create", None)?;
             let (id, secret) = ring.create_key(now, "cli")?;
             print_new_key(&id, &secret);
             eprintln!("created key {id} in {key_file}; the secret above is shown only once");
             Ok(())
         }
         KeysCmd::Rotate { force } => {
+            record_first(ctx, if force { "rotate --force" } else { "rotate" }, None)?;
             let (r, secret) = ring.rotate(now, force, "cli")?;
             print_new_key(&r.new_id, &secret);
             eprintln!(
@@ -76,6 +78,11 @@ pub(super) fn run(cmd: KeysCmd, ctx: &Ctx) -> anyhow::Result<()> {
             Ok(())
         }
         KeysCmd::Revoke { id } => {
+            anyhow::ensure!(
+                ring.key_infos(now).iter().any(|k| k.id == id),
+                "unknown key id {id}"
+            );
+            record_first(ctx, "revoke", Some(&id))?;
             ring.revoke(&id, now, "cli")?;
             println!("revoked {id}");
             Ok(())
@@ -85,6 +92,36 @@ pub(super) fn run(cmd: KeysCmd, ctx: &Ctx) -> anyhow::Result<()> {
             export_livekit(&ring, now)
         }
     }
+}
+
+/// Records the requested change in the audit log before it happens: key
+/// management fails closed when the audit store cannot write.
+fn record_first(ctx: &Ctx, action: &str, key: Option<&str>) -> anyhow::Result<()> {
+    use crate::audit::{Audit, EventType, NewEvent, Severity};
+    let refuse = |e: &dyn std::fmt::Display| {
+        anyhow::anyhow!("refused: the audit log cannot record this key change ({e})")
+    };
+    let db = crate::store::Sqlite::open(&ctx.config.storage.path).map_err(|e| refuse(&e))?;
+    let metrics = crate::metrics::Metrics::new();
+    let (audit, _worker) = Audit::open(
+        &ctx.config,
+        db,
+        ctx.clock.clone(),
+        ctx.masker.clone(),
+        metrics,
+    )
+    .map_err(|e| refuse(&e))?;
+    let mut event = NewEvent::new(EventType::KeyRotation, Severity::Medium)
+        .detail("action", action)
+        .detail("stage", "requested")
+        .detail("by", "cli");
+    if let Some(k) = key {
+        event = event.key(k);
+    }
+    audit
+        .record_durable_blocking(event)
+        .map_err(|e| refuse(&e))?;
+    Ok(())
 }
 
 fn print_new_key(id: &str, secret: &Secret) {

@@ -153,3 +153,55 @@ async fn metrics_for_loopback_or_admin_only_and_counting_real_traffic() {
     assert_eq!(admin.status(), 200);
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn slowloris_connections_are_closed_by_the_header_timeout_while_others_are_served() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let s = support::spawn("server: {header_timeout_seconds: 1}").await;
+    let addr = s.url.trim_start_matches("http://").to_owned();
+    let mut slow = Vec::new();
+    for _ in 0..500 {
+        let mut c = tokio::net::TcpStream::connect(&addr)
+            .await
+            .expect("connect");
+        // A request head that never ends.
+        c.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\nX-Slow: 1\r\n")
+            .await
+            .expect("write");
+        slow.push(c);
+    }
+    let r = support::client()
+        .get(format!("{}/health", s.url))
+        .send()
+        .await
+        .expect("normal request");
+    assert_eq!(
+        r.status(),
+        200,
+        "normal requests are served during the attack"
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    let mut closed = 0;
+    for c in &mut slow {
+        let mut buf = [0u8; 512];
+        match tokio::time::timeout(std::time::Duration::from_millis(200), c.read(&mut buf)).await {
+            // EOF, a reset, or hyper's 408 followed by the close.
+            Ok(Ok(0)) | Ok(Err(_)) => closed += 1,
+            Ok(Ok(n)) if String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 408") => {
+                closed += 1
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(
+        closed, 500,
+        "slow connections still open after the header timeout"
+    );
+    let r = support::client()
+        .get(format!("{}/health", s.url))
+        .send()
+        .await
+        .expect("after");
+    assert_eq!(r.status(), 200);
+    s.stop().await;
+}

@@ -296,3 +296,43 @@ fn the_security_example_runs() {
         assert!(stdout.contains(line), "missing {line:?} in:\n{stdout}");
     }
 }
+
+#[test]
+fn key_changes_are_audited_first_and_refused_when_the_audit_log_cannot_write() {
+    let home = Home::new("");
+    home.ok(&["keys", "create"]);
+    home.ok(&["keys", "rotate", "--force"]);
+    let tail = home.ok(&["audit", "tail", "-n", "10"]);
+    let actions: Vec<String> = tail
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|e| e["type"] == "KEY_ROTATION")
+        .map(|e| e["details"]["action"].as_str().unwrap_or("").to_owned())
+        .collect();
+    assert!(
+        actions.contains(&"create".to_owned()) && actions.contains(&"rotate --force".to_owned()),
+        "{tail}"
+    );
+    // An audit store that cannot be written: the rotation is refused, no key changes.
+    let before = home.key_file_keys();
+    for f in ["data/warden.db-wal", "data/warden.db-shm"] {
+        let _ = std::fs::remove_file(home.dir.join(f));
+    }
+    std::fs::write(home.dir.join("data/warden.db"), vec![0x42; 8192]).expect("corrupt");
+    let out = home.run(&["keys", "rotate", "--force"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("audit") && err.trim().lines().count() == 1,
+        "{err}"
+    );
+    assert!(
+        out.stdout.is_empty(),
+        "no secret may be printed for a refused rotation"
+    );
+    assert_eq!(
+        home.key_file_keys(),
+        before,
+        "the key file changed although the rotation was refused"
+    );
+}
