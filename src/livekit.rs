@@ -126,15 +126,8 @@ impl RoomService {
 
     /// A 60 s token with exactly `video`.
     fn token(&self, video: Value) -> Result<String, LivekitError> {
-        let (key, secret) = self.keys.signing_key().ok_or(LivekitError::NoKey)?;
-        let now = self.clock.now_secs();
-        let claims = json!({"iss": key, "sub": "warden-reconciler", "nbf": now, "exp": now + 60, "video": video});
-        jsonwebtoken::encode(
-            &jsonwebtoken::Header::default(),
-            &claims,
-            &jsonwebtoken::EncodingKey::from_secret(secret.expose().as_bytes()),
-        )
-        .map_err(|_| LivekitError::NoKey)
+        crate::token::mint_service(&self.keys, "warden-reconciler", video, self.clock.now_ms())
+            .map_err(|_| LivekitError::NoKey)
     }
 
     async fn call<T: for<'de> Deserialize<'de>>(

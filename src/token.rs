@@ -354,5 +354,31 @@ pub fn mint(
     .map_err(|_| TokenError::Sign)
 }
 
+/// Longest lifetime of [`mint_service`] tokens: no longer than the shortest
+/// allowed rotation overlap (1 minute), so they never need recording.
+pub const SERVICE_TOKEN_TTL_SECS: i64 = 60;
+
+/// A short-lived token for Warden's own outgoing calls (the LiveKit API, the
+/// `warden status` CLI) with exactly the `video` grants given. Unlike
+/// [`mint`] it writes nothing: it cannot outlive a retiring key's overlap.
+pub fn mint_service(
+    keys: &KeyRing,
+    identity: &str,
+    video: serde_json::Value,
+    now_ms: i64,
+) -> Result<String, TokenError> {
+    let (key_id, secret) = keys.signing_key().ok_or(TokenError::NoSigningKey)?;
+    let now = now_ms.div_euclid(1000);
+    let claims = serde_json::json!({
+        "iss": key_id, "sub": identity, "nbf": now, "exp": now + SERVICE_TOKEN_TTL_SECS, "video": video,
+    });
+    jsonwebtoken::encode(
+        &Header::new(Algorithm::HS256),
+        &claims,
+        &EncodingKey::from_secret(secret.expose().as_bytes()),
+    )
+    .map_err(|_| TokenError::Sign)
+}
+
 #[cfg(test)]
 mod tests;

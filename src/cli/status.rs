@@ -45,18 +45,9 @@ pub(super) fn run(url: Option<String>, ctx: &Ctx) -> anyhow::Result<()> {
 struct Unreachable(String);
 
 async fn ask(base: &str, ring: &KeyRing, ctx: &Ctx) -> Result<Value, Unreachable> {
-    let (key, secret) = ring
-        .signing_key()
-        .ok_or_else(|| Unreachable("no signing key".into()))?;
-    let now = ctx.clock.now_secs();
-    let claims = json!({"iss": key, "sub": "warden-cli", "nbf": now, "exp": now + 60,
-                        "video": {"roomAdmin": true, "roomCreate": true}});
-    let token = jsonwebtoken::encode(
-        &jsonwebtoken::Header::default(),
-        &claims,
-        &jsonwebtoken::EncodingKey::from_secret(secret.expose().as_bytes()),
-    )
-    .map_err(|_| Unreachable("cannot sign".into()))?;
+    let video = json!({"roomAdmin": true, "roomCreate": true});
+    let token = crate::token::mint_service(ring, "warden-cli", video, ctx.clock.now_ms())
+        .map_err(|e| Unreachable(e.to_string()))?;
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(5))
         .no_proxy()
