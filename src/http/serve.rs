@@ -70,6 +70,15 @@ pub async fn serve(
         .timer(TokioTimer::new())
         .keep_alive_interval(Some(Duration::from_secs(20)));
     let builder = Arc::new(builder);
+    // Plain HTTP is HTTP/1.1 only (h2c is not offered): hyper's http1
+    // connection alone, without the h1/h2 detection state, is the smaller
+    // per-connection footprint for tens of thousands of idle SSE streams.
+    let mut h1 = hyper::server::conn::http1::Builder::new();
+    h1.timer(TokioTimer::new())
+        .header_read_timeout(opts.header_timeout)
+        .max_buf_size(opts.max_header_bytes.max(8192))
+        .keep_alive(true);
+    let h1 = Arc::new(h1);
     let graceful = GracefulShutdown::new();
     let acceptor = opts.tls.clone().map(tokio_rustls::TlsAcceptor::from);
     let mut shutdown = std::pin::pin!(shutdown);
@@ -93,10 +102,11 @@ pub async fn serve(
             graceful.watcher(),
             acceptor.clone(),
         );
+        let h1 = h1.clone();
         let handshake = opts.header_timeout;
         tokio::spawn(async move {
             match acceptor {
-                None => connection(stream, peer, router, &builder, watcher).await,
+                None => plain_connection(stream, peer, router, &h1, watcher).await,
                 Some(acceptor) => {
                     match tokio::time::timeout(handshake, acceptor.accept(stream)).await {
                         Ok(Ok(tls)) => connection(tls, peer, router, &builder, watcher).await,
@@ -131,6 +141,22 @@ async fn connection<S>(
     let conn =
         builder.serve_connection_with_upgrades(TokioIo::new(stream), TowerToHyperService::new(svc));
     let _ = watcher.watch(conn.into_owned()).await;
+}
+
+async fn plain_connection(
+    stream: TcpStream,
+    peer: SocketAddr,
+    router: Router,
+    builder: &hyper::server::conn::http1::Builder,
+    watcher: Watcher,
+) {
+    let svc = router.map_request(move |req: hyper::Request<hyper::body::Incoming>| {
+        let mut req = req.map(axum::body::Body::new);
+        req.extensions_mut().insert(ConnectInfo(peer));
+        req
+    });
+    let conn = builder.serve_connection(TokioIo::new(stream), TowerToHyperService::new(svc));
+    let _ = watcher.watch(conn).await;
 }
 
 fn tune(stream: &TcpStream, write_timeout: Duration) {
