@@ -336,3 +336,110 @@ fn key_changes_are_audited_first_and_refused_when_the_audit_log_cannot_write() {
         "the key file changed although the rotation was refused"
     );
 }
+
+/// Rotation end to end against a running server (manual clock): the old key's
+/// webhooks and tokens are accepted during the overlap, the new key at once,
+/// the old one refused after; the key file stays valid YAML with mode 0600.
+#[tokio::test(flavor = "multi_thread")]
+async fn rotation_against_a_running_server_honours_the_overlap() {
+    use crate::support;
+    let start = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("time")
+        .as_millis() as i64;
+    let clock = warden::clock::Clock::manual(start);
+    let s = support::spawn_clocked(
+        "key_rotation: {overlap_period_minutes: 1}",
+        &[],
+        clock.clone(),
+    )
+    .await;
+    let ring = s.state.keys.clone();
+    let (old_id, old_secret) = ring.create_key(clock.now_ms(), "test").expect("create");
+    let (rotated, new_secret) = ring.rotate(clock.now_ms(), true, "test").expect("rotate");
+    assert_eq!(
+        ring.signing_key().map(|(k, _)| k),
+        Some(rotated.new_id.clone()),
+        "new tokens use the new key"
+    );
+    let hook = |id: &str, secret: &str| {
+        let body = support::room_started(
+            &format!("rot-{}", support::rand_hex()),
+            &format!("RM_{}", support::rand_hex()),
+        );
+        let auth = support::sign_webhook(&body, id, secret);
+        (body, auth)
+    };
+    let post = |(body, auth): (Vec<u8>, String)| {
+        let url = format!("{}/webhooks/livekit", s.url);
+        async move {
+            support::client()
+                .post(url)
+                .header("authorization", auth)
+                .body(body)
+                .send()
+                .await
+                .expect("req")
+                .status()
+                .as_u16()
+        }
+    };
+    let rooms = |token: String| {
+        let url = format!("{}/api/rooms", s.url);
+        async move {
+            support::client()
+                .get(url)
+                .bearer_auth(token)
+                .send()
+                .await
+                .expect("req")
+                .status()
+                .as_u16()
+        }
+    };
+    let old_token = support::access_token(
+        &old_id,
+        old_secret.expose(),
+        "o",
+        serde_json::json!({"roomList": true}),
+        3600,
+    );
+    let new_token = support::access_token(
+        &rotated.new_id,
+        new_secret.expose(),
+        "n",
+        serde_json::json!({"roomList": true}),
+        3600,
+    );
+    // Inside the overlap: both keys verify.
+    assert_eq!(
+        post(hook(&old_id, old_secret.expose())).await,
+        200,
+        "old key inside the overlap"
+    );
+    assert_eq!(
+        post(hook(&rotated.new_id, new_secret.expose())).await,
+        200,
+        "new key at once"
+    );
+    assert_eq!(rooms(old_token.clone()).await, 200);
+    assert_eq!(rooms(new_token.clone()).await, 200);
+    let text = std::fs::read_to_string(s.dir.path().join("data/keys.yaml")).expect("key file");
+    let doc: serde_norway::Value = serde_norway::from_str(&text).expect("valid YAML");
+    assert!(
+        doc.get(old_id.as_str()).is_some() && doc.get(rotated.new_id.as_str()).is_some(),
+        "both keys in the file during the overlap"
+    );
+    assert_eq!(mode(&s.dir.path().join("data/keys.yaml")), 0o600);
+    // After the overlap: the old key is refused, the new one still works.
+    clock.advance(std::time::Duration::from_secs(120));
+    assert_eq!(
+        post(hook(&old_id, old_secret.expose())).await,
+        401,
+        "old key after the overlap"
+    );
+    assert_eq!(rooms(old_token).await, 401);
+    assert_eq!(post(hook(&rotated.new_id, new_secret.expose())).await, 200);
+    assert_eq!(rooms(new_token).await, 200);
+    s.stop().await;
+}
