@@ -210,26 +210,15 @@ async fn request_timeout(State(state): State<AppState>, req: Request, next: Next
     }
 }
 
-/// A guard refusal as an API error (status chosen by the guard's policy).
+/// A guard refusal as an API error: status, code and headers (Retry-After,
+/// RateLimit) are the guard's; only the message is chosen here.
 pub fn refusal(r: Refusal) -> ApiError {
     let status = StatusCode::from_u16(r.status).unwrap_or(StatusCode::FORBIDDEN);
-    let (code, message) = match r.kind {
-        RefusalKind::Blocked => ("blocked", "this client is blocked"),
-        RefusalKind::LockedOut => (
-            "locked_out",
-            "too many failed authentications; try again later",
-        ),
-        RefusalKind::RateLimited => ("rate_limited", "rate limit exceeded"),
-        RefusalKind::NotAllowedSource => {
-            ("source_not_allowed", "this source may not deliver webhooks")
-        }
+    let message = match r.kind {
+        RefusalKind::Blocked => "this client is blocked",
+        RefusalKind::LockedOut => "too many failed authentications; try again later",
+        RefusalKind::RateLimited => "rate limit exceeded",
+        RefusalKind::NotAllowedSource => "this source may not deliver webhooks",
     };
-    let mut e = ApiError::new(status, code, message);
-    if let Some(secs) = r.retry_after_secs {
-        e = e.retry_after(secs);
-    }
-    if let Some(rate) = r.rate {
-        e = e.with_headers(rate.headers());
-    }
-    e
+    ApiError::new(status, r.kind.code(), message).with_headers(r.headers())
 }

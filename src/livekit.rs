@@ -208,8 +208,8 @@ fn normalised(
     }
 }
 
-/// Our snapshot: room sid → (raw room name, participant sids).
-fn current(hub: &Hub) -> BTreeMap<String, BTreeSet<String>> {
+/// Our snapshot, read once: room sid → (display name, participant sids).
+fn current(hub: &Hub) -> BTreeMap<String, (Option<String>, BTreeSet<String>)> {
     let snap = hub.snapshot_json(&Access::All, &[]);
     let mut out = BTreeMap::new();
     for room in snap
@@ -221,6 +221,7 @@ fn current(hub: &Hub) -> BTreeMap<String, BTreeSet<String>> {
         let Some(sid) = room.get("sid").and_then(Value::as_str) else {
             continue;
         };
+        let name = room.get("name").and_then(Value::as_str).map(str::to_owned);
         let parts = room
             .get("participants")
             .and_then(Value::as_array)
@@ -229,7 +230,7 @@ fn current(hub: &Hub) -> BTreeMap<String, BTreeSet<String>> {
         let sids = parts
             .filter_map(|p| p.get("sid").and_then(Value::as_str).map(str::to_owned))
             .collect();
-        out.insert(sid.to_owned(), sids);
+        out.insert(sid.to_owned(), (name, sids));
     }
     out
 }
@@ -243,7 +244,7 @@ pub fn reconcile(hub: &Hub, identities: &Identities, live: &LiveState, now_ms: i
         let Some(sid) = room.sid.as_deref() else {
             continue;
         };
-        let known = ours.get(sid);
+        let known = ours.get(sid).map(|(_, p)| p);
         if known.is_none() {
             changes.extend(normalised(room, None, identities).map(|e| (e, "room_added")));
         }
@@ -273,13 +274,13 @@ pub fn reconcile(hub: &Hub, identities: &Identities, live: &LiveState, now_ms: i
             );
         }
     }
-    for (sid, _) in ours
+    for (sid, (name, _)) in ours
         .iter()
         .filter(|(sid, _)| !live_sids.contains(sid.as_str()))
     {
         let ghost = WireRoom {
             sid: Some(sid.clone()),
-            name: room_name(hub, sid),
+            name: name.clone(),
             ..Default::default()
         };
         changes.extend(normalised(&ghost, None, identities).map(|e| (e, "room_removed")));
@@ -309,17 +310,6 @@ fn room_sid(ev: &Event) -> String {
         .as_ref()
         .map(|r| r.sid.clone())
         .unwrap_or_default()
-}
-
-fn room_name(hub: &Hub, sid: &str) -> Option<String> {
-    let snap = hub.snapshot_json(&Access::All, &[]);
-    snap.get("rooms")?
-        .as_array()?
-        .iter()
-        .find(|r| r.get("sid").and_then(Value::as_str) == Some(sid))?
-        .get("name")?
-        .as_str()
-        .map(str::to_owned)
 }
 
 /// Reconciles at start and then every `interval` until `shutdown`.

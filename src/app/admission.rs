@@ -7,6 +7,8 @@ use std::net::IpAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
+use crate::guard::ClientKey;
+
 /// Why a connection was not admitted.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum AdmissionError {
@@ -23,7 +25,7 @@ struct Shared {
     max_per_client: usize,
     v6_prefix: u8,
     total: AtomicUsize,
-    per_client: Mutex<HashMap<IpAddr, usize>>,
+    per_client: Mutex<HashMap<ClientKey, usize>>,
 }
 
 /// The connection counters (cheap `Clone`).
@@ -35,26 +37,6 @@ impl std::fmt::Debug for Admission {
         f.debug_struct("Admission")
             .field("open", &self.open())
             .finish()
-    }
-}
-
-/// The client an address counts as: IPv4-mapped IPv6 is IPv4; IPv6 is its `/prefix` network.
-pub fn client_of(ip: IpAddr, v6_prefix: u8) -> IpAddr {
-    match ip {
-        IpAddr::V4(_) => ip,
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => IpAddr::V4(v4),
-            None => {
-                let bits = u128::from(v6);
-                let prefix = u32::from(v6_prefix.min(128));
-                let mask = if prefix == 0 {
-                    0
-                } else {
-                    u128::MAX << (128 - prefix)
-                };
-                IpAddr::V6((bits & mask).into())
-            }
-        },
     }
 }
 
@@ -87,7 +69,8 @@ impl Admission {
             s.total.fetch_sub(1, Ordering::AcqRel);
             return Err(AdmissionError::Global);
         }
-        let client = client_of(ip, s.v6_prefix);
+        // The same client identity as every other limit (IPv4-mapped = IPv4, IPv6 per prefix).
+        let client = ClientKey::new(ip, s.v6_prefix);
         let mut map = s
             .per_client
             .lock()
@@ -109,7 +92,7 @@ impl Admission {
 /// One admitted connection; releases its slots when dropped.
 pub struct ConnPermit {
     admission: Admission,
-    client: IpAddr,
+    client: ClientKey,
 }
 
 impl Drop for ConnPermit {

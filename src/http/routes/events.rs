@@ -6,6 +6,7 @@ use std::task::{Context, Poll};
 use axum::Json;
 use axum::body::Body;
 use axum::extract::{FromRequestParts, Request, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
@@ -15,7 +16,7 @@ use crate::app::admission::AdmissionError;
 use crate::app::{AppState, ConnPermit};
 use crate::http::error::ApiError;
 use crate::http::extract::{ClientIp, Subscriber, deny, query_pairs};
-use crate::hub::{Access, SubscribeRequest, Subscription};
+use crate::hub::{SubscribeRequest, Subscription};
 
 /// Admission (global cap → 503, per-client cap → 429, connect rate → 429)
 /// before any expensive work; then the token; then per-room authorisation.
@@ -44,13 +45,7 @@ pub async fn stream(
     let sub = Subscriber::from_request_parts(&mut parts, &state).await?;
     let query = query_pairs(&parts);
     let rooms = requested_rooms(&query);
-    if let Some(room) = rooms.iter().find(|r| !permits(&sub.access, r)) {
-        let why = format!(
-            "the token does not permit room {:?}",
-            room.chars().take(64).collect::<String>()
-        );
-        return Err(deny(&state, &parts, &sub.claims, &why));
-    }
+    check_rooms(&state, &parts, &sub, &rooms)?;
     let last_event_id = parts
         .headers
         .get("last-event-id")
@@ -97,13 +92,7 @@ pub async fn rooms(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let (parts, _) = req.into_parts();
     let rooms = requested_rooms(&query_pairs(&parts));
-    if let Some(room) = rooms.iter().find(|r| !permits(&sub.access, r)) {
-        let why = format!(
-            "the token does not permit room {:?}",
-            room.chars().take(64).collect::<String>()
-        );
-        return Err(deny(&state, &parts, &sub.claims, &why));
-    }
+    check_rooms(&state, &parts, &sub, &rooms)?;
     Ok(Json(state.hub.snapshot_json(&sub.access, &rooms)))
 }
 
@@ -118,10 +107,22 @@ fn requested_rooms(query: &[(String, String)]) -> Vec<String> {
     rooms
 }
 
-fn permits(access: &Access, room: &str) -> bool {
-    match access {
-        Access::All => true,
-        Access::Rooms(list) => list.iter().any(|r| r == room),
+/// Refuses (403, recorded) a `?room=` the token does not grant.
+fn check_rooms(
+    state: &AppState,
+    parts: &Parts,
+    sub: &Subscriber,
+    rooms: &[String],
+) -> Result<(), ApiError> {
+    match rooms.iter().find(|r| !sub.access.permits(Some(r.as_str()))) {
+        None => Ok(()),
+        Some(room) => {
+            let why = format!(
+                "the token does not permit room {:?}",
+                room.chars().take(64).collect::<String>()
+            );
+            Err(deny(state, parts, &sub.claims, &why))
+        }
     }
 }
 
