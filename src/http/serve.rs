@@ -23,6 +23,8 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tower::ServiceExt as _;
 
+mod direct;
+
 /// How connections are served.
 #[derive(Clone)]
 pub struct ServeOptions {
@@ -69,18 +71,24 @@ pub async fn serve(
         .http2()
         .timer(TokioTimer::new())
         .keep_alive_interval(Some(Duration::from_secs(20)));
-    let builder = Arc::new(builder);
     // Plain HTTP is HTTP/1.1 only (h2c is not offered): hyper's http1
     // connection alone, without the h1/h2 detection state, is the smaller
-    // per-connection footprint for tens of thousands of idle SSE streams.
+    // per-connection footprint.
     let mut h1 = hyper::server::conn::http1::Builder::new();
     h1.timer(TokioTimer::new())
         .header_read_timeout(opts.header_timeout)
         .max_buf_size(opts.max_header_bytes.max(8192))
         .keep_alive(true);
-    let h1 = Arc::new(h1);
+    let shared = Arc::new(Shared {
+        router,
+        auto: builder,
+        h1,
+        acceptor: opts.tls.clone().map(tokio_rustls::TlsAcceptor::from),
+        header_timeout: opts.header_timeout,
+        max_head: opts.max_header_bytes,
+        write_timeout: opts.write_timeout,
+    });
     let graceful = GracefulShutdown::new();
-    let acceptor = opts.tls.clone().map(tokio_rustls::TlsAcceptor::from);
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
         let (stream, peer) = tokio::select! {
@@ -96,26 +104,12 @@ pub async fn serve(
             () = &mut shutdown => break,
         };
         tune(&stream, opts.write_timeout);
-        let (router, builder, watcher, acceptor) = (
-            router.clone(),
-            builder.clone(),
-            graceful.watcher(),
-            acceptor.clone(),
-        );
-        let h1 = h1.clone();
-        let handshake = opts.header_timeout;
-        tokio::spawn(async move {
-            match acceptor {
-                None => plain_connection(stream, peer, router, &h1, watcher).await,
-                Some(acceptor) => {
-                    match tokio::time::timeout(handshake, acceptor.accept(stream)).await {
-                        Ok(Ok(tls)) => connection(tls, peer, router, &builder, watcher).await,
-                        Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake failed"),
-                        Err(_) => tracing::debug!("TLS handshake timed out"),
-                    }
-                }
-            }
-        });
+        tokio::spawn(connection_task(Box::new(Conn {
+            shared: shared.clone(),
+            stream,
+            peer,
+            watcher: graceful.watcher(),
+        })));
     }
     drop(listener);
     tokio::select! {
@@ -143,8 +137,78 @@ async fn connection<S>(
     let _ = watcher.watch(conn.into_owned()).await;
 }
 
-async fn plain_connection(
+/// What every connection of one listener shares.
+struct Shared {
+    router: Router,
+    /// TLS connections: HTTP/1.1 or HTTP/2 by ALPN.
+    auto: Builder<TokioExecutor>,
+    /// Plain connections: HTTP/1.1.
+    h1: hyper::server::conn::http1::Builder,
+    acceptor: Option<tokio_rustls::TlsAcceptor>,
+    header_timeout: Duration,
+    max_head: usize,
+    write_timeout: Duration,
+}
+
+/// One accepted connection, boxed so that the task's own state is a pointer.
+struct Conn {
+    shared: Arc<Shared>,
     stream: TcpStream,
+    peer: SocketAddr,
+    watcher: Watcher,
+}
+
+/// A connection's task. Everything but an event stream's pump runs boxed,
+/// so an idle stream's task holds only the pump (its size is checked by a
+/// test): tens of thousands of them are most of Warden's memory.
+async fn connection_task(conn: Box<Conn>) {
+    if let Some(pump) = Box::pin(conn.serve()).await {
+        pump.run().await;
+    }
+}
+
+impl Conn {
+    /// Serves the connection, or returns the event stream it turned into.
+    async fn serve(self: Box<Self>) -> Option<direct::Pump> {
+        let Conn {
+            shared,
+            stream,
+            peer,
+            watcher,
+        } = *self;
+        let router = shared.router.clone();
+        if let Some(acceptor) = &shared.acceptor {
+            match tokio::time::timeout(shared.header_timeout, acceptor.accept(stream)).await {
+                Ok(Ok(tls)) => connection(tls, peer, router, &shared.auto, watcher).await,
+                Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake failed"),
+                Err(_) => tracing::debug!("TLS handshake timed out"),
+            }
+            return None;
+        }
+        let first = tokio::time::timeout(
+            shared.header_timeout,
+            direct::read_first(&stream, shared.max_head),
+        )
+        .await;
+        match first {
+            // The watcher goes with the stream: shutdown waits for it (the
+            // hub closes every stream when shutdown begins).
+            Ok(direct::First::Events(req)) => {
+                direct::start(stream, req, peer, router, shared.write_timeout, watcher).await
+            }
+            Ok(direct::First::Other(read)) => {
+                let stream = direct::Rewound::new(read, stream);
+                plain_connection(stream, peer, router, &shared.h1, watcher).await;
+                None
+            }
+            // Closed, or no request within the header timeout (slowloris).
+            Ok(direct::First::Gone) | Err(_) => None,
+        }
+    }
+}
+
+async fn plain_connection(
+    stream: direct::Rewound,
     peer: SocketAddr,
     router: Router,
     builder: &hyper::server::conn::http1::Builder,
@@ -217,4 +281,41 @@ pub fn redirect_router(public_url: Option<String>, https_port: u16) -> Router {
             )
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every idle SSE connection is one task holding this future: its size
+    /// is most of Warden's memory per connection, so it is kept in check.
+    #[tokio::test]
+    async fn a_plain_connection_task_stays_small() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let client = TcpStream::connect(addr).await.expect("connect");
+        let (stream, peer) = listener.accept().await.expect("accept");
+        let graceful = GracefulShutdown::new();
+        let mut h1 = hyper::server::conn::http1::Builder::new();
+        h1.timer(TokioTimer::new());
+        let shared = Arc::new(Shared {
+            router: Router::new(),
+            auto: Builder::new(TokioExecutor::new()),
+            h1,
+            acceptor: None,
+            header_timeout: Duration::from_secs(1),
+            max_head: 8192,
+            write_timeout: Duration::from_secs(1),
+        });
+        let fut = connection_task(Box::new(Conn {
+            shared,
+            stream,
+            peer,
+            watcher: graceful.watcher(),
+        }));
+        let size = std::mem::size_of_val(&fut);
+        eprintln!("connection task future: {size} bytes");
+        assert!(size <= 512, "the connection future grew to {size} bytes");
+        drop((fut, client));
+    }
 }

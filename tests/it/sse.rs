@@ -394,3 +394,152 @@ async fn a_client_that_stops_reading_is_cut_off_while_another_keeps_receiving() 
     drop(stalled);
     s.stop().await;
 }
+
+/// Reads from `c` until `want` appears in what was read (or the time is up).
+async fn read_until(c: &mut tokio::net::TcpStream, seen: &mut String, want: &str) -> bool {
+    use tokio::io::AsyncReadExt;
+    let deadline = tokio::time::Instant::now() + T;
+    while !seen.contains(want) {
+        let mut buf = [0u8; 4096];
+        match tokio::time::timeout_at(deadline, c.read(&mut buf)).await {
+            Ok(Ok(n)) if n > 0 => seen.push_str(&String::from_utf8_lossy(&buf[..n])),
+            _ => return false,
+        }
+    }
+    true
+}
+
+/// A stream opened as a connection's first request is written by Warden
+/// itself (no hyper buffers); one opened after another request on a
+/// kept-alive connection goes through hyper. Both must look the same to a
+/// client, and HTTP/1.0 and refusals must be well-formed too.
+#[tokio::test]
+async fn streams_are_well_formed_on_fresh_reused_and_http10_connections() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let s = support::spawn("").await;
+    let addr = s.url.trim_start_matches("http://").to_owned();
+    let token = support::list_token();
+    let get = |version: &str| {
+        format!(
+            "GET /api/events?token={token} {version}\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n"
+        )
+    };
+
+    // Fresh HTTP/1.1 connection: chunked, live events arrive.
+    let mut fresh = tokio::net::TcpStream::connect(&addr)
+        .await
+        .expect("connect");
+    fresh
+        .write_all(get("HTTP/1.1").as_bytes())
+        .await
+        .expect("write");
+    let mut seen = String::new();
+    assert!(
+        read_until(&mut fresh, &mut seen, "event: snapshot").await,
+        "{seen}"
+    );
+    let head = seen
+        .split("\r\n\r\n")
+        .next()
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    assert!(head.starts_with("http/1.1 200 ok\r\n"), "{head}");
+    for want in [
+        "content-type: text/event-stream",
+        "cache-control: no-cache",
+        "x-accel-buffering: no",
+        "transfer-encoding: chunked",
+        "x-content-type-options: nosniff",
+    ] {
+        assert!(head.contains(want), "missing {want:?} in {head}");
+    }
+    // Kept alive: /health first, then the stream, on one connection.
+    let mut reused = tokio::net::TcpStream::connect(&addr)
+        .await
+        .expect("connect");
+    reused
+        .write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .expect("write");
+    let mut seen_reused = String::new();
+    assert!(
+        read_until(&mut reused, &mut seen_reused, "\"ok\"").await,
+        "{seen_reused}"
+    );
+    reused
+        .write_all(get("HTTP/1.1").as_bytes())
+        .await
+        .expect("write");
+    seen_reused.clear();
+    assert!(
+        read_until(&mut reused, &mut seen_reused, "event: snapshot").await,
+        "{seen_reused}"
+    );
+    assert!(
+        seen_reused
+            .to_ascii_lowercase()
+            .contains("content-type: text/event-stream")
+    );
+
+    let (room, room_sid) = (sid("direct-"), sid("RM_"));
+    assert_eq!(
+        support::deliver(&s.url, &support::room_started(&room, &room_sid)).await,
+        200
+    );
+    for (name, c, seen) in [
+        ("fresh", &mut fresh, &mut seen),
+        ("reused", &mut reused, &mut seen_reused),
+    ] {
+        assert!(
+            read_until(c, seen, &room_sid).await,
+            "{name}: the event did not arrive: {seen}"
+        );
+        assert!(seen.contains("event: room_started"), "{name}: {seen}");
+    }
+
+    // HTTP/1.0: no chunked encoding, the body is delimited by the close.
+    let mut old = tokio::net::TcpStream::connect(&addr)
+        .await
+        .expect("connect");
+    old.write_all(get("HTTP/1.0").as_bytes())
+        .await
+        .expect("write");
+    let mut seen_old = String::new();
+    assert!(
+        read_until(&mut old, &mut seen_old, "event: snapshot").await,
+        "{seen_old}"
+    );
+    let lower = seen_old.to_ascii_lowercase();
+    assert!(lower.starts_with("http/1.0 200 ok\r\n"), "{seen_old}");
+    assert!(!lower.contains("transfer-encoding"), "{seen_old}");
+    assert!(lower.contains("connection: close"), "{seen_old}");
+
+    // A refusal on a fresh connection: one JSON line, a length, then the close.
+    let mut refused = tokio::net::TcpStream::connect(&addr)
+        .await
+        .expect("connect");
+    refused
+        .write_all(b"GET /api/events HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .expect("write");
+    let mut all = Vec::new();
+    tokio::time::timeout(T, refused.read_to_end(&mut all))
+        .await
+        .expect("closed after the refusal")
+        .expect("read");
+    let all = String::from_utf8_lossy(&all).to_string();
+    let (head, body) = all.split_once("\r\n\r\n").unwrap_or_default();
+    let head = head.to_ascii_lowercase();
+    assert!(head.starts_with("http/1.1 401 unauthorized\r\n"), "{all}");
+    assert!(
+        head.contains(&format!("content-length: {}", body.len())),
+        "{all}"
+    );
+    assert!(head.contains("content-type: application/json"), "{all}");
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(body).expect("json body")["error"],
+        "unauthorized",
+        "{all}"
+    );
+    s.stop().await;
+}
