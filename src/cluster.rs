@@ -23,8 +23,18 @@
 //!   Redis ([`scripts::FAILURE`]); reaching `max_failed_attempts` across all
 //!   nodes writes the client into a sorted set of lockouts, which every node
 //!   polls every 500 ms and imposes locally (views converge within a second).
-//!   An admin unblock on one node lifts the lockout everywhere. Rate limits
-//!   stay per node (a budget per node behind the balancer).
+//!   An admin unblock on one node lifts the lockout everywhere.
+//! - **Rate limits** ([`rates`]): `suspicious_activity.rate_limit_per_minute`
+//!   (per client on `/api/*`, SSE connects included) and
+//!   `webhooks.rate_limit_per_minute` (per source) hold for all nodes
+//!   together, without a Redis round trip on the request path. Each node
+//!   keeps its own limiter and counts what it admits; every 250 ms one script
+//!   adds those counts to a per-client counter for the current minute (fixed
+//!   windows on the Unix epoch) and returns every client over its limit on
+//!   any node, which this node then refuses with 429 until the minute ends
+//!   (`Retry-After` and `RateLimit` headers as for a local refusal). Views
+//!   converge within about half a second. The SSE connection rate stays per
+//!   node.
 //! - **Keys** are not in Redis: all nodes point `livekit.keys_file` at one
 //!   shared key file (the file livekit-server reads too, so operators already
 //!   distribute it), and each node's key watcher reloads it within 2 s. A
@@ -38,7 +48,8 @@
 //!   `warden audit verify` checks that node's chain.
 //!
 //! When Redis is unreachable: nodes keep serving SSE, tokens and the API
-//! from local state with node-local limits and lockouts; webhooks are
+//! from local state with node-local limits and lockouts (cluster-wide rate
+//! refusals already decided run to the end of their window); webhooks are
 //! answered 503 with `Retry-After` (LiveKit retries 5xx), so no event is
 //! acknowledged without being in the shared stream; signature checks are
 //! local and unchanged; the `redis` health check reports `degraded`; the
@@ -51,6 +62,7 @@
 mod boot;
 mod fanout;
 mod locks;
+mod rates;
 mod scripts;
 mod wire;
 
@@ -195,7 +207,7 @@ impl Cluster {
         &self.inner.epoch
     }
 
-    /// Starts the stream reader and the lockout sharing; they stop when
+    /// Starts the stream reader, the lockout and the rate-limit sharing; they stop when
     /// `stop` turns true. Only the first call starts anything.
     pub fn spawn(&self, stop: tokio::sync::watch::Receiver<bool>) {
         let pending = self
@@ -208,7 +220,8 @@ impl Cluster {
             return;
         };
         tokio::spawn(fanout::run(self.clone(), last_id, stop.clone()));
-        tokio::spawn(locks::run(self.clone(), rx, stop));
+        tokio::spawn(locks::run(self.clone(), rx, stop.clone()));
+        tokio::spawn(rates::run(self.clone(), stop));
     }
 
     /// Dedupes and appends a verified event to the shared stream (see the

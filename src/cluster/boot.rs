@@ -92,6 +92,7 @@ impl Boot {
         let conn = self.redis.manager(COMMAND_TIMEOUT)?;
         let (tx, rx) = tokio::sync::mpsc::channel(locks::QUEUE);
         parts.guard.set_shared_sink(locks::sink(tx));
+        parts.guard.enable_shared_rates();
         Ok(Cluster {
             inner: Arc::new(Inner {
                 redis: self.redis,
