@@ -54,7 +54,7 @@ impl Boot {
     /// (`local` is offered; the first node's wins). Blocks briefly: call it at start.
     pub fn connect(cfg: &Config, local: &Pepper) -> Result<Self, ClusterError> {
         let url = cfg.storage.redis_url.as_ref().ok_or(ClusterError::NoUrl)?;
-        let redis = Redis::open(url)?;
+        let redis = Redis::open(url, cfg.storage.redis_ca_file.as_deref())?;
         let mut conn = redis.connect_blocking(Duration::from_secs(5))?;
         let candidate = format!("{:08x}", rand::rng().random::<u32>());
         let epoch: String = set_nx_get(&redis, &mut conn, scripts::EPOCH, &candidate)?;

@@ -6,6 +6,7 @@
 
 mod latency;
 mod rates;
+mod redis_tls;
 mod server;
 
 use std::time::{Duration, Instant};
