@@ -35,6 +35,10 @@
 //!   (`Retry-After` and `RateLimit` headers as for a local refusal). Views
 //!   converge within about half a second. The SSE connection rate stays per
 //!   node.
+//! - **Room reconciliation** ([`reconciler`]): nodes with `livekit.api_url`
+//!   compete for a lease in Redis; only its holder asks LiveKit for the
+//!   truth, and its `reconciled` changes are appended to the shared stream
+//!   like a webhook's events, so every node applies them with the same id.
 //! - **Keys** are not in Redis: all nodes point `livekit.keys_file` at one
 //!   shared key file (the file livekit-server reads too, so operators already
 //!   distribute it), and each node's key watcher reloads it within 2 s. A
@@ -63,6 +67,7 @@ mod boot;
 mod fanout;
 mod locks;
 mod rates;
+mod reconciler;
 mod scripts;
 mod wire;
 
@@ -79,6 +84,7 @@ use crate::store::{Redis, RedisError};
 use crate::webhook::replay::BodyDigest;
 
 pub use boot::{Boot, Parts};
+pub use reconciler::{LEASE_RENEW, LEASE_TTL};
 
 /// Longest wait for one command on the request path (a webhook's append).
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(1);
@@ -183,6 +189,10 @@ struct Inner {
     settings: Settings,
     parts: Parts,
     health: Mutex<Health>,
+    /// This node's id for leases (random per start).
+    node_id: String,
+    /// When this node last took or renewed the reconciler lease.
+    lease_since: Mutex<Option<std::time::Instant>>,
     /// The reader's start and the guard queue, taken by [`Cluster::spawn`].
     pending: Mutex<
         Option<(
@@ -234,30 +244,9 @@ impl Cluster {
         body: BodyDigest,
     ) -> Result<Published, ClusterError> {
         let inner = &self.inner;
-        let s = inner.settings;
-        let script = redis::Script::new(scripts::PUBLISH);
-        let mut invocation = script.prepare_invoke();
-        invocation
-            .key(scripts::EPOCH)
-            .key(scripts::SEQ)
-            .key(scripts::EVENTS)
-            .key(scripts::seen_key(&event.id))
-            .arg(&inner.epoch)
-            .arg(inner.parts.hub.head())
-            .arg(s.history_size)
-            .arg(inner.parts.clock.now_ms())
-            .arg(wire::encode(event))
-            .arg(hex::encode(body))
-            .arg(s.replay_window_ms.max(1));
-        let mut conn = inner.conn.clone();
-        let reply: (String, u64, u8) = self
-            .timed(invocation.invoke_async(&mut conn))
-            .await
-            .inspect_err(|e| self.note_error(&e.to_string()))?;
-        let (epoch, seq, seen) = reply;
-        if epoch != inner.epoch {
-            self.epoch_mismatch(&epoch);
-        }
+        let (_, seq, seen) = self
+            .append(event, &wire::encode(event), &hex::encode(body))
+            .await?;
         Ok(match seen {
             0 => Published::New(seq),
             1 => Published::Retry,
@@ -272,6 +261,41 @@ impl Cluster {
                 Published::Replay
             }
         })
+    }
+
+    /// Runs [`scripts::PUBLISH`] for `event` (`json` its wire form):
+    /// `(epoch, seq, seen)`.
+    async fn append(
+        &self,
+        event: &Event,
+        json: &str,
+        digest_hex: &str,
+    ) -> Result<(String, u64, u8), ClusterError> {
+        let inner = &self.inner;
+        let s = inner.settings;
+        let script = redis::Script::new(scripts::PUBLISH);
+        let mut invocation = script.prepare_invoke();
+        invocation
+            .key(scripts::EPOCH)
+            .key(scripts::SEQ)
+            .key(scripts::EVENTS)
+            .key(scripts::seen_key(&event.id))
+            .arg(&inner.epoch)
+            .arg(inner.parts.hub.head())
+            .arg(s.history_size)
+            .arg(inner.parts.clock.now_ms())
+            .arg(json)
+            .arg(digest_hex)
+            .arg(s.replay_window_ms.max(1));
+        let mut conn = inner.conn.clone();
+        let reply: (String, u64, u8) = self
+            .timed(invocation.invoke_async(&mut conn))
+            .await
+            .inspect_err(|e| self.note_error(&e.to_string()))?;
+        if reply.0 != inner.epoch {
+            self.epoch_mismatch(&reply.0);
+        }
+        Ok(reply)
     }
 
     /// The `redis` health check.

@@ -104,6 +104,8 @@ impl Boot {
                     reachable: true,
                     detail: String::new(),
                 }),
+                node_id: format!("{:016x}", rand::rng().random::<u64>()),
+                lease_since: Mutex::new(None),
                 pending: Mutex::new(Some((last_id, rx))),
             }),
         })

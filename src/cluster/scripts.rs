@@ -15,6 +15,9 @@ pub(super) const EVENTS: &str = "{warden}:events";
 pub(super) const PEPPER: &str = "{warden}:pepper";
 /// Active lockouts: a sorted set of client → locked-until (Unix ms).
 pub(super) const LOCKS: &str = "{warden}:locks";
+/// The room reconciler's lease: the id of the node that reconciles rooms
+/// with the LiveKit API, expiring unless renewed.
+pub(super) const RECONCILER: &str = "{warden}:reconciler";
 /// Clients over a shared rate limit: a sorted set of `<policy>|<client>` →
 /// refused-until (Unix ms, the end of the window).
 pub(super) const RATE_LIMITED: &str = "{warden}:ratelimited";
@@ -131,4 +134,29 @@ end
 if ARGV[2] ~= '1' then return {} end
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
 return redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. now, '+inf', 'WITHSCORES', 'LIMIT', 0, ARGV[3])
+";
+
+/// Takes a lease that is free, or renews one this node holds.
+///
+/// KEYS: the lease. ARGV: this node's id, TTL (ms). Returns 1 when this node
+/// holds the lease for the next TTL, 0 when another node does.
+pub(super) const LEASE: &str = r"
+local holder = redis.call('GET', KEYS[1])
+if holder == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 1
+end
+if not holder then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 1
+end
+return 0
+";
+
+/// Gives a lease back if this node holds it (at shutdown: no wait for the TTL).
+///
+/// KEYS: the lease. ARGV: this node's id. Returns 1 if it was released.
+pub(super) const RELEASE: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
 ";

@@ -7,7 +7,7 @@
 mod latency;
 mod rates;
 mod redis_tls;
-mod server;
+pub mod server;
 
 use std::time::{Duration, Instant};
 
