@@ -268,14 +268,7 @@ fn spawn_background(state: &AppState, stop: &tokio::sync::watch::Receiver<bool>)
         state.masker.clone(),
         until_stopped(stop.clone()),
     ));
-    // Reconciliation publishes on the local hub; with a cluster, ids come from
-    // Redis, so it runs on single-node deployments only (see README).
-    if state.cluster.is_some() && state.livekit.is_some() {
-        tracing::warn!(
-            "livekit.api_url is set but room reconciliation is not yet supported with storage.backend: redis"
-        );
-    }
-    if let Some(service) = state.livekit.clone().filter(|_| state.cluster.is_none()) {
+    if let Some(service) = state.livekit.clone() {
         let identities = if state.config.realtime.hash_identities {
             crate::webhook::normalize::Identities::Hashed(state.pepper.clone())
         } else {
@@ -284,6 +277,7 @@ fn spawn_background(state: &AppState, stop: &tokio::sync::watch::Receiver<bool>)
         tokio::spawn(crate::livekit::run(
             service,
             state.hub.clone(),
+            state.cluster.clone(),
             identities,
             state.config.livekit.reconcile_interval,
             until_stopped(stop.clone()),

@@ -23,8 +23,22 @@
 //!   Redis ([`scripts::FAILURE`]); reaching `max_failed_attempts` across all
 //!   nodes writes the client into a sorted set of lockouts, which every node
 //!   polls every 500 ms and imposes locally (views converge within a second).
-//!   An admin unblock on one node lifts the lockout everywhere. Rate limits
-//!   stay per node (a budget per node behind the balancer).
+//!   An admin unblock on one node lifts the lockout everywhere.
+//! - **Rate limits** ([`rates`]): `suspicious_activity.rate_limit_per_minute`
+//!   (per client on `/api/*`, SSE connects included) and
+//!   `webhooks.rate_limit_per_minute` (per source) hold for all nodes
+//!   together, without a Redis round trip on the request path. Each node
+//!   keeps its own limiter and counts what it admits; every 250 ms one script
+//!   adds those counts to a per-client counter for the current minute (fixed
+//!   windows on the Unix epoch) and returns every client over its limit on
+//!   any node, which this node then refuses with 429 until the minute ends
+//!   (`Retry-After` and `RateLimit` headers as for a local refusal). Views
+//!   converge within about half a second. The SSE connection rate stays per
+//!   node.
+//! - **Room reconciliation** ([`reconciler`]): nodes with `livekit.api_url`
+//!   compete for a lease in Redis; only its holder asks LiveKit for the
+//!   truth, and its `reconciled` changes are appended to the shared stream
+//!   like a webhook's events, so every node applies them with the same id.
 //! - **Keys** are not in Redis: all nodes point `livekit.keys_file` at one
 //!   shared key file (the file livekit-server reads too, so operators already
 //!   distribute it), and each node's key watcher reloads it within 2 s. A
@@ -38,7 +52,8 @@
 //!   `warden audit verify` checks that node's chain.
 //!
 //! When Redis is unreachable: nodes keep serving SSE, tokens and the API
-//! from local state with node-local limits and lockouts; webhooks are
+//! from local state with node-local limits and lockouts (cluster-wide rate
+//! refusals already decided run to the end of their window); webhooks are
 //! answered 503 with `Retry-After` (LiveKit retries 5xx), so no event is
 //! acknowledged without being in the shared stream; signature checks are
 //! local and unchanged; the `redis` health check reports `degraded`; the
@@ -51,6 +66,8 @@
 mod boot;
 mod fanout;
 mod locks;
+mod rates;
+mod reconciler;
 mod scripts;
 mod wire;
 
@@ -67,6 +84,7 @@ use crate::store::{Redis, RedisError};
 use crate::webhook::replay::BodyDigest;
 
 pub use boot::{Boot, Parts};
+pub use reconciler::{LEASE_RENEW, LEASE_TTL};
 
 /// Longest wait for one command on the request path (a webhook's append).
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(1);
@@ -171,6 +189,10 @@ struct Inner {
     settings: Settings,
     parts: Parts,
     health: Mutex<Health>,
+    /// This node's id for leases (random per start).
+    node_id: String,
+    /// When this node last took or renewed the reconciler lease.
+    lease_since: Mutex<Option<std::time::Instant>>,
     /// The reader's start and the guard queue, taken by [`Cluster::spawn`].
     pending: Mutex<
         Option<(
@@ -195,7 +217,7 @@ impl Cluster {
         &self.inner.epoch
     }
 
-    /// Starts the stream reader and the lockout sharing; they stop when
+    /// Starts the stream reader, the lockout and the rate-limit sharing; they stop when
     /// `stop` turns true. Only the first call starts anything.
     pub fn spawn(&self, stop: tokio::sync::watch::Receiver<bool>) {
         let pending = self
@@ -208,7 +230,8 @@ impl Cluster {
             return;
         };
         tokio::spawn(fanout::run(self.clone(), last_id, stop.clone()));
-        tokio::spawn(locks::run(self.clone(), rx, stop));
+        tokio::spawn(locks::run(self.clone(), rx, stop.clone()));
+        tokio::spawn(rates::run(self.clone(), stop));
     }
 
     /// Dedupes and appends a verified event to the shared stream (see the
@@ -221,30 +244,9 @@ impl Cluster {
         body: BodyDigest,
     ) -> Result<Published, ClusterError> {
         let inner = &self.inner;
-        let s = inner.settings;
-        let script = redis::Script::new(scripts::PUBLISH);
-        let mut invocation = script.prepare_invoke();
-        invocation
-            .key(scripts::EPOCH)
-            .key(scripts::SEQ)
-            .key(scripts::EVENTS)
-            .key(scripts::seen_key(&event.id))
-            .arg(&inner.epoch)
-            .arg(inner.parts.hub.head())
-            .arg(s.history_size)
-            .arg(inner.parts.clock.now_ms())
-            .arg(wire::encode(event))
-            .arg(hex::encode(body))
-            .arg(s.replay_window_ms.max(1));
-        let mut conn = inner.conn.clone();
-        let reply: (String, u64, u8) = self
-            .timed(invocation.invoke_async(&mut conn))
-            .await
-            .inspect_err(|e| self.note_error(&e.to_string()))?;
-        let (epoch, seq, seen) = reply;
-        if epoch != inner.epoch {
-            self.epoch_mismatch(&epoch);
-        }
+        let (_, seq, seen) = self
+            .append(event, &wire::encode(event), &hex::encode(body))
+            .await?;
         Ok(match seen {
             0 => Published::New(seq),
             1 => Published::Retry,
@@ -259,6 +261,41 @@ impl Cluster {
                 Published::Replay
             }
         })
+    }
+
+    /// Runs [`scripts::PUBLISH`] for `event` (`json` its wire form):
+    /// `(epoch, seq, seen)`.
+    async fn append(
+        &self,
+        event: &Event,
+        json: &str,
+        digest_hex: &str,
+    ) -> Result<(String, u64, u8), ClusterError> {
+        let inner = &self.inner;
+        let s = inner.settings;
+        let script = redis::Script::new(scripts::PUBLISH);
+        let mut invocation = script.prepare_invoke();
+        invocation
+            .key(scripts::EPOCH)
+            .key(scripts::SEQ)
+            .key(scripts::EVENTS)
+            .key(scripts::seen_key(&event.id))
+            .arg(&inner.epoch)
+            .arg(inner.parts.hub.head())
+            .arg(s.history_size)
+            .arg(inner.parts.clock.now_ms())
+            .arg(json)
+            .arg(digest_hex)
+            .arg(s.replay_window_ms.max(1));
+        let mut conn = inner.conn.clone();
+        let reply: (String, u64, u8) = self
+            .timed(invocation.invoke_async(&mut conn))
+            .await
+            .inspect_err(|e| self.note_error(&e.to_string()))?;
+        if reply.0 != inner.epoch {
+            self.epoch_mismatch(&reply.0);
+        }
+        Ok(reply)
     }
 
     /// The `redis` health check.

@@ -20,7 +20,9 @@
 //!   allowlisted clients); `UNUSUAL_API_USAGE` once per subject per hour.
 //!
 //! State is per node, in memory; with the Redis backend, failures and
-//! lockouts are also shared with the other nodes (`guard/shared.rs`).
+//! lockouts (`guard/shared.rs`) and the `api` and `webhook` rate limits
+//! (`guard/shared_rates.rs`) are also shared with the other nodes, without
+//! ever waiting on Redis in a check.
 
 mod anomaly;
 mod auth;
@@ -28,6 +30,7 @@ pub mod client;
 mod limits;
 mod lockout;
 mod shared;
+mod shared_rates;
 mod state;
 mod table;
 mod types;
@@ -47,6 +50,7 @@ pub use self::client::{ClientKey, client_ip};
 pub use self::limits::{Policy, RateInfo};
 pub use self::lockout::MAX_KEY_FAILURE_CLIENTS;
 pub use self::shared::{SharedSink, SharedUpdate, parse_client_key};
+pub use self::shared_rates::{RateDelta, SharedQuota};
 pub use self::types::{
     Allowed, Blocked, FailureOutcome, GuardError, GuardStats, Refusal, RefusalKind, parse_client,
 };
@@ -54,6 +58,7 @@ pub use self::types::{
 use self::client::is_in;
 use self::limits::Limiter;
 use self::lockout::Rules;
+use self::shared_rates::SharedRates;
 use self::state::{ClientState, KeyState};
 use self::table::Table;
 use self::usage::Counters;
@@ -79,6 +84,8 @@ struct Inner {
     counters: Counters,
     /// Where lockout changes go to be shared with other nodes (`guard/shared.rs`).
     shared: std::sync::OnceLock<SharedSink>,
+    /// Rate limits counted across nodes (`guard/shared_rates.rs`).
+    rates: SharedRates,
 }
 
 struct Settings {
@@ -132,6 +139,15 @@ impl Guard {
         };
         let keys = Table::new((sa.max_tracked_clients / 10).max(100));
         let counters = Counters::default();
+        let per_minute = |limit: u32| SharedQuota {
+            limit: limit.max(1),
+            window_ms: millis(MINUTE),
+        };
+        let rates = SharedRates::new(
+            sa.max_tracked_clients,
+            per_minute(sa.rate_limit_per_minute),
+            per_minute(cfg.webhooks.rate_limit_per_minute),
+        );
         Self {
             inner: Arc::new(Inner {
                 clock,
@@ -144,6 +160,7 @@ impl Guard {
                 sse,
                 counters,
                 shared: std::sync::OnceLock::new(),
+                rates,
             }),
         }
     }
@@ -262,6 +279,10 @@ impl Guard {
         })
     }
 
+    /// The rate limit of `limiter`'s policy: first a refusal the cluster
+    /// decided (the client's requests on all nodes together are over the
+    /// limit), then this node's own limiter; an admitted request is counted
+    /// for the cluster.
     fn limit(
         &self,
         limiter: &Limiter,
@@ -269,16 +290,37 @@ impl Guard {
         key: ClientKey,
         now: i64,
     ) -> Result<RateInfo, Refusal> {
-        let limited = match limiter.check(&key) {
-            Ok(info) => return Ok(info),
-            Err(limited) => limited,
-        };
+        let rates = &self.inner.rates;
+        if let Some(until) = rates.limited_until(&key, limiter.policy(), now) {
+            let wait = Duration::from_millis(u64::try_from(until - now).unwrap_or(0));
+            return Err(self.rate_limited(limiter, limiter.refusal(wait), ip, key, now, true));
+        }
+        match limiter.check(&key) {
+            Ok(info) => {
+                rates.count(&key, limiter.policy());
+                Ok(info)
+            }
+            Err(limited) => Err(self.rate_limited(limiter, limited, ip, key, now, false)),
+        }
+    }
+
+    /// Counts a rate-limit refusal, records `RATE_LIMIT_EXCEEDED` once per
+    /// client, policy and window, and builds the 429.
+    fn rate_limited(
+        &self,
+        limiter: &Limiter,
+        limited: limits::Limited,
+        ip: IpAddr,
+        key: ClientKey,
+        now: i64,
+        cluster: bool,
+    ) -> Refusal {
         let inner = &self.inner;
         inner.counters.bump(&inner.counters.rate_limited);
         let window_ms =
             i64::try_from(limited.info.window_secs.saturating_mul(1000)).unwrap_or(i64::MAX);
         let slot = limiter.policy() as usize;
-        let due = inner.clients.get_mut(&key, |c| {
+        let due = inner.clients.upsert(&key, now, |c| {
             let last = &mut c.rate_reported_ms[slot];
             let due = *last == 0 || now - *last >= window_ms;
             if due {
@@ -286,21 +328,24 @@ impl Guard {
             }
             due
         });
-        if due.unwrap_or(false) {
+        if due {
             let info = &limited.info;
-            let event = self.event(EventType::RateLimitExceeded, Severity::Medium, ip, key);
-            self.emit(
+            let event = self
+                .event(EventType::RateLimitExceeded, Severity::Medium, ip, key)
+                .detail("policy", info.policy_name)
+                .detail("limit", info.limit)
+                .detail("window_seconds", info.window_secs);
+            self.emit(if cluster {
+                event.detail("scope", "cluster")
+            } else {
                 event
-                    .detail("policy", info.policy_name)
-                    .detail("limit", info.limit)
-                    .detail("window_seconds", info.window_secs),
-            );
+            });
         }
-        Err(Refusal {
+        Refusal {
             retry_after_secs: Some(limited.retry_after_secs),
             rate: Some(limited.info),
             ..Refusal::new(RefusalKind::RateLimited, 429)
-        })
+        }
     }
 
     fn event(&self, kind: EventType, severity: Severity, ip: IpAddr, key: ClientKey) -> NewEvent {

@@ -10,6 +10,11 @@
 //! (with `data.change` = `room_added|room_removed|participant_added|
 //! participant_removed`), which the hub applies like the missed event.
 //!
+//! With the Redis backend one node at a time reconciles (the holder of a
+//! lease in Redis; another node takes over when it dies) and its changes go
+//! through the shared stream, so every node applies and broadcasts them
+//! with the same ids (see `cluster/reconciler.rs`).
+//!
 //! Each call carries a fresh 60 s token minted with the active key and only
 //! the grant it needs: `roomList` for `ListRooms`, `roomAdmin` for one room
 //! for `ListParticipants`. The URL goes through the outbound policy
@@ -23,6 +28,7 @@ use serde_json::{Value, json};
 use url::Url;
 
 use crate::clock::Clock;
+use crate::cluster::{Cluster, LEASE_RENEW};
 use crate::event::{Event, EventData};
 use crate::hub::{Access, Hub};
 use crate::keys::KeyRing;
@@ -235,8 +241,18 @@ fn current(hub: &Hub) -> BTreeMap<String, (Option<String>, BTreeSet<String>)> {
     out
 }
 
-/// Applies LiveKit's view to the hub; returns the changes published.
+/// Applies LiveKit's view to the hub (one node); returns the changes published.
 pub fn reconcile(hub: &Hub, identities: &Identities, live: &LiveState, now_ms: i64) -> usize {
+    let changes = changes(hub, identities, live, now_ms);
+    let n = changes.len();
+    for ev in changes {
+        hub.publish(ev, now_ms);
+    }
+    n
+}
+
+/// The `reconciled` events that bring the hub's snapshot to LiveKit's view.
+pub fn changes(hub: &Hub, identities: &Identities, live: &LiveState, now_ms: i64) -> Vec<Event> {
     let ours = current(hub);
     let mut changes = Vec::new();
     let live_sids: BTreeSet<&str> = live.iter().filter_map(|(r, _)| r.sid.as_deref()).collect();
@@ -285,23 +301,24 @@ pub fn reconcile(hub: &Hub, identities: &Identities, live: &LiveState, now_ms: i
         };
         changes.extend(normalised(&ghost, None, identities).map(|e| (e, "room_removed")));
     }
-    let n = changes.len();
-    for (mut ev, change) in changes {
-        ev.id = format!(
-            "RC_{now_ms}_{}",
-            ev.data
-                .participant
-                .as_ref()
-                .map_or_else(|| room_sid(&ev), |p| p.sid.clone())
-        );
-        ev.event = "reconciled".to_owned();
-        ev.data = EventData {
-            change: Some(change),
-            ..ev.data
-        };
-        hub.publish(ev, now_ms);
-    }
-    n
+    changes
+        .into_iter()
+        .map(|(mut ev, change)| {
+            ev.id = format!(
+                "RC_{now_ms}_{}",
+                ev.data
+                    .participant
+                    .as_ref()
+                    .map_or_else(|| room_sid(&ev), |p| p.sid.clone())
+            );
+            ev.event = "reconciled".to_owned();
+            ev.data = EventData {
+                change: Some(change),
+                ..ev.data
+            };
+            ev
+        })
+        .collect()
 }
 
 fn room_sid(ev: &Event) -> String {
@@ -312,8 +329,25 @@ fn room_sid(ev: &Event) -> String {
         .unwrap_or_default()
 }
 
-/// Reconciles at start and then every `interval` until `shutdown`.
+/// Reconciles at start and then every `interval` until `shutdown` — on this
+/// node alone, or, with a `cluster`, on whichever node holds the lease.
 pub async fn run(
+    service: RoomService,
+    hub: Hub,
+    cluster: Option<Cluster>,
+    identities: Identities,
+    interval: Duration,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
+    match cluster {
+        Some(cluster) => {
+            run_clustered(service, hub, cluster, identities, interval, shutdown).await;
+        }
+        None => run_alone(service, hub, identities, interval, shutdown).await,
+    }
+}
+
+async fn run_alone(
     service: RoomService,
     hub: Hub,
     identities: Identities,
@@ -331,15 +365,77 @@ pub async fn run(
         match service.fetch().await {
             Ok(live) => {
                 let n = reconcile(&hub, &identities, &live, service.clock.now_ms());
-                if n > 0 {
-                    tracing::info!(
-                        changes = n,
-                        rooms = live.len(),
-                        "room state reconciled with LiveKit"
-                    );
-                }
+                reconciled(n, live.len());
             }
             Err(e) => tracing::warn!(error = %e, "room reconciliation failed; will retry"),
         }
+    }
+}
+
+fn reconciled(changes: usize, rooms: usize) {
+    if changes > 0 {
+        tracing::info!(changes, rooms, "room state reconciled with LiveKit");
+    }
+}
+
+/// The cluster's reconciler (see `cluster/reconciler.rs`): every
+/// [`LEASE_RENEW`] take or renew the lease; while holding it, reconcile at
+/// once and then every `interval`, publishing through the shared stream.
+/// LiveKit's answer is used only if the lease is still held after it came.
+async fn run_clustered(
+    service: RoomService,
+    hub: Hub,
+    cluster: Cluster,
+    identities: Identities,
+    interval: Duration,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
+    tokio::pin!(shutdown);
+    let mut tick = tokio::time::interval(LEASE_RENEW.min(interval));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last: Option<tokio::time::Instant> = None;
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            () = &mut shutdown => {
+                cluster.release_reconciler_lease().await;
+                return;
+            }
+        }
+        let held = cluster.hold_reconciler_lease().await.unwrap_or(false);
+        if held != last.is_some() {
+            if held {
+                tracing::info!("this node now reconciles rooms with LiveKit (cluster lease taken)");
+            } else {
+                tracing::info!("another node reconciles rooms with LiveKit now");
+            }
+        }
+        if !held {
+            last = None;
+            continue;
+        }
+        if last.is_some_and(|t| t.elapsed() < interval) {
+            continue;
+        }
+        last = Some(tokio::time::Instant::now());
+        let live = match service.fetch().await {
+            Ok(live) => live,
+            Err(e) => {
+                tracing::warn!(error = %e, "room reconciliation failed; will retry");
+                continue;
+            }
+        };
+        if !cluster.hold_reconciler_lease().await.unwrap_or(false) {
+            continue;
+        }
+        let changes = changes(&hub, &identities, &live, service.clock.now_ms());
+        let n = changes.len();
+        for ev in changes {
+            if let Err(e) = cluster.publish_own(&ev).await {
+                tracing::warn!(error = %e, "reconciled change not published; will retry");
+                break;
+            }
+        }
+        reconciled(n, live.len());
     }
 }

@@ -54,7 +54,7 @@ impl Boot {
     /// (`local` is offered; the first node's wins). Blocks briefly: call it at start.
     pub fn connect(cfg: &Config, local: &Pepper) -> Result<Self, ClusterError> {
         let url = cfg.storage.redis_url.as_ref().ok_or(ClusterError::NoUrl)?;
-        let redis = Redis::open(url)?;
+        let redis = Redis::open(url, cfg.storage.redis_ca_file.as_deref())?;
         let mut conn = redis.connect_blocking(Duration::from_secs(5))?;
         let candidate = format!("{:08x}", rand::rng().random::<u32>());
         let epoch: String = set_nx_get(&redis, &mut conn, scripts::EPOCH, &candidate)?;
@@ -92,6 +92,7 @@ impl Boot {
         let conn = self.redis.manager(COMMAND_TIMEOUT)?;
         let (tx, rx) = tokio::sync::mpsc::channel(locks::QUEUE);
         parts.guard.set_shared_sink(locks::sink(tx));
+        parts.guard.enable_shared_rates();
         Ok(Cluster {
             inner: Arc::new(Inner {
                 redis: self.redis,
@@ -103,6 +104,8 @@ impl Boot {
                     reachable: true,
                     detail: String::new(),
                 }),
+                node_id: format!("{:016x}", rand::rng().random::<u64>()),
+                lease_since: Mutex::new(None),
                 pending: Mutex::new(Some((last_id, rx))),
             }),
         })

@@ -15,6 +15,12 @@ pub(super) const EVENTS: &str = "{warden}:events";
 pub(super) const PEPPER: &str = "{warden}:pepper";
 /// Active lockouts: a sorted set of client → locked-until (Unix ms).
 pub(super) const LOCKS: &str = "{warden}:locks";
+/// The room reconciler's lease: the id of the node that reconciles rooms
+/// with the LiveKit API, expiring unless renewed.
+pub(super) const RECONCILER: &str = "{warden}:reconciler";
+/// Clients over a shared rate limit: a sorted set of `<policy>|<client>` →
+/// refused-until (Unix ms, the end of the window).
+pub(super) const RATE_LIMITED: &str = "{warden}:ratelimited";
 
 /// The dedupe key of a webhook event id.
 pub(super) fn seen_key(event_id: &str) -> String {
@@ -24,6 +30,11 @@ pub(super) fn seen_key(event_id: &str) -> String {
 /// The failure times of a client (a sorted set scored by Unix ms).
 pub(super) fn failures_key(client: &str) -> String {
     format!("{{warden}}:fail:{client}")
+}
+
+/// A client's requests under a policy in one fixed window (a counter).
+pub(super) fn rate_key(policy: &str, window: i64, client: &str) -> String {
+    format!("{{warden}}:rate:{policy}:{window}:{client}")
 }
 
 /// Dedupe, seq and append in one step, so an id is remembered only together
@@ -98,4 +109,54 @@ return {n, 0, 0}
 pub(super) const ACTIVE_LOCKS: &str = r"
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
 return redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')
+";
+
+/// Adds each node's admitted requests to the cluster's per-window counters
+/// and marks the clients now over their limit; then (when asked) reads every
+/// active mark — all in one step, so each push is one round trip.
+///
+/// KEYS: ratelimited, then one counter per item. ARGV: now, read (1/0), most
+/// marks returned, then per item: requests, limit, member
+/// (`<policy>|<client>`), window end (ms), counter TTL (ms). Returns
+/// `[member, until, …]` for the marks active at `now` (or `[]`).
+pub(super) const RATE: &str = r"
+local now = tonumber(ARGV[1])
+for i = 2, #KEYS do
+  local a = 4 + (i - 2) * 5
+  local total = redis.call('INCRBY', KEYS[i], ARGV[a])
+  redis.call('PEXPIRE', KEYS[i], ARGV[a + 4])
+  if total > tonumber(ARGV[a + 1]) then
+    local untl = tonumber(ARGV[a + 3])
+    local cur = tonumber(redis.call('ZSCORE', KEYS[1], ARGV[a + 2]) or '0')
+    if cur < untl then redis.call('ZADD', KEYS[1], untl, ARGV[a + 2]) end
+  end
+end
+if ARGV[2] ~= '1' then return {} end
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+return redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. now, '+inf', 'WITHSCORES', 'LIMIT', 0, ARGV[3])
+";
+
+/// Takes a lease that is free, or renews one this node holds.
+///
+/// KEYS: the lease. ARGV: this node's id, TTL (ms). Returns 1 when this node
+/// holds the lease for the next TTL, 0 when another node does.
+pub(super) const LEASE: &str = r"
+local holder = redis.call('GET', KEYS[1])
+if holder == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 1
+end
+if not holder then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 1
+end
+return 0
+";
+
+/// Gives a lease back if this node holds it (at shutdown: no wait for the TTL).
+///
+/// KEYS: the lease. ARGV: this node's id. Returns 1 if it was released.
+pub(super) const RELEASE: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
 ";

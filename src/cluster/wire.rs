@@ -5,7 +5,8 @@
 //! minimised, sanitised, peppered data. `Event` only serialises (its
 //! vocabulary fields are `&'static str`), so decoding goes through owned
 //! mirror types and maps each vocabulary word back onto the known list —
-//! anything else becomes `unknown`. Text is sanitised again on the way in:
+//! anything else becomes `unknown` (Warden's own `reconciled` events and
+//! their `change` travel the same way). Text is sanitised again on the way in:
 //! Redis is trusted, but the stream must never carry markup whatever is in it.
 
 use serde::{Deserialize, Serialize};
@@ -33,6 +34,14 @@ const INGRESS_STATES: &[&str] = &[
     "publishing",
     "error",
     "complete",
+];
+
+/// What a `reconciled` event may say it changed (see [`crate::livekit`]).
+const CHANGES: &[&str] = &[
+    "room_added",
+    "room_removed",
+    "participant_added",
+    "participant_removed",
 ];
 
 /// Longest text kept from the stream (names are cut far shorter at the source).
@@ -64,6 +73,7 @@ struct Data {
     track: Option<Track>,
     egress: Option<Egress>,
     ingress: Option<Ingress>,
+    change: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -121,8 +131,10 @@ pub(super) fn encode(event: &Event) -> String {
 pub(super) fn decode(json: &str) -> Option<Event> {
     let w: In = serde_json::from_str(json).ok()?;
     let text = |s: &str| sanitize::text(s, MAX_TEXT);
+    // LiveKit's events, and Warden's own reconciliation with the LiveKit API.
     let event = crate::event::BROADCAST_EVENTS
         .iter()
+        .chain(&["reconciled"])
         .find(|e| **e == w.event)
         .map_or("unknown", |e| e);
     Some(Event {
@@ -155,7 +167,7 @@ pub(super) fn decode(json: &str) -> Option<Event> {
                 id: sanitize::id(&i.id),
                 state: word(&i.state, INGRESS_STATES),
             }),
-            change: None,
+            change: w.data.change.map(|c| word(&c, CHANGES)),
         },
     })
 }
@@ -227,6 +239,18 @@ mod tests {
     fn an_event_survives_the_round_trip_exactly() {
         let event = sample();
         assert_eq!(decode(&encode(&event)), Some(event));
+    }
+
+    #[test]
+    fn a_reconciled_event_keeps_its_change() {
+        let mut event = sample();
+        event.event = "reconciled".into();
+        event.data.change = Some("participant_removed");
+        assert_eq!(decode(&encode(&event)), Some(event.clone()));
+        let mut json: serde_json::Value = serde_json::from_str(&encode(&event)).expect("json");
+        json["data"]["change"] = "everything_removed".into();
+        let back = decode(&json.to_string()).expect("decodes");
+        assert_eq!(back.data.change, Some("unknown"));
     }
 
     #[test]

@@ -139,6 +139,7 @@ pub(crate) struct RawStorage {
     pub backend: String,
     pub path: String,
     pub redis_url: Option<String>,
+    pub redis_ca_file: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

@@ -120,6 +120,10 @@ fn out_of_range_values_name_their_path() {
     assert!(err("server: {listen: nowhere}").starts_with("server.listen:"));
     assert!(err("webhooks: {allowed_ips: [not-an-ip]}").starts_with("webhooks.allowed_ips:"));
     assert!(err("storage: {backend: redis}").starts_with("storage.redis_url:"));
+    assert!(
+        err("storage: {redis_url: 'redis://h:6379', redis_ca_file: ca.pem}")
+            .starts_with("storage.redis_ca_file: applies to a rediss://")
+    );
 }
 
 #[test]

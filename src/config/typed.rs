@@ -248,6 +248,9 @@ pub struct Storage {
     pub path: PathBuf,
     /// Redis URL (may hold a password).
     pub redis_url: Option<Secret>,
+    /// PEM CA certificate(s) that a `rediss://` server's certificate must
+    /// chain to, instead of the platform's roots (a private CA).
+    pub redis_ca_file: Option<PathBuf>,
 }
 
 /// `livekit` section.
@@ -672,6 +675,12 @@ pub(super) fn validate(r: RawConfig) -> Result<Config, ConfigError> {
                 .as_ref()
                 .filter(|s| !s.is_empty())
                 .map(|s| Secret::new(s.clone())),
+            redis_ca_file: st
+                .redis_ca_file
+                .as_deref()
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(PathBuf::from),
         },
         livekit: Livekit {
             keys_file: PathBuf::from(&lk.keys_file),
@@ -702,6 +711,18 @@ pub(super) fn validate(r: RawConfig) -> Result<Config, ConfigError> {
                 "must be a redis:// or rediss:// URL",
             ));
         }
+    }
+    if cfg.storage.redis_ca_file.is_some()
+        && !cfg
+            .storage
+            .redis_url
+            .as_ref()
+            .is_some_and(|u| u.expose().starts_with("rediss://"))
+    {
+        return Err(ConfigError::invalid(
+            "storage.redis_ca_file",
+            "applies to a rediss:// storage.redis_url only",
+        ));
     }
     Ok(cfg)
 }

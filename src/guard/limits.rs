@@ -206,14 +206,17 @@ impl Limiter {
                     self.period * (self.limit - remaining.min(self.limit)),
                 ))
             }
-            Err(not_until) => {
-                let wait = not_until.wait_time_from(self.clock.now());
-                let retry_after_secs = ceil_secs(wait).max(1);
-                Err(Limited {
-                    info: self.info(0, Duration::from_secs(retry_after_secs)),
-                    retry_after_secs,
-                })
-            }
+            Err(not_until) => Err(self.refusal(not_until.wait_time_from(self.clock.now()))),
+        }
+    }
+
+    /// The refusal of a request that may come again after `wait` (also for
+    /// refusals decided across nodes, so their headers are the same).
+    pub(crate) fn refusal(&self, wait: Duration) -> Limited {
+        let retry_after_secs = ceil_secs(wait).max(1);
+        Limited {
+            info: self.info(0, Duration::from_secs(retry_after_secs)),
+            retry_after_secs,
         }
     }
 }

@@ -324,3 +324,57 @@ fn unblock_lifts_a_lockout() {
         ip("2001:db8::")
     );
 }
+
+#[test]
+fn a_refusal_decided_by_the_cluster_looks_like_a_local_one() {
+    let rig = Rig::new(|c| c.suspicious_activity.rate_limit_per_minute = 3);
+    let (near, far) = (ip("198.51.100.20"), ip("198.51.100.21"));
+    let far_key = rig.guard.client_key(far);
+    // Before sharing is enabled (one node), the cluster's word is ignored.
+    rig.guard
+        .apply_shared_rate_limits(&[(far_key, Policy::Api, T0 + 20_000)]);
+    assert!(rig.guard.check_api(far).is_ok());
+    assert!(rig.guard.take_rate_deltas().is_empty(), "nothing counted");
+
+    rig.guard.enable_shared_rates();
+    for _ in 0..3 {
+        assert!(rig.guard.check_api(near).is_ok());
+    }
+    let local = rig.guard.check_api(near).expect_err("over the local limit");
+    let deltas = rig.guard.take_rate_deltas();
+    assert_eq!(
+        deltas,
+        [RateDelta {
+            client: rig.guard.client_key(near),
+            policy: Policy::Api,
+            count: 3
+        }],
+        "admitted requests only"
+    );
+    // Another node found `far` over the limit; its window ends in 20 s.
+    rig.guard
+        .apply_shared_rate_limits(&[(far_key, Policy::Api, T0 + 20_000)]);
+    let shared = rig
+        .guard
+        .check_api(far)
+        .expect_err("refused by the cluster");
+    assert_eq!(shared, local, "same status, kind and headers");
+    assert_eq!(
+        shared.headers(),
+        [
+            ("RateLimit-Policy", "\"api\";q=3;w=60".to_owned()),
+            ("RateLimit", "\"api\";r=0;t=20".to_owned()),
+            ("Retry-After", "20".to_owned()),
+        ]
+    );
+    assert!(rig.guard.check_webhook(far).is_ok(), "per policy");
+    let scoped = rig.events(EventType::RateLimitExceeded);
+    assert!(
+        scoped
+            .iter()
+            .any(|e| e.details.get("scope").and_then(|v| v.as_str()) == Some("cluster")),
+        "{scoped:?}"
+    );
+    rig.clock.advance(Duration::from_secs(20));
+    assert!(rig.guard.check_api(far).is_ok(), "the window ended");
+}

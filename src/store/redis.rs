@@ -2,20 +2,26 @@
 //! for what is kept in it).
 //!
 //! Invariants:
-//! - The URL (`redis://`, `rediss://` with rustls and the platform's roots,
-//!   `unix://`) may hold a password: it lives only in the [`Secret`] and in
-//!   the `redis::Client`, which is never formatted. Logs, errors and `Debug`
-//!   show [`crate::config::mask_url`]'s form, and every error message from
-//!   the driver is scrubbed of the password before it goes anywhere.
+//! - The URL (`redis://`, `rediss://`, `unix://`) may hold a password: it
+//!   lives only in the [`Secret`] and in the `redis::Client`, which is never
+//!   formatted. Logs, errors and `Debug` show [`crate::config::mask_url`]'s
+//!   form, and every error message from the driver is scrubbed of the
+//!   password before it goes anywhere.
+//! - `rediss://` is TLS with rustls, and the server's certificate is always
+//!   verified, host name included: against the platform's roots, or only
+//!   against the CA certificates of `storage.redis_ca_file` when it is set (a
+//!   private CA). The URL's `#insecure` opt-out is refused.
 //! - Connections are `redis::aio::ConnectionManager`s: multiplexed, and
 //!   reconnecting with exponential backoff by themselves, so a Redis restart
 //!   costs failed commands, never a crash or a stuck task. A blocking read
 //!   (`XREAD BLOCK`) gets a manager of its own so it never holds up others.
 //! - The synchronous connection is for start-up only (before the server runs).
 
+use std::path::Path;
 use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use rustls_pki_types::pem::PemObject as _;
 
 use crate::redact::Secret;
 
@@ -31,6 +37,14 @@ pub enum RedisError {
         /// The masked URL.
         url: String,
         /// Why (scrubbed).
+        reason: String,
+    },
+    /// `storage.redis_ca_file` could not be used.
+    #[error("storage.redis_ca_file {path}: {reason}")]
+    Ca {
+        /// The file.
+        path: String,
+        /// Why.
         reason: String,
     },
     /// A command or connection failed.
@@ -58,13 +72,30 @@ impl std::fmt::Debug for Redis {
 }
 
 impl Redis {
-    /// Parses `url` (no connection is made yet).
-    pub fn open(url: &Secret) -> Result<Self, RedisError> {
+    /// Parses `url` (no connection is made yet); a `rediss://` server's
+    /// certificate must chain to the PEM certificates in `ca_file` when given.
+    pub fn open(url: &Secret, ca_file: Option<&Path>) -> Result<Self, RedisError> {
         let masked = crate::config::mask_url(url.expose());
-        let client = redis::Client::open(url.expose()).map_err(|e| RedisError::Url {
+        let bad_url = |reason: String| RedisError::Url {
             url: masked.clone(),
-            reason: scrub(url, &e.to_string()),
-        })?;
+            reason,
+        };
+        if url.expose().contains("#insecure") {
+            return Err(bad_url(
+                "#insecure (no certificate check) is not allowed; use storage.redis_ca_file for a private CA".into(),
+            ));
+        }
+        let client = match ca_file {
+            None => redis::Client::open(url.expose()),
+            Some(path) => {
+                let tls = redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(read_ca(path)?),
+                };
+                redis::Client::build_with_tls(url.expose(), tls)
+            }
+        }
+        .map_err(|e| bad_url(scrub(url, &e.to_string())))?;
         Ok(Self {
             client,
             url: url.clone(),
@@ -111,6 +142,22 @@ impl Redis {
     }
 }
 
+/// The PEM CA certificates in `path` (at least one).
+fn read_ca(path: &Path) -> Result<Vec<u8>, RedisError> {
+    let err = |reason: String| RedisError::Ca {
+        path: path.display().to_string(),
+        reason,
+    };
+    let pem = std::fs::read(path).map_err(|e| err(e.to_string()))?;
+    let certs = rustls_pki_types::CertificateDer::pem_slice_iter(&pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| err(format!("not PEM certificates ({e})")))?;
+    if certs.is_empty() {
+        return Err(err("holds no PEM certificate".into()));
+    }
+    Ok(pem)
+}
+
 /// Removes the URL and its password from `message` (driver messages are not
 /// known to contain them; this makes sure).
 fn scrub(url: &Secret, message: &str) -> String {
@@ -144,7 +191,7 @@ mod tests {
     #[test]
     fn errors_and_debug_never_show_the_password() {
         let url = Secret::new("redis://:s3cr3t-pass@127.0.0.1:1/0");
-        let redis = Redis::open(&url).expect("valid url");
+        let redis = Redis::open(&url, None).expect("valid url");
         assert!(!format!("{redis:?}").contains("s3cr3t"));
         assert!(redis.masked_url().contains("127.0.0.1:1"));
         let Err(err) = redis.connect_blocking(Duration::from_millis(200)) else {
@@ -159,9 +206,20 @@ mod tests {
     }
 
     #[test]
+    fn tls_without_certificate_checks_is_refused() {
+        let url = Secret::new("rediss://:pw-secret@127.0.0.1:1/0#insecure");
+        let err = Redis::open(&url, None).expect_err("#insecure");
+        let text = err.to_string();
+        assert!(
+            text.contains("#insecure") && !text.contains("pw-secret"),
+            "{text}"
+        );
+    }
+
+    #[test]
     fn a_bad_url_is_refused_without_echoing_it() {
         let url = Secret::new("redis://:pw-secret@[not a host/");
-        let err = Redis::open(&url).expect_err("malformed");
+        let err = Redis::open(&url, None).expect_err("malformed");
         assert!(!err.to_string().contains("pw-secret"), "{err}");
     }
 }

@@ -1,10 +1,13 @@
 //! Several Warden nodes on one real `redis-server` (`storage.backend: redis`):
 //! fan-out and resume across nodes, shared dedupe, shared lockouts, key
-//! rotation through the shared key file, a Redis restart, and the fan-out
+//! rotation through the shared key file, a Redis restart, shared rate limits
+//! (`rates`), and the fan-out
 //! latency through Redis versus in-process.
 
 mod latency;
-mod server;
+mod rates;
+mod redis_tls;
+pub mod server;
 
 use std::time::{Duration, Instant};
 

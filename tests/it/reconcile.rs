@@ -224,3 +224,187 @@ fn insecure_outbound_urls_refuse_start_up_with_the_reason() {
         );
     }
 }
+
+/// Reconciled changes seen on `sse` until `want` are all there (or `within` passes):
+/// `change:sid` → the event's id, in arrival order.
+async fn reconciled_until(sse: &mut Sse, want: &[&str], within: Duration) -> Vec<(String, String)> {
+    let mut got: Vec<(String, String)> = Vec::new();
+    let deadline = tokio::time::Instant::now() + within;
+    while !want.iter().all(|w| got.iter().any(|(c, _)| c == w))
+        && tokio::time::Instant::now() < deadline
+    {
+        if let Some(ev) = sse.next(Duration::from_millis(300)).await
+            && ev.event == "reconciled"
+        {
+            let d = ev.json()["data"].clone();
+            let who = d["participant"]["sid"]
+                .as_str()
+                .or(d["room"]["sid"].as_str())
+                .unwrap_or("")
+                .to_owned();
+            let change = format!("{}:{who}", d["change"].as_str().unwrap_or(""));
+            got.push((change, ev.id.unwrap_or_default()));
+        }
+    }
+    got
+}
+
+async fn room_sids(url: &str) -> String {
+    let rooms: Value = support::client()
+        .get(format!("{url}/api/rooms"))
+        .bearer_auth(support::list_token())
+        .send()
+        .await
+        .expect("req")
+        .json()
+        .await
+        .expect("json");
+    rooms.to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_a_cluster_one_node_reconciles_for_all_and_another_takes_over() {
+    use crate::cluster::server::RedisServer;
+    let lk = fake_livekit(Arc::new(Mutex::new(Seen::default()))).await;
+    let redis = RedisServer::start();
+    // A node that died holding the lease: nobody reconciles until it expires.
+    let mut conn = redis::Client::open(redis.url())
+        .and_then(|c| c.get_connection())
+        .expect("redis");
+    redis::cmd("SET")
+        .arg("{warden}:reconciler")
+        .arg("a-dead-node")
+        .arg("PX")
+        .arg(4000)
+        .exec(&mut conn)
+        .expect("SET");
+    let yaml = format!(
+        "storage: {{backend: redis, redis_url: '{}'}}\n\
+         livekit: {{api_url: '{lk}', reconcile_interval_seconds: 1}}\n\
+         access_validation: {{strict_mode: false}}",
+        redis.url()
+    );
+    let a = support::spawn(&yaml).await;
+    let b = support::spawn(&yaml).await;
+    let leads = |s: &support::TestServer| s.state.cluster.as_ref().expect("cluster").reconciles();
+    assert!(
+        !leads(&a) && !leads(&b),
+        "the dead node's lease still holds"
+    );
+    let mut on_a = Sse::open(
+        &format!("{}/api/events", a.url),
+        Some(&support::list_token()),
+        &[],
+    )
+    .await;
+    let mut on_b = Sse::open(
+        &format!("{}/api/events", b.url),
+        Some(&support::list_token()),
+        &[],
+    )
+    .await;
+    for sse in [&mut on_a, &mut on_b] {
+        assert_eq!(
+            sse.next(Duration::from_secs(5))
+                .await
+                .expect("snapshot")
+                .event,
+            "snapshot"
+        );
+    }
+    for body in [
+        support::participant_joined("keep", "RM_keep", "PA_stay", "stay@x", "Stay"),
+        support::participant_joined("keep", "RM_keep", "PA_ghost", "ghost@x", "Ghost"),
+        support::room_started("gone", "RM_gone"),
+    ] {
+        assert_eq!(support::deliver(&a.url, &body).await, 200);
+    }
+
+    let want = ["participant_removed:PA_ghost", "room_removed:RM_gone"];
+    let seen_a = reconciled_until(&mut on_a, &want, Duration::from_secs(15)).await;
+    let seen_b = reconciled_until(&mut on_b, &want, Duration::from_secs(5)).await;
+    assert_eq!(
+        seen_a, seen_b,
+        "the same changes with the same ids on both nodes"
+    );
+    for w in want {
+        let n = seen_a.iter().filter(|(c, _)| c == w).count();
+        assert_eq!(n, 1, "{w} once: {seen_a:?}");
+    }
+    let epoch = a.state.hub.epoch().to_owned();
+    assert!(
+        seen_a
+            .iter()
+            .all(|(_, id)| id.starts_with(&format!("{epoch}-"))),
+        "{seen_a:?}"
+    );
+    assert!(leads(&a) != leads(&b), "exactly one node holds the lease");
+    for url in [&a.url, &b.url] {
+        let rooms = room_sids(url).await;
+        assert!(
+            !rooms.contains("RM_gone") && !rooms.contains("PA_ghost") && rooms.contains("RM_new"),
+            "{rooms}"
+        );
+    }
+    // The shared stream's seq went past the reconciled changes: a webhook
+    // after them gets a later id on every node.
+    let seq = |id: &str| {
+        id.rsplit_once('-')
+            .and_then(|(_, s)| s.parse::<u64>().ok())
+            .expect("<epoch>-<seq>")
+    };
+    let last = seen_a.iter().map(|(_, id)| seq(id)).max().unwrap_or(0);
+    let after = support::room_started("after", "RM_after");
+    assert_eq!(support::deliver(&b.url, &after).await, 200);
+    let next = on_a
+        .next_named("room_started", Duration::from_secs(5))
+        .await
+        .expect("the webhook on A");
+    assert!(seq(next.id.as_deref().unwrap_or("")) > last, "{next:?}");
+    // Nothing is announced twice by a second reconciler.
+    let more = reconciled_until(&mut on_b, &["never"], Duration::from_millis(2500)).await;
+    assert!(
+        more.iter().all(|(c, _)| !want.contains(&c.as_str())),
+        "{more:?}"
+    );
+    // A client resumes on B from the first change it saw on A.
+    if seen_a.len() >= 2 {
+        let mut resumed = Sse::open(
+            &format!("{}/api/events", b.url),
+            Some(&support::list_token()),
+            &[("last-event-id", &seen_a[0].1)],
+        )
+        .await;
+        let next = resumed.next(Duration::from_secs(5)).await.expect("resumed");
+        assert_eq!(
+            next.id.as_deref(),
+            Some(seen_a[1].1.as_str()),
+            "{}",
+            next.event
+        );
+    }
+
+    // The holder stops (it gives the lease back); the other takes over.
+    let (holder, survivor, mut on_survivor) = if leads(&a) {
+        (a, b, on_b)
+    } else {
+        (b, a, on_a)
+    };
+    holder.stop().await;
+    assert_eq!(
+        support::deliver(&survivor.url, &support::room_started("gone2", "RM_gone2")).await,
+        200
+    );
+    let after = reconciled_until(
+        &mut on_survivor,
+        &["room_removed:RM_gone2"],
+        Duration::from_secs(10),
+    )
+    .await;
+    assert!(
+        after.iter().any(|(c, _)| c == "room_removed:RM_gone2"),
+        "the survivor took over: {after:?}"
+    );
+    assert!(leads(&survivor));
+    survivor.stop().await;
+}

@@ -1,9 +1,11 @@
 //! A real `redis-server` for the cluster tests: a child process on a free
-//! loopback port, without persistence (a restart loses everything — the
-//! hardest case for the nodes), killed on drop.
+//! loopback port (plain, or TLS only with a password), without persistence
+//! (a restart loses everything — the hardest case for the nodes), killed on
+//! drop.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -13,19 +15,51 @@ pub struct RedisServer {
     /// Its port on 127.0.0.1.
     pub port: u16,
     dir: tempfile::TempDir,
+    /// TLS only (`--port 0 --tls-port`): ready once the port accepts.
+    tls: Option<Vec<String>>,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
 }
 
 impl RedisServer {
     /// Starts one on a free port and waits until it answers `PING`.
     pub fn start() -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
         let mut server = Self {
             child: None,
-            port,
+            port: free_port(),
             dir: tempfile::tempdir().expect("tempdir"),
+            tls: None,
+        };
+        server.restart();
+        server
+    }
+
+    /// Starts one that speaks TLS only, with `cert`/`key` (PEM files, `ca`
+    /// their CA), no client certificates, and `password` required.
+    pub fn start_tls(cert: &Path, key: &Path, ca: &Path, password: &str) -> Self {
+        let path = |p: &Path| p.display().to_string();
+        let args = [
+            "--tls-cert-file",
+            &path(cert),
+            "--tls-key-file",
+            &path(key),
+            "--tls-ca-cert-file",
+            &path(ca),
+            "--tls-auth-clients",
+            "no",
+            "--requirepass",
+            password,
+        ];
+        let mut server = Self {
+            child: None,
+            port: free_port(),
+            dir: tempfile::tempdir().expect("tempdir"),
+            tls: Some(args.iter().map(|a| (*a).to_owned()).collect()),
         };
         server.restart();
         server
@@ -47,8 +81,14 @@ impl RedisServer {
     /// Starts it again on the same port (empty).
     pub fn restart(&mut self) {
         self.kill();
-        let child = Command::new("redis-server")
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+        let port = self.port.to_string();
+        let mut cmd = Command::new("redis-server");
+        match &self.tls {
+            None => cmd.args(["--port", &port]),
+            Some(tls) => cmd.args(["--port", "0", "--tls-port", &port]).args(tls),
+        };
+        let child = cmd
+            .args(["--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no"])
             .arg("--dir")
             .arg(self.dir.path())
@@ -75,6 +115,10 @@ impl RedisServer {
         let Ok(mut s) = TcpStream::connect(("127.0.0.1", self.port)) else {
             return false;
         };
+        if self.tls.is_some() {
+            // Listening (after its TLS setup succeeded); Warden checks the rest.
+            return true;
+        }
         let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
         let mut buf = [0u8; 16];
         s.write_all(b"PING\r\n").is_ok()
