@@ -179,7 +179,7 @@ fn quick_steps(hold: u64) -> Vec<Step> {
     ]
 }
 
-/// Issue 11's sizes; fan-out to 10 000 offers 500 000 deliveries/s.
+/// Issue 11's sizes; the sustained fan-out to 10 000 offers 500 000 deliveries/s.
 fn full_steps(hold: u64, max_conns: Option<usize>) -> Vec<Step> {
     let mut steps = vec![
         Step::Flood {
@@ -196,6 +196,14 @@ fn full_steps(hold: u64, max_conns: Option<usize>) -> Vec<Step> {
             events: 200,
             rate: 50.0,
         },
+        // One event at a time (each delivered to all long before the next):
+        // issue 11's "one event to 10 000 subscribers" latency.
+        Step::Fanout {
+            subs: 10_000,
+            events: 20,
+            rate: 2.0,
+        },
+        // A sustained stream: deliveries/s, and latency under that load.
         Step::Fanout {
             subs: 10_000,
             events: 100,
@@ -210,10 +218,12 @@ fn full_steps(hold: u64, max_conns: Option<usize>) -> Vec<Step> {
         steps.push(Step::Idle { conns, hold });
     }
     steps.push(Step::Storm { conns: 5000 });
+    // Issue 4: "one stalled client among 10 000"; 100 events per phase
+    // send the stalled client enough to fill its socket buffers and be cut.
     steps.push(Step::Slow {
-        subs: 1000,
-        events: 200,
-        rate: 50.0,
+        subs: 10_000,
+        events: 100,
+        rate: 10.0,
     });
     steps
 }
