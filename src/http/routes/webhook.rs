@@ -1,11 +1,9 @@
 //! `POST /webhooks/livekit`: the only way events enter Warden.
 
-use axum::Json;
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
 
 use crate::app::AppState;
 use crate::http::error::ApiError;
@@ -13,17 +11,21 @@ use crate::http::extract::{ClientIp, claimed_key_id};
 use crate::webhook::Outcome;
 
 /// Guard (lockout → 429), kill switch (503), size cap (413), then verify on
-/// the raw bytes, decode, hand to the hub and answer at once.
+/// the raw bytes, decode, hand to the hub and answer at once; 408 past
+/// `server.request_timeout` (a slow body).
 pub async fn receive(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    match handle(&state, ip, &headers, body).await {
-        Ok(resp) => resp,
-        Err(e) => e.into_response(),
-    }
+    let work = async {
+        match handle(&state, ip, &headers, body).await {
+            Ok(resp) => resp,
+            Err(e) => e.into_response(),
+        }
+    };
+    crate::http::within_request_timeout(&state, work).await
 }
 
 async fn handle(
@@ -132,6 +134,17 @@ fn too_large(limit: usize) -> ApiError {
     )
 }
 
+/// `200 {"status": result}`; the body is written directly (`result` is one of
+/// Warden's own fixed, plain-ASCII names), not built as a JSON value first.
 fn accepted(result: &'static str) -> Response {
-    (StatusCode::OK, Json(json!({"status": result}))).into_response()
+    let body = format!(r#"{{"status":"{result}"}}"#);
+    (
+        StatusCode::OK,
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        body,
+    )
+        .into_response()
 }
