@@ -1,7 +1,7 @@
 //! `POST /webhooks/livekit`: the only way events enter Warden.
 
 use axum::body::Body;
-use axum::extract::State;
+use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
@@ -16,11 +16,12 @@ use crate::webhook::Outcome;
 pub async fn receive(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
-    headers: HeaderMap,
-    body: Body,
+    req: Request,
 ) -> Response {
+    // The request's own headers, taken apart (a `HeaderMap` extractor would clone them).
+    let (parts, body) = req.into_parts();
     let work = async {
-        match handle(&state, ip, &headers, body).await {
+        match handle(&state, ip, &parts.headers, body).await {
             Ok(resp) => resp,
             Err(e) => e.into_response(),
         }
@@ -86,22 +87,12 @@ async fn process(
     match state.receiver.receive(ip, &auth, &bytes) {
         Ok(Outcome::Broadcast(event)) => {
             if let Some(cluster) = &state.cluster {
-                // Several nodes: queued in the shared stream (dedupe included), or 503 so LiveKit retries.
-                let digest = crate::webhook::replay::digest(&bytes);
-                return match cluster.publish(&event, ip, digest).await {
-                    Ok(published) => {
-                        state.metrics.webhook_to_enqueue(started.elapsed());
-                        Ok((published.as_str(), accepted(published.as_str())))
-                    }
-                    Err(e) => {
-                        tracing::warn!(error = %e, "webhook not queued: the shared stream is unreachable");
-                        Err(ApiError::unavailable(
-                            "cluster_unavailable",
-                            "the event could not be queued; retry later",
-                            1,
-                        ))
-                    }
-                };
+                // Boxed: the Redis round trip's future is large, and every
+                // single-node request would otherwise carry (and move) its size.
+                return Box::pin(publish_to_cluster(
+                    state, cluster, &event, ip, &bytes, started,
+                ))
+                .await;
             }
             state.hub.publish(event, state.clock.now_ms());
             state.metrics.webhook_to_enqueue(started.elapsed());
@@ -122,6 +113,32 @@ async fn process(
                 return Err(ApiError::unauthorized(key));
             }
             Err(ApiError::new(status, e.code(), e.public_message()))
+        }
+    }
+}
+
+/// Several nodes: queued in the shared stream (dedupe included), or 503 so LiveKit retries.
+async fn publish_to_cluster(
+    state: &AppState,
+    cluster: &crate::cluster::Cluster,
+    event: &crate::event::Event,
+    ip: std::net::IpAddr,
+    body: &[u8],
+    started: std::time::Instant,
+) -> Result<(&'static str, Response), ApiError> {
+    let digest = crate::webhook::replay::digest(body);
+    match cluster.publish(event, ip, digest).await {
+        Ok(published) => {
+            state.metrics.webhook_to_enqueue(started.elapsed());
+            Ok((published.as_str(), accepted(published.as_str())))
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "webhook not queued: the shared stream is unreachable");
+            Err(ApiError::unavailable(
+                "cluster_unavailable",
+                "the event could not be queued; retry later",
+                1,
+            ))
         }
     }
 }
