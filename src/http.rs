@@ -1,14 +1,21 @@
 //! HTTP: the router and its whole layer stack, in one function.
 //!
 //! Layers, outermost first: panic → JSON 500 (no stack trace reaches a
-//! client); client address (peer, or through `server.trusted_proxies` only);
-//! request log (method, matched route, status, duration — never the URI, whose
-//! query may carry a token, nor `Authorization`/`Cookie`); common security
-//! headers; failed-authentication accounting (every 401 counts towards the
-//! client's lockout). `/api/*` additionally passes the guard (blocklist,
-//! lockout → 403, per-client rate limit → 429 with RateLimit headers) and, but
-//! for the SSE stream, a request timeout. The webhook route applies its own
-//! guard policy (lockout → 429, because LiveKit drops 4xx and retries 429).
+//! client); then one middleware, [`edge`], that does in order: client address
+//! (peer, or through `server.trusted_proxies` only); request log (method,
+//! matched route, status, duration — never the URI, whose query may carry a
+//! token, nor `Authorization`/`Cookie`); common security headers;
+//! failed-authentication accounting (every 401 counts towards the client's
+//! lockout). `/api/*` additionally passes the guard (blocklist, lockout → 403,
+//! per-client rate limit → 429 with RateLimit headers) and, but for the SSE
+//! stream, a request timeout. The webhook route applies its own guard policy
+//! (lockout → 429, because LiveKit drops 4xx and retries 429) and its own
+//! timeout ([`routes::webhook::receive`]).
+//!
+//! Why one middleware and not four: axum applies `Router::layer` to every
+//! route, and each `from_fn` layer clones the whole stack beneath it and boxes
+//! a future per request, so four nested layers cost ~40 allocations (~12 kB)
+//! per request — more than the webhook handler itself.
 
 pub mod error;
 pub mod extract;
@@ -55,13 +62,7 @@ pub fn router(state: AppState) -> Router {
         .layer(middleware::from_fn_with_state(state.clone(), guard_api));
     Router::new()
         .merge(api)
-        .route(
-            "/webhooks/livekit",
-            post(routes::webhook::receive).layer(middleware::from_fn_with_state(
-                state.clone(),
-                request_timeout,
-            )),
-        )
+        .route("/webhooks/livekit", post(routes::webhook::receive))
         .route("/health", get(routes::health::health))
         .route("/metrics", get(routes::metrics::metrics))
         .route("/", get(routes::dashboard::index))
@@ -74,16 +75,7 @@ pub fn router(state: AppState) -> Router {
                 "method not allowed on this route",
             )
         })
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            count_auth_failures,
-        ))
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            security_headers,
-        ))
-        .layer(middleware::from_fn(log_request))
-        .layer(middleware::from_fn_with_state(state.clone(), client_ip))
+        .layer(middleware::from_fn_with_state(state.clone(), edge))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(
             |_: Box<dyn std::any::Any + Send>| {
                 tracing::error!("a request handler panicked");
@@ -93,50 +85,60 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Resolves the client address and stores it as [`ClientIp`].
-async fn client_ip(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
-    let peer = serve::peer_of(&req).map_or(std::net::IpAddr::from([127, 0, 0, 1]), |p| p.ip());
+/// Every request, in order: resolve the client address (stored as
+/// [`ClientIp`]); run the route; count a 401 towards the client's lockout;
+/// add the common security headers; log one line.
+async fn edge(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+    let start = Instant::now();
+    let ip = resolve_client_ip(&state, &req);
+    req.extensions_mut().insert(ClientIp(ip));
+    let method = req.method().clone();
+    // A clone of the matched path shares its text (no copy per request).
+    let matched = req.extensions().get::<MatchedPath>().cloned();
+    let mut resp = next.run(req).await;
+    count_auth_failure(&state, ip, &resp);
+    security_headers(&state, &mut resp);
+    log_request(&method, matched.as_ref(), ip, &resp, start);
+    resp
+}
+
+/// The peer, or the forwarded client when the peer is a trusted proxy.
+fn resolve_client_ip(state: &AppState, req: &Request) -> std::net::IpAddr {
+    let peer = serve::peer_of(req).map_or(std::net::IpAddr::from([127, 0, 0, 1]), |p| p.ip());
     let xff: Vec<&str> = req
         .headers()
         .get_all("x-forwarded-for")
         .iter()
         .filter_map(|v| v.to_str().ok())
         .collect();
-    let ip = crate::guard::client_ip(peer, &xff, &state.config.server.trusted_proxies);
-    req.extensions_mut().insert(ClientIp(ip));
-    next.run(req).await
+    crate::guard::client_ip(peer, &xff, &state.config.server.trusted_proxies)
 }
 
 /// One log line per request: method, matched route, status, duration. Never the URI.
-async fn log_request(req: Request, next: Next) -> Response {
-    let start = Instant::now();
-    let method = req.method().clone();
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or("-", |m| m.as_str())
-        .to_owned();
-    let ip = req.extensions().get::<ClientIp>().map(|c| c.0);
-    let resp = next.run(req).await;
+fn log_request(
+    method: &axum::http::Method,
+    matched: Option<&MatchedPath>,
+    ip: std::net::IpAddr,
+    resp: &Response,
+    start: Instant,
+) {
+    let route = matched.map_or("-", MatchedPath::as_str);
     let status = resp.status().as_u16();
     let ms = start.elapsed().as_secs_f64() * 1000.0;
     let quiet = status < 400
         && matches!(
-            route.as_str(),
+            route,
             "/webhooks/livekit" | "/health" | "/metrics" | "/assets/{file}"
         );
     if quiet {
         tracing::debug!(http.method = %method, http.route = %route, http.status = status, duration_ms = ms, "request");
     } else {
-        let client = ip.map(|i| i.to_string()).unwrap_or_default();
-        tracing::info!(http.method = %method, http.route = %route, http.status = status, duration_ms = ms, client.ip = %client, "request");
+        tracing::info!(http.method = %method, http.route = %route, http.status = status, duration_ms = ms, client.ip = %ip, "request");
     }
-    resp
 }
 
 /// Headers every response carries (HSTS when Warden terminates TLS and enforces it).
-async fn security_headers(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let mut resp = next.run(req).await;
+fn security_headers(state: &AppState, resp: &mut Response) {
     let h = resp.headers_mut();
     if state.config.server.tls.is_some() && state.config.wss_enforcement.redirect_http_to_https {
         h.insert(
@@ -155,19 +157,15 @@ async fn security_headers(State(state): State<AppState>, req: Request, next: Nex
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     h.entry(header::CACHE_CONTROL)
         .or_insert(HeaderValue::from_static("no-store"));
-    resp
 }
 
 /// Every 401 counts towards the client's lockout (key id recorded when the credential named one).
-async fn count_auth_failures(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let ip = req.extensions().get::<ClientIp>().map(|c| c.0);
-    let resp = next.run(req).await;
-    if let (Some(ip), Some(failed)) = (ip, resp.extensions().get::<AuthFailed>()) {
+fn count_auth_failure(state: &AppState, ip: std::net::IpAddr, resp: &Response) {
+    if let Some(failed) = resp.extensions().get::<AuthFailed>() {
         state
             .guard
             .record_auth_failure(ip, failed.key_id.as_deref(), None);
     }
-    resp
 }
 
 /// The guard in front of `/api/*`: blocklist, lockout, per-client rate limit.
@@ -199,7 +197,15 @@ async fn guard_api(State(state): State<AppState>, req: Request, next: Next) -> R
 
 /// Bounds a non-streaming request (slow bodies included).
 async fn request_timeout(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    match tokio::time::timeout(state.config.server.request_timeout, next.run(req)).await {
+    within_request_timeout(&state, next.run(req)).await
+}
+
+/// `response`, or 408 once `server.request_timeout` has passed.
+pub async fn within_request_timeout(
+    state: &AppState,
+    response: impl std::future::Future<Output = Response>,
+) -> Response {
+    match tokio::time::timeout(state.config.server.request_timeout, response).await {
         Ok(resp) => resp,
         Err(_) => ApiError::new(
             StatusCode::REQUEST_TIMEOUT,

@@ -82,9 +82,11 @@ impl Pepper {
 
     /// The 8-hex-character display hash of an identity.
     pub fn hash_identity(&self, identity: &str) -> String {
-        let mut h = self.hmac_hex(identity.as_bytes());
-        h.truncate(8);
-        h
+        let mut mac = Hmac::<Sha256>::new_from_slice(self.0.expose().as_bytes())
+            .expect("HMAC takes any key length");
+        mac.update(identity.as_bytes());
+        // 8 hex characters: the first 4 bytes, the only ones encoded.
+        hex::encode(&mac.finalize().into_bytes()[..4])
     }
 }
 

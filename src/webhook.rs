@@ -235,14 +235,18 @@ impl Receiver {
         }
         let now_ms = self.inner.clock.now_ms();
         let leeway_ms = i64::try_from(s.leeway.as_millis()).unwrap_or(i64::MAX);
-        if let Err(refusal) =
-            verify::verify(authorization, body, &self.inner.keys, now_ms, leeway_ms)
-        {
-            self.record_refusal(source_ip, &refusal);
-            return Err(WebhookError::Signature(refusal.error));
-        }
+        let verified =
+            match verify::verify(authorization, body, &self.inner.keys, now_ms, leeway_ms) {
+                Ok(v) => v,
+                Err(refusal) => {
+                    self.record_refusal(source_ip, &refusal);
+                    return Err(WebhookError::Signature(refusal.error));
+                }
+            };
+        // The body was hashed once, for the signature's checksum: the replay digest is its prefix.
+        let body_digest = replay::truncate(&verified.body_sha256);
         let wire = parse(body, s.max_json_depth)?;
-        let fallback_id = || format!("WH_{}", hex::encode(replay::digest(body)));
+        let fallback_id = || format!("WH_{}", hex::encode(body_digest));
         let event = match normalize::normalize(wire, &self.inner.identities, fallback_id) {
             Normalized::Event(event) => *event,
             Normalized::Ignored(event) => return Ok(Outcome::Ignored { event }),
@@ -255,7 +259,7 @@ impl Receiver {
         match self
             .inner
             .replay
-            .check(&event.id, replay::digest(body), now_ms, s.replay_window)
+            .check(&event.id, body_digest, now_ms, s.replay_window)
         {
             Seen::New => Ok(Outcome::Broadcast(event)),
             Seen::Retry => Ok(Outcome::Duplicate),

@@ -40,6 +40,9 @@ fn opens_markup(c: char) -> bool {
 
 /// Sanitised display text, at most `max_chars` characters (see the module invariants).
 pub fn text(input: &str, max_chars: usize) -> String {
+    if is_plain(input, max_chars) {
+        return input.to_owned();
+    }
     let visible: Vec<char> = input.chars().filter(|c| !is_forbidden(*c)).collect();
     let without_tags = strip_tags(&visible);
     let safe = drop_markup_openers(&without_tags);
@@ -52,8 +55,26 @@ pub fn text(input: &str, max_chars: usize) -> String {
         .to_owned()
 }
 
+/// True when [`text`] would return `input` unchanged: printable ASCII
+/// without `<`, no space at either end, at most `max_chars` long. Real names
+/// and ids are like this, and skip the per-character passes.
+fn is_plain(input: &str, max_chars: usize) -> bool {
+    let b = input.as_bytes();
+    b.len() <= max_chars
+        && b.first() != Some(&b' ')
+        && b.last() != Some(&b' ')
+        && b.iter().all(|&c| (0x20..0x7f).contains(&c) && c != b'<')
+}
+
 /// A LiveKit id reduced to `[A-Za-z0-9_-]`, at most [`MAX_ID_CHARS`].
 pub fn id(input: &str) -> String {
+    if input.len() <= MAX_ID_CHARS
+        && input
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'-'))
+    {
+        return input.to_owned();
+    }
     input
         .chars()
         .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-'))
@@ -149,6 +170,56 @@ mod tests {
         }
         assert_eq!(text("<<a>b", 64), "b");
         assert_eq!(text("<\u{202E}script>x", 64), "x");
+    }
+
+    /// The slow path alone, to check the plain-ASCII shortcut against it.
+    fn text_slow(input: &str, max_chars: usize) -> String {
+        let visible: Vec<char> = input.chars().filter(|c| !is_forbidden(*c)).collect();
+        let without_tags = strip_tags(&visible);
+        let safe = drop_markup_openers(&without_tags);
+        safe.trim()
+            .chars()
+            .take(max_chars)
+            .collect::<String>()
+            .trim_end()
+            .to_owned()
+    }
+
+    #[test]
+    fn the_plain_ascii_shortcut_changes_nothing() {
+        for input in [
+            "",
+            "Alice",
+            "demo-room",
+            " lead",
+            "trail ",
+            "a  b",
+            "x<",
+            "a<b",
+            "tab\there",
+            "~!@#$%^&*()_+{}|:\"?>",
+            "\u{7f}del",
+            "caf\u{e9}",
+            "abcdefgh",
+        ] {
+            for max in [0, 3, 8, 64] {
+                let plain = is_plain(input, max);
+                assert_eq!(
+                    text(input, max),
+                    text_slow(input, max),
+                    "{input:?} max {max}"
+                );
+                if plain {
+                    assert_eq!(text(input, max), input, "{input:?} max {max}");
+                }
+            }
+        }
+        assert!(is_plain("Alice", 64));
+        assert!(!is_plain("Alice", 3), "longer than the limit");
+        assert!(!is_plain("a<b", 64));
+        assert!(!is_plain(" a", 64));
+        assert_eq!(id("RM_abc-1"), "RM_abc-1");
+        assert_eq!(id("RM_a.b"), "RM_ab");
     }
 
     #[test]

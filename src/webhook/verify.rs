@@ -12,7 +12,7 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, errors::ErrorKind};
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -140,20 +140,36 @@ pub fn sign_as_livekit(
     )
 }
 
-/// Verifies the `Authorization` values against `body`; returns the verifying key id.
+/// A delivery whose signature holds.
+#[derive(Debug)]
+pub struct Verified {
+    /// The key that verified it.
+    pub key_id: String,
+    /// SHA-256 of the body (computed once for the `sha256` claim; reused for replay detection).
+    pub body_sha256: [u8; 32],
+}
+
+/// Verifies the `Authorization` values against `body`.
+///
+/// The token is split and each part decoded once: the header's `alg` must be
+/// `HS256`; the unverified `iss` picks the secret; the HMAC-SHA256 over
+/// `header.payload` is checked in constant time (by `hmac`'s `verify_slice`)
+/// before any claim is trusted; then the claims, their times, and the body
+/// checksum. Refusal reasons are those jsonwebtoken gave (a test pins each).
 pub fn verify<A: AsRef<[u8]>>(
     authorization: &[A],
     body: &[u8],
     keys: &KeyRing,
     now_ms: i64,
     leeway_ms: i64,
-) -> Result<String, Refusal> {
+) -> Result<Verified, Refusal> {
     let refuse = |error, claimed_key: Option<&str>| Refusal {
         error,
         claimed_key: claimed_key.map(clean_key_id),
     };
     let token = bare_token(authorization).map_err(|e| refuse(e, None))?;
-    let iss = peek(token).map_err(|e| refuse(e, None))?;
+    let jwt = Jwt::parse(token).map_err(|e| refuse(e, None))?;
+    let iss = jwt.issuer().map_err(|e| refuse(e, None))?;
     let iss = iss
         .as_deref()
         .ok_or_else(|| refuse(SignatureError::UnknownKey, None))?;
@@ -161,17 +177,23 @@ pub fn verify<A: AsRef<[u8]>>(
         .verifying_secret(iss, now_ms)
         .filter(|s| !s.is_empty())
         .ok_or_else(|| refuse(SignatureError::UnknownKey, Some(iss)))?;
-    let claims = check_jwt(token, secret.expose().as_bytes()).map_err(|e| refuse(e, Some(iss)))?;
+    let claims = jwt
+        .verified_claims(secret.expose().as_bytes())
+        .map_err(|e| refuse(e, Some(iss)))?;
     check_times(&claims, now_ms, leeway_ms).map_err(|e| refuse(e, Some(iss)))?;
     let claimed = claims
         .sha256
         .as_deref()
         .ok_or_else(|| refuse(SignatureError::MissingChecksum, Some(iss)))?;
-    let expected = body_checksum(body);
+    let body_sha256: [u8; 32] = Sha256::digest(body).into();
+    let expected = STANDARD.encode(body_sha256);
     if !bool::from(claimed.as_bytes().ct_eq(expected.as_bytes())) {
         return Err(refuse(SignatureError::ChecksumMismatch, Some(iss)));
     }
-    Ok(claims.iss)
+    Ok(Verified {
+        key_id: claims.iss,
+        body_sha256,
+    })
 }
 
 /// The single header's token, `Bearer ` stripped.
@@ -203,8 +225,9 @@ fn bare_token<A: AsRef<[u8]>>(authorization: &[A]) -> Result<&str, SignatureErro
 }
 
 #[derive(Deserialize)]
-struct PeekHeader {
-    alg: Option<String>,
+struct JwtHeader<'a> {
+    #[serde(borrow, default)]
+    alg: Option<std::borrow::Cow<'a, str>>,
 }
 
 #[derive(Deserialize)]
@@ -212,50 +235,83 @@ struct PeekClaims {
     iss: Option<serde_json::Value>,
 }
 
-/// Reads `alg` and `iss` without verifying anything: only to refuse early and pick the key.
-fn peek(token: &str) -> Result<Option<String>, SignatureError> {
-    let mut parts = token.split('.');
-    let (Some(h), Some(p), Some(_), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return Err(SignatureError::Malformed);
-    };
-    let decode = |s: &str| {
-        URL_SAFE_NO_PAD
-            .decode(s.trim_end_matches('='))
-            .map_err(|_| SignatureError::Malformed)
-    };
-    let header: PeekHeader =
-        serde_json::from_slice(&decode(h)?).map_err(|_| SignatureError::Malformed)?;
-    if header.alg.as_deref() != Some("HS256") {
-        return Err(SignatureError::Algorithm);
-    }
-    let claims: PeekClaims =
-        serde_json::from_slice(&decode(p)?).map_err(|_| SignatureError::Malformed)?;
-    Ok(match claims.iss {
-        Some(serde_json::Value::String(s)) if !s.is_empty() => Some(s),
-        _ => None,
-    })
+/// A compact JWS with an HS256 header, its payload decoded but not yet trusted.
+struct Jwt<'a> {
+    /// `header.payload`, the signed bytes.
+    signed: &'a str,
+    /// The decoded payload (JSON, unverified).
+    payload: Vec<u8>,
+    /// The payload part ended in `=` (malformed, reported after the HMAC).
+    padded: bool,
+    /// The base64url signature.
+    signature: &'a str,
 }
 
-/// HS256 signature and claim structure, by jsonwebtoken (time is checked by [`check_times`]).
-fn check_jwt(token: &str, secret: &[u8]) -> Result<WebhookClaims, SignatureError> {
-    let mut v = Validation::new(Algorithm::HS256);
-    v.set_required_spec_claims(&["exp"]);
-    // jsonwebtoken reads the system clock; Warden's time comes from its Clock.
-    v.validate_exp = false;
-    v.validate_nbf = false;
-    v.validate_aud = false;
-    v.leeway = 0;
-    match jsonwebtoken::decode::<WebhookClaims>(token, &DecodingKey::from_secret(secret), &v) {
-        Ok(data) => Ok(data.claims),
-        Err(e) => Err(match e.kind() {
-            ErrorKind::InvalidSignature => SignatureError::BadSignature,
-            ErrorKind::InvalidAlgorithm | ErrorKind::MissingAlgorithm => SignatureError::Algorithm,
-            ErrorKind::MissingRequiredClaim(_) => SignatureError::MissingExp,
-            _ => SignatureError::Malformed,
-        }),
+impl<'a> Jwt<'a> {
+    /// Three base64url (unpadded) parts; the header must say `"alg":"HS256"`.
+    fn parse(token: &'a str) -> Result<Self, SignatureError> {
+        let mut parts = token.split('.');
+        let (Some(h), Some(p), Some(signature), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(SignatureError::Malformed);
+        };
+        let header_json = b64(h)?;
+        let header: JwtHeader<'_> =
+            serde_json::from_slice(&header_json).map_err(|_| SignatureError::Malformed)?;
+        if header.alg.as_deref() != Some("HS256") {
+            return Err(SignatureError::Algorithm);
+        }
+        // `iss` is read before the signature is checked, from the payload
+        // without any padding; the padding (never valid in a JWS) is refused
+        // after the HMAC, as jsonwebtoken did: over the received bytes the
+        // HMAC usually fails first.
+        let unpadded = p.trim_end_matches('=');
+        Ok(Self {
+            signed: &token[..h.len() + 1 + p.len()],
+            payload: b64(unpadded)?,
+            padded: unpadded.len() != p.len(),
+            signature,
+        })
     }
+
+    /// The unverified `iss` (only to pick the key; `None` unless a non-empty string).
+    fn issuer(&self) -> Result<Option<String>, SignatureError> {
+        let claims: PeekClaims =
+            serde_json::from_slice(&self.payload).map_err(|_| SignatureError::Malformed)?;
+        Ok(match claims.iss {
+            Some(serde_json::Value::String(s)) if !s.is_empty() => Some(s),
+            _ => None,
+        })
+    }
+
+    /// Checks the HMAC with `secret`, then reads the claims (`exp` required,
+    /// as a non-negative integer; times are checked by [`check_times`]).
+    fn verified_claims(&self, secret: &[u8]) -> Result<WebhookClaims, SignatureError> {
+        use hmac::{Hmac, Mac};
+        let signature = b64(self.signature)?;
+        let mut mac =
+            Hmac::<Sha256>::new_from_slice(secret).map_err(|_| SignatureError::UnknownKey)?;
+        mac.update(self.signed.as_bytes());
+        mac.verify_slice(&signature)
+            .map_err(|_| SignatureError::BadSignature)?;
+        if self.padded {
+            return Err(SignatureError::Malformed);
+        }
+        let claims: WebhookClaims =
+            serde_json::from_slice(&self.payload).map_err(|_| SignatureError::Malformed)?;
+        if claims.exp.is_none_or(|exp| exp < 0) {
+            return Err(SignatureError::MissingExp);
+        }
+        Ok(claims)
+    }
+}
+
+/// Strict unpadded base64url, as JWS requires.
+fn b64(part: &str) -> Result<Vec<u8>, SignatureError> {
+    URL_SAFE_NO_PAD
+        .decode(part)
+        .map_err(|_| SignatureError::Malformed)
 }
 
 /// `exp` and `nbf` against `now`, each with `leeway` (boundaries inclusive).

@@ -1,11 +1,9 @@
 //! `POST /webhooks/livekit`: the only way events enter Warden.
 
-use axum::Json;
 use axum::body::Body;
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
 
 use crate::app::AppState;
 use crate::http::error::ApiError;
@@ -13,17 +11,22 @@ use crate::http::extract::{ClientIp, claimed_key_id};
 use crate::webhook::Outcome;
 
 /// Guard (lockout → 429), kill switch (503), size cap (413), then verify on
-/// the raw bytes, decode, hand to the hub and answer at once.
+/// the raw bytes, decode, hand to the hub and answer at once; 408 past
+/// `server.request_timeout` (a slow body).
 pub async fn receive(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
-    headers: HeaderMap,
-    body: Body,
+    req: Request,
 ) -> Response {
-    match handle(&state, ip, &headers, body).await {
-        Ok(resp) => resp,
-        Err(e) => e.into_response(),
-    }
+    // The request's own headers, taken apart (a `HeaderMap` extractor would clone them).
+    let (parts, body) = req.into_parts();
+    let work = async {
+        match handle(&state, ip, &parts.headers, body).await {
+            Ok(resp) => resp,
+            Err(e) => e.into_response(),
+        }
+    };
+    crate::http::within_request_timeout(&state, work).await
 }
 
 async fn handle(
@@ -84,22 +87,12 @@ async fn process(
     match state.receiver.receive(ip, &auth, &bytes) {
         Ok(Outcome::Broadcast(event)) => {
             if let Some(cluster) = &state.cluster {
-                // Several nodes: queued in the shared stream (dedupe included), or 503 so LiveKit retries.
-                let digest = crate::webhook::replay::digest(&bytes);
-                return match cluster.publish(&event, ip, digest).await {
-                    Ok(published) => {
-                        state.metrics.webhook_to_enqueue(started.elapsed());
-                        Ok((published.as_str(), accepted(published.as_str())))
-                    }
-                    Err(e) => {
-                        tracing::warn!(error = %e, "webhook not queued: the shared stream is unreachable");
-                        Err(ApiError::unavailable(
-                            "cluster_unavailable",
-                            "the event could not be queued; retry later",
-                            1,
-                        ))
-                    }
-                };
+                // Boxed: the Redis round trip's future is large, and every
+                // single-node request would otherwise carry (and move) its size.
+                return Box::pin(publish_to_cluster(
+                    state, cluster, &event, ip, &bytes, started,
+                ))
+                .await;
             }
             state.hub.publish(event, state.clock.now_ms());
             state.metrics.webhook_to_enqueue(started.elapsed());
@@ -124,6 +117,32 @@ async fn process(
     }
 }
 
+/// Several nodes: queued in the shared stream (dedupe included), or 503 so LiveKit retries.
+async fn publish_to_cluster(
+    state: &AppState,
+    cluster: &crate::cluster::Cluster,
+    event: &crate::event::Event,
+    ip: std::net::IpAddr,
+    body: &[u8],
+    started: std::time::Instant,
+) -> Result<(&'static str, Response), ApiError> {
+    let digest = crate::webhook::replay::digest(body);
+    match cluster.publish(event, ip, digest).await {
+        Ok(published) => {
+            state.metrics.webhook_to_enqueue(started.elapsed());
+            Ok((published.as_str(), accepted(published.as_str())))
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "webhook not queued: the shared stream is unreachable");
+            Err(ApiError::unavailable(
+                "cluster_unavailable",
+                "the event could not be queued; retry later",
+                1,
+            ))
+        }
+    }
+}
+
 fn too_large(limit: usize) -> ApiError {
     ApiError::new(
         StatusCode::PAYLOAD_TOO_LARGE,
@@ -132,6 +151,17 @@ fn too_large(limit: usize) -> ApiError {
     )
 }
 
+/// `200 {"status": result}`; the body is written directly (`result` is one of
+/// Warden's own fixed, plain-ASCII names), not built as a JSON value first.
 fn accepted(result: &'static str) -> Response {
-    (StatusCode::OK, Json(json!({"status": result}))).into_response()
+    let body = format!(r#"{{"status":"{result}"}}"#);
+    (
+        StatusCode::OK,
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        body,
+    )
+        .into_response()
 }

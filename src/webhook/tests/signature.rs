@@ -212,3 +212,141 @@ fn a_key_with_an_empty_secret_verifies_nothing() {
     let forged = token(&c, Algorithm::HS256, "");
     refused_with(&h, &[&forged], &body, SignatureError::UnknownKey);
 }
+
+/// The token's parts one by one: each malformation keeps the reason it had
+/// when jsonwebtoken checked the token, and nothing but the exact signed
+/// bytes verifies.
+#[test]
+fn each_part_of_the_token_is_checked_strictly() {
+    let h = harness();
+    let body = joined("EV_parts");
+    let good = sign(&body);
+    let parts: Vec<&str> = good.split('.').collect();
+    let [head, payload, sig] = parts[..] else {
+        panic!("three parts")
+    };
+    let join = |h: &str, p: &str, s: &str| format!("{h}.{p}.{s}");
+    // Four parts, two parts.
+    refused_with(
+        &h,
+        &[&format!("{good}.x")],
+        &body,
+        SignatureError::Malformed,
+    );
+    refused_with(
+        &h,
+        &[&format!("{head}.{payload}")],
+        &body,
+        SignatureError::Malformed,
+    );
+    // Padding or characters outside base64url in any part.
+    refused_with(
+        &h,
+        &[&join(&format!("{head}="), payload, sig)],
+        &body,
+        SignatureError::Malformed,
+    );
+    // (A padded payload changes the signed bytes: the HMAC fails first;
+    // signed as it is, the padding is still refused.)
+    refused_with(
+        &h,
+        &[&join(head, &format!("{payload}="), sig)],
+        &body,
+        SignatureError::BadSignature,
+    );
+    let padded_signed = {
+        use hmac::{Hmac, Mac};
+        let signed = format!("{head}.{payload}=");
+        let mut mac = Hmac::<sha2::Sha256>::new_from_slice(SECRET.as_bytes()).expect("any key");
+        mac.update(signed.as_bytes());
+        format!(
+            "{signed}.{}",
+            URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
+        )
+    };
+    refused_with(&h, &[&padded_signed], &body, SignatureError::Malformed);
+    refused_with(
+        &h,
+        &[&join(head, payload, &format!("{sig}="))],
+        &body,
+        SignatureError::Malformed,
+    );
+    refused_with(
+        &h,
+        &[&join(head, payload, "a+b/")],
+        &body,
+        SignatureError::Malformed,
+    );
+    // A header or payload that is not JSON.
+    let not_json = URL_SAFE_NO_PAD.encode("not json");
+    refused_with(
+        &h,
+        &[&join(&not_json, payload, sig)],
+        &body,
+        SignatureError::Malformed,
+    );
+    refused_with(
+        &h,
+        &[&join(head, &not_json, sig)],
+        &body,
+        SignatureError::Malformed,
+    );
+    // `alg` is compared exactly.
+    let lower = URL_SAFE_NO_PAD.encode(r#"{"alg":"hs256","typ":"JWT"}"#);
+    refused_with(
+        &h,
+        &[&join(&lower, payload, sig)],
+        &body,
+        SignatureError::Algorithm,
+    );
+    // Another HS256 header, or another payload, under the original signature.
+    let other_head = URL_SAFE_NO_PAD.encode(r#"{"alg":"HS256","typ":"JWT","kid":"x"}"#);
+    refused_with(
+        &h,
+        &[&join(&other_head, payload, sig)],
+        &body,
+        SignatureError::BadSignature,
+    );
+    let mut c = claims(&body);
+    c["exp"] = json!(T0 / 1000 + 3600);
+    let later = URL_SAFE_NO_PAD.encode(c.to_string());
+    refused_with(
+        &h,
+        &[&join(head, &later, sig)],
+        &body,
+        SignatureError::BadSignature,
+    );
+    // A truncated signature.
+    refused_with(
+        &h,
+        &[&join(head, payload, &sig[..sig.len() - 4])],
+        &body,
+        SignatureError::BadSignature,
+    );
+    broadcast(receive(&h, &[&good], &body));
+}
+
+/// Signed claims of the wrong type: `exp` must be a non-negative integer.
+#[test]
+fn signed_claims_of_the_wrong_type_are_refused() {
+    let h = harness();
+    let body = joined("EV_types");
+    for (exp, want) in [
+        (json!(-1), SignatureError::MissingExp),
+        (json!("1700000300"), SignatureError::Malformed),
+        (json!(1.5), SignatureError::Malformed),
+        (json!(null), SignatureError::MissingExp),
+    ] {
+        let mut c = claims(&body);
+        c["exp"] = exp.clone();
+        refused_with(&h, &[&token(&c, Algorithm::HS256, SECRET)], &body, want);
+    }
+    let mut c = claims(&body);
+    c["sha256"] = json!(42);
+    refused_with(
+        &h,
+        &[&token(&c, Algorithm::HS256, SECRET)],
+        &body,
+        SignatureError::Malformed,
+    );
+}
