@@ -201,6 +201,20 @@ impl AppState {
     }
 }
 
+/// A listening socket with a backlog for connection storms: a dashboard
+/// fleet reconnecting at once after a restart must not see SYNs dropped and
+/// retried a second later (the kernel caps it at `net.core.somaxconn`).
+fn listen_on(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(4096)
+}
+
 /// Serves `listener` until `shutdown` resolves, then drains (see module docs).
 pub async fn run(
     state: AppState,
@@ -336,13 +350,26 @@ pub fn serve_blocking(
             );
             tracing::info!(key.id = %id, key.file = %path.display(), "created the first API key");
         }
-        let listener = TcpListener::bind(listen)
-            .await
-            .with_context(|| format!("cannot listen on {listen}"))?;
+        let listener = listen_on(listen).with_context(|| format!("cannot listen on {listen}"))?;
         let local = listener.local_addr().context("listener address")?;
+        let redirect = match state.config.server.redirect_listen {
+            Some(addr) => {
+                let redirect = listen_on(addr)
+                    .with_context(|| format!("cannot listen on server.redirect_listen {addr}"))?;
+                let addr = redirect.local_addr().context("listener address")?;
+                tracing::info!(listen = %addr, "redirecting plain HTTP to https");
+                Some(redirect)
+            }
+            None => None,
+        };
+        let scheme = if state.config.server.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
         tracing::info!(listen = %local, "warden listening");
-        println!("warden listening on http://{local}");
-        run(state, listener, shutdown_signal()).await?;
+        println!("warden listening on {scheme}://{local}");
+        run_with(state, listener, redirect, shutdown_signal()).await?;
         tracing::info!("warden stopped");
         Ok(())
     })

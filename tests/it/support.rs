@@ -313,7 +313,7 @@ impl Binary {
                 let mut all = ob.lock().expect("lock");
                 all.extend_from_slice(&buf[..n]);
                 let text = String::from_utf8_lossy(&all).to_string();
-                if !sent && let Some(i) = text.find("listening on http://") {
+                if !sent && let Some(i) = text.find("listening on http") {
                     let rest = &text[i + "listening on ".len()..];
                     if let Some(end) = rest.find('\n') {
                         let _ = tx.send(rest[..end].trim().to_owned());

@@ -206,3 +206,47 @@ async fn swapped_certificate_is_served_and_a_corrupt_swap_keeps_the_old_one() {
     );
     let _ = s.stop.send(());
 }
+
+/// `warden serve` itself honours `server.redirect_listen` (not only the
+/// library): plain HTTP there is answered 308 to the same path on https.
+#[tokio::test]
+async fn warden_serve_redirects_plain_http_from_redirect_listen() {
+    let bin = support::Binary::new();
+    write_cert(bin.dir.path());
+    let port = {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("probe");
+        probe.local_addr().expect("addr").port()
+    };
+    bin.write_config(&format!(
+        "server: {{tls: {{cert: cert.pem, key: key.pem}}, redirect_listen: \"127.0.0.1:{port}\"}}\n"
+    ));
+    let mut served = bin.serve(&[]);
+    assert!(served.url.starts_with("https://"), "{}", served.url);
+    let mut c = None;
+    for _ in 0..50 {
+        if let Ok(s) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await {
+            c = Some(s);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mut c = c.expect("the redirect listener accepts");
+    c.write_all(b"GET /api/rooms?room=a HTTP/1.1\r\nHost: example.test\r\n\r\n")
+        .await
+        .expect("write");
+    let mut buf = vec![0u8; 2048];
+    let n = tokio::time::timeout(Duration::from_secs(5), c.read(&mut buf))
+        .await
+        .expect("answer in time")
+        .expect("read");
+    let head = String::from_utf8_lossy(&buf[..n]).to_ascii_lowercase();
+    let https_port = served.url.rsplit(':').next().unwrap_or_default().to_owned();
+    assert!(head.starts_with("http/1.1 308"), "{head}");
+    assert!(
+        head.contains(&format!(
+            "location: https://example.test:{https_port}/api/rooms?room=a"
+        )),
+        "{head}"
+    );
+    served.terminate();
+}
