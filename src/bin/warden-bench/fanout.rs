@@ -295,10 +295,12 @@ pub async fn fanout(ctx: &Ctx<'_>, n: usize, events: u64, rate: f64) -> Result<F
     Ok(figs)
 }
 
-/// Others' latency without, then with, one client that stopped reading.
+/// Others' latency without, with, and again without one client that
+/// stopped reading: the two "without" phases show the run-to-run spread
+/// that the "with" phase is to be read against.
 pub async fn slow(ctx: &Ctx<'_>, n: usize, events: u64, rate: f64) -> Result<Figs> {
     let mut figs = Figs::default();
-    let subs = subscribe(ctx, &mut figs, n, events as usize, 2).await;
+    let subs = subscribe(ctx, &mut figs, n, events as usize, 3).await;
     let sent_a = send_events(ctx, &subs.shared, 0..events, rate, 4).await;
     drain(ctx, &subs.shared, 0).await;
     let stalled = open_stalled(ctx)
@@ -307,21 +309,16 @@ pub async fn slow(ctx: &Ctx<'_>, n: usize, events: u64, rate: f64) -> Result<Fig
     let sent_b = send_events(ctx, &subs.shared, events..2 * events, rate, 4).await;
     drain(ctx, &subs.shared, 1).await;
     let cut_off = cut_off(stalled).await;
+    let sent_c = send_events(ctx, &subs.shared, 2 * events..3 * events, rate, 4).await;
+    drain(ctx, &subs.shared, 2).await;
     let recs = subs.finish().await;
-    delivery_figs(
-        &mut figs,
-        "without stalled client: ",
-        &sent_a,
-        &recs,
-        0..events,
-    );
-    delivery_figs(
-        &mut figs,
-        "with stalled client: ",
-        &sent_b,
-        &recs,
-        events..2 * events,
-    );
+    for (prefix, sent, seqs) in [
+        ("without stalled client: ", &sent_a, 0..events),
+        ("with stalled client: ", &sent_b, events..2 * events),
+        ("without again: ", &sent_c, 2 * events..3 * events),
+    ] {
+        delivery_figs(&mut figs, prefix, sent, &recs, seqs);
+    }
     figs.text(
         "stalled client cut off by the server",
         if cut_off { "yes" } else { "no" },

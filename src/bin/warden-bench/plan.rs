@@ -42,7 +42,7 @@ pub enum Step {
         /// Connections.
         conns: usize,
     },
-    /// Fan-out to `subs` without, then with, a stalled client.
+    /// Fan-out to `subs` without, with, then again without a stalled client.
     Slow {
         /// Subscribers (besides the stalled one).
         subs: usize,
@@ -92,7 +92,7 @@ impl Step {
             Step::Idle { conns, hold } => hold + *conns as u64 / 200 + 60,
             Step::Storm { conns } => *conns as u64 / 200 + 60,
             Step::Slow { subs, events, rate } => {
-                2 * (*events as f64 / rate) as u64 + *subs as u64 / 500 + 60
+                3 * (*events as f64 / rate) as u64 + *subs as u64 / 500 + 90
             }
         };
         Duration::from_secs(secs)
