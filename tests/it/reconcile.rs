@@ -102,23 +102,15 @@ async fn ghosts_are_removed_and_missed_joins_added_with_least_privilege_tokens()
     )
     .await;
     support::deliver(&s.url, &support::room_started("gone", "RM_gone")).await;
-    let mut changes: Vec<String> = Vec::new();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while changes.iter().filter(|c| c.contains("removed")).count() < 2
-        && tokio::time::Instant::now() < deadline
-    {
-        if let Some(ev) = sse.next(Duration::from_millis(500)).await
-            && ev.event == "reconciled"
-        {
-            let d = ev.json()["data"].clone();
-            let who = d["participant"]["sid"]
-                .as_str()
-                .or(d["room"]["sid"].as_str())
-                .unwrap_or("")
-                .to_owned();
-            changes.push(format!("{}:{who}", d["change"].as_str().unwrap_or("")));
-        }
-    }
+    let mut changes: Vec<String> = reconciled_until(
+        &mut sse,
+        &["participant_removed:PA_ghost", "room_removed:RM_gone"],
+        Duration::from_secs(10),
+    )
+    .await
+    .into_iter()
+    .map(|(change, _)| change)
+    .collect();
     for (added, sid) in [("room_added", "RM_new"), ("participant_added", "PA_newp")] {
         let seen = format!("{added}:{sid}");
         if snapshot.contains(sid) {
