@@ -395,6 +395,14 @@ async fn a_client_that_stops_reading_is_cut_off_while_another_keeps_receiving() 
     s.stop().await;
 }
 
+/// A raw connection to `addr` that has sent `request`.
+async fn raw(addr: &str, request: &[u8]) -> tokio::net::TcpStream {
+    use tokio::io::AsyncWriteExt;
+    let mut c = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    c.write_all(request).await.expect("write");
+    c
+}
+
 /// Reads from `c` until `want` appears in what was read (or the time is up).
 async fn read_until(c: &mut tokio::net::TcpStream, seen: &mut String, want: &str) -> bool {
     use tokio::io::AsyncReadExt;
@@ -426,13 +434,7 @@ async fn streams_are_well_formed_on_fresh_reused_and_http10_connections() {
     };
 
     // Fresh HTTP/1.1 connection: chunked, live events arrive.
-    let mut fresh = tokio::net::TcpStream::connect(&addr)
-        .await
-        .expect("connect");
-    fresh
-        .write_all(get("HTTP/1.1").as_bytes())
-        .await
-        .expect("write");
+    let mut fresh = raw(&addr, get("HTTP/1.1").as_bytes()).await;
     let mut seen = String::new();
     assert!(
         read_until(&mut fresh, &mut seen, "event: snapshot").await,
@@ -454,13 +456,7 @@ async fn streams_are_well_formed_on_fresh_reused_and_http10_connections() {
         assert!(head.contains(want), "missing {want:?} in {head}");
     }
     // Kept alive: /health first, then the stream, on one connection.
-    let mut reused = tokio::net::TcpStream::connect(&addr)
-        .await
-        .expect("connect");
-    reused
-        .write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
-        .await
-        .expect("write");
+    let mut reused = raw(&addr, b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n").await;
     let mut seen_reused = String::new();
     assert!(
         read_until(&mut reused, &mut seen_reused, "\"ok\"").await,
@@ -498,12 +494,7 @@ async fn streams_are_well_formed_on_fresh_reused_and_http10_connections() {
     }
 
     // HTTP/1.0: no chunked encoding, the body is delimited by the close.
-    let mut old = tokio::net::TcpStream::connect(&addr)
-        .await
-        .expect("connect");
-    old.write_all(get("HTTP/1.0").as_bytes())
-        .await
-        .expect("write");
+    let mut old = raw(&addr, get("HTTP/1.0").as_bytes()).await;
     let mut seen_old = String::new();
     assert!(
         read_until(&mut old, &mut seen_old, "event: snapshot").await,
@@ -515,13 +506,7 @@ async fn streams_are_well_formed_on_fresh_reused_and_http10_connections() {
     assert!(lower.contains("connection: close"), "{seen_old}");
 
     // A refusal on a fresh connection: one JSON line, a length, then the close.
-    let mut refused = tokio::net::TcpStream::connect(&addr)
-        .await
-        .expect("connect");
-    refused
-        .write_all(b"GET /api/events HTTP/1.1\r\nHost: x\r\n\r\n")
-        .await
-        .expect("write");
+    let mut refused = raw(&addr, b"GET /api/events HTTP/1.1\r\nHost: x\r\n\r\n").await;
     let mut all = Vec::new();
     tokio::time::timeout(T, refused.read_to_end(&mut all))
         .await
