@@ -132,15 +132,7 @@ async fn ghosts_are_removed_and_missed_joins_added_with_least_privilege_tokens()
         ["participant_removed:PA_ghost", "room_removed:RM_gone"],
         "ghosts removed"
     );
-    let rooms: Value = support::client()
-        .get(format!("{}/api/rooms", s.url))
-        .bearer_auth(support::list_token())
-        .send()
-        .await
-        .expect("req")
-        .json()
-        .await
-        .expect("json");
+    let rooms = rooms_json(&s.url).await;
     let mut sids: Vec<&str> = rooms["rooms"]
         .as_array()
         .expect("rooms")
@@ -241,8 +233,9 @@ async fn reconciled_until(sse: &mut Sse, want: &[&str], within: Duration) -> Vec
     got
 }
 
-async fn room_sids(url: &str) -> String {
-    let rooms: Value = support::client()
+/// `GET /api/rooms` with a roomList token.
+async fn rooms_json(url: &str) -> Value {
+    support::client()
         .get(format!("{url}/api/rooms"))
         .bearer_auth(support::list_token())
         .send()
@@ -250,8 +243,11 @@ async fn room_sids(url: &str) -> String {
         .expect("req")
         .json()
         .await
-        .expect("json");
-    rooms.to_string()
+        .expect("json")
+}
+
+async fn room_sids(url: &str) -> String {
+    rooms_json(url).await.to_string()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
