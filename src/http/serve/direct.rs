@@ -552,6 +552,47 @@ mod tests {
         ));
     }
 
+    proptest::proptest! {
+        /// The head parser faces the network: any bytes give an answer,
+        /// never a panic, and only a complete bodiless GET of the stream
+        /// is taken (`PROPTEST_CASES=100000` for a long run).
+        #[test]
+        fn any_bytes_are_classified_without_panicking(
+            bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..600),
+        ) {
+            if let Parsed::Events(req) = parse(&bytes) {
+                proptest::prop_assert!(bytes.starts_with(PATH));
+                proptest::prop_assert!(bytes.ends_with(b"\r\n\r\n") || bytes.ends_with(b"\n\n"));
+                proptest::prop_assert_eq!(req.method(), Method::GET);
+                proptest::prop_assert!(req.uri().path() == "/api/events");
+            }
+        }
+
+        /// Stream requests with arbitrary header values and query strings
+        /// parse to the same request, whatever the split of reads.
+        #[test]
+        fn stream_heads_survive_any_split(
+            query in "[a-zA-Z0-9=&%._~-]{0,80}",
+            value in "[ -~]{0,120}",
+            split in 0usize..200,
+        ) {
+            let head = format!(
+                "GET /api/events?{query} HTTP/1.1\r\nHost: x\r\nX-Any: {value}\r\n\r\n"
+            );
+            let bytes = head.as_bytes();
+            let cut = split.min(bytes.len() - 1);
+            proptest::prop_assert!(matches!(parse(&bytes[..cut]), Parsed::Partial | Parsed::Other));
+            match parse(bytes) {
+                Parsed::Events(req) => {
+                    proptest::prop_assert_eq!(req.uri().query().unwrap_or(""), query.as_str());
+                    let got = req.headers().get("x-any").map(|v| v.as_bytes().to_vec());
+                    proptest::prop_assert_eq!(got, Some(value.trim().as_bytes().to_vec()));
+                }
+                _ => proptest::prop_assert!(false, "a valid stream head was not taken"),
+            }
+        }
+    }
+
     #[test]
     fn the_remainder_skips_what_was_written() {
         let bufs: [&[u8]; 3] = [b"3\r\n", b"abc", b"\r\n"];
