@@ -263,7 +263,11 @@ impl Hub {
         let (cursor, prelude, start) = match resume {
             Some(Ok(seq)) => {
                 shared.stats.resumes.fetch_add(1, Ordering::Relaxed);
-                (Cursor::new(seq + 1, head + 1), None, Start::Resumed)
+                (
+                    Cursor::new(seq + 1, head + 1, &filter),
+                    None,
+                    Start::Resumed,
+                )
             }
             Some(Err(error)) => {
                 let reason = ResetReason::Resume(error);
@@ -271,7 +275,7 @@ impl Hub {
                 let mut out = frame::reset_frame(reason).to_vec();
                 self.write_snapshot(&mut model, head, &filter, &mut out);
                 (
-                    Cursor::new(head + 1, head + 1),
+                    Cursor::new(head + 1, head + 1, &filter),
                     Some(Bytes::from(out)),
                     Start::Reset(reason),
                 )
@@ -279,12 +283,15 @@ impl Hub {
             None => {
                 let snapshot = self.snapshot_frame(&mut model, head, &filter);
                 (
-                    Cursor::new(head + 1, head + 1),
+                    Cursor::new(head + 1, head + 1, &filter),
                     Some(snapshot),
                     Start::Snapshot,
                 )
             }
         };
+        // Under `model`, like every push: the room's eviction record covers
+        // every frame after the cursor.
+        shared.history.register(&cursor);
         drop(model);
         Subscription::new(Arc::clone(shared), cursor, filter, prelude, ends_at, start)
     }

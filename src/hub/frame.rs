@@ -128,6 +128,15 @@ impl Filter {
         }
     }
 
+    /// The one room this subscriber receives, when it is exactly one: such
+    /// a subscriber waits on that room alone and is not woken for others.
+    pub(super) fn single_room(&self) -> Option<&str> {
+        match self.0.as_deref() {
+            Some([room]) => Some(room),
+            _ => None,
+        }
+    }
+
     /// True when no filter applies (the shared cached snapshot fits).
     pub(super) fn is_everything(&self) -> bool {
         self.0.is_none()

@@ -15,6 +15,16 @@
 //! and bumps `generation`, which invalidates every subscriber's slot index at
 //! once; a subscriber checks the generation before reusing its slot.
 //!
+//! A subscriber that receives exactly one room waits on that room alone: its
+//! waker is parked in the room's own slab, which only a frame of that room
+//! (or closing) empties, so an event wakes the subscribers that can receive
+//! it and not every subscriber of every room. Such a subscriber's cursor
+//! stays where it parked while other rooms' frames go by, so for it lag
+//! counts only its room's frames, and a cursor overwritten by other rooms'
+//! frames moves up to the oldest frame held — unless a frame of its room was
+//! dropped after the cursor (the ring records, per room with such
+//! subscribers, the last dropped seq), which is real lag and gets the cut.
+//!
 //! The head seq and the generation are mirrored in atomics so that the
 //! common "still nothing new, still parked with the same waker" poll takes no
 //! lock: a read that catches up parks at once, and the poll after it (the one
@@ -22,7 +32,7 @@
 //! lock before the wakers are taken, so a publish either is seen by the check
 //! or finds the waker parked — never neither.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::task::Waker;
@@ -49,6 +59,31 @@ struct Ring {
     free: Vec<u32>,
     /// Bumped whenever `waiters` is emptied; slots of older generations are void.
     generation: u64,
+    /// Rooms with single-room subscribers: their waiters and eviction record.
+    rooms: HashMap<Box<str>, RoomWaiters>,
+    /// Source of room slab generations (unique, never 0).
+    room_generations: u64,
+}
+
+/// The single-room subscribers of one room.
+#[derive(Default)]
+struct RoomWaiters {
+    /// Subscriptions scoped to this room (the entry goes with the last).
+    subscribers: usize,
+    /// Seq of the last frame of this room dropped from the ring (0: none).
+    last_evicted: u64,
+    /// This slab's generation; 0 once emptied (every slot void).
+    generation: u64,
+    waiters: Vec<Option<Waker>>,
+    free: Vec<u32>,
+}
+
+impl RoomWaiters {
+    fn take(&mut self) -> Vec<Option<Waker>> {
+        self.generation = 0;
+        self.free.clear();
+        std::mem::take(&mut self.waiters)
+    }
 }
 
 /// A subscriber's place in the ring.
@@ -59,9 +94,13 @@ pub(super) struct Cursor {
     /// First seq published after the subscription began: frames before it
     /// are replay and do not count as lag.
     pub(super) live_from: u64,
-    /// Parked waker slot and the generation it belongs to (0 = none).
+    /// The one room this subscriber receives, if it is one (see module docs).
+    room: Option<Box<str>>,
+    /// Parked waker slot and the generation of its slab (0 = none).
     slot: u32,
     slot_generation: u64,
+    /// The ring's generation when last parked (for the lock-free check).
+    parked_at: u64,
     /// A clone of the parked waker, to tell without the lock that it still fits.
     parked: Option<Waker>,
 }
@@ -86,13 +125,15 @@ pub(super) enum Read {
 }
 
 impl Cursor {
-    /// A cursor that reads from `next`, live from `live_from`.
-    pub(super) fn new(next: u64, live_from: u64) -> Self {
+    /// A cursor that reads from `next`, live from `live_from`, for `filter`.
+    pub(super) fn new(next: u64, live_from: u64, filter: &Filter) -> Self {
         Self {
             next,
             live_from,
+            room: filter.single_room().map(Box::from),
             slot: 0,
             slot_generation: 0,
+            parked_at: 0,
             parked: None,
         }
     }
@@ -119,9 +160,26 @@ impl History {
     #[must_use = "parked subscribers must be woken"]
     pub(super) fn push(&self, frame: Frame) -> Wakers {
         let mut ring = self.lock();
+        let room = frame
+            .room
+            .as_deref()
+            .and_then(|r| ring.rooms.get_mut(r))
+            .map(RoomWaiters::take);
         ring.push(frame);
         self.head.store(ring.head, Ordering::Release);
-        self.take_waiters(&mut ring)
+        let mut wakers = self.take_waiters(&mut ring);
+        wakers.0.extend(room.into_iter().flatten());
+        wakers
+    }
+
+    /// Counts a new subscription's room (call under the hub's model lock,
+    /// like every push, so that the room's eviction record covers every
+    /// frame after the cursor).
+    pub(super) fn register(&self, cursor: &Cursor) {
+        if let Some(room) = &cursor.room {
+            let mut ring = self.lock();
+            ring.rooms.entry(room.clone()).or_default().subscribers += 1;
+        }
     }
 
     /// Appends `frame` as seq `head + 1` after dropping every frame held (a
@@ -131,10 +189,21 @@ impl History {
     pub(super) fn push_after_gap(&self, head: u64, frame: Frame) -> Wakers {
         let mut ring = self.lock();
         ring.frames.clear();
+        // The gap may hold frames of any room: every room's cursors before it lag.
+        for room in ring.rooms.values_mut() {
+            room.last_evicted = head;
+        }
+        let room = frame
+            .room
+            .as_deref()
+            .and_then(|r| ring.rooms.get_mut(r))
+            .map(RoomWaiters::take);
         ring.head = head;
         ring.push(frame);
         self.head.store(ring.head, Ordering::Release);
-        self.take_waiters(&mut ring)
+        let mut wakers = self.take_waiters(&mut ring);
+        wakers.0.extend(room.into_iter().flatten());
+        wakers
     }
 
     /// Marks the history closed and wakes every parked subscriber.
@@ -142,7 +211,14 @@ impl History {
         let wakers = {
             let mut ring = self.lock();
             ring.closed = true;
-            self.take_waiters(&mut ring)
+            let rooms: Vec<Option<Waker>> = ring
+                .rooms
+                .values_mut()
+                .flat_map(RoomWaiters::take)
+                .collect();
+            let mut wakers = self.take_waiters(&mut ring);
+            wakers.0.extend(rooms);
+            wakers
         };
         wakers.wake();
     }
@@ -157,7 +233,7 @@ impl History {
     /// Reads what is available at `cursor`, or parks `waker` if nothing is.
     pub(super) fn read(&self, cursor: &mut Cursor, limits: &ReadLimits<'_>, waker: &Waker) -> Read {
         let still_parked = cursor.next > self.head.load(Ordering::Acquire)
-            && cursor.slot_generation == self.generation.load(Ordering::Acquire)
+            && cursor.parked_at == self.generation.load(Ordering::Acquire)
             && cursor.parked.as_ref().is_some_and(|p| p.will_wake(waker));
         if still_parked {
             return Read::Empty;
@@ -170,9 +246,12 @@ impl History {
         self.lock().oldest()
     }
 
-    /// Frees a departing subscriber's slot so churn cannot grow the slab.
+    /// Frees a departing subscriber's slot so churn cannot grow the slab,
+    /// and its room's count.
     pub(super) fn unpark(&self, cursor: &Cursor) {
-        if cursor.slot_generation == self.generation.load(Ordering::Acquire) {
+        if cursor.room.is_some() {
+            self.lock().leave(cursor);
+        } else if cursor.slot_generation == self.generation.load(Ordering::Acquire) {
             self.lock().unpark(cursor);
         }
     }
@@ -180,6 +259,12 @@ impl History {
     /// True once closed.
     pub(super) fn is_closed(&self) -> bool {
         self.lock().closed
+    }
+
+    /// Rooms with single-room subscribers, for tests.
+    #[cfg(test)]
+    pub(super) fn rooms_tracked(&self) -> usize {
+        self.lock().rooms.len()
     }
 
     /// Slots in the waiter slab (parked or free), for tests.
@@ -212,6 +297,8 @@ impl Ring {
             waiters: Vec::new(),
             free: Vec::new(),
             generation: 1,
+            rooms: HashMap::new(),
+            room_generations: 0,
         }
     }
 
@@ -221,7 +308,12 @@ impl Ring {
 
     fn push(&mut self, frame: Frame) {
         if self.frames.len() == self.capacity {
-            self.frames.pop_front();
+            let seq = self.oldest();
+            if let Some(old) = self.frames.pop_front()
+                && let Some(room) = old.room.as_deref().and_then(|r| self.rooms.get_mut(r))
+            {
+                room.last_evicted = seq;
+            }
         }
         self.frames.push_back(frame);
         self.head += 1;
@@ -230,10 +322,13 @@ impl Ring {
     /// Reads what is available at `cursor`; parks `waker` once caught up.
     fn read(&mut self, cursor: &mut Cursor, limits: &ReadLimits<'_>, waker: &Waker) -> Read {
         if cursor.next < self.oldest() {
-            return Read::Lagged;
+            match cursor.room.as_deref().and_then(|r| self.rooms.get(r)) {
+                // Only other rooms' frames were dropped after this cursor.
+                Some(room) if room.last_evicted < cursor.next => cursor.next = self.oldest(),
+                _ => return Read::Lagged,
+            }
         }
-        let unread_live = (self.head + 1).saturating_sub(cursor.next.max(cursor.live_from));
-        if unread_live > limits.max_lag {
+        if self.lag(cursor, limits) > limits.max_lag {
             return Read::Lagged;
         }
         let mut first: Option<Bytes> = None;
@@ -278,39 +373,108 @@ impl Ring {
         }
     }
 
+    /// Unread live frames this cursor is behind by: every frame, or for a
+    /// single-room cursor the frames of its room (it parks past the others).
+    fn lag(&self, cursor: &Cursor, limits: &ReadLimits<'_>) -> u64 {
+        let from = cursor.next.max(cursor.live_from);
+        if cursor.room.is_none() {
+            return (self.head + 1).saturating_sub(from);
+        }
+        let skip = usize::try_from(from.saturating_sub(self.oldest())).unwrap_or(usize::MAX);
+        self.frames
+            .range(skip.min(self.frames.len())..)
+            .filter(|f| limits.filter.admits(f.room.as_deref()))
+            .count() as u64
+    }
+
     /// Parks `waker` in the cursor's slot, reusing it while its generation holds.
     fn park(&mut self, cursor: &mut Cursor, waker: &Waker) {
-        if cursor.slot_generation == self.generation
-            && let Some(Some(parked)) = self.waiters.get_mut(cursor.slot as usize)
+        cursor.parked_at = self.generation;
+        if let Some(room) = cursor.room.as_deref()
+            && let Some(slab) = self.rooms.get_mut(room)
         {
-            if !parked.will_wake(waker) {
-                parked.clone_from(waker);
-                cursor.parked = Some(waker.clone());
+            if slab.generation == 0 {
+                self.room_generations += 1;
+                slab.generation = self.room_generations;
             }
+            park_in(
+                &mut slab.waiters,
+                &mut slab.free,
+                slab.generation,
+                cursor,
+                waker,
+            );
             return;
         }
-        let slot = match self.free.pop() {
-            Some(slot) => {
-                self.waiters[slot as usize] = Some(waker.clone());
-                slot
-            }
-            None => {
-                self.waiters.push(Some(waker.clone()));
-                // More than 4 billion parked subscribers cannot exist (connection caps).
-                u32::try_from(self.waiters.len() - 1).unwrap_or(u32::MAX)
-            }
-        };
-        cursor.slot = slot;
-        cursor.slot_generation = self.generation;
-        cursor.parked = Some(waker.clone());
+        park_in(
+            &mut self.waiters,
+            &mut self.free,
+            self.generation,
+            cursor,
+            waker,
+        );
     }
 
     fn unpark(&mut self, cursor: &Cursor) {
-        if cursor.slot_generation == self.generation
-            && let Some(parked) = self.waiters.get_mut(cursor.slot as usize)
-            && parked.take().is_some()
-        {
-            self.free.push(cursor.slot);
+        unpark_in(&mut self.waiters, &mut self.free, self.generation, cursor);
+    }
+
+    /// A single-room subscriber leaves: its slot, and the room's count.
+    fn leave(&mut self, cursor: &Cursor) {
+        let Some(room) = cursor.room.as_deref() else {
+            return self.unpark(cursor);
+        };
+        let Some(slab) = self.rooms.get_mut(room) else {
+            return;
+        };
+        unpark_in(&mut slab.waiters, &mut slab.free, slab.generation, cursor);
+        slab.subscribers = slab.subscribers.saturating_sub(1);
+        if slab.subscribers == 0 {
+            self.rooms.remove(room);
         }
+    }
+}
+
+/// Parks `waker` in the cursor's slot of a slab, reusing it while the
+/// slab's generation holds.
+fn park_in(
+    waiters: &mut Vec<Option<Waker>>,
+    free: &mut Vec<u32>,
+    generation: u64,
+    cursor: &mut Cursor,
+    waker: &Waker,
+) {
+    if cursor.slot_generation == generation
+        && let Some(Some(parked)) = waiters.get_mut(cursor.slot as usize)
+    {
+        if !parked.will_wake(waker) {
+            parked.clone_from(waker);
+            cursor.parked = Some(waker.clone());
+        }
+        return;
+    }
+    let slot = match free.pop() {
+        Some(slot) => {
+            waiters[slot as usize] = Some(waker.clone());
+            slot
+        }
+        None => {
+            waiters.push(Some(waker.clone()));
+            // More than 4 billion parked subscribers cannot exist (connection caps).
+            u32::try_from(waiters.len() - 1).unwrap_or(u32::MAX)
+        }
+    };
+    cursor.slot = slot;
+    cursor.slot_generation = generation;
+    cursor.parked = Some(waker.clone());
+}
+
+/// Empties a departing cursor's slot in a slab, if it still holds it.
+fn unpark_in(waiters: &mut [Option<Waker>], free: &mut Vec<u32>, generation: u64, cursor: &Cursor) {
+    if cursor.slot_generation == generation
+        && let Some(parked) = waiters.get_mut(cursor.slot as usize)
+        && parked.take().is_some()
+    {
+        free.push(cursor.slot);
     }
 }

@@ -3,6 +3,7 @@
 mod lifecycle;
 mod pressure;
 mod resume;
+mod rooms;
 mod state;
 
 use std::time::Duration;
