@@ -79,8 +79,8 @@ fn main() -> anyhow::Result<()> {
     );
 
     // Access rights, with LiveKit's grant names.
-    ensure!(validate_access_rights(&claims.video, &["roomList"]).is_ok());
-    let denied = validate_access_rights(&claims.video, &["roomAdmin", "roomCreate"])
+    ensure!(validate_access_rights(&claims.grants.video, &["roomList"]).is_ok());
+    let denied = validate_access_rights(&claims.grants.video, &["roomAdmin", "roomCreate"])
         .err()
         .context("not an admin")?;
     ensure!(token::can_watch_all(&claims) && !token::is_admin(&claims));

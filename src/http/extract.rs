@@ -202,7 +202,12 @@ pub fn access_of(claims: &Claims) -> Option<Access> {
     if token::can_watch_all(claims) {
         return Some(Access::All);
     }
-    let room = claims.video.room.as_deref().filter(|r| !r.is_empty())?;
+    let room = claims
+        .grants
+        .video
+        .room
+        .as_deref()
+        .filter(|r| !r.is_empty())?;
     token::can_watch_room(claims, room).then(|| Access::Rooms(vec![room.to_owned()]))
 }
 

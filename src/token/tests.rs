@@ -169,26 +169,24 @@ fn access_rights_and_roles() {
         validate_access_rights(&v, &["root"]),
         Err(Denied::Unknown(_))
     ));
-    let admin = Claims {
-        video: v.clone(),
+    let with = |video: VideoGrant| Claims {
+        grants: ClaimGrants {
+            video,
+            ..ClaimGrants::default()
+        },
         ..Claims::default()
     };
+    let admin = with(v.clone());
     assert!(is_admin(&admin) && !can_watch_all(&admin) && !can_watch_room(&admin, "r"));
-    let scoped = Claims {
-        video: VideoGrant {
-            room: Some("r".into()),
-            ..v
-        },
-        ..Claims::default()
-    };
+    let scoped = with(VideoGrant {
+        room: Some("r".into()),
+        ..v
+    });
     assert!(!is_admin(&scoped) && can_watch_room(&scoped, "r") && !can_watch_room(&scoped, "s"));
-    let lister = Claims {
-        video: VideoGrant {
-            room_list: true,
-            ..VideoGrant::default()
-        },
-        ..Claims::default()
-    };
+    let lister = with(VideoGrant {
+        room_list: true,
+        ..VideoGrant::default()
+    });
     assert!(can_watch_all(&lister) && can_watch_room(&lister, "any"));
 }
 

@@ -105,23 +105,30 @@ fn assert_same_grants(who: &str, spec: &Value, claims: &token::Claims) {
     assert_eq!(claims.iss, KEY, "{who}");
     let expected = grants_of(spec);
     assert_eq!(
-        (&claims.name, &claims.metadata, &claims.kind),
+        (
+            &claims.grants.name,
+            &claims.grants.metadata,
+            &claims.grants.kind
+        ),
         (&expected.name, &expected.metadata, &expected.kind),
         "{who}"
     );
-    assert_eq!(claims.attributes, expected.attributes, "{who}: attributes");
     assert_eq!(
-        claims.video.room_name(),
+        claims.grants.attributes, expected.attributes,
+        "{who}: attributes"
+    );
+    assert_eq!(
+        claims.grants.video.room_name(),
         expected.video.room_name(),
         "{who}: room"
     );
     assert_eq!(
-        claims.video.can_publish_sources, expected.video.can_publish_sources,
+        claims.grants.video.can_publish_sources, expected.video.can_publish_sources,
         "{who}: canPublishSources"
     );
     for (name, value) in spec["video"].as_object().expect("video") {
         if let Some(b) = value.as_bool() {
-            assert_eq!(claims.video.get(name), Ok(b), "{who}: {name}");
+            assert_eq!(claims.grants.video.get(name), Ok(b), "{who}: {name}");
         }
     }
     for name in VIDEO_GRANT_NAMES
@@ -129,7 +136,7 @@ fn assert_same_grants(who: &str, spec: &Value, claims: &token::Claims) {
         .filter(|n| !DEFAULT_TRUE.contains(n) && spec["video"].get(**n).is_none())
     {
         assert_eq!(
-            claims.video.get(name),
+            claims.grants.video.get(name),
             Ok(false),
             "{who}: {name} was never granted"
         );

@@ -98,7 +98,7 @@ fn describe(claims: &Claims) -> Value {
     json!({
         "identity": claims.sub,
         "admin": token::is_admin(claims),
-        "room_list": claims.video.room_list,
+        "room_list": claims.grants.video.room_list,
         "rooms": rooms,
         "expires_at": rfc3339_ms(claims.exp.saturating_mul(1000)),
     })
