@@ -143,7 +143,7 @@ impl FromStr for EventType {
 }
 
 /// A security event before it is chained and stored.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct NewEvent {
     /// Type.
     #[serde(rename = "type")]
@@ -203,19 +203,9 @@ impl NewEvent {
 pub struct StoredEvent {
     /// Unique id (`evt_…`), also the alert's `webhook-id`.
     pub id: String,
-    /// Type.
-    #[serde(rename = "type")]
-    pub kind: EventType,
-    /// Severity.
-    pub severity: Severity,
-    /// Client address.
-    pub source_ip: Option<IpAddr>,
-    /// Hashed identity.
-    pub identity: Option<String>,
-    /// API key id.
-    pub key_id: Option<String>,
-    /// Structured details (masked).
-    pub details: serde_json::Map<String, serde_json::Value>,
+    /// What happened (details masked), flattened into the SPEC shape.
+    #[serde(flatten)]
+    pub event: NewEvent,
     /// When it was recorded (RFC 3339, UTC, milliseconds).
     pub timestamp: String,
     /// The previous entry's hash ([`chain::GENESIS`] for the first).

@@ -208,10 +208,11 @@ impl Alerter {
     /// dedupe window. Returns whether it was queued. Never blocks on the network.
     pub fn enqueue(&self, event: &StoredEvent) -> bool {
         let source = event
+            .event
             .source_ip
             .map_or_else(|| "-".to_owned(), |ip| ip.to_string());
         let body = serde_json::json!({"type": "security.event", "timestamp": event.timestamp, "data": event});
-        self.push(event.kind.as_str(), source, event.id.clone(), &body)
+        self.push(event.event.kind.as_str(), source, event.id.clone(), &body)
     }
 
     /// Queues the "audit store cannot write" alert (deduplicated like any other).

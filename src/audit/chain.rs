@@ -119,7 +119,7 @@ mod tests {
         other.prev_hash = "1".repeat(64);
         assert!(!seal_holds(&other));
         let mut other = e.clone();
-        other.details.insert("n".into(), json!(2));
+        other.event.details.insert("n".into(), json!(2));
         assert!(!seal_holds(&other));
     }
 }

@@ -114,17 +114,12 @@ impl Core {
     pub(super) fn write(&self, e: NewEvent, at: i64) -> Result<StoredEvent, AuditError> {
         let event = StoredEvent {
             id: format!("evt_{:013x}{:016x}", at.max(0), rand::rng().next_u64()),
-            kind: e.kind,
-            severity: e.severity,
-            source_ip: e.source_ip,
-            identity: e.identity,
-            key_id: e.key_id,
-            details: e.details,
+            event: e,
             timestamp: clock::rfc3339_ms(at),
             prev_hash: String::new(),
             hash: String::new(),
         };
-        self.metrics.security_event(event.kind);
+        self.metrics.security_event(event.event.kind);
         match sqlite::append(&self.db, event.clone(), at) {
             Ok(stored) => {
                 if !self.writable.swap(true, Ordering::Relaxed) {
@@ -159,8 +154,8 @@ impl Core {
     fn after(&self, event: &StoredEvent, at: i64) {
         tracing::info!(
             security.id = %event.id,
-            security.type = event.kind.as_str(),
-            security.severity = ?event.severity,
+            security.type = event.event.kind.as_str(),
+            security.severity = ?event.event.severity,
             "security event"
         );
         if let Some(log) = &self.log {
@@ -177,7 +172,7 @@ impl Core {
                 Err(_) => {}
             }
         }
-        if event.severity >= self.min_severity
+        if event.event.severity >= self.min_severity
             && let Some(a) = &self.alerter
         {
             a.enqueue(event);

@@ -110,7 +110,7 @@ pub fn append(db: &Sqlite, mut event: StoredEvent, ts_ms: i64) -> Result<StoredE
         let body = chain::hashed_body(&event);
         tx.execute(
             "INSERT INTO audit_events (id, ts_ms, type, body, hash) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![event.id, ts_ms, event.kind.as_str(), body, event.hash],
+            params![event.id, ts_ms, event.event.kind.as_str(), body, event.hash],
         )?;
         tx.commit()?;
         Ok(event)
@@ -130,7 +130,7 @@ fn check_row(row: &Row, expected_prev: &str) -> Result<StoredEvent, ChainBreak> 
     let mut event: StoredEvent = serde_json::from_str(&row.body).map_err(|_| altered())?;
     event.hash = row.hash.clone();
     let consistent = event.id == row.id
-        && event.kind.as_str() == row.kind
+        && event.event.kind.as_str() == row.kind
         && crate::clock::parse_rfc3339_ms(&event.timestamp) == Some(row.ts_ms);
     if !consistent {
         return Err(altered());

@@ -17,12 +17,14 @@ const T0: i64 = 1_700_000_000_000;
 pub(crate) fn sample_event() -> StoredEvent {
     StoredEvent {
         id: "evt_1".into(),
-        kind: EventType::WebhookReplay,
-        severity: Severity::High,
-        source_ip: Some("203.0.113.9".parse().expect("ip")),
-        identity: Some("ab12cd34".into()),
-        key_id: Some("APIabc".into()),
-        details: serde_json::Map::from_iter([("n".to_owned(), json!(1))]),
+        event: NewEvent {
+            kind: EventType::WebhookReplay,
+            severity: Severity::High,
+            source_ip: Some("203.0.113.9".parse().expect("ip")),
+            identity: Some("ab12cd34".into()),
+            key_id: Some("APIabc".into()),
+            details: serde_json::Map::from_iter([("n".to_owned(), json!(1))]),
+        },
         timestamp: "2024-01-01T00:00:00.000Z".into(),
         prev_hash: String::new(),
         hash: String::new(),
@@ -95,7 +97,7 @@ async fn every_event_type_reaches_the_store_and_the_security_log_chained() {
     audit.flush().await;
     let stored = audit.recent_events(100).expect("query");
     assert_eq!(stored.len(), 10);
-    let mut kinds: Vec<EventType> = stored.iter().map(|e| e.kind).collect();
+    let mut kinds: Vec<EventType> = stored.iter().map(|e| e.event.kind).collect();
     kinds.sort();
     assert_eq!(kinds, EventType::ALL.to_vec());
     // Newest first; the oldest links to genesis and each to the one before.
@@ -159,7 +161,7 @@ async fn hostile_strings_stay_values_and_secrets_are_masked() {
         "the hostile value survives intact as a JSON value"
     );
     let stored = audit.recent_events(1).expect("query");
-    assert_eq!(stored[0].details["room"], forged);
+    assert_eq!(stored[0].event.details["room"], forged);
     assert!(!serde_json::to_string(&stored).expect("json").contains(jwt));
 }
 
@@ -205,7 +207,7 @@ fn verification_finds_an_edited_a_deleted_and_an_inserted_entry() {
                 c.execute("UPDATE audit_events SET seq = seq + 100 WHERE seq > 2", [])?;
                 c.execute(
                     "INSERT INTO audit_events (seq, id, ts_ms, type, body, hash) VALUES (3, 'evt_forged', ?1, ?2, ?3, ?4)",
-                    rusqlite::params![crate::clock::parse_rfc3339_ms(&fake.timestamp), fake.kind.as_str(), chain::hashed_body(&fake), fake.hash],
+                    rusqlite::params![crate::clock::parse_rfc3339_ms(&fake.timestamp), fake.event.kind.as_str(), chain::hashed_body(&fake), fake.hash],
                 )
             }),
         }
@@ -245,7 +247,7 @@ async fn retention_keeps_day_89_drops_day_91_and_the_rest_still_verifies() {
     assert_eq!(audit.purge(fx.clock.now_ms()).expect("purge"), 1);
     let left = audit.recent_events(10).expect("query");
     assert_eq!(left.len(), 1);
-    assert_eq!(left[0].details["day"], 2);
+    assert_eq!(left[0].event.details["day"], 2);
     let report = verify_chain(audit.store()).expect("still verifies from the anchor");
     assert_eq!((report.entries, report.purged), (1, 1));
     // New entries keep chaining after a purge, and a purge with nothing due does nothing.
@@ -364,12 +366,17 @@ fn queries_filter_page_and_count() {
         .query(Some(EventType::IpBlocked), None, 2, None)
         .expect("page 1");
     assert_eq!(first.events.len(), 2);
-    assert!(first.events.iter().all(|e| e.kind == EventType::IpBlocked));
-    assert_eq!(first.events[0].details["i"], 4);
+    assert!(
+        first
+            .events
+            .iter()
+            .all(|e| e.event.kind == EventType::IpBlocked)
+    );
+    assert_eq!(first.events[0].event.details["i"], 4);
     let second = audit
         .query(Some(EventType::IpBlocked), None, 2, first.next.clone())
         .expect("page 2");
-    assert_eq!(second.events[0].details["i"], 2);
+    assert_eq!(second.events[0].event.details["i"], 2);
     let last = audit
         .query(Some(EventType::IpBlocked), None, 2, second.next)
         .expect("page 3");
