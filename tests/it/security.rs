@@ -31,8 +31,15 @@ async fn wait_for_type(base: &str, kind: &str) -> Value {
     panic!("no {kind} event recorded");
 }
 
-fn from(ip: &str) -> (&'static str, String) {
-    ("x-forwarded-for", ip.to_owned())
+/// `GET /api/rooms` with `token`, from `ip` through the trusted proxy.
+async fn rooms_from(base: &str, ip: &str, token: &str) -> reqwest::Response {
+    support::client()
+        .get(format!("{base}/api/rooms"))
+        .header("x-forwarded-for", ip)
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("req")
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -77,37 +84,19 @@ async fn every_event_type_comes_from_its_real_trigger() {
         .expect("req");
     assert_eq!(r.status(), 403);
     // SUSPICIOUS_LOGIN, MULTIPLE_FAILED_AUTH, IP_BLOCKED: five failures then a refused request.
-    let (h, ip) = from("198.51.100.77");
+    let ip = "198.51.100.77";
     for i in 0..5 {
-        let r = c
-            .get(format!("{base}/api/rooms"))
-            .header(h, &ip)
-            .bearer_auth("not-a-token")
-            .send()
-            .await
-            .expect("req");
+        let r = rooms_from(&base, ip, "not-a-token").await;
         assert_eq!(r.status(), 401, "failure {i}");
     }
-    let r = c
-        .get(format!("{base}/api/rooms"))
-        .header(h, &ip)
-        .bearer_auth(support::list_token())
-        .send()
-        .await
-        .expect("req");
+    let r = rooms_from(&base, ip, &support::list_token()).await;
     assert_eq!(r.status(), 403, "locked out even with a valid token");
     assert!(r.headers().contains_key("retry-after"));
     // RATE_LIMIT_EXCEEDED and UNUSUAL_API_USAGE from one busy client.
-    let (h2, busy) = from("198.51.100.78");
+    let busy = "198.51.100.78";
     let mut limited = false;
     for _ in 0..40 {
-        let r = c
-            .get(format!("{base}/api/rooms"))
-            .header(h2, &busy)
-            .bearer_auth(support::list_token())
-            .send()
-            .await
-            .expect("req");
+        let r = rooms_from(&base, busy, &support::list_token()).await;
         if r.status() == 429 {
             assert!(
                 r.headers().contains_key("retry-after") && r.headers().contains_key("ratelimit")
@@ -223,13 +212,7 @@ async fn every_event_type_comes_from_its_real_trigger() {
         .await
         .expect("req");
     assert_eq!(r.status(), 200);
-    let r = c
-        .get(format!("{base}/api/rooms"))
-        .header(h, &ip)
-        .bearer_auth(support::list_token())
-        .send()
-        .await
-        .expect("req");
+    let r = rooms_from(&base, ip, &support::list_token()).await;
     assert_eq!(r.status(), 200, "unblocked");
     let r = c
         .post(format!("{base}/api/security/unblock"))
