@@ -79,12 +79,7 @@ async fn ghosts_are_removed_and_missed_joins_added_with_least_privilege_tokens()
     ))
     .await;
     // What webhooks told us: room keep with stay + ghost, and a ghost room.
-    let mut sse = Sse::open(
-        &format!("{}/api/events", s.url),
-        Some(&support::list_token()),
-        &[],
-    )
-    .await;
+    let mut sse = Sse::watch_all(&s.url).await;
     // Warden reconciles once at start: what LiveKit has may already be in the snapshot.
     let snapshot = sse
         .next(Duration::from_secs(5))
@@ -279,18 +274,8 @@ async fn in_a_cluster_one_node_reconciles_for_all_and_another_takes_over() {
         !leads(&a) && !leads(&b),
         "the dead node's lease still holds"
     );
-    let mut on_a = Sse::open(
-        &format!("{}/api/events", a.url),
-        Some(&support::list_token()),
-        &[],
-    )
-    .await;
-    let mut on_b = Sse::open(
-        &format!("{}/api/events", b.url),
-        Some(&support::list_token()),
-        &[],
-    )
-    .await;
+    let mut on_a = Sse::watch_all(&a.url).await;
+    let mut on_b = Sse::watch_all(&b.url).await;
     for sse in [&mut on_a, &mut on_b] {
         assert_eq!(
             sse.next(Duration::from_secs(5))

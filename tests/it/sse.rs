@@ -270,12 +270,7 @@ async fn snapshot_then_resume_without_gap_or_duplicate_and_reset_on_unknown_id()
 #[tokio::test]
 async fn heartbeat_comments_and_proxy_headers() {
     let s = support::spawn("realtime: {heartbeat_seconds: 1}").await;
-    let mut c = Sse::open(
-        &format!("{}/api/events", s.url),
-        Some(&support::list_token()),
-        &[],
-    )
-    .await;
+    let mut c = Sse::watch_all(&s.url).await;
     assert_eq!(
         c.headers["content-type"]
             .to_str()
@@ -315,12 +310,7 @@ async fn the_stream_closes_when_the_token_expires() {
 #[tokio::test]
 async fn shutdown_closes_streams_cleanly() {
     let s = support::spawn("").await;
-    let mut c = Sse::open(
-        &format!("{}/api/events", s.url),
-        Some(&support::list_token()),
-        &[],
-    )
-    .await;
+    let mut c = Sse::watch_all(&s.url).await;
     assert_eq!(
         c.next(T).await.map(|e| e.event).as_deref(),
         Some("snapshot")

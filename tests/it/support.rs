@@ -416,6 +416,11 @@ pub struct Sse {
 }
 
 impl Sse {
+    /// `GET {base}/api/events` with a roomList token: every room.
+    pub async fn watch_all(base: &str) -> Sse {
+        Sse::open(&format!("{base}/api/events"), Some(&list_token()), &[]).await
+    }
+
     /// Opens `url` (path and query included) with optional bearer token and headers.
     pub async fn open(url: &str, token: Option<&str>, headers: &[(&str, &str)]) -> Sse {
         let mut req = client().get(url).header("accept", "text/event-stream");

@@ -111,12 +111,7 @@ async fn nodes_share_a_tls_redis_with_a_password_that_never_shows() {
     let mut served_b = b.serve(&[]);
 
     // An event through node A reaches an SSE client on node B: both talk TLS to Redis.
-    let mut on_b = Sse::open(
-        &format!("{}/api/events", served_b.url),
-        Some(&support::list_token()),
-        &[],
-    )
-    .await;
+    let mut on_b = Sse::watch_all(&served_b.url).await;
     assert_eq!(on_b.status, 200, "{}", on_b.body);
     assert_eq!(
         on_b.next(Duration::from_secs(5))
