@@ -381,9 +381,12 @@ impl Ring {
             return (self.head + 1).saturating_sub(from);
         }
         let skip = usize::try_from(from.saturating_sub(self.oldest())).unwrap_or(usize::MAX);
+        // Counting stops just past the limit: only "over or not" matters.
+        let limit = usize::try_from(limits.max_lag).unwrap_or(usize::MAX);
         self.frames
             .range(skip.min(self.frames.len())..)
             .filter(|f| limits.filter.admits(f.room.as_deref()))
+            .take(limit.saturating_add(1))
             .count() as u64
     }
 

@@ -310,17 +310,20 @@ async fn a_parked_subscriber_is_woken_by_a_publish() {
     let hub = Hub::new(settings(100, 100, 50));
     let mut sub = hub.subscribe(request(Access::All, &[], None));
     ready(&mut sub);
+    assert_eq!(woken_in_a_task(&hub, sub, "PA_1").await, [1]);
+}
+
+/// Waits for `sub`'s next chunk in another task, publishes a join of `sid`,
+/// and returns the seqs of the chunk that woke it.
+async fn woken_in_a_task(hub: &Hub, mut sub: Subscription, sid: &str) -> Vec<u64> {
     let task = tokio::spawn(async move { sub.next().await });
     tokio::task::yield_now().await;
-    hub.publish(joined("demo", "PA_1"), NOW);
+    hub.publish(joined("demo", sid), NOW);
     let chunk = tokio::time::timeout(Duration::from_secs(5), task)
         .await
         .expect("woken")
         .expect("task");
-    assert_eq!(
-        seqs(&parse(&chunk.expect("chunk").expect("infallible"))),
-        [1]
-    );
+    seqs(&parse(&chunk.expect("chunk").expect("infallible")))
 }
 
 #[tokio::test]
@@ -331,17 +334,7 @@ async fn a_subscriber_parked_by_one_task_is_woken_in_another() {
     hub.publish(joined("demo", "PA_1"), NOW);
     // Read with a no-op waker: the subscription parks that waker as it catches up.
     assert_eq!(seqs(&drain(&mut sub)), [1]);
-    let task = tokio::spawn(async move { sub.next().await });
-    tokio::task::yield_now().await;
-    hub.publish(joined("demo", "PA_2"), NOW);
-    let chunk = tokio::time::timeout(Duration::from_secs(5), task)
-        .await
-        .expect("woken")
-        .expect("task");
-    assert_eq!(
-        seqs(&parse(&chunk.expect("chunk").expect("infallible"))),
-        [2]
-    );
+    assert_eq!(woken_in_a_task(&hub, sub, "PA_2").await, [2]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
