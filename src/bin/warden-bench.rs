@@ -12,12 +12,15 @@
 //! Module map: `sign` (LiveKit signatures and payloads), `http` (raw
 //! HTTP/1.1 and SSE decoding), `server` (processes, `/proc` figures),
 //! `conns` (opening and reading SSE streams), `plan` (what runs, how big), `scenario` (flood, idle,
-//! storm), `fanout` (fan-out and slow consumer), `report` (the table).
+//! storm), `fanout` (fan-out and slow consumer), `floor` (the kernel-only
+//! fan-out server), `report` (the table).
 
 #[path = "warden-bench/conns.rs"]
 mod conns;
 #[path = "warden-bench/fanout.rs"]
 mod fanout;
+#[path = "warden-bench/floor.rs"]
+mod floor;
 #[path = "warden-bench/http.rs"]
 mod http;
 #[path = "warden-bench/plan.rs"]
@@ -86,12 +89,19 @@ struct Args {
     /// How SSE tokens are passed.
     #[arg(long, value_enum, default_value = "query")]
     token: TokenArg,
+    /// Leave out the floor (the kernel-only fan-out server).
+    #[arg(long)]
+    no_floor: bool,
+    /// Be the floor server on this address (the benchmark starts it so).
+    #[arg(long, hide = true)]
+    serve_floor: Option<std::net::SocketAddr>,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
 enum Only {
     Warden,
     Node,
+    Floor,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -103,6 +113,9 @@ enum TokenArg {
 fn main() -> Result<()> {
     let args = Args::parse();
     raise_nofile();
+    if let Some(addr) = args.serve_floor {
+        return floor::serve(addr);
+    }
     let rt = if args.threads <= 1 {
         tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -120,7 +133,9 @@ async fn run(args: Args) -> Result<()> {
     let targets = match args.only {
         Some(Only::Warden) => vec![Target::Warden],
         Some(Only::Node) => vec![Target::Node],
-        None => vec![Target::Warden, Target::Node],
+        Some(Only::Floor) => vec![Target::Floor],
+        None if args.no_floor => vec![Target::Warden, Target::Node],
+        None => vec![Target::Warden, Target::Node, Target::Floor],
     };
     let warden_bin = find_warden(args.warden_bin.clone())?;
     let peer_dir = find_peer(args.peer_dir.clone(), targets.contains(&Target::Node))?;
@@ -144,7 +159,7 @@ async fn run(args: Args) -> Result<()> {
     let started = std::time::Instant::now();
     let mut report = Report::default();
     for step in &plan.steps {
-        for &target in &targets {
+        for &target in targets.iter().filter(|t| step.runs_on(**t)) {
             eprintln!(
                 "[{:>5.1}s] {} — {}",
                 started.elapsed().as_secs_f64(),
@@ -307,7 +322,11 @@ fn render(
         "# Warden vs the Node peer\n\n{date} — {machine}\n\nCommand: `warden-bench {argv}` ({mode}, took {took:.0} s); \
          Warden: `{warden}`; Node: {node}; generator threads: {threads}, connects in flight: {inflight}.\n\
          Each scenario ran against a fresh server process per target, back to back, on 127.0.0.1.\n\
-         \"Warden advantage\" is Warden ÷ Node for throughput and Node ÷ Warden for latency, memory and CPU (above 1: Warden is better).\n\n{table}",
+         \"Warden advantage\" is Warden ÷ Node for throughput and Node ÷ Warden for latency, memory and CPU (above 1: Warden is better).\n\
+         \"floor\" is `warden-bench --serve-floor` (fan-out scenarios only): two threads that write each webhook body to every open socket, \
+         one write per event, and do nothing else (no auth, no verification, no JSON, no HTTP library, no coalescing); \
+         \"× floor\" is Warden's latency or CPU ÷ the floor's (floor ÷ Warden for throughput): how many times the kernel's own cost \
+         of the same writes Warden takes. Below 1 under sustained load: Warden coalesces events while a write is pending, the floor does not.\n\n{table}",
         machine = machine(),
         argv = argv.join(" "),
         mode = if args.quick { "quick" } else { "full" },

@@ -8,12 +8,13 @@ use std::process::Command;
 
 use serde_json::Value;
 
-/// Runs `warden-bench --only warden --quick`; returns the table and the JSON figures.
-fn run_quick() -> (String, Value) {
+/// Runs `warden-bench --quick` with `args`; returns the table and the JSON figures.
+fn run_quick(args: &[&str]) -> (String, Value) {
     let dir = tempfile::tempdir().expect("temp dir");
     let (md, json) = (dir.path().join("latest.md"), dir.path().join("latest.json"));
     let out = Command::new(env!("CARGO_BIN_EXE_warden-bench"))
-        .args(["--only", "warden", "--quick"])
+        .arg("--quick")
+        .args(args)
         .args(["--warden-bin", env!("CARGO_BIN_EXE_warden")])
         .arg("--out")
         .arg(&md)
@@ -32,7 +33,7 @@ fn run_quick() -> (String, Value) {
 
 #[test]
 fn quick_benchmark_against_warden_delivers_every_event_and_writes_the_table() {
-    let (table, figures) = run_quick();
+    let (table, figures) = run_quick(&["--only", "warden"]);
     let fig = |k: &str| figures["Warden"][k].clone();
     assert!(table.contains("| scenario | figure | Warden | Node | Warden advantage |"));
     assert!(!table.contains("| error |"), "{table}");
@@ -67,4 +68,43 @@ fn quick_benchmark_against_warden_delivers_every_event_and_writes_the_table() {
         "200×300",
         "{table}"
     );
+}
+
+/// The floor (`--serve-floor`) takes the same fan-out steps and delivers
+/// every event once, so its figures are the same measurement as Warden's.
+#[test]
+fn quick_floor_delivers_every_event_and_gets_its_columns() {
+    // Its own ports: the other test's servers may be starting at the same time.
+    let args = [
+        "--only",
+        "floor",
+        "--scenarios",
+        "fanout,flood",
+        "--port-base",
+        "18700",
+    ];
+    let (table, figures) = run_quick(&args);
+    assert!(
+        table
+            .contains("| scenario | figure | Warden | Node | Warden advantage | floor | × floor |"),
+        "{table}"
+    );
+    assert!(!table.contains("| error |"), "{table}");
+    assert!(
+        !table.contains("webhook ingest"),
+        "the floor runs fan-out only: {table}"
+    );
+    for (scenario, n) in [
+        ("fan-out to 1 (20 events at 50/s)", 20),
+        ("fan-out to 100 (20 events at 50/s)", 2000),
+    ] {
+        let key = format!("{scenario} / deliveries received / expected (duplicates)");
+        assert_eq!(
+            figures["floor"][&key],
+            format!("{n} / {n} (0)").as_str(),
+            "{table}"
+        );
+        let statuses = &figures["floor"][format!("{scenario} / webhook statuses")];
+        assert_eq!(statuses, "200×20", "{table}");
+    }
 }

@@ -10,6 +10,7 @@ use anyhow::Result;
 
 use crate::report::Figs;
 use crate::scenario::{self, Ctx};
+use crate::server::Target;
 
 /// One scenario with its sizes.
 #[derive(Clone, Debug)]
@@ -63,6 +64,12 @@ impl Step {
             Step::Storm { .. } => "storm",
             Step::Slow { .. } => "slow",
         }
+    }
+
+    /// Whether `target` takes part: the floor only writes events, so it
+    /// runs the fan-out steps only.
+    pub fn runs_on(&self, target: Target) -> bool {
+        target != Target::Floor || matches!(self, Step::Fanout { .. } | Step::Slow { .. })
     }
 
     /// The row label in the table.

@@ -13,9 +13,9 @@ use crate::server::Target;
 /// Which direction is better for a figure (decides the ratio).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Better {
-    /// Throughput-like: ratio = Warden / Node.
+    /// Throughput-like: ratio = Warden / Node (and floor / Warden).
     Higher,
-    /// Latency-, memory- or CPU-like: ratio = Node / Warden.
+    /// Latency-, memory- or CPU-like: ratio = Node / Warden (and Warden / floor).
     Lower,
     /// Counts and text: no ratio.
     Neither,
@@ -66,7 +66,7 @@ struct Row {
     scenario: String,
     figure: String,
     better: Better,
-    vals: [Option<Val>; 2],
+    vals: [Option<Val>; 3],
 }
 
 /// Every row of a benchmark run.
@@ -79,6 +79,7 @@ fn slot(t: Target) -> usize {
     match t {
         Target::Warden => 0,
         Target::Node => 1,
+        Target::Floor => 2,
     }
 }
 
@@ -97,7 +98,7 @@ impl Report {
                         scenario: scenario.to_owned(),
                         figure: f.name.clone(),
                         better: f.better,
-                        vals: [None, None],
+                        vals: [None, None, None],
                     });
                     self.rows.last_mut().expect("a row was just pushed")
                 }
@@ -106,30 +107,45 @@ impl Report {
         }
     }
 
-    /// The Markdown table: scenario, figure, Warden, Node, ratio.
+    /// The Markdown table: scenario, figure, Warden, Node, ratio, and the
+    /// floor's columns when it ran.
     pub fn markdown(&self) -> String {
-        let mut out = String::from(
-            "| scenario | figure | Warden | Node | Warden advantage |\n| --- | --- | ---: | ---: | ---: |\n",
-        );
+        let floor = self.rows.iter().any(|r| r.vals[2].is_some());
+        let mut out = String::from("| scenario | figure | Warden | Node | Warden advantage |");
+        out.push_str(if floor {
+            " floor | × floor |\n| --- | --- | ---: | ---: | ---: | ---: | ---: |\n"
+        } else {
+            "\n| --- | --- | ---: | ---: | ---: |\n"
+        });
         let mut last = "";
         for r in &self.rows {
             let scen = if r.scenario == last { "" } else { &r.scenario };
             last = &r.scenario;
-            let _ = writeln!(
+            let _ = write!(
                 out,
                 "| {scen} | {} | {} | {} | {} |",
                 r.figure,
                 cell(&r.vals[0]),
                 cell(&r.vals[1]),
-                ratio(r)
+                ratio(r.better, &r.vals[0], &r.vals[1])
             );
+            if floor {
+                // Against the floor the question is the reverse: how many times its cost.
+                let _ = write!(
+                    out,
+                    " {} | {} |",
+                    cell(&r.vals[2]),
+                    ratio(r.better, &r.vals[2], &r.vals[0])
+                );
+            }
+            out.push('\n');
         }
         out
     }
 
-    /// `{"Warden": {"scenario / figure": value}, "Node": {…}}`.
+    /// `{"Warden": {"scenario / figure": value}, "Node": {…}, "floor": {…}}`.
     pub fn json(&self) -> Value {
-        let mut by_target = [Map::new(), Map::new()];
+        let mut by_target = [Map::new(), Map::new(), Map::new()];
         for r in &self.rows {
             for (i, v) in r.vals.iter().enumerate() {
                 let value = match v {
@@ -140,8 +156,8 @@ impl Report {
                 by_target[i].insert(format!("{} / {}", r.scenario, r.figure), value);
             }
         }
-        let [w, n] = by_target;
-        json!({"Warden": w, "Node": n})
+        let [w, n, f] = by_target;
+        json!({"Warden": w, "Node": n, "floor": f})
     }
 }
 
@@ -154,11 +170,12 @@ fn cell(v: &Option<Val>) -> String {
     }
 }
 
-fn ratio(r: &Row) -> String {
-    let (Some(Val::Num(w, _)), Some(Val::Num(n, _))) = (&r.vals[0], &r.vals[1]) else {
+/// How many times better `w` is than `n` (blank when either is not a number).
+fn ratio(better: Better, w: &Option<Val>, n: &Option<Val>) -> String {
+    let (Some(Val::Num(w, _)), Some(Val::Num(n, _))) = (w, n) else {
         return String::new();
     };
-    let x = match r.better {
+    let x = match better {
         Better::Higher if *n > 0.0 => w / n,
         Better::Lower if *w > 0.0 => n / w,
         _ => return String::new(),
@@ -212,6 +229,34 @@ mod tests {
         assert!(md.contains("|  | p99 ms | 2.0 | 8.0 | 4.00× |"), "{md}");
         assert!(md.contains("|  | statuses | — | 200×3 |  |"), "{md}");
         assert_eq!(r.json()["Node"]["flood / rate"], 10.0);
+    }
+
+    #[test]
+    fn floor_columns_appear_when_the_floor_ran_and_read_as_times_its_cost() {
+        let mut r = Report::default();
+        let mut w = Figs::default();
+        w.num("p99 ms", 90.0, 1, Better::Lower);
+        w.num("deliveries/s", 400.0, 0, Better::Higher);
+        r.add("fan-out", Target::Warden, w);
+        let mut f = Figs::default();
+        f.num("p99 ms", 60.0, 1, Better::Lower);
+        f.num("deliveries/s", 500.0, 0, Better::Higher);
+        r.add("fan-out", Target::Floor, f);
+        let mut n = Figs::default();
+        n.num("rate", 10.0, 0, Better::Higher);
+        r.add("flood", Target::Node, n);
+        let md = r.markdown();
+        assert!(md.starts_with("| scenario | figure | Warden | Node | Warden advantage | floor | × floor |\n| --- | --- | ---: | ---: | ---: | ---: | ---: |\n"), "{md}");
+        assert!(
+            md.contains("| fan-out | p99 ms | 90.0 | — |  | 60.0 | 1.50× |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("|  | deliveries/s | 400 | — |  | 500 | 1.25× |"),
+            "{md}"
+        );
+        assert!(md.contains("| flood | rate | — | 10 |  | — |  |"), "{md}");
+        assert_eq!(r.json()["floor"]["fan-out / p99 ms"], 60.0);
     }
 
     #[test]

@@ -24,6 +24,8 @@ pub enum Target {
     Warden,
     /// The Node peer (`peers/node-sse`).
     Node,
+    /// `warden-bench --serve-floor`: writes and nothing else (fan-out only).
+    Floor,
 }
 
 impl Target {
@@ -32,6 +34,7 @@ impl Target {
         match self {
             Target::Warden => "Warden",
             Target::Node => "Node",
+            Target::Floor => "floor",
         }
     }
 }
@@ -115,6 +118,7 @@ impl Launcher {
         let mut cmd = match target {
             Target::Warden => self.warden_command(&dir, addr)?,
             Target::Node => self.node_command(port),
+            Target::Floor => Self::floor_command(addr)?,
         };
         cmd.stdin(Stdio::null())
             .stdout(log.try_clone().context("dup log")?)
@@ -157,6 +161,12 @@ impl Launcher {
             .env_remove("RUST_LOG")
             .env("LIVEKIT_API_KEY", &self.keys.api_key)
             .env("LIVEKIT_API_SECRET", self.keys.api_secret());
+        Ok(cmd)
+    }
+
+    fn floor_command(addr: SocketAddr) -> Result<Command> {
+        let mut cmd = Command::new(std::env::current_exe().context("finding warden-bench")?);
+        cmd.arg("--serve-floor").arg(addr.to_string());
         Ok(cmd)
     }
 
