@@ -47,12 +47,19 @@ fn quick_benchmark_against_warden_delivers_every_event_and_writes_the_table() {
         let statuses = fig(&format!("{scenario} / webhook statuses"));
         assert_eq!(statuses, "200×20", "{table}");
     }
-    let slow = "slow consumer (50 subscribers, 20 events at 50/s per phase)";
+    let slow = "slow consumer (50 subscribers; 1× without and with, 20 events at 50/s per phase)";
     for phase in ["without", "with"] {
         let key =
             format!("{slow} / {phase} stalled client: deliveries received / expected (duplicates)");
         assert_eq!(fig(&key), "1000 / 1000 (0)", "{table}");
+        let each = fig(&format!(
+            "{slow} / {phase} stalled client: p99 ms of each phase"
+        ));
+        let one = each.as_str().and_then(|s| s.parse::<f64>().ok());
+        assert!(one.is_some_and(|v| v > 0.0), "one phase a side: {table}");
     }
+    let cut = fig(&format!("{slow} / stalled clients cut off by the server"));
+    assert!(cut.as_str().is_some_and(|s| s.ends_with(" / 1")), "{table}");
     let flood = "webhook ingest (16 in flight, 2 s)";
     let accepted = fig(&format!("{flood} / accepted webhooks/s (2xx)"));
     assert!(accepted.as_f64().is_some_and(|r| r > 0.0), "{table}");

@@ -122,48 +122,59 @@ struct Deliveries {
     duplicates: u64,
 }
 
-fn deliveries(sent: &[Sent], recs: &[Received], seqs: Range<u64>) -> Deliveries {
-    let mut send_at = vec![u64::MAX; seqs.end as usize];
+/// The events of every range in `phases` pooled; the span is the sum of
+/// each range's first send to last receipt.
+fn deliveries(sent: &[Sent], recs: &[Received], phases: &[Range<u64>]) -> Deliveries {
+    let end = phases.iter().map(|r| r.end).max().unwrap_or(0);
+    let mut send_at = vec![u64::MAX; end as usize];
     let mut statuses = BTreeMap::new();
     let mut resp_us = Vec::new();
-    for s in sent.iter().filter(|s| seqs.contains(&s.seq)) {
+    for s in sent
+        .iter()
+        .filter(|s| phases.iter().any(|r| r.contains(&s.seq)))
+    {
         send_at[s.seq as usize] = s.at_us;
         *statuses.entry(s.status.clone()).or_default() += 1;
         resp_us.push(s.took_us);
     }
     let mut lat_us = Vec::new();
-    let (mut first, mut last) = (u64::MAX, 0);
-    for r in recs {
-        for seq in seqs.clone() {
-            let (at, sent_at) = (r.at_us[seq as usize], send_at[seq as usize]);
-            if at != u64::MAX && sent_at != u64::MAX {
-                lat_us.push(at.saturating_sub(sent_at));
-                first = first.min(sent_at);
-                last = last.max(at);
+    let mut span_us = 0;
+    for seqs in phases {
+        let (mut first, mut last) = (u64::MAX, 0);
+        for r in recs {
+            for seq in seqs.clone() {
+                let (at, sent_at) = (r.at_us[seq as usize], send_at[seq as usize]);
+                if at != u64::MAX && sent_at != u64::MAX {
+                    lat_us.push(at.saturating_sub(sent_at));
+                    first = first.min(sent_at);
+                    last = last.max(at);
+                }
             }
         }
+        span_us += last.saturating_sub(first);
     }
     resp_us.sort_unstable();
     lat_us.sort_unstable();
+    let events: u64 = phases.iter().map(|r| r.end - r.start).sum();
     Deliveries {
         statuses,
         resp_us,
         lat_us,
-        span_s: last.saturating_sub(first).max(1) as f64 / 1e6,
-        expected: (seqs.end - seqs.start) as usize * recs.len(),
+        span_s: span_us.max(1) as f64 / 1e6,
+        expected: events as usize * recs.len(),
         duplicates: recs.iter().map(|r| r.duplicates).sum(),
     }
 }
 
-/// Delivery figures for the events `seqs`, each name prefixed with `prefix`.
+/// Delivery figures for the events of `phases`, each name prefixed with `prefix`.
 fn delivery_figs(
     figs: &mut Figs,
     prefix: &str,
     sent: &[Sent],
     recs: &[Received],
-    seqs: Range<u64>,
+    phases: &[Range<u64>],
 ) {
-    let d = deliveries(sent, recs, seqs);
+    let d = deliveries(sent, recs, phases);
     let name = |n: &str| format!("{prefix}{n}");
     let got = d.lat_us.len();
     figs.text(&name("webhook statuses"), status_counts(&d.statuses));
@@ -281,7 +292,7 @@ pub async fn fanout(ctx: &Ctx<'_>, n: usize, events: u64, rate: f64) -> Result<F
         0,
         Better::Neither,
     );
-    delivery_figs(&mut figs, "", &sent, &recs, 0..events);
+    delivery_figs(&mut figs, "", &sent, &recs, &[0..events]);
     let rss = ctx.server.stats().rss as f64 / 1e6;
     figs.num("server CPU s, event phase", cpu, 2, Better::Lower);
     figs.num("server RSS end MB", rss, 1, Better::Lower);
@@ -295,33 +306,82 @@ pub async fn fanout(ctx: &Ctx<'_>, n: usize, events: u64, rate: f64) -> Result<F
     Ok(figs)
 }
 
-/// Others' latency without, with, and again without one client that
-/// stopped reading: the two "without" phases show the run-to-run spread
-/// that the "with" phase is to be read against.
-pub async fn slow(ctx: &Ctx<'_>, n: usize, events: u64, rate: f64) -> Result<Figs> {
+/// Others' latency with and without one client that stopped reading, in
+/// alternating phases (without, with, without, with, …) so that drift and
+/// run-to-run spread fall on both sides alike; the figures pool each side
+/// and list every phase's p99, the spread the difference is to be read
+/// against. Before every phase `fill` unmeasured events go to everyone, so
+/// in a "with" phase the stalled client (connected just before, 4 KiB
+/// receive buffer, reads its head and nothing more) already has more
+/// unread than its receive buffer holds: its window is closed and what the
+/// server writes to it waits in the server's kernel (on loopback Linux
+/// takes about 2.8 MB before refusing a write; Warden's write deadline,
+/// `TCP_USER_TIMEOUT`, cuts such a peer after `write_timeout_seconds`). It
+/// is closed after its phase, if the server has not cut it off first.
+pub async fn slow(ctx: &Ctx<'_>, n: usize, plan: SlowPlan) -> Result<Figs> {
+    let SlowPlan {
+        events,
+        rate,
+        pairs,
+        fill,
+    } = plan;
     let mut figs = Figs::default();
-    let subs = subscribe(ctx, &mut figs, n, events as usize, 3).await;
-    let sent_a = send_events(ctx, &subs.shared, 0..events, rate, 4).await;
-    drain(ctx, &subs.shared, 0).await;
-    let stalled = open_stalled(ctx)
-        .await
-        .context("opening the stalled client")?;
-    let sent_b = send_events(ctx, &subs.shared, events..2 * events, rate, 4).await;
-    drain(ctx, &subs.shared, 1).await;
-    let cut_off = cut_off(stalled).await;
-    let sent_c = send_events(ctx, &subs.shared, 2 * events..3 * events, rate, 4).await;
-    drain(ctx, &subs.shared, 2).await;
-    let recs = subs.finish().await;
-    for (prefix, sent, seqs) in [
-        ("without stalled client: ", &sent_a, 0..events),
-        ("with stalled client: ", &sent_b, events..2 * events),
-        ("without again: ", &sent_c, 2 * events..3 * events),
-    ] {
-        delivery_figs(&mut figs, prefix, sent, &recs, seqs);
+    let phases = 2 * pairs;
+    let subs = subscribe(ctx, &mut figs, n, events as usize, phases).await;
+    let mut sent = Vec::new();
+    // Sequence numbers past the measured ones: readers ignore them.
+    let mut filler = phases as u64 * events;
+    let mut cut = 0;
+    let mut sides: [Vec<Range<u64>>; 2] = Default::default();
+    for phase in 0..phases {
+        let stalled = if phase % 2 == 1 {
+            Some(
+                open_stalled(ctx)
+                    .await
+                    .context("opening the stalled client")?,
+            )
+        } else {
+            None
+        };
+        send_events(ctx, &subs.shared, filler..filler + fill, FILL_RATE, 4).await;
+        filler += fill;
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let seqs = phase as u64 * events..(phase as u64 + 1) * events;
+        sent.extend(send_events(ctx, &subs.shared, seqs.clone(), rate, 4).await);
+        drain(ctx, &subs.shared, phase).await;
+        if let Some(s) = stalled
+            && cut_off(s).await
+        {
+            cut += 1;
+        }
+        sides[phase % 2].push(seqs);
     }
+    let recs = subs.finish().await;
+    let mut p99 = [0.0; 2];
+    for (side, prefix) in ["without stalled client: ", "with stalled client: "]
+        .into_iter()
+        .enumerate()
+    {
+        delivery_figs(&mut figs, prefix, &sent, &recs, &sides[side]);
+        p99[side] = pct_ms(&deliveries(&sent, &recs, &sides[side]).lat_us, 99.0);
+        let each: Vec<String> = sides[side]
+            .iter()
+            .map(|seqs| {
+                let d = deliveries(&sent, &recs, std::slice::from_ref(seqs));
+                format!("{:.1}", pct_ms(&d.lat_us, 99.0))
+            })
+            .collect();
+        figs.text(&format!("{prefix}p99 ms of each phase"), each.join(", "));
+    }
+    figs.num(
+        "p99 with − without, ms (pooled)",
+        p99[1] - p99[0],
+        2,
+        Better::Neither,
+    );
     figs.text(
-        "stalled client cut off by the server",
-        if cut_off { "yes" } else { "no" },
+        "stalled clients cut off by the server",
+        format!("{cut} / {pairs}"),
     );
     figs.num(
         "server RSS end MB",
@@ -330,6 +390,30 @@ pub async fn slow(ctx: &Ctx<'_>, n: usize, events: u64, rate: f64) -> Result<Fig
         Better::Lower,
     );
     Ok(figs)
+}
+
+/// Unmeasured events before every slow-consumer phase go out at this rate.
+const FILL_RATE: f64 = 50.0;
+
+/// The slow-consumer step's sizes.
+#[derive(Clone, Copy, Debug)]
+pub struct SlowPlan {
+    /// Measured webhooks per phase.
+    pub events: u64,
+    /// Their rate, per second.
+    pub rate: f64,
+    /// Phase pairs (without, with).
+    pub pairs: usize,
+    /// Unmeasured webhooks before each phase.
+    pub fill: u64,
+}
+
+impl SlowPlan {
+    /// Seconds the phases take at most (fill, settle, events, drain).
+    pub fn max_secs(&self, drain: u64) -> u64 {
+        let phase = self.fill as f64 / FILL_RATE + 1.0 + self.events as f64 / self.rate;
+        2 * self.pairs as u64 * (phase.ceil() as u64 + drain + 1)
+    }
 }
 
 /// A subscriber with a 4 KiB receive buffer that reads its response head
