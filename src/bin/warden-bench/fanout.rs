@@ -292,7 +292,13 @@ pub async fn fanout(ctx: &Ctx<'_>, n: usize, events: u64, rate: f64) -> Result<F
         0,
         Better::Neither,
     );
-    delivery_figs(&mut figs, "", &sent, &recs, &[0..events]);
+    delivery_figs(
+        &mut figs,
+        "",
+        &sent,
+        &recs,
+        std::slice::from_ref(&(0..events)),
+    );
     let rss = ctx.server.stats().rss as f64 / 1e6;
     figs.num("server CPU s, event phase", cpu, 2, Better::Lower);
     figs.num("server RSS end MB", rss, 1, Better::Lower);
