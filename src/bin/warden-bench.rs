@@ -323,7 +323,7 @@ fn render(
          Warden: `{warden}`; Node: {node}; generator threads: {threads}, connects in flight: {inflight}.\n\
          Each scenario ran against a fresh server process per target, back to back, on 127.0.0.1.\n\
          \"Warden advantage\" is Warden ÷ Node for throughput and Node ÷ Warden for latency, memory and CPU (above 1: Warden is better).\n\
-         \"floor\" is `warden-bench --serve-floor` (fan-out scenarios only): two threads that write each webhook body to every open socket, \
+         \"floor\" is `warden-bench --serve-floor` (fan-out to N only): two threads that write each webhook body to every open socket, \
          one write per event, and do nothing else (no auth, no verification, no JSON, no HTTP library, no coalescing); \
          \"× floor\" is Warden's latency or CPU ÷ the floor's (floor ÷ Warden for throughput): how many times the kernel's own cost \
          of the same writes Warden takes. Below 1 under sustained load: Warden coalesces events while a write is pending, the floor does not.\n\n{table}",

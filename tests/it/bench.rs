@@ -86,7 +86,7 @@ fn quick_floor_delivers_every_event_and_gets_its_columns() {
         "--only",
         "floor",
         "--scenarios",
-        "fanout,flood",
+        "fanout,flood,slow",
         "--port-base",
         "18700",
     ];
@@ -101,6 +101,7 @@ fn quick_floor_delivers_every_event_and_gets_its_columns() {
         !table.contains("webhook ingest"),
         "the floor runs fan-out only: {table}"
     );
+    assert!(!table.contains("slow consumer"), "{table}");
     for (scenario, n) in [
         ("fan-out to 1 (20 events at 50/s)", 20),
         ("fan-out to 100 (20 events at 50/s)", 2000),
