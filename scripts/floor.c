@@ -1,6 +1,12 @@
-// Floor: how fast can this machine put one small segment on each of N loopback
-// TCP connections and have an epoll reader on the same box read them all?
-// usage: floor N writer_threads reader_threads rounds
+// The fan-out floor without the Rust generator: how fast can this machine
+// put one small segment on each of N loopback TCP connections and have epoll
+// readers in the same process read them all? Prints each round's p50/p99/max
+// (from the start of the writes to each read) and all rounds pooled.
+//
+//   gcc -O2 -pthread scripts/floor.c -o /tmp/floor && /tmp/floor 9900 2 1 10
+//
+// usage: floor N writer_threads reader_threads rounds. Both ends of every
+// connection live in this process: N is at most about half the file limit.
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
@@ -74,6 +80,10 @@ static int cmp(const void *a, const void *b) {
 }
 
 int main(int argc, char **argv) {
+  if (argc != 5) {
+    fprintf(stderr, "usage: %s N writer_threads reader_threads rounds\n", argv[0]);
+    return 2;
+  }
   N = atoi(argv[1]);
   WT = atoi(argv[2]);
   RT = atoi(argv[3]);
@@ -92,6 +102,10 @@ int main(int argc, char **argv) {
     cli[i] = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
     connect(cli[i], (void *)&a, sizeof a);
     srv[i] = accept(l, 0, 0);
+    if (cli[i] < 0 || srv[i] < 0) {
+      fprintf(stderr, "connection %d: %s (N too large for the file limit?)\n", i, strerror(errno));
+      return 1;
+    }
     setsockopt(srv[i], IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     setsockopt(cli[i], IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
   }
@@ -99,6 +113,10 @@ int main(int argc, char **argv) {
   pthread_barrier_init(&wdone, 0, WT + 1);
   pthread_t th;
   for (long k = 0; k < WT; k++) pthread_create(&th, 0, writer, (void *)k);
+  if (WT < 1 || RT < 1 || RT > 16 || N < 1 || ROUNDS < 1) {
+    fprintf(stderr, "need N, writers, rounds >= 1 and 1..16 readers\n");
+    return 2;
+  }
   pthread_t rth[16];
   for (long k = 0; k < RT; k++) pthread_create(&rth[k], 0, reader, (void *)k);
   double *all = calloc((size_t)N * ROUNDS, sizeof(double));
