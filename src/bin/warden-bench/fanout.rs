@@ -166,14 +166,15 @@ fn deliveries(sent: &[Sent], recs: &[Received], phases: &[Range<u64>]) -> Delive
     }
 }
 
-/// Delivery figures for the events of `phases`, each name prefixed with `prefix`.
+/// Delivery figures for the events of `phases`, each name prefixed with
+/// `prefix`; returns the deliveries they came from.
 fn delivery_figs(
     figs: &mut Figs,
     prefix: &str,
     sent: &[Sent],
     recs: &[Received],
     phases: &[Range<u64>],
-) {
+) -> Deliveries {
     let d = deliveries(sent, recs, phases);
     let name = |n: &str| format!("{prefix}{n}");
     let got = d.lat_us.len();
@@ -206,6 +207,7 @@ fn delivery_figs(
         0,
         Better::Higher,
     );
+    d
 }
 
 /// Subscribers connected and their readers running.
@@ -292,7 +294,7 @@ pub async fn fanout(ctx: &Ctx<'_>, n: usize, events: u64, rate: f64) -> Result<F
         0,
         Better::Neither,
     );
-    delivery_figs(
+    let _ = delivery_figs(
         &mut figs,
         "",
         &sent,
@@ -368,8 +370,8 @@ pub async fn slow(ctx: &Ctx<'_>, n: usize, plan: SlowPlan) -> Result<Figs> {
         .into_iter()
         .enumerate()
     {
-        delivery_figs(&mut figs, prefix, &sent, &recs, &sides[side]);
-        p99[side] = pct_ms(&deliveries(&sent, &recs, &sides[side]).lat_us, 99.0);
+        let pooled = delivery_figs(&mut figs, prefix, &sent, &recs, &sides[side]);
+        p99[side] = pct_ms(&pooled.lat_us, 99.0);
         let each: Vec<String> = sides[side]
             .iter()
             .map(|seqs| {

@@ -27,6 +27,13 @@ fn poll(sub: &mut Subscription, waker: &Waker) -> Poll<Option<Bytes>> {
         .map(|o| o.map(|r| r.expect("infallible")))
 }
 
+/// A subscriber of room "a" only, past its snapshot.
+fn in_room_a(hub: &Hub) -> Subscription {
+    let mut sub = hub.subscribe(request(Access::All, &["a"], None));
+    ready(&mut sub);
+    sub
+}
+
 fn events(frames: &[Sse]) -> Vec<String> {
     frames
         .iter()
@@ -69,8 +76,7 @@ async fn a_single_room_subscriber_is_woken_only_by_its_room() {
 #[tokio::test]
 async fn lag_counts_the_subscribers_own_room_only() {
     let hub = Hub::new(settings(100, 4, 50));
-    let mut sub = hub.subscribe(request(Access::All, &["a"], None));
-    ready(&mut sub);
+    let mut sub = in_room_a(&hub);
     assert!(is_pending(&mut sub));
     for i in 0..3 {
         hub.publish(joined("a", &format!("PA_a{i}")), NOW);
@@ -98,8 +104,7 @@ async fn lag_counts_the_subscribers_own_room_only() {
 async fn a_dropped_frame_of_its_room_is_a_reset_never_a_gap() {
     // The ring holds max(history, queue) = 4 frames.
     let hub = Hub::new(settings(4, 4, 50));
-    let mut sub = hub.subscribe(request(Access::All, &["a"], None));
-    ready(&mut sub);
+    let mut sub = in_room_a(&hub);
     assert!(is_pending(&mut sub));
     hub.publish(joined("a", "PA_a"), NOW);
     for i in 0..10 {
@@ -111,8 +116,7 @@ async fn a_dropped_frame_of_its_room_is_a_reset_never_a_gap() {
 #[tokio::test]
 async fn closing_wakes_single_room_subscribers_and_leaving_forgets_the_room() {
     let hub = Hub::new(settings(100, 100, 50));
-    let mut sub = hub.subscribe(request(Access::All, &["a"], None));
-    ready(&mut sub);
+    let mut sub = in_room_a(&hub);
     let count = Arc::new(Count::default());
     let waker = Waker::from(count.clone());
     assert!(poll(&mut sub, &waker).is_pending());
