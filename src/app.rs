@@ -139,13 +139,20 @@ impl AppState {
             }
             None => None,
         };
-        let hub = match &boot {
-            Some(b) => Hub::with_epoch(HubSettings::from_config(&config), b.epoch().to_owned()),
-            None => Hub::new(HubSettings::from_config(&config)),
-        };
         let replay = match &boot {
             Some(_) => ReplayStore::deferred(),
             None => ReplayStore::sqlite(store.clone(), crate::webhook::replay::DEFAULT_CAP)?,
+        };
+        // One node keeps its history and room state in the embedded database;
+        // a cluster keeps them in Redis' shared stream.
+        let hub = match &boot {
+            Some(b) => Hub::with_epoch(HubSettings::from_config(&config), b.epoch().to_owned()),
+            None => Hub::durable(
+                HubSettings::from_config(&config),
+                &config.storage.path,
+                Some(replay.clone()),
+            )
+            .with_context(|| format!("event history in {}", config.storage.path.display()))?,
         };
         let cluster = boot
             .map(|b| {
@@ -264,6 +271,7 @@ pub async fn run_with(
         state.hub.close();
     })
     .await;
+    state.hub.flush();
     state.receiver.replay_store().flush();
     state.audit.flush().await;
     Ok(())

@@ -6,7 +6,7 @@
 //! IPs, user agents, stream keys or TURN passwords can get here, because
 //! there is no field to hold them. Every string in it has been sanitised.
 
-use serde::Serialize;
+use serde::{Deserialize, Deserializer, Serialize};
 
 /// The LiveKit event names Warden broadcasts.
 pub const BROADCAST_EVENTS: &[&str] = &[
@@ -23,6 +23,12 @@ pub const BROADCAST_EVENTS: &[&str] = &[
     "ingress_started",
     "ingress_ended",
 ];
+
+/// One of a fixed vocabulary of names (a state, a kind, a status). An alias
+/// and not a bare `&'static str` in the structs below because serde's derive
+/// borrows fields spelled `&str` from the input, which a `'static` lifetime
+/// would demand of every input; stored names are read back by [`names`].
+pub type Name = &'static str;
 
 /// One verified LiveKit event, ready to broadcast.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -68,7 +74,7 @@ pub struct EventData {
 }
 
 /// A room, minimised.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RoomInfo {
     /// `RM_…`
     pub sid: String,
@@ -83,7 +89,7 @@ pub struct RoomInfo {
 }
 
 /// A participant, minimised: the identity is hashed (unless configured otherwise).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ParticipantInfo {
     /// `PA_…`
     pub sid: String,
@@ -92,49 +98,121 @@ pub struct ParticipantInfo {
     /// Display name, sanitised.
     pub name: String,
     /// `joining|joined|active|disconnected`
-    pub state: &'static str,
+    #[serde(deserialize_with = "names::participant_state")]
+    pub state: Name,
     /// Join time, Unix seconds, when known.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub joined_at: Option<i64>,
     /// Published tracks, when LiveKit listed them.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tracks: Vec<TrackInfo>,
 }
 
 /// A track, minimised.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TrackInfo {
     /// `TR_…`
     pub sid: String,
     /// `audio|video|data`
-    pub kind: &'static str,
+    #[serde(deserialize_with = "names::track_kind")]
+    pub kind: Name,
     /// `camera|microphone|screen_share|screen_share_audio|unknown`
-    pub source: &'static str,
+    #[serde(deserialize_with = "names::track_source")]
+    pub source: Name,
     /// Muted at the time of the event.
     pub muted: bool,
 }
 
 /// An egress, minimised.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EgressInfo {
     /// `EG_…`
     pub id: String,
     /// `starting|active|ending|complete|failed|aborted|limit_reached|unknown`
-    pub status: &'static str,
+    #[serde(deserialize_with = "names::egress_status")]
+    pub status: Name,
 }
 
 /// An ingress, minimised.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IngressInfo {
     /// `IN_…`
     pub id: String,
     /// `endpoint_inactive|buffering|publishing|error|complete|unknown`
-    pub state: &'static str,
+    #[serde(deserialize_with = "names::ingress_state")]
+    pub state: Name,
 }
 
 impl Event {
     /// The room name this event belongs to, for per-room authorisation.
     pub fn room_name(&self) -> Option<&str> {
         self.room_key.as_deref()
+    }
+}
+
+/// Reading stored state back (the room state persisted by the hub's journal):
+/// the enumerated names are `&'static str` on the wire, so a stored name is
+/// mapped back onto the one known spelling, and anything else reads as
+/// `unknown` (stored data is never trusted to widen the vocabulary).
+mod names {
+    use super::{Deserialize, Deserializer};
+
+    fn one_of<'de, D: Deserializer<'de>>(
+        d: D,
+        known: &'static [&'static str],
+    ) -> Result<&'static str, D::Error> {
+        let s = String::deserialize(d)?;
+        Ok(known.iter().copied().find(|k| *k == s).unwrap_or("unknown"))
+    }
+
+    pub(super) fn participant_state<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<&'static str, D::Error> {
+        one_of(d, &["joining", "joined", "active", "disconnected"])
+    }
+
+    pub(super) fn track_kind<'de, D: Deserializer<'de>>(d: D) -> Result<&'static str, D::Error> {
+        one_of(d, &["audio", "video", "data"])
+    }
+
+    pub(super) fn track_source<'de, D: Deserializer<'de>>(d: D) -> Result<&'static str, D::Error> {
+        one_of(
+            d,
+            &[
+                "camera",
+                "microphone",
+                "screen_share",
+                "screen_share_audio",
+                "unknown",
+            ],
+        )
+    }
+
+    pub(super) fn egress_status<'de, D: Deserializer<'de>>(d: D) -> Result<&'static str, D::Error> {
+        one_of(
+            d,
+            &[
+                "starting",
+                "active",
+                "ending",
+                "complete",
+                "failed",
+                "aborted",
+                "limit_reached",
+            ],
+        )
+    }
+
+    pub(super) fn ingress_state<'de, D: Deserializer<'de>>(d: D) -> Result<&'static str, D::Error> {
+        one_of(
+            d,
+            &[
+                "endpoint_inactive",
+                "buffering",
+                "publishing",
+                "error",
+                "complete",
+            ],
+        )
     }
 }

@@ -22,11 +22,15 @@
 //!   subscription takes its snapshot (or history position) and its live
 //!   cursor under `model` too, so a resume or a snapshot is followed by
 //!   exactly the frames after it: no gap, no duplicate.
-//! - Ids are `<epoch>-<seq>`, seqs strictly increasing; the random epoch
-//!   tells a restart apart.
+//! - Ids are `<epoch>-<seq>`, seqs strictly increasing; the epoch tells
+//!   one history from another. A durable hub ([`Hub::durable`]) keeps its
+//!   epoch, history and room state in the embedded database (see
+//!   `journal`): an event is on disk before anyone sees it, so a restart —
+//!   or a crash — continues the same ids.
 
 mod frame;
 mod history;
+mod journal;
 mod remote;
 mod snapshot;
 mod stats;
@@ -42,6 +46,7 @@ use bytes::Bytes;
 use rand::Rng;
 use tokio::time::Instant;
 
+pub use journal::JournalError;
 pub use remote::Applied;
 pub use stats::HubStats;
 pub use stream::{Start, Subscription};
@@ -177,6 +182,8 @@ struct Shared {
     model: Mutex<Model>,
     history: History,
     stats: Counters,
+    /// The durable journal every publish goes through (set once, at start).
+    journal: std::sync::OnceLock<journal::Journal>,
 }
 
 impl Shared {
@@ -202,10 +209,83 @@ impl std::fmt::Debug for Hub {
     }
 }
 
+/// A fresh random epoch.
+fn new_epoch() -> String {
+    format!("{:08x}", rand::rng().random::<u32>())
+}
+
+/// The result of [`Hub::publish`]: the event's seq, at once for an in-memory
+/// hub, once it is on disk for a durable one.
+#[derive(Debug)]
+pub struct Published(PublishedState);
+
+#[derive(Debug)]
+enum PublishedState {
+    Done(u64),
+    Queued(tokio::sync::oneshot::Receiver<Result<u64, Arc<JournalError>>>),
+}
+
+impl Published {
+    /// The seq, when the event is already published (an in-memory hub).
+    pub fn seq(&self) -> Option<u64> {
+        match self.0 {
+            PublishedState::Done(seq) => Some(seq),
+            PublishedState::Queued(_) => None,
+        }
+    }
+
+    /// Waits until the event is stored and visible; its seq.
+    pub async fn durable(self) -> Result<u64, Arc<JournalError>> {
+        match self.0 {
+            PublishedState::Done(seq) => Ok(seq),
+            PublishedState::Queued(rx) => rx
+                .await
+                .unwrap_or_else(|_| Err(Arc::new(JournalError::Stopped))),
+        }
+    }
+}
+
 impl Hub {
-    /// A hub with an empty history and a fresh random epoch.
+    /// A hub with an empty history and a fresh random epoch, kept in memory only.
     pub fn new(settings: HubSettings) -> Self {
-        Self::with_epoch(settings, format!("{:08x}", rand::rng().random::<u32>()))
+        Self::with_epoch(settings, new_epoch())
+    }
+
+    /// A hub whose epoch, history and room state live in the SQLite database
+    /// at `path` (see `journal`): it starts from what is stored there, and
+    /// every publish is on disk before it is visible. Ids remembered by
+    /// `replay` are committed with the events (so a retried event can be
+    /// told from a new one after a crash too).
+    pub fn durable(
+        settings: HubSettings,
+        path: &std::path::Path,
+        replay: Option<crate::webhook::ReplayStore>,
+    ) -> Result<Self, JournalError> {
+        let capacity = settings.history_size.max(settings.client_queue_size);
+        let (opened, restored) = journal::Opened::open(path, capacity, replay)?;
+        let hub = Self::with_epoch(settings, restored.epoch.clone());
+        let journal_rooms = Rooms::restore(restored.rooms.clone(), true);
+        {
+            let mut model = hub.shared.lock_model();
+            model.head = restored.head;
+            model.rooms = Rooms::restore(restored.rooms, false);
+            hub.shared.history.restore(restored.head, restored.frames);
+        }
+        let journal = opened.start(
+            Arc::downgrade(&hub.shared),
+            restored.epoch,
+            restored.head,
+            journal_rooms,
+        )?;
+        let _ = hub.shared.journal.set(journal);
+        Ok(hub)
+    }
+
+    /// Waits (bounded) until everything published so far is on disk.
+    pub fn flush(&self) {
+        if let Some(journal) = self.shared.journal.get() {
+            journal.flush();
+        }
     }
 
     /// A hub with an empty history whose ids carry `epoch` (a cluster's shared
@@ -223,6 +303,7 @@ impl Hub {
                 }),
                 history: History::new(capacity),
                 stats: Counters::default(),
+                journal: std::sync::OnceLock::new(),
             }),
         }
     }
@@ -232,8 +313,18 @@ impl Hub {
         &self.shared.epoch
     }
 
-    /// Publishes one event to every subscriber and returns its seq. Never waits for a subscriber.
-    pub fn publish(&self, event: Event, now_ms: i64) -> u64 {
+    /// Publishes one event to every subscriber. Never waits for a
+    /// subscriber; a durable hub writes it to disk first (await
+    /// [`Published::durable`] before acknowledging it to anyone).
+    pub fn publish(&self, event: Event, now_ms: i64) -> Published {
+        if let Some(journal) = self.shared.journal.get() {
+            return Published(PublishedState::Queued(journal.submit(event, now_ms)));
+        }
+        Published(PublishedState::Done(self.publish_now(event, now_ms)))
+    }
+
+    /// Publishes in memory at once: seq `head + 1`.
+    fn publish_now(&self, event: Event, now_ms: i64) -> u64 {
         let shared = &self.shared;
         let mut model = shared.lock_model();
         let seq = model.head + 1;

@@ -242,11 +242,14 @@ fn current(hub: &Hub) -> BTreeMap<String, (Option<String>, BTreeSet<String>)> {
 }
 
 /// Applies LiveKit's view to the hub (one node); returns the changes published.
-pub fn reconcile(hub: &Hub, identities: &Identities, live: &LiveState, now_ms: i64) -> usize {
+pub async fn reconcile(hub: &Hub, identities: &Identities, live: &LiveState, now_ms: i64) -> usize {
     let changes = changes(hub, identities, live, now_ms);
     let n = changes.len();
     for ev in changes {
-        hub.publish(ev, now_ms);
+        if let Err(e) = hub.publish(ev, now_ms).durable().await {
+            tracing::warn!(error = %e, "reconciled change not stored; will retry");
+            break;
+        }
     }
     n
 }
@@ -364,7 +367,7 @@ async fn run_alone(
         }
         match service.fetch().await {
             Ok(live) => {
-                let n = reconcile(&hub, &identities, &live, service.clock.now_ms());
+                let n = reconcile(&hub, &identities, &live, service.clock.now_ms()).await;
                 reconciled(n, live.len());
             }
             Err(e) => tracing::warn!(error = %e, "room reconciliation failed; will retry"),

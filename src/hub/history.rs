@@ -172,6 +172,19 @@ impl History {
         wakers
     }
 
+    /// Puts back frames restored from the journal: `frames` are the
+    /// consecutive seqs ending at `head` (before any subscriber exists).
+    pub(super) fn restore(&self, head: u64, frames: Vec<Frame>) {
+        let mut ring = self.lock();
+        ring.frames.clear();
+        ring.head = head.saturating_sub(frames.len() as u64);
+        for frame in frames {
+            ring.push(frame);
+        }
+        ring.head = head;
+        self.head.store(ring.head, Ordering::Release);
+    }
+
     /// Counts a new subscription's room (call under the hub's model lock,
     /// like every push, so that the room's eviction record covers every
     /// frame after the cursor).

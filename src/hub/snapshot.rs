@@ -7,21 +7,26 @@
 //! for a room never seen creates what it names. Ended egress and ingress and
 //! finished rooms are removed, so the state is bounded by what is live.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::frame::Filter;
 use crate::event::{EgressInfo, Event, IngressInfo, ParticipantInfo, RoomInfo, TrackInfo};
 
 /// All live rooms, by sid (a `BTreeMap` so output order is stable).
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub(super) struct Rooms {
     by_sid: BTreeMap<String, Room>,
+    /// Sids of rooms changed since [`Rooms::take_dirty`] (only tracked for the
+    /// journal's copy, which persists exactly those rooms).
+    dirty: Option<BTreeSet<String>>,
 }
 
-#[derive(Debug, Default)]
-struct Room {
+/// One room's whole state; also its persisted form (the journal stores one
+/// JSON row per live room).
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+pub(super) struct Room {
     /// Raw room name, compared with the token's grant; `None` = only full access sees it.
     key: Option<String>,
     info: RoomInfo,
@@ -60,6 +65,36 @@ struct ParticipantView<'a> {
 }
 
 impl Rooms {
+    /// Rooms restored from their persisted rows; `track_dirty` for the
+    /// journal's copy (see [`Rooms::take_dirty`]).
+    pub(super) fn restore(rooms: Vec<Room>, track_dirty: bool) -> Self {
+        Self {
+            by_sid: rooms.into_iter().map(|r| (r.info.sid.clone(), r)).collect(),
+            dirty: track_dirty.then(BTreeSet::new),
+        }
+    }
+
+    /// The sids of the rooms changed since the last call, each with its
+    /// current state (`None`: the room is gone).
+    pub(super) fn take_dirty(&mut self) -> Vec<(String, Option<&Room>)> {
+        let dirty = self.dirty.as_mut().map(std::mem::take).unwrap_or_default();
+        dirty
+            .into_iter()
+            .map(|sid| {
+                let room = self.by_sid.get(&sid);
+                (sid, room)
+            })
+            .collect()
+    }
+
+    fn touch(&mut self, sid: &str) {
+        if let Some(dirty) = &mut self.dirty
+            && !dirty.contains(sid)
+        {
+            dirty.insert(sid.to_owned());
+        }
+    }
+
     /// Applies one event. Unknown event names change nothing.
     pub(super) fn apply(&mut self, event: &Event) {
         let data = &event.data;
@@ -70,6 +105,7 @@ impl Rooms {
             "room_finished" => {
                 if let Some(sid) = self.find_sid(event) {
                     self.by_sid.remove(&sid);
+                    self.touch(&sid);
                 }
             }
             "participant_joined" => {
@@ -156,6 +192,7 @@ impl Rooms {
             // No sid and not known by name: the name stands in for the sid.
             None => event.room_key.clone().filter(|k| !k.is_empty())?,
         };
+        self.touch(&sid);
         let room = self.by_sid.entry(sid.clone()).or_default();
         room.info.sid = sid;
         if !info.name.is_empty() {
@@ -171,6 +208,9 @@ impl Rooms {
     /// The event's room if already known (a removal never creates a room).
     fn existing_mut(&mut self, event: &Event) -> Option<&mut Room> {
         let sid = self.find_sid(event)?;
+        if self.by_sid.contains_key(&sid) {
+            self.touch(&sid);
+        }
         self.by_sid.get_mut(&sid)
     }
 
@@ -185,10 +225,15 @@ impl Rooms {
             return;
         }
         // No room on the event: update the egress wherever it is already known.
-        for room in self.by_sid.values_mut() {
+        let mut touched = Vec::new();
+        for (sid, room) in &mut self.by_sid {
             if let Some(known) = room.egress.get_mut(&egress.id) {
                 known.clone_from(egress);
+                touched.push(sid.clone());
             }
+        }
+        for sid in touched {
+            self.touch(&sid);
         }
     }
 
@@ -212,10 +257,15 @@ impl Rooms {
             (None, Some(i)) => i.id.as_str(),
             (None, None) => return,
         };
-        for room in self.by_sid.values_mut() {
+        let mut removed_from = None;
+        for (sid, room) in &mut self.by_sid {
             if remove(room, id) {
+                removed_from = Some(sid.clone());
                 break;
             }
+        }
+        if let Some(sid) = removed_from {
+            self.touch(&sid);
         }
     }
 }

@@ -204,7 +204,10 @@ async fn snapshot_comes_first_then_live_events_in_spec_format() {
         Some(track("TR_1")),
     );
     let ev_id = ev.id.clone();
-    let seq = hub.publish(ev, NOW + 5);
+    let seq = hub
+        .publish(ev, NOW + 5)
+        .seq()
+        .expect("an in-memory hub publishes at once");
     assert_eq!(seq, 3);
     let live = parse(&ready(&mut sub));
     assert_eq!(live.len(), 1);

@@ -6,22 +6,18 @@
 //! id a truncated SHA-256 of the body is kept, to tell LiveKit's retry (same
 //! bytes) from a replay with a different body.
 //!
-//! With SQLite, new ids are written behind by one writer thread in batched
-//! transactions, and loaded at start, so a restart does not reopen the window.
-//! The writer wakes on the first id of a batch, then lets ids gather for
-//! [`LINGER`] before one transaction writes them all: while it lingers,
-//! `check` only appends to a channel (no wake-up, no syscall), so under load
-//! the request path never waits on, or pays for, SQLite. The cost is a
-//! documented crash window: a crash (not a clean stop) loses the ids of at
-//! most the last [`LINGER`] plus one write, so such an id could be broadcast
-//! once more if LiveKit, or someone holding the captured request, delivers it
-//! again after the restart. A clean shutdown calls [`ReplayStore::flush`],
-//! which writes at once and loses nothing. The interface — [`ReplayStore::check`]
-//! and [`ReplayStore::flush`] — is what a Redis backend (`SET NX` with a TTL)
-//! would implement for several nodes.
+//! With SQLite, ids are loaded at start and new ids wait in a pending list
+//! until the hub's journal takes them ([`ReplayStore::take_pending`]) and
+//! commits them in the same transaction as the events they belong to, before
+//! LiveKit gets its 200: an acknowledged event's id is never forgotten by a
+//! crash, so its retry after a restart is still a duplicate. Without a
+//! journal (tests, benchmarks), [`ReplayStore::flush`] writes the pending ids,
+//! and so does a check that finds [`MAX_PENDING`] of them waiting. An id whose
+//! event could not be stored is taken back ([`ReplayStore::forget`]) so that
+//! LiveKit's retry is processed. With the Redis backend the id is checked in
+//! the cluster's publish script instead ([`ReplayStore::deferred`]).
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -33,11 +29,8 @@ pub const DEFAULT_CAP: usize = 1_000_000;
 /// Bytes of the body digest kept per id.
 const DIGEST_BYTES: usize = 16;
 
-/// Ids written per SQLite transaction at most.
-const BATCH: usize = 8192;
-
-/// How long the writer lets ids gather after the first of a batch (the crash window, see above).
-pub const LINGER: Duration = Duration::from_millis(10);
+/// Pending ids at which a check writes them itself (no journal is taking them).
+pub const MAX_PENDING: usize = 65_536;
 
 const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS webhook_seen (
     id TEXT PRIMARY KEY NOT NULL,
@@ -79,9 +72,16 @@ pub enum ReplayError {
     /// The table could not be created or read.
     #[error("replay store: {0}")]
     Store(#[from] crate::store::StoreError),
-    /// The writer thread could not be started.
-    #[error("replay store writer thread: {0}")]
-    Thread(#[source] std::io::Error),
+}
+
+/// One id to write: what [`ReplayStore::take_pending`] hands the journal.
+#[derive(Debug, Clone)]
+pub struct SeenRecord {
+    id: Arc<str>,
+    digest: BodyDigest,
+    seen_ms: i64,
+    /// Rows at or before this are outside the window and pruned with the write.
+    cutoff: i64,
 }
 
 struct Entry {
@@ -95,17 +95,13 @@ struct Memory {
     order: VecDeque<(i64, Arc<str>)>,
 }
 
-enum Write {
-    Insert(Arc<str>, BodyDigest, i64, i64),
-    Flush(SyncSender<()>),
-}
-
 /// Cheap `Clone` handle to the seen-id set.
 #[derive(Clone)]
 pub struct ReplayStore {
     memory: Arc<Mutex<Memory>>,
     cap: usize,
-    writer: Option<Sender<Write>>,
+    /// The database and the ids not yet written to it.
+    disk: Option<Arc<Disk>>,
     /// Dedupe happens elsewhere (the cluster's publish script): `check` always says new.
     deferred: bool,
 }
@@ -114,7 +110,7 @@ impl std::fmt::Debug for ReplayStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ReplayStore")
             .field("cap", &self.cap)
-            .field("persistent", &self.writer.is_some())
+            .field("persistent", &self.disk.is_some())
             .field("deferred", &self.deferred)
             .finish()
     }
@@ -126,7 +122,7 @@ impl ReplayStore {
         Self {
             memory: Arc::default(),
             cap: cap.max(1),
-            writer: None,
+            disk: None,
             deferred: false,
         }
     }
@@ -153,15 +149,13 @@ impl ReplayStore {
             memory.order.push_back((seen_ms, id.clone()));
             memory.map.insert(id, Entry { digest, seen_ms });
         }
-        let (tx, rx) = mpsc::channel();
-        std::thread::Builder::new()
-            .name("webhook-replay-writer".into())
-            .spawn(move || writer(&db, &rx))
-            .map_err(ReplayError::Thread)?;
         Ok(Self {
             memory: Arc::new(Mutex::new(memory)),
             cap,
-            writer: Some(tx),
+            disk: Some(Arc::new(Disk {
+                db,
+                pending: Mutex::default(),
+            })),
             deferred: false,
         })
     }
@@ -201,20 +195,72 @@ impl ReplayStore {
             },
         );
         drop(mem);
-        if let Some(tx) = &self.writer {
-            // The writer only stops when every handle is gone; a send error cannot happen here.
-            let _ = tx.send(Write::Insert(key, body, now_ms, cutoff));
+        if let Some(disk) = &self.disk {
+            let full = {
+                let mut pending = disk.lock_pending();
+                pending.push(SeenRecord {
+                    id: key,
+                    digest: body,
+                    seen_ms: now_ms,
+                    cutoff,
+                });
+                pending.len() >= MAX_PENDING
+            };
+            if full {
+                self.flush();
+            }
         }
         Seen::New
     }
 
-    /// Waits until every id checked so far is on disk (no-op in memory).
+    /// The ids checked since the last call, for the journal to commit with
+    /// their events (see the module docs).
+    pub fn take_pending(&self) -> Vec<SeenRecord> {
+        self.disk
+            .as_ref()
+            .map(|d| std::mem::take(&mut *d.lock_pending()))
+            .unwrap_or_default()
+    }
+
+    /// Returns ids whose write failed, to be written with the next group.
+    pub fn put_back(&self, mut records: Vec<SeenRecord>) {
+        if let Some(disk) = &self.disk {
+            let mut pending = disk.lock_pending();
+            records.append(&mut pending);
+            *pending = records;
+        }
+    }
+
+    /// Forgets `id` (its event could not be stored): LiveKit's retry of it is new again.
+    pub fn forget(&self, id: &str) {
+        let mut mem = self
+            .memory
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        mem.map.remove(id);
+        drop(mem);
+        if let Some(disk) = &self.disk {
+            disk.lock_pending().retain(|r| &*r.id != id);
+        }
+    }
+
+    /// Writes every pending id now (no-op in memory); for use without a journal and at shutdown.
     pub fn flush(&self) {
-        if let Some(tx) = &self.writer {
-            let (done_tx, done_rx) = mpsc::sync_channel(1);
-            if tx.send(Write::Flush(done_tx)).is_ok() {
-                let _ = done_rx.recv_timeout(Duration::from_secs(10));
-            }
+        let Some(disk) = &self.disk else {
+            return;
+        };
+        let records = self.take_pending();
+        if records.is_empty() {
+            return;
+        }
+        let written = disk.db.with(|c| {
+            let tx = c.transaction()?;
+            write_seen(&tx, &records)?;
+            tx.commit()
+        });
+        if let Err(e) = written {
+            tracing::error!(error = %e, ids = records.len(), "webhook replay store: write failed");
+            self.put_back(records);
         }
     }
 
@@ -272,60 +318,36 @@ fn load(db: &Sqlite, cap: usize) -> Result<Vec<(Arc<str>, BodyDigest, i64)>, Rep
         .collect())
 }
 
-/// The write-behind loop: batches inserts, prunes rows older than the window, acks flushes.
-///
-/// After the first message of a batch it sleeps [`LINGER`] (unless that
-/// message is a flush): senders find no parked receiver meanwhile, so a send
-/// is a lock-free push without a futex wake, and one transaction carries
-/// every id of the interval instead of one or two.
-fn writer(db: &Sqlite, rx: &Receiver<Write>) {
-    while let Ok(first) = rx.recv() {
-        if matches!(first, Write::Insert(..)) {
-            std::thread::sleep(LINGER);
-        }
-        let mut batch = Vec::new();
-        let mut acks = Vec::new();
-        let mut next = Some(first);
-        while let Some(msg) = next.take() {
-            match msg {
-                Write::Insert(id, digest, ms, cutoff) => batch.push((id, digest, ms, cutoff)),
-                Write::Flush(ack) => acks.push(ack),
-            }
-            if batch.len() < BATCH {
-                next = rx.try_recv().ok();
-            }
-        }
-        if let Err(e) = write_batch(db, &batch) {
-            tracing::error!(error = %e, ids = batch.len(), "webhook replay store: write failed");
-        }
-        for ack in acks {
-            let _ = ack.send(());
-        }
+/// The database side of a persistent store.
+struct Disk {
+    db: Sqlite,
+    pending: Mutex<Vec<SeenRecord>>,
+}
+
+impl Disk {
+    fn lock_pending(&self) -> std::sync::MutexGuard<'_, Vec<SeenRecord>> {
+        // Pushes and takes leave the list valid even if a holder panicked.
+        self.pending
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
-fn write_batch(
-    db: &Sqlite,
-    batch: &[(Arc<str>, BodyDigest, i64, i64)],
-) -> Result<(), crate::store::StoreError> {
-    let Some(cutoff) = batch.iter().map(|b| b.3).max() else {
+/// Writes `records` in `tx` and prunes rows outside the window.
+pub fn write_seen(tx: &rusqlite::Transaction<'_>, records: &[SeenRecord]) -> rusqlite::Result<()> {
+    let Some(cutoff) = records.iter().map(|r| r.cutoff).max() else {
         return Ok(());
     };
-    db.with(|c| {
-        let tx = c.transaction()?;
-        {
-            let mut ins = tx.prepare_cached(
-                "INSERT INTO webhook_seen (id, body_sha256, seen_ms) VALUES (?1, ?2, ?3)
-                 ON CONFLICT(id) DO UPDATE SET body_sha256 = excluded.body_sha256, seen_ms = excluded.seen_ms",
-            )?;
-            for (id, digest, ms, _) in batch {
-                ins.execute(rusqlite::params![&**id, &digest[..], ms])?;
-            }
-            tx.prepare_cached("DELETE FROM webhook_seen WHERE seen_ms <= ?1")?
-                .execute([cutoff])?;
-        }
-        tx.commit()
-    })
+    let mut ins = tx.prepare_cached(
+        "INSERT INTO webhook_seen (id, body_sha256, seen_ms) VALUES (?1, ?2, ?3)
+         ON CONFLICT(id) DO UPDATE SET body_sha256 = excluded.body_sha256, seen_ms = excluded.seen_ms",
+    )?;
+    for r in records {
+        ins.execute(rusqlite::params![&*r.id, &r.digest[..], r.seen_ms])?;
+    }
+    tx.prepare_cached("DELETE FROM webhook_seen WHERE seen_ms <= ?1")?
+        .execute([cutoff])?;
+    Ok(())
 }
 
 #[cfg(test)]

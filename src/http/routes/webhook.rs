@@ -94,7 +94,22 @@ async fn process(
                 ))
                 .await;
             }
-            state.hub.publish(event, state.clock.now_ms());
+            let id = event.id.clone();
+            // Durable before acknowledged: LiveKit never resends what got a 200.
+            if let Err(e) = state
+                .hub
+                .publish(event, state.clock.now_ms())
+                .durable()
+                .await
+            {
+                state.receiver.replay_store().forget(&id);
+                tracing::error!(error = %e, "webhook not stored; LiveKit will retry it");
+                return Err(ApiError::unavailable(
+                    "storage_unavailable",
+                    "the event could not be stored; retry later",
+                    1,
+                ));
+            }
             state.metrics.webhook_to_enqueue(started.elapsed());
             Ok(("accepted", accepted("accepted")))
         }
