@@ -12,6 +12,7 @@ mod http;
 mod keys;
 mod logging;
 mod reconcile;
+mod restart;
 mod security;
 mod sse;
 mod tls;
