@@ -79,6 +79,17 @@
     offline: 'Not connected', connecting: 'Connecting…', live: 'Live',
     reconnecting: 'Reconnecting…', reset: 'Reset: rebuilding from a fresh snapshot',
   };
+  // Why a stream was reset, in an operator's words (the wire reason stays in the title).
+  const RESET_TEXT = {
+    other_epoch: "Warden's history was restarted; showing fresh state",
+    too_old: 'This page was away longer than Warden keeps history; showing fresh state',
+    unknown_id: 'Warden does not know the last event this page saw; showing fresh state',
+    malformed_id: 'Warden does not know the last event this page saw; showing fresh state',
+    slow_consumer: 'This page fell too far behind the live stream; showing fresh state',
+  };
+  function resetText(reason) {
+    return RESET_TEXT[reason] || `The stream was restarted${reason ? ` (${reason})` : ''}; showing fresh state`;
+  }
   function setConn(state, detail) {
     ui.conn.dataset.state = state;
     ui.conn.textContent = detail ? `${CONN_TEXT[state]} (${detail})` : CONN_TEXT[state];
@@ -168,8 +179,10 @@
       track(e);
       const d = parse(e.data) || {};
       resetAt = Date.now();
-      setConn('reset', d.reason ? String(d.reason) : '');
-      addFeed({ event: 'reset', timestamp: Date.now(), note: `stream reset${d.reason ? `: ${d.reason}` : ''}` });
+      const reason = typeof d.reason === 'string' ? d.reason : '';
+      setConn('reset');
+      ui.conn.title = reason;
+      addFeed({ event: 'reset', timestamp: Date.now(), note: resetText(reason) });
     });
     for (const name of LIVEKIT_EVENTS) es.addEventListener(name, (e) => onLiveKit(e));
     es.onmessage = (e) => onLiveKit(e);

@@ -312,7 +312,8 @@ async function adminFlow(browser) {
   await step('the ingestion kill switch pauses and resumes webhooks, with a confirm step', async () => {
     await page.click('#ingest-toggle');
     await page.locator('#ingest-confirm').waitFor({ state: 'visible', timeout: T });
-    eq(await webhook({ event: 'room_started', room: roomObj({ sid: sid('RM'), name: 'not-yet' }) }), 200, 'before confirm');
+    const notYet = { sid: sid('RM'), name: 'not-yet' };
+    eq(await webhook({ event: 'room_started', room: roomObj(notYet) }), 200, 'before confirm');
     await shot(page, '05-ingestion-confirm');
     await page.click('#ingest-yes');
     await page.locator('#ingest-state[data-enabled="false"]').waitFor({ timeout: T });
@@ -320,7 +321,7 @@ async function adminFlow(browser) {
     await page.click('#ingest-toggle');
     await page.click('#ingest-yes');
     await page.locator('#ingest-state[data-enabled="true"]').waitFor({ timeout: T });
-    eq(await webhook({ event: 'room_finished', room: roomObj({ sid: sid('RM'), name: 'not-yet' }) }), 200, 'resumed');
+    eq(await webhook({ event: 'room_finished', room: roomObj(notYet) }), 200, 'resumed');
   });
   return { page, room };
 }
@@ -400,27 +401,57 @@ async function restartFlow(admin, viewer, room) {
   }
   await viewer.context().clearCookies(); // its stream must come back 401 after the restart
   const lines = readline.createInterface({ input: process.stdin });
-  const restarted = new Promise((resolve) => lines.on('line', (l) => { if (l.trim() === 'RESTARTED') resolve(); }));
+  let freshRestarted;
+  const restarted = new Promise((resolve) => {
+    freshRestarted = new Promise((resolveFresh) => lines.on('line', (l) => {
+      if (l.trim() === 'RESTARTED') resolve();
+      if (l.trim() === 'RESTARTED_FRESH') resolveFresh();
+    }));
+  });
   const before = await admin.evaluate(() => window.__conn.length);
   console.log('RESTART');
   await Promise.race([restarted, new Promise((_, rej) => setTimeout(() => rej(new Error('no RESTARTED')), 60000))]);
-  lines.close();
-  await step('after a server restart the stream shows reconnecting, then reset, then live with the fresh state', async () => {
+  await step('after a server restart the stream resumes where it was: reconnecting, then live, no reset, the same rooms', async () => {
     await admin.waitForFunction((n) => {
       const s = window.__conn.slice(n);
-      const r = s.indexOf('reset');
-      return s.includes('reconnecting') && r >= 0 && s.indexOf('live', r) > r;
+      const r = s.indexOf('reconnecting');
+      return r >= 0 && s.indexOf('live', r) > r;
     }, before, { timeout: 30000 }).catch(async (e) => {
       throw new Error(`states ${JSON.stringify(await admin.evaluate(() => window.__conn))}: ${e.message}`);
     });
-    await admin.locator('#feed-list li.ev-reset').first().waitFor({ timeout: T });
+    const states = await admin.evaluate((n) => window.__conn.slice(n), before);
+    assert(!states.includes('reset'), `no reset across a restart: ${JSON.stringify(states)}`);
+    eq(await admin.locator('#feed-list li.ev-reset').count(), 0, 'reset lines in the feed');
     const fresh = (await json('/api/rooms')).rooms.map((r) => r.name).sort();
     const shown = (await admin.locator('article.room').evaluateAll((a) => a.map((x) => x.dataset.room))).sort();
-    eq(shown, fresh, 'rooms after the reset');
+    eq(shown, fresh, 'rooms after the restart');
+    assert(fresh.includes(room.name), 'the room from before the restart is still there');
     const after = { sid: sid('RM'), name: `after-restart-${rand(4)}` };
     await hook({ event: 'room_started', room: roomObj(after) });
     await roomCard(admin, after.name).waitFor({ timeout: T });
-    await shot(admin, '09-after-reset');
+    await shot(admin, '09-after-restart');
+  });
+  const before2 = await admin.evaluate(() => window.__conn.length);
+  console.log('RESTART_FRESH');
+  await Promise.race([freshRestarted, new Promise((_, rej) => setTimeout(() => rej(new Error('no RESTARTED_FRESH')), 60000))]);
+  lines.close();
+  await step('after the data directory is replaced the page says why it resets, in words, and shows the fresh state', async () => {
+    await admin.waitForFunction((n) => {
+      const s = window.__conn.slice(n);
+      const r = s.indexOf('reset');
+      return r >= 0 && s.indexOf('live', r) > r;
+    }, before2, { timeout: 30000 }).catch(async (e) => {
+      throw new Error(`states ${JSON.stringify(await admin.evaluate(() => window.__conn))}: ${e.message}`);
+    });
+    const line = admin.locator('#feed-list li.ev-reset').first();
+    await line.waitFor({ timeout: T });
+    const text = await line.textContent();
+    assert(text.includes("Warden's history was restarted; showing fresh state"), `reset line: ${text}`);
+    assert(!text.includes('other_epoch'), `wire reason shown to the operator: ${text}`);
+    const fresh = (await json('/api/rooms')).rooms.map((r) => r.name).sort();
+    const shown = (await admin.locator('article.room').evaluateAll((a) => a.map((x) => x.dataset.room))).sort();
+    eq(shown, fresh, 'rooms after the reset');
+    await shot(admin, '09b-after-reset');
   });
   await step('a stream refused with 401 returns the page to sign-in', async () => {
     await viewer.locator('#signin').waitFor({ state: 'visible', timeout: 30000 });

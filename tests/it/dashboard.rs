@@ -4,9 +4,11 @@
 //! directory and runs `tests/browser/e2e.mjs` (Node + playwright-core) against
 //! it. The script signs in, sends signed webhooks, checks hostile names, the
 //! CSP, the admin panel and the non-admin view; when it prints `RESTART` this
-//! test restarts the server on the same port (a new process: new stream epoch,
-//! empty room state) and answers `RESTARTED` on the script's stdin, so the
-//! page must show `reset` and rebuild. Screenshots land in `target/screenshots/`.
+//! test restarts the server on the same port and directory (a new process,
+//! the same history and room state) and answers `RESTARTED` on the script's
+//! stdin, so the page must resume without a reset; on `RESTART_FRESH` it
+//! removes the database first (a new history) and answers `RESTARTED_FRESH`,
+//! so the page must reset and say why in words. Screenshots land in `target/screenshots/`.
 //!
 //! Never skipped: without Chromium, Node or playwright-core the test fails and
 //! says how to install them (`scripts/test.sh` does it on CI).
@@ -203,13 +205,23 @@ fn dashboard_in_headless_chromium() {
             server = Server::start(&bin, port, generation);
             writeln!(stdin, "RESTARTED").expect("answer the script");
         }
+        if line.trim() == "RESTART_FRESH" {
+            // A replaced data directory (keys and pepper kept): a new history, so a reset.
+            server.stop();
+            for f in ["warden.db", "warden.db-wal", "warden.db-shm"] {
+                let _ = std::fs::remove_file(bin.dir.path().join("data").join(f));
+            }
+            generation += 1;
+            server = Server::start(&bin, port, generation);
+            writeln!(stdin, "RESTARTED_FRESH").expect("answer the script");
+        }
     }
     let status = script.wait().expect("wait for the script");
     let _ = done.send(());
     server.stop();
     assert!(
-        generation == 1,
-        "the script never asked for the restart:\n{report}"
+        generation == 2,
+        "the script never asked for both restarts:\n{report}"
     );
     assert!(
         status.success(),

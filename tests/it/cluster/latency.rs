@@ -74,7 +74,11 @@ fn bench_event(room: &str, n: usize) -> warden::event::Event {
 }
 
 fn subscribe(node: &TestServer) -> warden::hub::Subscription {
-    node.state.hub.subscribe(warden::hub::SubscribeRequest {
+    subscribe_to(&node.state.hub)
+}
+
+fn subscribe_to(hub: &warden::hub::Hub) -> warden::hub::Subscription {
+    hub.subscribe(warden::hub::SubscribeRequest {
         access: warden::hub::Access::All,
         rooms: Vec::new(),
         last_event_id: None,
@@ -92,14 +96,28 @@ async fn hub_to_hub_latency_through_redis_versus_in_process() {
     let redis = RedisServer::start();
     let n = nodes(&redis, 2).await;
     let cluster = n[0].state.cluster.clone().expect("redis backend");
-    let (mut local, mut through) = (Vec::new(), Vec::new());
+    let (mut local, mut durable, mut through) = (Vec::new(), Vec::new(), Vec::new());
+    // In memory: the function call the Redis hop is compared with.
+    let memory = warden::hub::Hub::new(warden::hub::HubSettings::from_config(&single.state.config));
+    let mut sub = subscribe_to(&memory);
+    let _snapshot = sub.next().await;
+    for i in 0..COUNT {
+        let start = Instant::now();
+        let seq = memory.publish(bench_event("bench", i), 0).seq();
+        let frame = sub.next().await.expect("frame").expect("bytes");
+        local.push(start.elapsed());
+        assert_eq!(seq, Some(i as u64 + 1));
+        assert!(String::from_utf8_lossy(&frame).contains("EV_bench_"));
+    }
+    // One node's own hub: on disk (one fsync per event when they come one at a time) before it is visible.
     let mut sub = subscribe(&single);
     let _snapshot = sub.next().await;
     for i in 0..COUNT {
         let start = Instant::now();
-        single.state.hub.publish(bench_event("bench", i), 0);
+        let published = single.state.hub.publish(bench_event("bench", i), 0);
         let frame = sub.next().await.expect("frame").expect("bytes");
-        local.push(start.elapsed());
+        durable.push(start.elapsed());
+        published.durable().await.expect("stored");
         assert!(String::from_utf8_lossy(&frame).contains("EV_bench_"));
     }
     let mut sub = subscribe(&n[1]);
@@ -121,9 +139,11 @@ async fn hub_to_hub_latency_through_redis_versus_in_process() {
         assert!(String::from_utf8_lossy(&frame.expect("bytes")).contains(&event.id));
     }
     let (lp50, lp99) = percentiles(&mut local);
+    let (dp50, dp99) = percentiles(&mut durable);
     let (rp50, rp99) = percentiles(&mut through);
     println!(
-        "hub-to-hub latency ({COUNT} events, debug build): in-process p50 {lp50:?} p99 {lp99:?}; \
+        "hub-to-hub latency ({COUNT} events, debug build): in memory p50 {lp50:?} p99 {lp99:?}; \
+         one node's durable hub (SQLite, fsync) p50 {dp50:?} p99 {dp99:?}; \
          through redis (publish on A → frame on B) p50 {rp50:?} p99 {rp99:?}"
     );
     assert!(
