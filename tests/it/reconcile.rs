@@ -13,8 +13,8 @@ use serde_json::{Value, json};
 use crate::support::{self, KEY, SECRET, Sse};
 
 #[derive(Default)]
-struct Seen {
-    calls: Vec<(String, Value)>,
+pub(crate) struct Seen {
+    pub(crate) calls: Vec<(String, Value)>,
 }
 
 fn claims(headers: &HeaderMap) -> Value {
@@ -34,7 +34,7 @@ fn claims(headers: &HeaderMap) -> Value {
     .claims
 }
 
-async fn fake_livekit(seen: Arc<Mutex<Seen>>) -> String {
+pub(crate) async fn fake_livekit(seen: Arc<Mutex<Seen>>) -> String {
     let (s1, s2) = (seen.clone(), seen);
     let app = axum::Router::new()
         .route(

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+use crate::cluster::server::RedisServer;
 use crate::support::{self, Binary, Served, Sse};
 
 const WAIT: Duration = Duration::from_secs(10);
@@ -72,7 +73,25 @@ fn seq_of(id: &str) -> u64 {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn sigkill_after_the_last_200_loses_nothing_and_keeps_the_epoch() {
+    crash_and_resume(&Binary::new()).await;
+}
+
+/// The Redis backend answers the same test: its history and ids live in the shared stream.
+#[tokio::test(flavor = "multi_thread")]
+async fn sigkill_after_the_last_200_loses_nothing_with_the_redis_backend() {
+    let redis = RedisServer::start();
     let bin = Binary::new();
+    bin.write_config(&format!(
+        "storage: {{backend: redis, redis_url: \"{}\"}}\n",
+        redis.url()
+    ));
+    crash_and_resume(&bin).await;
+}
+
+/// Acknowledged webhooks, SIGKILL right after the last 200, a restart on the
+/// same directory: the same state, a resume with no reset and no duplicate,
+/// and new events continuing the same ids.
+async fn crash_and_resume(bin: &Binary) {
     let mut served = bin.serve(&[]);
     let base = served.url.clone();
     let (start_id, _) = snapshot(&base).await;
@@ -281,4 +300,70 @@ fn room_finished(room: &str, sid: &str) -> Vec<u8> {
         "createdAt": "1700000000",
     }))
     .expect("json")
+}
+
+/// What happened in LiveKit while Warden was down is corrected at start-up
+/// and announced as `reconciled` to a client that resumes across the restart.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_restart_reconciles_at_once_with_livekit() {
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(crate::reconcile::Seen::default()));
+    let lk = crate::reconcile::fake_livekit(seen.clone()).await;
+    let bin = Binary::new();
+    let mut served = bin.serve(&[]);
+    let base = served.url.clone();
+    for body in [
+        support::participant_joined("keep", "RM_keep", "PA_stay", "stay@x", "Stay"),
+        support::participant_joined("keep", "RM_keep", "PA_ghost", "ghost@x", "Ghost"),
+        support::room_started("gone", "RM_gone"),
+    ] {
+        assert_eq!(support::deliver(&base, &body).await, 200);
+    }
+    let (last_id, _) = snapshot(&base).await;
+    kill(&mut served);
+    assert!(seen.lock().expect("lock").calls.is_empty(), "no API yet");
+
+    // Restarted with the LiveKit API configured; the next periodic run is an hour away.
+    bin.write_config(&format!(
+        "livekit: {{api_url: '{lk}', reconcile_interval_seconds: 3600}}\naccess_validation: {{strict_mode: false}}\n"
+    ));
+    let mut served = bin.serve(&[]);
+    let base = served.url.clone();
+    let mut resumed = Sse::open(
+        &format!("{base}/api/events"),
+        Some(&support::list_token()),
+        &[("last-event-id", &last_id)],
+    )
+    .await;
+    let mut changes = Vec::new();
+    while let Some(ev) = resumed.next(Duration::from_secs(5)).await {
+        assert_eq!(ev.event, "reconciled", "{ev:?}");
+        let d = ev.json();
+        changes.push(format!(
+            "{}:{}",
+            d["data"]["change"].as_str().unwrap_or(""),
+            d["data"]["participant"]["sid"]
+                .as_str()
+                .or(d["data"]["room"]["sid"].as_str())
+                .unwrap_or("")
+        ));
+        if changes.len() == 4 {
+            break;
+        }
+    }
+    changes.sort();
+    assert_eq!(
+        changes,
+        [
+            "participant_added:PA_newp",
+            "participant_removed:PA_ghost",
+            "room_added:RM_new",
+            "room_removed:RM_gone"
+        ]
+    );
+    let now = rooms(&base).await.to_string();
+    assert!(
+        !now.contains("PA_ghost") && !now.contains("RM_gone") && now.contains("PA_newp"),
+        "{now}"
+    );
+    kill(&mut served);
 }
