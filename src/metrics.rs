@@ -40,7 +40,7 @@ pub struct Metrics {
 
 struct Inner {
     /// Last totals copied from the hub and guard counters (see [`Metrics::sync_totals`]).
-    synced: std::sync::Mutex<[u64; 5]>,
+    synced: std::sync::Mutex<[u64; 7]>,
     registry: Registry,
     webhooks: Family<Label, Counter>,
     sse_connections: Gauge,
@@ -51,6 +51,8 @@ struct Inner {
     webhook_to_enqueue: Histogram,
     enqueue_to_write: Histogram,
     lockouts: Counter,
+    history_commits: Counter,
+    history_stored: Counter,
     rate_limit_hits: Family<Label, Counter>,
     security_events: Family<Label, Counter>,
     audit_dropped: Counter,
@@ -82,7 +84,7 @@ impl Metrics {
         let mut r = Registry::with_prefix("warden");
         let r = &mut r;
         let inner = Inner {
-            synced: std::sync::Mutex::new([0; 5]),
+            synced: std::sync::Mutex::new([0; 7]),
             webhooks: reg(
                 r,
                 "webhooks",
@@ -132,6 +134,18 @@ impl Metrics {
                 Histogram::new(LATENCY_BUCKETS),
             ),
             lockouts: reg(r, "lockouts", "Clients locked out", Counter::default()),
+            history_commits: reg(
+                r,
+                "history_commits",
+                "Transactions (one fsync each) that stored events in the embedded history",
+                Counter::default(),
+            ),
+            history_stored: reg(
+                r,
+                "history_events_stored",
+                "Events stored in the embedded history (per commit: events sharing one fsync)",
+                Counter::default(),
+            ),
             rate_limit_hits: reg(
                 r,
                 "rate_limit_hits",
@@ -166,13 +180,13 @@ impl Metrics {
 
     /// Brings the counters that the hub and the guard keep themselves (they
     /// count on their hot paths with plain atomics) up to date before a render:
-    /// `[deliveries, slow-consumer cuts, resets, lockouts, rate-limit hits]`,
-    /// each a total since start.
-    pub fn sync_totals(&self, totals: [u64; 5]) {
+    /// `[deliveries, slow-consumer cuts, resets, lockouts, rate-limit hits,
+    /// history commits, events stored]`, each a total since start.
+    pub fn sync_totals(&self, totals: [u64; 7]) {
         let Ok(mut last) = self.inner.synced.lock() else {
             return;
         };
-        let delta = |i: usize, last: &mut [u64; 5]| {
+        let delta = |i: usize, last: &mut [u64; 7]| {
             let d = totals[i].saturating_sub(last[i]);
             last[i] = last[i].max(totals[i]);
             d
@@ -181,6 +195,8 @@ impl Metrics {
         self.inner.slow_consumer_cuts.inc_by(delta(1, &mut last));
         self.inner.replay_resets.inc_by(delta(2, &mut last));
         self.inner.lockouts.inc_by(delta(3, &mut last));
+        self.inner.history_commits.inc_by(delta(5, &mut last));
+        self.inner.history_stored.inc_by(delta(6, &mut last));
         let hits = delta(4, &mut last);
         if hits > 0 {
             self.inner

@@ -21,6 +21,10 @@ pub struct HubStats {
     pub resumes: u64,
     /// Heartbeat comments sent.
     pub heartbeats: u64,
+    /// Transactions (one fsync each) that stored events in the embedded history.
+    pub history_commits: u64,
+    /// Events stored by them (÷ commits: events sharing one fsync).
+    pub history_stored: u64,
     /// Rooms in the snapshot state.
     pub rooms: u64,
     /// Seq of the last event published.
@@ -38,6 +42,8 @@ pub(super) struct Counters {
     pub(super) snapshots: AtomicU64,
     pub(super) resumes: AtomicU64,
     pub(super) heartbeats: AtomicU64,
+    pub(super) history_commits: AtomicU64,
+    pub(super) history_stored: AtomicU64,
 }
 
 impl Counters {
@@ -53,6 +59,8 @@ impl Counters {
             snapshots: load(&self.snapshots),
             resumes: load(&self.resumes),
             heartbeats: load(&self.heartbeats),
+            history_commits: load(&self.history_commits),
+            history_stored: load(&self.history_stored),
             rooms,
             last_seq,
         }

@@ -26,6 +26,8 @@ pub async fn metrics(
         hub.resets,
         guard.lockouts_total,
         guard.rate_limited_total,
+        hub.history_commits,
+        hub.history_stored,
     ]);
     let mut resp = state.metrics.render().into_response();
     resp.headers_mut().insert(
