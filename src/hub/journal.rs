@@ -92,6 +92,8 @@ pub(super) struct Restored {
     pub(super) rooms: Vec<Room>,
 }
 
+// One message per event, moved once into the channel: boxing would only add an allocation.
+#[allow(clippy::large_enum_variant)]
 enum Msg {
     Publish {
         event: Event,
