@@ -33,6 +33,7 @@ fn event(i: u64) -> Event {
         event: "participant_joined".into(),
         created_at_ms: 1_700_000_000_000,
         room_key: Some("demo".into()),
+        order: None,
         data: EventData {
             room: Some(RoomInfo {
                 sid: "RM_demo".into(),

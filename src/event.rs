@@ -22,6 +22,8 @@ pub const BROADCAST_EVENTS: &[&str] = &[
     "egress_ended",
     "ingress_started",
     "ingress_ended",
+    "agent_job_started",
+    "agent_job_ended",
 ];
 
 /// One of a fixed vocabulary of names (a state, a kind, a status). An alias
@@ -44,6 +46,10 @@ pub struct Event {
     /// authorisation compares it with the token's `video.room`, which is raw too.
     #[serde(skip)]
     pub room_key: Option<String>,
+    /// LiveKit's ordering of the participant's sessions and updates (never
+    /// serialised): the room state applies it, the stream does not.
+    #[serde(skip)]
+    pub order: Option<Order>,
     /// The payload that goes out as `data`.
     pub data: EventData,
 }
@@ -66,6 +72,9 @@ pub struct EventData {
     /// The ingress (ingress events).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ingress: Option<IngressInfo>,
+    /// The agent job (`agent_job_started` / `agent_job_ended`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub job: Option<JobInfo>,
     /// On `reconciled` events: what reconciliation with the LiveKit API
     /// changed (`room_added`, `room_removed`, `participant_added`,
     /// `participant_removed`).
@@ -89,7 +98,7 @@ pub struct RoomInfo {
 }
 
 /// A participant, minimised: the identity is hashed (unless configured otherwise).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ParticipantInfo {
     /// `PA_…`
     pub sid: String,
@@ -100,12 +109,32 @@ pub struct ParticipantInfo {
     /// `joining|joined|active|disconnected`
     #[serde(deserialize_with = "names::participant_state")]
     pub state: Name,
+    /// `standard|ingress|egress|sip|agent|connector|bridge|unknown`
+    #[serde(
+        default = "names::standard",
+        deserialize_with = "names::participant_kind"
+    )]
+    pub kind: Name,
     /// Join time, Unix seconds, when known.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub joined_at: Option<i64>,
     /// Published tracks, when LiveKit listed them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tracks: Vec<TrackInfo>,
+}
+
+impl Default for ParticipantInfo {
+    fn default() -> Self {
+        Self {
+            sid: String::new(),
+            identity: String::new(),
+            name: String::new(),
+            state: "joining",
+            kind: "standard",
+            joined_at: None,
+            tracks: Vec::new(),
+        }
+    }
 }
 
 /// A track, minimised.
@@ -121,6 +150,46 @@ pub struct TrackInfo {
     pub source: Name,
     /// Muted at the time of the event.
     pub muted: bool,
+}
+
+/// Where a participant's event stands in LiveKit's own order: a later
+/// session has a later `joined_at_ms`, a later update of one session a
+/// higher `version`. Events may arrive in any order; the room state keeps
+/// the newest (SPEC "SSE stream": events are delivered as they arrive).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Order {
+    /// Session start, Unix ms (0 when LiveKit sent none).
+    pub joined_at_ms: i64,
+    /// `ParticipantInfo.version` (0 when absent).
+    pub version: u32,
+}
+
+/// An agent job (LiveKit's agent dispatch), minimised: no metadata,
+/// attributes, worker or agent ids.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobInfo {
+    /// `AJ_…`
+    pub id: String,
+    /// The agent's registered name, sanitised.
+    pub agent_name: String,
+    /// `room|publisher|participant`
+    #[serde(rename = "type", deserialize_with = "names::job_type")]
+    pub kind: Name,
+    /// `pending|running|success|failed`
+    #[serde(deserialize_with = "names::job_status")]
+    pub status: Name,
+    /// Why it failed: plain text, sanitised, bounded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// The agent's own participant identity, hashed like every identity.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent_identity: Option<String>,
+    /// Start, Unix ms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<i64>,
+    /// End, Unix ms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ended_at: Option<i64>,
 }
 
 /// An egress, minimised.
@@ -163,6 +232,35 @@ mod names {
     ) -> Result<&'static str, D::Error> {
         let s = String::deserialize(d)?;
         Ok(known.iter().copied().find(|k| *k == s).unwrap_or("unknown"))
+    }
+
+    pub(super) fn standard() -> &'static str {
+        "standard"
+    }
+
+    pub(super) fn participant_kind<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<&'static str, D::Error> {
+        one_of(
+            d,
+            &[
+                "standard",
+                "ingress",
+                "egress",
+                "sip",
+                "agent",
+                "connector",
+                "bridge",
+            ],
+        )
+    }
+
+    pub(super) fn job_type<'de, D: Deserializer<'de>>(d: D) -> Result<&'static str, D::Error> {
+        one_of(d, &["room", "publisher", "participant"])
+    }
+
+    pub(super) fn job_status<'de, D: Deserializer<'de>>(d: D) -> Result<&'static str, D::Error> {
+        one_of(d, &["pending", "running", "success", "failed"])
     }
 
     pub(super) fn participant_state<'de, D: Deserializer<'de>>(

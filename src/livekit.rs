@@ -315,6 +315,8 @@ pub fn changes(hub: &Hub, identities: &Identities, live: &LiveState, now_ms: i64
                     .map_or_else(|| room_sid(&ev), |p| p.sid.clone())
             );
             ev.event = "reconciled".to_owned();
+            // LiveKit's answer now is the authority: no order check against events held.
+            ev.order = None;
             ev.data = EventData {
                 change: Some(change),
                 ..ev.data

@@ -12,11 +12,20 @@
 use serde::{Deserialize, Serialize};
 
 use crate::event::{
-    EgressInfo, Event, EventData, IngressInfo, ParticipantInfo, RoomInfo, TrackInfo,
+    EgressInfo, Event, EventData, IngressInfo, JobInfo, Order, ParticipantInfo, RoomInfo, TrackInfo,
 };
 use crate::webhook::sanitize;
 
 const PARTICIPANT_STATES: &[&str] = &["joining", "joined", "active", "disconnected"];
+const PARTICIPANT_KINDS: &[&str] = &[
+    "standard",
+    "ingress",
+    "egress",
+    "sip",
+    "agent",
+    "connector",
+    "bridge",
+];
 const TRACK_KINDS: &[&str] = &["audio", "video", "data"];
 const TRACK_SOURCES: &[&str] = &["camera", "microphone", "screen_share", "screen_share_audio"];
 const EGRESS_STATUSES: &[&str] = &[
@@ -53,6 +62,8 @@ struct Out<'a> {
     event: &'a str,
     created_at_ms: i64,
     room_key: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    order: Option<Order>,
     data: &'a EventData,
 }
 
@@ -63,6 +74,8 @@ struct In {
     #[serde(default)]
     created_at_ms: i64,
     room_key: Option<String>,
+    #[serde(default)]
+    order: Option<Order>,
     data: Data,
 }
 
@@ -73,6 +86,9 @@ struct Data {
     track: Option<Track>,
     egress: Option<Egress>,
     ingress: Option<Ingress>,
+    /// Its vocabulary is mapped by `JobInfo`'s own `Deserialize`; text is sanitised below.
+    #[serde(default)]
+    job: Option<JobInfo>,
     change: Option<String>,
 }
 
@@ -90,6 +106,8 @@ struct Participant {
     identity: String,
     name: String,
     state: String,
+    #[serde(default)]
+    kind: String,
     joined_at: Option<i64>,
     #[serde(default)]
     tracks: Vec<Track>,
@@ -122,6 +140,7 @@ pub(super) fn encode(event: &Event) -> String {
         event: &event.event,
         created_at_ms: event.created_at_ms,
         room_key: event.room_key.as_deref(),
+        order: event.order,
         data: &event.data,
     })
     .expect("plain derived structs serialise without error")
@@ -143,6 +162,7 @@ pub(super) fn decode(json: &str) -> Option<Event> {
         created_at_ms: w.created_at_ms,
         // The raw room name is compared with tokens' `video.room`, never shown: kept as is.
         room_key: w.room_key,
+        order: w.order,
         data: EventData {
             room: w.data.room.map(|r| RoomInfo {
                 sid: sanitize::id(&r.sid),
@@ -155,6 +175,11 @@ pub(super) fn decode(json: &str) -> Option<Event> {
                 identity: text(&p.identity),
                 name: text(&p.name),
                 state: word(&p.state, PARTICIPANT_STATES),
+                kind: if p.kind.is_empty() {
+                    "standard"
+                } else {
+                    word(&p.kind, PARTICIPANT_KINDS)
+                },
                 joined_at: p.joined_at,
                 tracks: p.tracks.into_iter().map(track).collect(),
             }),
@@ -166,6 +191,13 @@ pub(super) fn decode(json: &str) -> Option<Event> {
             ingress: w.data.ingress.map(|i| IngressInfo {
                 id: sanitize::id(&i.id),
                 state: word(&i.state, INGRESS_STATES),
+            }),
+            job: w.data.job.map(|j| JobInfo {
+                id: sanitize::id(&j.id),
+                agent_name: text(&j.agent_name),
+                error: j.error.as_deref().map(text),
+                agent_identity: j.agent_identity.as_deref().map(text),
+                ..j
             }),
             change: w.data.change.map(|c| word(&c, CHANGES)),
         },
@@ -206,6 +238,7 @@ mod tests {
             event: "track_published".into(),
             created_at_ms: 1_700_000_000_123,
             room_key: Some("raw <room>".into()),
+            order: None,
             data: EventData {
                 room: Some(RoomInfo {
                     sid: "RM_1".into(),
@@ -218,6 +251,7 @@ mod tests {
                     identity: "3f2a9c1d".into(),
                     name: "Alice".into(),
                     state: "active",
+                    kind: "sip",
                     joined_at: Some(1_700_000_001),
                     tracks: vec![track.clone()],
                 }),
@@ -229,6 +263,16 @@ mod tests {
                 ingress: Some(IngressInfo {
                     id: "IN_1".into(),
                     state: "buffering",
+                }),
+                job: Some(crate::event::JobInfo {
+                    id: "AJ_1".into(),
+                    agent_name: "voice".into(),
+                    kind: "publisher",
+                    status: "failed",
+                    error: Some("boom".into()),
+                    agent_identity: Some("0a1b2c3d".into()),
+                    started_at: Some(1_700_000_000_500),
+                    ended_at: Some(1_700_000_009_000),
                 }),
                 change: None,
             },

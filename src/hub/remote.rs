@@ -92,6 +92,7 @@ mod tests {
             event: "room_started".to_owned(),
             created_at_ms: 0,
             room_key: Some("demo".to_owned()),
+            order: None,
             data: EventData {
                 room: Some(RoomInfo {
                     sid: "RM_1".to_owned(),

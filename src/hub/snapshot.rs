@@ -6,13 +6,34 @@
 //! stale entry (reconciliation fixes those), and a participant or track event
 //! for a room never seen creates what it names. Ended egress and ingress and
 //! finished rooms are removed, so the state is bounded by what is live.
+//!
+//! LiveKit promises no order across resources, and retries reorder: a
+//! participant that reconnects fast can have its `participant_left` arrive
+//! after its new `participant_joined` (livekit/livekit#2399). The state is
+//! therefore ordered by LiveKit's own clocks, not by arrival (events are still
+//! delivered as they arrive):
+//! - one identity has one session in a room (LiveKit disconnects the older on
+//!   a duplicate join): a join removes the identity's older sessions, and a
+//!   `participant_left` older than the session held (`joined_at_ms`) is stale;
+//! - updates of one session apply only if not older (`version`);
+//! - a participant that left is remembered (bounded) so that a late update of
+//!   that same session does not bring it back;
+//! - a room name has one live incarnation: a room seen under a new sid
+//!   replaces an older one of that name, and a `room_finished` names the sid
+//!   it ends (a late one of an older incarnation ends nothing);
+//! - a track event for a participant not yet known adds it.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
 use super::frame::Filter;
-use crate::event::{EgressInfo, Event, IngressInfo, ParticipantInfo, RoomInfo, TrackInfo};
+use crate::event::{
+    EgressInfo, Event, IngressInfo, JobInfo, Order, ParticipantInfo, RoomInfo, TrackInfo,
+};
+
+/// Departed sessions remembered per room (oldest forgotten first).
+const DEPARTED_KEPT: usize = 256;
 
 /// All live rooms, by sid (a `BTreeMap` so output order is stable).
 #[derive(Debug, Default, Clone)]
@@ -33,6 +54,15 @@ pub(super) struct Room {
     participants: BTreeMap<String, ParticipantInfo>,
     egress: BTreeMap<String, EgressInfo>,
     ingress: BTreeMap<String, IngressInfo>,
+    /// Running agent jobs, by job id.
+    #[serde(default)]
+    agents: BTreeMap<String, JobInfo>,
+    /// LiveKit's order of each participant held (see module docs).
+    #[serde(default)]
+    order: BTreeMap<String, Order>,
+    /// Sessions that left, with their order, so a late event cannot revive them.
+    #[serde(default)]
+    departed: BTreeMap<String, Order>,
 }
 
 /// The snapshot's `data` object.
@@ -51,6 +81,7 @@ struct RoomView<'a> {
     participants: Vec<ParticipantView<'a>>,
     egress: Vec<&'a EgressInfo>,
     ingress: Vec<&'a IngressInfo>,
+    agents: Vec<&'a JobInfo>,
 }
 
 #[derive(Serialize)]
@@ -59,6 +90,7 @@ struct ParticipantView<'a> {
     identity: &'a str,
     name: &'a str,
     state: &'static str,
+    kind: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     joined_at: Option<i64>,
     tracks: &'a [TrackInfo],
@@ -103,36 +135,40 @@ impl Rooms {
                 self.room_mut(event);
             }
             "room_finished" => {
-                if let Some(sid) = self.find_sid(event) {
+                if let Some(sid) = self.find_sid(event)
+                    && !self.older_incarnation(&sid, event)
+                {
                     self.by_sid.remove(&sid);
                     self.touch(&sid);
                 }
             }
             "participant_joined" => {
                 if let (Some(p), Some(room)) = (&data.participant, self.room_mut(event)) {
-                    upsert_participant(room, p);
+                    join(room, p, event.order);
                 }
             }
             "participant_left" | "participant_connection_aborted" => {
                 if let (Some(p), Some(room)) = (&data.participant, self.existing_mut(event)) {
-                    room.participants.remove(&p.sid);
+                    leave(room, p, event.order);
                 }
             }
             "track_published" => {
                 if let (Some(p), Some(t), Some(room)) =
                     (&data.participant, &data.track, self.room_mut(event))
+                    && let Some(known) = update(room, p, event.order)
                 {
-                    upsert_track(upsert_participant(room, p), t);
+                    upsert_track(known, t);
                 }
             }
             "track_unpublished" => {
                 if let (Some(p), Some(t), Some(room)) =
-                    (&data.participant, &data.track, self.existing_mut(event))
-                    && let Some(known) = room.participants.get_mut(&p.sid)
+                    (&data.participant, &data.track, self.room_mut(event))
+                    && let Some(known) = update(room, p, event.order)
                 {
                     known.tracks.retain(|k| k.sid != t.sid);
                 }
             }
+            "agent_job_started" | "agent_job_ended" => self.apply_job(event),
             "egress_started" | "egress_updated" => self.upsert_egress(event),
             "egress_ended" => {
                 self.remove_everywhere(event, |room, id| room.egress.remove(id).is_some())
@@ -152,6 +188,32 @@ impl Rooms {
             },
             _ => {}
         }
+    }
+
+    /// A job runs until it ends; an ended one (success or failure) leaves the running set.
+    fn apply_job(&mut self, event: &Event) {
+        let Some(job) = &event.data.job else {
+            return;
+        };
+        let running =
+            event.event == "agent_job_started" && matches!(job.status, "pending" | "running");
+        if running {
+            if let Some(room) = self.room_mut(event) {
+                room.agents.insert(job.id.clone(), job.clone());
+            }
+            return;
+        }
+        self.remove_everywhere_by(&job.id, |room, id| room.agents.remove(id).is_some());
+    }
+
+    /// True when `event` (a `room_finished` found by name) is older than the
+    /// incarnation held under `sid`.
+    fn older_incarnation(&self, sid: &str, event: &Event) -> bool {
+        let (Some(held), Some(info)) = (self.by_sid.get(sid), event.data.room.as_ref()) else {
+            return false;
+        };
+        info.sid != sid
+            && matches!((info.creation_time, held.info.creation_time), (Some(e), Some(h)) if e < h)
     }
 
     /// The rooms `filter` admits, in sid order.
@@ -192,6 +254,9 @@ impl Rooms {
             // No sid and not known by name: the name stands in for the sid.
             None => event.room_key.clone().filter(|k| !k.is_empty())?,
         };
+        if !self.by_sid.contains_key(&sid) {
+            self.replace_older_incarnations(event, &sid);
+        }
         self.touch(&sid);
         let room = self.by_sid.entry(sid.clone()).or_default();
         room.info.sid = sid;
@@ -203,6 +268,30 @@ impl Rooms {
             room.key.clone_from(&event.room_key);
         }
         Some(room)
+    }
+
+    /// A room name has one live incarnation in LiveKit: a new sid for a name
+    /// held under another sid means the older one finished (its
+    /// `room_finished` was lost or is late), unless the held one is newer.
+    fn replace_older_incarnations(&mut self, event: &Event, new_sid: &str) {
+        let Some(key) = event.room_key.as_deref() else {
+            return;
+        };
+        let created = event.data.room.as_ref().and_then(|r| r.creation_time);
+        let older: Vec<String> = self
+            .by_sid
+            .iter()
+            .filter(|(sid, r)| {
+                sid.as_str() != new_sid
+                    && r.key.as_deref() == Some(key)
+                    && !matches!((r.info.creation_time, created), (Some(h), Some(e)) if h > e)
+            })
+            .map(|(sid, _)| sid.clone())
+            .collect();
+        for sid in older {
+            self.by_sid.remove(&sid);
+            self.touch(&sid);
+        }
     }
 
     /// The event's room if already known (a removal never creates a room).
@@ -247,16 +336,17 @@ impl Rooms {
     }
 
     /// Removes an egress/ingress by id from every room (ended events may omit the room).
-    fn remove_everywhere(
-        &mut self,
-        event: &Event,
-        mut remove: impl FnMut(&mut Room, &str) -> bool,
-    ) {
+    fn remove_everywhere(&mut self, event: &Event, remove: impl FnMut(&mut Room, &str) -> bool) {
         let id = match (&event.data.egress, &event.data.ingress) {
             (Some(e), _) => e.id.as_str(),
             (None, Some(i)) => i.id.as_str(),
             (None, None) => return,
         };
+        self.remove_everywhere_by(id, remove);
+    }
+
+    /// Removes what `remove` finds under `id` from the first room that has it.
+    fn remove_everywhere_by(&mut self, id: &str, mut remove: impl FnMut(&mut Room, &str) -> bool) {
         let mut removed_from = None;
         for (sid, room) in &mut self.by_sid {
             if remove(room, id) {
@@ -268,6 +358,94 @@ impl Rooms {
             self.touch(&sid);
         }
     }
+}
+
+/// A join: the session is new or newer; the identity's older sessions go.
+fn join(room: &mut Room, p: &ParticipantInfo, order: Option<Order>) {
+    if let Some(order) = order {
+        let older: Vec<String> = room
+            .participants
+            .values()
+            .filter(|held| {
+                held.sid != p.sid
+                    && !held.identity.is_empty()
+                    && held.identity == p.identity
+                    && room
+                        .order
+                        .get(&held.sid)
+                        .is_none_or(|o| o.joined_at_ms <= order.joined_at_ms)
+            })
+            .map(|held| held.sid.clone())
+            .collect();
+        for sid in older {
+            depart(room, &sid);
+        }
+    }
+    update(room, p, order);
+}
+
+/// A leave: removes the session unless the one held is newer.
+fn leave(room: &mut Room, p: &ParticipantInfo, order: Option<Order>) {
+    let held = room.order.get(&p.sid).copied();
+    if let (Some(held), Some(order)) = (held, order)
+        && held.joined_at_ms > order.joined_at_ms
+    {
+        return;
+    }
+    if room.participants.contains_key(&p.sid) {
+        depart(room, &p.sid);
+    } else {
+        remember_departed(room, &p.sid, order.unwrap_or_default());
+    }
+}
+
+fn depart(room: &mut Room, sid: &str) {
+    room.participants.remove(sid);
+    let order = room.order.remove(sid).unwrap_or_default();
+    remember_departed(room, sid, order);
+}
+
+fn remember_departed(room: &mut Room, sid: &str, order: Order) {
+    room.departed.insert(sid.to_owned(), order);
+    while room.departed.len() > DEPARTED_KEPT {
+        // Forget the session that joined first.
+        let oldest = room
+            .departed
+            .iter()
+            .min_by_key(|(_, o)| **o)
+            .map(|(sid, _)| sid.clone());
+        match oldest {
+            Some(sid) => room.departed.remove(&sid),
+            None => break,
+        };
+    }
+}
+
+/// Inserts or refreshes a participant unless the event is older than what
+/// is held (or than its departure); keeps known tracks when the event lists
+/// none. The participant as held afterwards, if it is held.
+fn update<'r>(
+    room: &'r mut Room,
+    p: &ParticipantInfo,
+    order: Option<Order>,
+) -> Option<&'r mut ParticipantInfo> {
+    if let Some(order) = order {
+        if room
+            .departed
+            .get(&p.sid)
+            .is_some_and(|gone| order <= *gone || order.joined_at_ms == gone.joined_at_ms)
+        {
+            return None;
+        }
+        if let Some(held) = room.order.get(&p.sid)
+            && order < *held
+        {
+            return room.participants.get_mut(&p.sid);
+        }
+        room.order.insert(p.sid.clone(), order);
+    }
+    room.departed.remove(&p.sid);
+    Some(upsert_participant(room, p))
 }
 
 /// Inserts or refreshes a participant, keeping known tracks when the event lists none.
@@ -307,12 +485,14 @@ fn room_view(room: &Room) -> RoomView<'_> {
                 identity: &p.identity,
                 name: &p.name,
                 state: p.state,
+                kind: p.kind,
                 joined_at: p.joined_at,
                 tracks: &p.tracks,
             })
             .collect(),
         egress: room.egress.values().collect(),
         ingress: room.ingress.values().collect(),
+        agents: room.agents.values().collect(),
     }
 }
 

@@ -67,6 +67,7 @@ pub(super) fn event(
         event: name.to_string(),
         created_at_ms: NOW,
         room_key: room_name.map(str::to_string),
+        order: None,
         data: EventData {
             room: room_name.map(room),
             participant: p,

@@ -35,6 +35,8 @@ pub struct WireEvent {
     /// Ingress events.
     #[serde(alias = "ingress_info")]
     pub ingress_info: Option<WireIngress>,
+    /// Agent job events (`agent_job_*`; field 12).
+    pub job: Option<WireJob>,
     /// Event id (`EV_…`).
     pub id: Option<String>,
     /// Unix seconds.
@@ -74,8 +76,59 @@ pub struct WireParticipant {
     /// Unix seconds.
     #[serde(alias = "joined_at", default, deserialize_with = "int64")]
     pub joined_at: Option<i64>,
+    /// Unix milliseconds (newer servers): orders sessions of one participant.
+    #[serde(alias = "joined_at_ms", default, deserialize_with = "int64")]
+    pub joined_at_ms: Option<i64>,
+    /// Bumped by LiveKit on every change of the participant: orders updates.
+    #[serde(default, deserialize_with = "int64")]
+    pub version: Option<i64>,
+    /// `ParticipantInfo.Kind` (absent = STANDARD).
+    #[serde(default)]
+    pub kind: Enum,
     /// Published tracks.
     pub tracks: Option<Vec<WireTrack>>,
+}
+
+/// `livekit.Job` (livekit_agent.proto), minimised: its `metadata`,
+/// `attributes` (both `SENSITIVITY_PII`), dispatch id, namespace and
+/// deployment are not declared, so never read.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WireJob {
+    /// `AJ_…`
+    pub id: Option<String>,
+    /// `JobType` (absent = JT_ROOM).
+    #[serde(rename = "type", default)]
+    pub kind: Enum,
+    /// The room the job runs in (the event's own `room` is unset).
+    pub room: Option<WireRoom>,
+    /// The participant the job is for (publisher and participant jobs).
+    pub participant: Option<WireParticipant>,
+    /// The agent's registered name.
+    #[serde(alias = "agent_name")]
+    pub agent_name: Option<String>,
+    /// Its state (absent = pending, nothing started).
+    pub state: Option<WireJobState>,
+}
+
+/// `livekit.JobState`, minimised: the worker and agent ids are not declared.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WireJobState {
+    /// `JobStatus` (absent = JS_PENDING).
+    #[serde(default)]
+    pub status: Enum,
+    /// Why a job failed (free text from the agent: sanitised, bounded).
+    pub error: Option<String>,
+    /// When the job started (LiveKit writes Unix nanoseconds; any unit is accepted).
+    #[serde(alias = "started_at", default, deserialize_with = "int64")]
+    pub started_at: Option<i64>,
+    /// When it ended.
+    #[serde(alias = "ended_at", default, deserialize_with = "int64")]
+    pub ended_at: Option<i64>,
+    /// The agent's own participant identity (hashed like any identity).
+    #[serde(alias = "participant_identity")]
+    pub participant_identity: Option<String>,
 }
 
 /// `livekit.TrackInfo`, minimised.

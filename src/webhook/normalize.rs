@@ -6,11 +6,11 @@
 //! the fixed names of SPEC "SSE stream" or `unknown`.
 
 use crate::event::{
-    EgressInfo, Event, EventData, IngressInfo, ParticipantInfo, RoomInfo, TrackInfo,
+    EgressInfo, Event, EventData, IngressInfo, JobInfo, Order, ParticipantInfo, RoomInfo, TrackInfo,
 };
 use crate::pepper::Pepper;
 
-use super::decode::{WireEvent, WireIngress, WireParticipant, WireRoom, WireTrack};
+use super::decode::{WireEvent, WireIngress, WireJob, WireParticipant, WireRoom, WireTrack};
 use super::sanitize::{self, MAX_TEXT_CHARS};
 
 /// Tracks listed per participant at most (a dashboard needs a count, not thousands).
@@ -35,6 +35,37 @@ const TRACK_SOURCES: &[(&str, &str)] = &[
     ("SCREEN_SHARE", "screen_share"),
     ("SCREEN_SHARE_AUDIO", "screen_share_audio"),
 ];
+
+/// `ParticipantInfo.Kind`, by number (5 and 6 are not assigned).
+const PARTICIPANT_KINDS: &[(&str, &str)] = &[
+    ("STANDARD", "standard"),
+    ("INGRESS", "ingress"),
+    ("EGRESS", "egress"),
+    ("SIP", "sip"),
+    ("AGENT", "agent"),
+    ("", "unknown"),
+    ("", "unknown"),
+    ("CONNECTOR", "connector"),
+    ("BRIDGE", "bridge"),
+];
+
+/// `JobType`, by number.
+const JOB_TYPES: &[(&str, &str)] = &[
+    ("JT_ROOM", "room"),
+    ("JT_PUBLISHER", "publisher"),
+    ("JT_PARTICIPANT", "participant"),
+];
+
+/// `JobStatus`, by number.
+const JOB_STATUSES: &[(&str, &str)] = &[
+    ("JS_PENDING", "pending"),
+    ("JS_RUNNING", "running"),
+    ("JS_SUCCESS", "success"),
+    ("JS_FAILED", "failed"),
+];
+
+/// Longest job error kept (characters): enough for a reason, not for a dump.
+const MAX_ERROR_CHARS: usize = 300;
 
 /// `EgressStatus`, by number.
 const EGRESS_STATUSES: &[(&str, &str)] = &[
@@ -64,6 +95,7 @@ enum Needs {
     RoomParticipantTrack,
     Egress,
     Ingress,
+    Job,
 }
 
 fn needs(event: &str) -> Option<Needs> {
@@ -75,6 +107,7 @@ fn needs(event: &str) -> Option<Needs> {
         "track_published" | "track_unpublished" => Needs::RoomParticipantTrack,
         "egress_started" | "egress_updated" | "egress_ended" => Needs::Egress,
         "ingress_started" | "ingress_ended" => Needs::Ingress,
+        "agent_job_started" | "agent_job_ended" => Needs::Job,
         _ => return None,
     })
 }
@@ -120,16 +153,21 @@ pub fn normalize(
         .map(sanitize::id)
         .filter(|s| !s.is_empty())
         .unwrap_or_else(fallback_id);
+    // An agent job names its room and participant inside the job.
+    let job = wire.job.as_ref();
+    let wire_room = wire.room.as_ref().or(job.and_then(|j| j.room.as_ref()));
+    let wire_participant = wire
+        .participant
+        .as_ref()
+        .or(job.and_then(|j| j.participant.as_ref()));
     let mut data = EventData {
-        room: wire.room.as_ref().map(room),
-        participant: wire
-            .participant
-            .as_ref()
-            .map(|p| participant(p, identities)),
+        room: wire_room.map(room),
+        participant: wire_participant.map(|p| participant(p, identities)),
         track: wire.track.as_ref().map(track),
+        job: job.map(|j| job_info(j, identities)),
         ..EventData::default()
     };
-    let mut room_key = wire.room.as_ref().and_then(|r| r.name.clone());
+    let mut room_key = wire_room.and_then(|r| r.name.clone());
     egress_and_ingress(&wire, &mut data, &mut room_key);
     let created_at_ms = wire.created_at.unwrap_or(0).saturating_mul(1000);
     Normalized::Event(Box::new(Event {
@@ -137,8 +175,63 @@ pub fn normalize(
         event: name.to_owned(),
         created_at_ms,
         room_key,
+        order: wire_participant.map(order),
         data,
     }))
+}
+
+/// LiveKit's order of a participant's sessions and updates.
+fn order(p: &WireParticipant) -> Order {
+    let joined_at_ms = p
+        .joined_at_ms
+        .filter(|ms| *ms > 0)
+        .or(p.joined_at.map(|s| s.saturating_mul(1000)))
+        .unwrap_or(0);
+    Order {
+        joined_at_ms,
+        version: p
+            .version
+            .map_or(0, |v| u32::try_from(v.max(0)).unwrap_or(u32::MAX)),
+    }
+}
+
+fn job_info(j: &WireJob, identities: &Identities) -> JobInfo {
+    let state = j.state.as_ref();
+    JobInfo {
+        id: opt_id(&j.id),
+        agent_name: opt_text(&j.agent_name),
+        kind: j.kind.pick(JOB_TYPES),
+        status: state.map_or(JOB_STATUSES[0].1, |s| s.status.pick(JOB_STATUSES)),
+        error: state
+            .and_then(|s| s.error.as_deref())
+            .map(|e| sanitize::text(e, MAX_ERROR_CHARS))
+            .filter(|e| !e.is_empty()),
+        agent_identity: state
+            .and_then(|s| s.participant_identity.as_deref())
+            .filter(|i| !i.is_empty())
+            .map(|i| identity(i, identities)),
+        started_at: state.and_then(|s| unix_ms(s.started_at)),
+        ended_at: state.and_then(|s| unix_ms(s.ended_at)),
+    }
+}
+
+/// A LiveKit timestamp in any unit (s, ms, µs, ns: livekit-server writes job
+/// times in ns) as Unix ms; absent or zero is `None`.
+fn unix_ms(t: Option<i64>) -> Option<i64> {
+    let t = t.filter(|t| *t > 0)?;
+    Some(match t {
+        t if t >= 100_000_000_000_000_000 => t / 1_000_000,
+        t if t >= 100_000_000_000_000 => t / 1_000,
+        t if t >= 100_000_000_000 => t,
+        t => t.saturating_mul(1000),
+    })
+}
+
+fn identity(raw: &str, identities: &Identities) -> String {
+    match identities {
+        Identities::Hashed(pepper) => pepper.hash_identity(raw),
+        Identities::Plain => sanitize::text(raw, MAX_TEXT_CHARS),
+    }
 }
 
 /// Egress and ingress parts, and the room they name when the event has no `room`.
@@ -170,6 +263,7 @@ fn check_required(wire: &WireEvent, needs: Needs) -> Result<(), &'static str> {
         Needs::RoomParticipantTrack if wire.track.is_none() => Err("`track` is required"),
         Needs::Egress if wire.egress_info.is_none() => Err("`egressInfo` is required"),
         Needs::Ingress if wire.ingress_info.is_none() => Err("`ingressInfo` is required"),
+        Needs::Job if wire.job.is_none() => Err("`job` is required"),
         _ => Ok(()),
     }
 }
@@ -222,16 +316,12 @@ fn room(r: &WireRoom) -> RoomInfo {
 }
 
 fn participant(p: &WireParticipant, identities: &Identities) -> ParticipantInfo {
-    let raw_identity = p.identity.as_deref().unwrap_or("");
-    let identity = match identities {
-        Identities::Hashed(pepper) => pepper.hash_identity(raw_identity),
-        Identities::Plain => sanitize::text(raw_identity, MAX_TEXT_CHARS),
-    };
     ParticipantInfo {
         sid: opt_id(&p.sid),
-        identity,
+        identity: identity(p.identity.as_deref().unwrap_or(""), identities),
         name: opt_text(&p.name),
         state: p.state.pick(PARTICIPANT_STATES),
+        kind: p.kind.pick(PARTICIPANT_KINDS),
         joined_at: positive(p.joined_at),
         tracks: p
             .tracks

@@ -45,7 +45,11 @@ fn livekit_event() -> impl Strategy<Value = serde_json::Value> {
                 "participant": {"sid": "PA_p", "identity": identity, "name": name, "state": state},
                 "track": {"sid": "TR_p", "type": source.clone(), "source": source},
                 "egressInfo": {"egressId": "EG_p", "roomName": room, "status": status.clone()},
-                "ingressInfo": {"ingressId": "IN_p", "roomName": room, "state": {"status": status}}})
+                "ingressInfo": {"ingressId": "IN_p", "roomName": room, "state": {"status": status.clone()}},
+                "job": {"id": "AJ_p", "type": state.clone(), "agentName": name, "room": {"sid": "RM_p", "name": room},
+                    "participant": {"sid": "PA_p", "identity": identity, "name": name, "kind": state},
+                    "state": {"status": status, "error": name, "participantIdentity": identity,
+                              "startedAt": n.to_string(), "metadata": "secret-meta"}}})
         },
     )
 }

@@ -62,6 +62,7 @@ fn bench_event(room: &str, n: usize) -> warden::event::Event {
         event: "room_started".to_owned(),
         created_at_ms: 0,
         room_key: Some(room.to_owned()),
+        order: None,
         data: EventData {
             room: Some(RoomInfo {
                 sid: "RM_bench".to_owned(),
