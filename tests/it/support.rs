@@ -77,8 +77,13 @@ pub fn config(dir: &Path, yaml: &str, env: &[(&str, &str)]) -> Config {
     );
     let mut value: serde_json::Value = json!({});
     for doc in [base.as_str(), yaml] {
-        let v: serde_json::Value = serde_norway::from_str(doc).unwrap_or(json!({}));
-        merge(&mut value, v);
+        // An empty document is no override; a broken one fails the test (it
+        // must never run on defaults — with their data directory — instead).
+        let v: serde_json::Value = serde_norway::from_str(doc)
+            .unwrap_or_else(|e| panic!("test YAML does not parse: {e}\n{doc}"));
+        if !v.is_null() {
+            merge(&mut value, v);
+        }
     }
     let text = serde_norway::to_string(&value).expect("yaml");
     let mut pairs: Vec<(String, String)> = vec![
