@@ -33,6 +33,9 @@ pub enum WebhookCmd {
         /// Participant identity (participant and track events).
         #[arg(long)]
         identity: Option<String>,
+        /// Agent name (agent_job_started / agent_job_ended).
+        #[arg(long)]
+        agent: Option<String>,
     },
 }
 
@@ -43,7 +46,15 @@ pub(super) fn run(cmd: WebhookCmd, ctx: &Ctx) -> anyhow::Result<()> {
             event,
             room,
             identity,
-        } => send(ctx, &url, &event, &room, identity.as_deref()),
+            agent,
+        } => send(
+            ctx,
+            &url,
+            &event,
+            &room,
+            identity.as_deref(),
+            agent.as_deref(),
+        ),
     }
 }
 
@@ -53,6 +64,7 @@ fn send(
     event: &str,
     room: &str,
     identity: Option<&str>,
+    agent: Option<&str>,
 ) -> anyhow::Result<()> {
     if event.is_empty() || !event.bytes().all(|b| b.is_ascii_lowercase() || b == b'_') {
         anyhow::bail!(
@@ -68,7 +80,13 @@ fn send(
         .signing_key()
         .context("no signing key: set LIVEKIT_API_KEY and LIVEKIT_API_SECRET (or create a key)")?;
     let now_ms = ctx.clock.now_ms();
-    let body = emit::livekit_body(event, room, identity.unwrap_or("warden-drill"), now_ms);
+    let body = emit::livekit_body_for_agent(
+        event,
+        room,
+        identity.unwrap_or("warden-drill"),
+        agent.unwrap_or("warden-drill-agent"),
+        now_ms,
+    );
     let token = verify::sign_as_livekit(&body, &key_id, secret.expose(), now_ms.div_euclid(1000))
         .context("signing the webhook")?;
     let (status, answer) = post(parsed, body, token)?;

@@ -50,8 +50,32 @@ struct Body {
     ingress_info: Option<Ingress>,
     #[serde(skip_serializing_if = "Option::is_none")]
     track: Option<Track>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    job: Option<Job>,
     id: String,
     created_at: String,
+}
+
+/// `livekit.Job`: a room job (JT_ROOM, the zero value, so no `type`).
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Job {
+    id: String,
+    dispatch_id: String,
+    room: Room,
+    agent_name: String,
+    state: JobState,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct JobState {
+    status: &'static str,
+    started_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ended_at: Option<String>,
+    updated_at: String,
+    participant_identity: String,
 }
 
 #[derive(Serialize)]
@@ -138,6 +162,17 @@ struct IngressState {
 /// The body livekit-server would send for `event` in `room` at `now_ms`;
 /// `identity` is the participant of participant and track events.
 pub fn livekit_body(event: &str, room: &str, identity: &str, now_ms: i64) -> Vec<u8> {
+    livekit_body_for_agent(event, room, identity, "warden-drill-agent", now_ms)
+}
+
+/// [`livekit_body`], with `agent` as the agent name of `agent_job_*` events.
+pub fn livekit_body_for_agent(
+    event: &str,
+    room: &str,
+    identity: &str,
+    agent: &str,
+    now_ms: i64,
+) -> Vec<u8> {
     let (secs, nanos) = (now_ms.div_euclid(1000), now_ms.saturating_mul(1_000_000));
     let room_sid = stable_guid("RM_", room);
     let mut body = Body {
@@ -147,6 +182,7 @@ pub fn livekit_body(event: &str, room: &str, identity: &str, now_ms: i64) -> Vec
         egress_info: None,
         ingress_info: None,
         track: None,
+        job: None,
         id: guid("EV_"),
         created_at: secs.to_string(),
     };
@@ -180,6 +216,24 @@ pub fn livekit_body(event: &str, room: &str, identity: &str, now_ms: i64) -> Vec
                 mime_type: "audio/red",
                 mid: "1",
                 stream: "microphone",
+            });
+        }
+        // The room is the job's own; the event's top-level `room` stays unset.
+        "agent_job_started" | "agent_job_ended" => {
+            let seed = format!("{room}\u{0}{agent}");
+            let ended = event == "agent_job_ended";
+            body.job = Some(Job {
+                id: stable_guid("AJ_", &seed),
+                dispatch_id: stable_guid("AD_", &seed),
+                room: the_room(None),
+                agent_name: agent.to_owned(),
+                state: JobState {
+                    status: if ended { "JS_SUCCESS" } else { "JS_RUNNING" },
+                    started_at: (nanos - 5_000_000_000).to_string(),
+                    ended_at: ended.then(|| nanos.to_string()),
+                    updated_at: nanos.to_string(),
+                    participant_identity: format!("agent-{}", stable_guid("AJ_", &seed)),
+                },
             });
         }
         _ => body.room = Some(the_room(None)),

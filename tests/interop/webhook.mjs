@@ -15,8 +15,9 @@ import { createHash } from 'node:crypto';
 import http from 'node:http';
 import { AccessToken, WebhookReceiver } from 'livekit-server-sdk';
 import {
-  EgressInfo, EgressStatus, IngressInfo, IngressState, IngressState_Status, ParticipantInfo,
-  ParticipantInfo_State, Room, TrackInfo, TrackSource, TrackType, WebhookEvent,
+  EgressInfo, EgressStatus, IngressInfo, IngressState, IngressState_Status, Job, JobState, JobStatus,
+  JobType, ParticipantInfo, ParticipantInfo_Kind, ParticipantInfo_State, Room, TrackInfo, TrackSource,
+  TrackType, WebhookEvent,
 } from '@livekit/protocol';
 
 const [mode, key, secret] = process.argv.slice(2);
@@ -47,6 +48,16 @@ function cases() {
     participantIdentity: 'streamer', state: new IngressState({ status, roomId: 'RM_stage', startedAt: now * 1_000_000_000n }),
   });
   const p = (state) => participant('alice@example.com', state);
+  const sip = new ParticipantInfo({
+    sid: 'PA_sip1', identity: '+15550100', name: 'Ada <b>Lovelace</b>', state: ParticipantInfo_State.ACTIVE,
+    kind: ParticipantInfo_Kind.SIP, metadata: 'participant-metadata', attributes: { 'sip.callID': 'attribute-value' },
+  });
+  const job = (type, status, who, error) => new Job({
+    id: 'AJ_sdk1', dispatchId: 'AD_sdk1', type, room: room('demo'), participant: who, agentName: 'voice',
+    metadata: '{"secret":"job-metadata"}', attributes: { k: 'attribute-value' },
+    state: new JobState({ status, error: error ?? '', startedAt: now * 1_000_000_000n, participantIdentity: 'agent-identity',
+      workerId: 'W_sdkworker', agentId: 'A_sdkagent' }),
+  });
   return [
     ['room_started', { room: room('demo') }, { room: 'demo' }],
     ['room_finished', { room: room('demo') }, { room: 'demo' }],
@@ -70,6 +81,14 @@ function cases() {
       { room: 'stage', ingress: ['IN_sdk1', 'publishing'] }, { enumAsInteger: true }],
     ['ingress_ended', { ingressInfo: ingress(IngressState_Status.ENDPOINT_INACTIVE) },
       { room: 'stage', ingress: ['IN_sdk1', 'endpoint_inactive'] }],
+    // Agent dispatch: the room is the job's; a JT_ROOM job in JS_PENDING has neither type nor status.
+    ['agent_job_started', { job: job(JobType.JT_ROOM, JobStatus.JS_PENDING) },
+      { room: 'demo', job: ['AJ_sdk1', 'voice', 'room', 'pending'] }],
+    ['agent_job_started', { job: job(JobType.JT_PARTICIPANT, JobStatus.JS_RUNNING, sip) },
+      { room: 'demo', job: ['AJ_sdk1', 'voice', 'participant', 'running'], identity: '+15550100', state: 'active', kind: 'sip' },
+      { useProtoFieldName: true, enumAsInteger: true }],
+    ['agent_job_ended', { job: job(JobType.JT_PUBLISHER, JobStatus.JS_FAILED, undefined, 'model <b>timeout</b>') },
+      { room: 'demo', job: ['AJ_sdk1', 'voice', 'publisher', 'failed'], error: 'model timeout' }],
   ];
 }
 
@@ -104,7 +123,9 @@ function serve() {
       try {
         const ev = await receiver.receive(body, req.headers.authorization);
         Object.assign(report, {
-          ok: true, status: 200, event: ev.event, id: ev.id, room: ev.room?.name ?? ev.egressInfo?.roomName ?? ev.ingressInfo?.roomName ?? null,
+          ok: true, status: 200, event: ev.event, id: ev.id,
+          room: ev.room?.name ?? ev.egressInfo?.roomName ?? ev.ingressInfo?.roomName ?? ev.job?.room?.name ?? null,
+          agent: ev.job?.agentName ?? null,
           identity: ev.participant?.identity ?? null, track: ev.track ? TrackSource[ev.track.source] : null,
         });
       } catch (e) {

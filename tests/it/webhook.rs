@@ -70,7 +70,8 @@ fn official_sdk_deliveries_of_every_event_type_are_accepted() {
         .lines()
         .map(|l| serde_json::from_str(l).expect("json line"))
         .collect();
-    let names: Vec<&str> = lines.iter().filter_map(|l| str_at(l, "/event")).collect();
+    let mut names: Vec<&str> = lines.iter().filter_map(|l| str_at(l, "/event")).collect();
+    names.dedup();
     assert_eq!(
         names,
         warden::event::BROADCAST_EVENTS,
@@ -119,6 +120,11 @@ fn assert_minimised(name: &str, text: &str) {
         "attribute-value",
         "sk_SDKSECRET",
         "rtmp://",
+        "job-metadata",
+        "W_sdkworker",
+        "A_sdkagent",
+        "AD_sdk1",
+        "agent-identity",
     ];
     for leak in secrets {
         assert!(!text.contains(leak), "{name}: {leak} kept in {text}");
@@ -149,6 +155,26 @@ fn check_expectations(name: &str, wire: &Value, expect: &Value, room_key: Option
             str_at(wire, "/data/participant/name"),
             Some("Ada Lovelace"),
             "{name}: sanitised name"
+        );
+    }
+    if let Some(kind) = str_at(expect, "/kind") {
+        assert_eq!(
+            str_at(wire, "/data/participant/kind"),
+            Some(kind),
+            "{name}: kind"
+        );
+    }
+    if let Some(j) = expect.get("job") {
+        let got = &wire["data"]["job"];
+        assert_eq!(
+            [&got["id"], &got["agent_name"], &got["type"], &got["status"]],
+            [&j[0], &j[1], &j[2], &j[3]],
+            "{name}: job"
+        );
+        assert_eq!(
+            str_at(wire, "/data/job/error"),
+            str_at(expect, "/error"),
+            "{name}: job error"
         );
     }
     if let Some(t) = expect.get("track") {
@@ -292,6 +318,13 @@ fn warden_webhook_send_is_accepted_by_the_official_receiver() {
         }
         if event.starts_with("track_") {
             assert_eq!(str_at(&report, "/track"), Some("MICROPHONE"));
+        }
+        if event.starts_with("agent_job_") {
+            assert_eq!(
+                str_at(&report, "/agent"),
+                Some("warden-drill-agent"),
+                "{event}: {report}"
+            );
         }
         // What the official receiver accepted, Warden's accepts too, with the same meaning.
         let (body, auth) = (
