@@ -155,12 +155,14 @@ impl Stream for Subscription {
                 stats.delivered_frames.fetch_add(count, Ordering::Relaxed);
                 this.emit(bytes)
             }
-            Read::Lagged => {
-                stats.slow_consumer_cuts.fetch_add(1, Ordering::Relaxed);
+            Read::Lagged(reason) => {
+                if reason == ResetReason::SlowConsumer {
+                    stats.slow_consumer_cuts.fetch_add(1, Ordering::Relaxed);
+                }
                 stats.resets.fetch_add(1, Ordering::Relaxed);
                 this.done = true;
                 // The reset frame is the last item; the stream ends on the next poll.
-                Poll::Ready(Some(Ok(frame::reset_frame(ResetReason::SlowConsumer))))
+                Poll::Ready(Some(Ok(frame::reset_frame(reason))))
             }
             Read::Closed => this.finish(),
             Read::Empty => Poll::Pending,
