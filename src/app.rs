@@ -154,6 +154,7 @@ impl AppState {
                     guard: guard.clone(),
                     audit: audit.clone(),
                     clock: clock.clone(),
+                    metrics: metrics.clone(),
                 })
             })
             .transpose()?;

@@ -89,6 +89,11 @@ pub use reconciler::{LEASE_RENEW, LEASE_TTL};
 /// Longest wait for one command on the request path (a webhook's append).
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(1);
 
+/// Longest wait, on the request path, for this node to move to the
+/// cluster's new epoch before it publishes again (its reader checks at once
+/// when asked, and at the latest after one idle `XREAD BLOCK`).
+const MOVE_WAIT: Duration = Duration::from_secs(2);
+
 /// Cluster errors (masked: never a password).
 #[derive(Debug, thiserror::Error)]
 pub enum ClusterError {
@@ -113,6 +118,12 @@ pub enum ClusterError {
         url: String,
         /// Which command.
         what: &'static str,
+    },
+    /// The cluster moved to a new epoch and this node has not followed yet.
+    #[error("redis at {url}: the cluster is moving to a new epoch; retry")]
+    Moving {
+        /// The masked URL.
+        url: String,
     },
 }
 
@@ -185,10 +196,15 @@ pub struct Cluster {
 struct Inner {
     redis: Redis,
     conn: ConnectionManager,
-    epoch: String,
     settings: Settings,
     parts: Parts,
+    /// The pepper, put back into Redis by the reader if Redis lost it.
+    pepper: crate::pepper::Pepper,
     health: Mutex<Health>,
+    /// Asks the reader to check Redis's epoch now (and ends its backoff).
+    recheck: tokio::sync::Notify,
+    /// The hub's epoch, sent by the reader each time it moves.
+    epoch_tx: tokio::sync::watch::Sender<String>,
     /// This node's id for leases (random per start).
     node_id: String,
     /// When this node last took or renewed the reconciler lease.
@@ -206,15 +222,15 @@ impl std::fmt::Debug for Cluster {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Cluster")
             .field("redis", &self.inner.redis)
-            .field("epoch", &self.inner.epoch)
+            .field("epoch", &self.epoch())
             .finish_non_exhaustive()
     }
 }
 
 impl Cluster {
-    /// The cluster's epoch.
-    pub fn epoch(&self) -> &str {
-        &self.inner.epoch
+    /// The cluster's epoch, as this node's hub has it.
+    pub fn epoch(&self) -> String {
+        self.inner.parts.hub.epoch()
     }
 
     /// Starts the stream reader, the lockout and the rate-limit sharing; they stop when
@@ -264,13 +280,42 @@ impl Cluster {
     }
 
     /// Runs [`scripts::PUBLISH`] for `event` (`json` its wire form):
-    /// `(epoch, seq, seen)`.
+    /// `(epoch, seq, seen)`. If the cluster moved to a new epoch this node
+    /// has not followed yet, nothing is published until it has (at most
+    /// [`MOVE_WAIT`]; then an error, and LiveKit retries).
     async fn append(
         &self,
         event: &Event,
         json: &str,
         digest_hex: &str,
     ) -> Result<(String, u64, u8), ClusterError> {
+        for _ in 0..3 {
+            let (epoch, head) = self.inner.parts.hub.position();
+            let (theirs, seq, status, cause) =
+                self.run_publish(event, json, digest_hex, &epoch, head).await?;
+            if status == 3 {
+                self.await_move(&epoch).await?;
+                continue;
+            }
+            if !cause.is_empty() {
+                self.data_lost(&theirs, &cause);
+            }
+            return Ok((theirs, seq, status));
+        }
+        Err(ClusterError::Moving {
+            url: self.inner.redis.masked_url().to_owned(),
+        })
+    }
+
+    /// One [`scripts::PUBLISH`] call from this node's `epoch` and `head`.
+    async fn run_publish(
+        &self,
+        event: &Event,
+        json: &str,
+        digest_hex: &str,
+        epoch: &str,
+        head: u64,
+    ) -> Result<(String, u64, u8, String), ClusterError> {
         let inner = &self.inner;
         let s = inner.settings;
         let script = redis::Script::new(scripts::PUBLISH);
@@ -280,22 +325,66 @@ impl Cluster {
             .key(scripts::SEQ)
             .key(scripts::EVENTS)
             .key(scripts::seen_key(&event.id))
-            .arg(&inner.epoch)
-            .arg(inner.parts.hub.head())
+            .arg(epoch)
+            .arg(head)
             .arg(s.history_size)
             .arg(inner.parts.clock.now_ms())
             .arg(json)
             .arg(digest_hex)
-            .arg(s.replay_window_ms.max(1));
+            .arg(s.replay_window_ms.max(1))
+            .arg(new_epoch());
         let mut conn = inner.conn.clone();
-        let reply: (String, u64, u8) = self
+        let reply = self
             .timed(invocation.invoke_async(&mut conn))
             .await
             .inspect_err(|e| self.note_error(&e.to_string()))?;
-        if reply.0 != inner.epoch {
-            self.epoch_mismatch(&reply.0);
+        if self.note_ok() {
+            // Redis is back: the reader need not sit out its backoff.
+            inner.recheck.notify_one();
         }
         Ok(reply)
+    }
+
+    /// Asks the reader to follow the cluster out of `from` and waits until
+    /// the hub has left it.
+    async fn await_move(&self, from: &str) -> Result<(), ClusterError> {
+        self.inner.recheck.notify_one();
+        let mut rx = self.inner.epoch_tx.subscribe();
+        match tokio::time::timeout(MOVE_WAIT, rx.wait_for(|e| e != from)).await {
+            Ok(Ok(_)) => Ok(()),
+            _ => Err(ClusterError::Moving {
+                url: self.inner.redis.masked_url().to_owned(),
+            }),
+        }
+    }
+
+    /// This node found that Redis lost data (`cause`) and started `epoch`.
+    fn data_lost(&self, epoch: &str, cause: &str) {
+        tracing::error!(
+            cluster.epoch = %epoch,
+            cause,
+            "redis lost data this node had seen: the cluster moves to a new epoch; every SSE stream gets event: reset (history_lost) and a fresh snapshot"
+        );
+        self.inner.parts.metrics.cluster_data_loss(loss_cause(cause));
+        // The reader moves the hub (it sees the new epoch in the stream too).
+        self.inner.recheck.notify_one();
+    }
+
+    /// Moves this node's hub to the cluster's `epoch` (the reader's job).
+    fn move_to(&self, epoch: &str) {
+        let hub = &self.inner.parts.hub;
+        let before = hub.epoch();
+        if before == epoch {
+            return;
+        }
+        hub.move_to_epoch(epoch);
+        self.inner.epoch_tx.send_replace(epoch.to_owned());
+        self.inner.parts.metrics.cluster_epoch_change();
+        tracing::warn!(
+            cluster.epoch = %epoch,
+            node.previous_epoch = %before,
+            "moved to the cluster's new epoch: history dropped, every SSE stream reset (history_lost), ids start over"
+        );
     }
 
     /// The `redis` health check.
@@ -307,13 +396,12 @@ impl Cluster {
             .unwrap_or_else(PoisonError::into_inner)
             .clone();
         if h.reachable {
+            let (epoch, head) = self.inner.parts.hub.position();
             Health {
                 reachable: true,
                 detail: format!(
-                    "{}: shared stream at seq {}, epoch {}",
+                    "{}: shared stream at seq {head}, epoch {epoch}",
                     self.inner.redis.masked_url(),
-                    self.inner.parts.hub.head(),
-                    self.inner.epoch
                 ),
             }
         } else {
@@ -353,23 +441,35 @@ impl Cluster {
         };
     }
 
-    fn note_ok(&self) {
+    /// Marks Redis reachable; true if it was not.
+    fn note_ok(&self) -> bool {
         let mut h = self
             .inner
             .health
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        if !h.reachable {
-            tracing::info!(redis = %self.inner.redis.masked_url(), "redis reachable again");
-            h.reachable = true;
+        if h.reachable {
+            return false;
         }
+        tracing::info!(redis = %self.inner.redis.masked_url(), "redis reachable again");
+        h.reachable = true;
+        true
     }
+}
 
-    fn epoch_mismatch(&self, theirs: &str) {
-        tracing::error!(
-            cluster.epoch = %theirs,
-            node.epoch = %self.inner.epoch,
-            "redis holds another epoch (it lost its data while a new node started): ids from other nodes now reset on this one; restart this node to rejoin the shared history"
-        );
+/// A fresh random epoch, offered to the scripts in case Redis lost its data.
+fn new_epoch() -> String {
+    use rand::Rng;
+    format!("{:08x}", rand::rng().random::<u32>())
+}
+
+/// The metric label for a data-loss cause a script returned (a bounded set).
+fn loss_cause(cause: &str) -> &'static str {
+    match cause {
+        "epoch_missing" => "epoch_missing",
+        "seq_behind" => "seq_behind",
+        "stream_behind" => "stream_behind",
+        "seq_conflict" => "seq_conflict",
+        _ => "other",
     }
 }

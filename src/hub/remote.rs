@@ -80,6 +80,13 @@ impl Hub {
         self.shared.lock_model().head
     }
 
+    /// The epoch and the head seq, read together (a cluster's publish
+    /// passes both: a head means nothing in another epoch).
+    pub fn position(&self) -> (String, u64) {
+        let model = self.shared.lock_model();
+        (model.epoch.to_string(), model.head)
+    }
+
     /// Moves to the cluster's new `epoch` (non-empty lowercase hex): the
     /// history is dropped, the next seq is 1, and every open stream is cut
     /// with `event: reset` (`history_lost`). The room state is kept. Does
