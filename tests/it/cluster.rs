@@ -5,6 +5,7 @@
 //! latency through Redis versus in-process.
 
 mod latency;
+mod loss;
 mod rates;
 mod redis_tls;
 pub mod server;
@@ -380,32 +381,69 @@ async fn nodes_survive_a_redis_restart_and_lose_nothing_acknowledged_after_it() 
     );
 
     redis.restart();
+    // LiveKit retries what got a 503; the first 200 shows in the health check at once.
+    assert!(
+        deliver_until_accepted(a, &joined(&room, &unqueued), Duration::from_secs(10)).await,
+        "A accepts webhooks again"
+    );
+    assert_eq!(
+        redis_check(a).await.0,
+        "healthy",
+        "healthy as soon as a webhook succeeds"
+    );
+    // Redis came back empty: a new epoch, and every open stream is told (never a silent gap).
+    for (name, sse) in [("A", &mut on_a), ("B", &mut on_b)] {
+        let reset = sse.next(T).await.expect("an event after the restart");
+        assert_eq!(reset.event, "reset", "{name}: {reset:?}");
+        assert_eq!(reset.json()["reason"], "history_lost", "{name}");
+        assert!(sse.next(T).await.is_none(), "{name}: the stream ends");
+    }
+    let old_id = before.id.clone().expect("id");
+    let epoch = a.state.hub.epoch();
+    assert!(!old_id.starts_with(&format!("{epoch}-")), "a new epoch");
     for node in [a, b] {
-        let back = eventually(Duration::from_secs(10), || async {
-            redis_check(node).await.0 == "healthy"
+        let caught_up = eventually(T, || async {
+            node.state.hub.position() == (epoch.clone(), 1)
         })
         .await;
+        assert!(caught_up, "{} has the retried event in the new epoch", node.url);
+        let back = eventually(T, || async { redis_check(node).await.0 == "healthy" }).await;
         assert!(back, "{} recovers", node.url);
+    }
+    // Clients come back with their last id: a reset and a fresh snapshot that holds the retried event.
+    let mut again = Vec::new();
+    for node in [a, b] {
+        let mut sse = events(node, &[("last-event-id", &old_id)]).await;
+        let reset = sse.next(T).await.expect("reset");
+        assert_eq!(
+            (reset.event.as_str(), reset.json()["reason"].as_str()),
+            ("reset", Some("other_epoch"))
+        );
+        let snapshot = sse.next(T).await.expect("snapshot");
+        assert_eq!(snapshot.event, "snapshot");
+        assert_eq!(snapshot.id, Some(format!("{epoch}-1")));
+        assert!(snapshot.data.contains(&unqueued), "{}", snapshot.data);
+        again.push(sse);
     }
     let after: Vec<String> = (0..6).map(|_| sid("PA_")).collect();
     for (i, psid) in after.iter().enumerate() {
         let node = if i % 2 == 0 { a } else { b };
         assert_eq!(support::deliver(&node.url, &joined(&room, psid)).await, 200);
     }
-    let mut last = seq_of(before.id.as_deref().expect("id"));
-    for psid in &after {
-        let ev = on_b
-            .next_named("participant_joined", T)
-            .await
-            .expect("acknowledged event on B");
-        assert_eq!(&participant_sid(&ev), psid, "in order, none lost");
-        let seq = seq_of(ev.id.as_deref().expect("id"));
-        assert_eq!(seq, last + 1, "ids continue after the restart");
-        last = seq;
-        let on = on_a
-            .next_named("participant_joined", T)
-            .await
-            .expect("and on A");
-        assert_eq!(on.id, ev.id);
+    for (i, psid) in after.iter().enumerate() {
+        let on_a = again[0].next(T).await.expect("acknowledged event on A");
+        assert_eq!(&participant_sid(&on_a), psid, "in order, none lost");
+        assert_eq!(on_a.id, Some(format!("{epoch}-{}", i + 2)), "ids continue");
+        let on_b = again[1].next(T).await.expect("and on B");
+        assert_eq!(on_b.id, on_a.id);
+        assert_eq!(on_b.data, on_a.data);
     }
+}
+
+/// Delivers `body` to `node` until it is acknowledged (as LiveKit retries a 5xx).
+async fn deliver_until_accepted(node: &TestServer, body: &[u8], within: Duration) -> bool {
+    eventually(within, || async {
+        support::deliver(&node.url, body).await == 200
+    })
+    .await
 }
