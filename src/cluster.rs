@@ -291,8 +291,9 @@ impl Cluster {
     ) -> Result<(String, u64, u8), ClusterError> {
         for _ in 0..3 {
             let (epoch, head) = self.inner.parts.hub.position();
-            let (theirs, seq, status, cause) =
-                self.run_publish(event, json, digest_hex, &epoch, head).await?;
+            let (theirs, seq, status, cause) = self
+                .run_publish(event, json, digest_hex, &epoch, head)
+                .await?;
             if status == 3 {
                 self.await_move(&epoch).await?;
                 continue;
@@ -365,7 +366,10 @@ impl Cluster {
             cause,
             "redis lost data this node had seen: the cluster moves to a new epoch; every SSE stream gets event: reset (history_lost) and a fresh snapshot"
         );
-        self.inner.parts.metrics.cluster_data_loss(loss_cause(cause));
+        self.inner
+            .parts
+            .metrics
+            .cluster_data_loss(loss_cause(cause));
         // The reader moves the hub (it sees the new epoch in the stream too).
         self.inner.recheck.notify_one();
     }

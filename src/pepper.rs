@@ -113,7 +113,12 @@ impl Pepper {
     /// True when both are the same pepper.
     pub fn same_as(&self, other: &Pepper) -> bool {
         use subtle::ConstantTimeEq;
-        bool::from(self.0.expose().as_bytes().ct_eq(other.0.expose().as_bytes()))
+        bool::from(
+            self.0
+                .expose()
+                .as_bytes()
+                .ct_eq(other.0.expose().as_bytes()),
+        )
     }
 
     /// The pepper itself, to share it between the nodes of a cluster.

@@ -17,12 +17,12 @@ use rand::Rng;
 use super::{
     COMMAND_TIMEOUT, Cluster, ClusterError, Health, Inner, Settings, fanout, locks, scripts,
 };
-use crate::metrics::Metrics;
 use crate::audit::Audit;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::guard::Guard;
 use crate::hub::Hub;
+use crate::metrics::Metrics;
 use crate::pepper::Pepper;
 use crate::store::Redis;
 
@@ -190,8 +190,12 @@ fn agree_on_pepper(
     if !pepper.same_as(local) {
         let own = cfg.data_dir().join("pepper");
         match pepper.replace(&own) {
-            Ok(()) => tracing::info!(path = %own.display(), "this node's pepper is now the cluster's"),
-            Err(e) => tracing::warn!(path = %own.display(), error = %e, "cannot keep the cluster's pepper in the data directory"),
+            Ok(()) => {
+                tracing::info!(path = %own.display(), "this node's pepper is now the cluster's")
+            }
+            Err(e) => {
+                tracing::warn!(path = %own.display(), error = %e, "cannot keep the cluster's pepper in the data directory")
+            }
         }
     }
     Ok(pepper)

@@ -287,8 +287,14 @@ mod tests {
             now_ms: 0,
         });
         let snapshot = next_text(&mut fresh).await;
-        assert!(snapshot.starts_with("id: 0be2-0\nevent: snapshot"), "{snapshot}");
-        assert!(snapshot.contains("demo"), "the room state is kept: {snapshot}");
+        assert!(
+            snapshot.starts_with("id: 0be2-0\nevent: snapshot"),
+            "{snapshot}"
+        );
+        assert!(
+            snapshot.contains("demo"),
+            "the room state is kept: {snapshot}"
+        );
         assert_eq!(hub.publish_at(1, event(3), 5), Applied::Appended);
         assert!(next_text(&mut fresh).await.starts_with("id: 0be2-1\n"));
         hub.move_to_epoch("0be2");

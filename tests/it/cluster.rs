@@ -406,7 +406,11 @@ async fn nodes_survive_a_redis_restart_and_lose_nothing_acknowledged_after_it() 
             node.state.hub.position() == (epoch.clone(), 1)
         })
         .await;
-        assert!(caught_up, "{} has the retried event in the new epoch", node.url);
+        assert!(
+            caught_up,
+            "{} has the retried event in the new epoch",
+            node.url
+        );
         let back = eventually(T, || async { redis_check(node).await.0 == "healthy" }).await;
         assert!(back, "{} recovers", node.url);
     }

@@ -114,7 +114,10 @@ async fn a_node_behind_publishing_first_into_an_emptied_redis_reuses_no_id_and_l
     }
     let room = sid("room-");
     let mut acked = vec![sid("PA_")];
-    assert_eq!(support::deliver(&a.url, &joined(&room, &acked[0])).await, 200);
+    assert_eq!(
+        support::deliver(&a.url, &joined(&room, &acked[0])).await,
+        200
+    );
     let first_a = on_a.next(T).await.expect("first event on A");
     let first_b = on_b.next(T).await.expect("first event on B");
     assert_eq!(first_a.id, first_b.id);
@@ -141,10 +144,7 @@ async fn a_node_behind_publishing_first_into_an_emptied_redis_reuses_no_id_and_l
 
     // Each client has every acknowledged event, or a reset after the last it got.
     let mut ids = Ids::default();
-    for (name, mut events) in [
-        ("A", vec![first_a.clone()]),
-        ("B", vec![first_b.clone()]),
-    ] {
+    for (name, mut events) in [("A", vec![first_a.clone()]), ("B", vec![first_b.clone()])] {
         let sse = if name == "A" { &mut on_a } else { &mut on_b };
         events.extend(rest(sse).await);
         ids.saw(&events);
@@ -174,8 +174,14 @@ async fn a_node_behind_publishing_first_into_an_emptied_redis_reuses_no_id_and_l
         again.push(sse);
     }
     let more = [sid("PA_"), sid("PA_")];
-    assert_eq!(support::deliver(&a.url, &joined(&room, &more[0])).await, 200);
-    assert_eq!(support::deliver(&b.url, &joined(&room, &more[1])).await, 200);
+    assert_eq!(
+        support::deliver(&a.url, &joined(&room, &more[0])).await,
+        200
+    );
+    assert_eq!(
+        support::deliver(&b.url, &joined(&room, &more[1])).await,
+        200
+    );
     let mut seen = Vec::new();
     for sse in &mut again {
         let events = vec![
