@@ -45,9 +45,14 @@
 //!   rotation or revocation made on any node — or with the CLI — is honoured
 //!   by all; the file's lock makes concurrent updates safe. Secret material
 //!   never enters Redis, so Redis holds nothing that can sign.
-//! - **The pepper** is shared through Redis (`SET NX`: the first node's wins),
-//!   so identity hashes are the same on every node. It protects hashes shown
-//!   to dashboards, not access, and whoever reads Redis reads the events.
+//! - **The pepper** is the same on every node, so identity hashes are too.
+//!   It is kept where Redis losing its data cannot take it: beside the
+//!   shared key file (`<key file>.pepper`, which every node already reads and
+//!   Warden already writes beside), in each node's data directory, and in
+//!   Redis for nodes without the shared directory ([`boot`] says which one
+//!   wins; the reader puts it back into Redis after a loss). It protects
+//!   hashes shown to dashboards, not access, and whoever reads Redis reads
+//!   the events.
 //! - **Audit** stays per node: each node keeps its own SQLite hash chain and
 //!   `warden audit verify` checks that node's chain.
 //!
@@ -57,11 +62,26 @@
 //! answered 503 with `Retry-After` (LiveKit retries 5xx), so no event is
 //! acknowledged without being in the shared stream; signature checks are
 //! local and unchanged; the `redis` health check reports `degraded`; the
-//! connections reconnect with backoff. After a reconnect each node restores
-//! the epoch and raises the seq to what it has seen ([`scripts::RESTORE`]),
-//! so ids never repeat even if Redis lost its data (run Redis with AOF to
-//! keep the history and dedupe across its restarts). Redis is required at
-//! start: a node that cannot reach it refuses to start and says why.
+//! connections reconnect with backoff; the first webhook appended again
+//! reports Redis healthy at once. Redis is required at start: a node that
+//! cannot reach it refuses to start and says why.
+//!
+//! When Redis loses data (restarted empty, or from an older RDB/AOF state,
+//! or a failover to a replica that was behind), ids must not be issued
+//! twice: nodes that had read further would already have sent them with
+//! other events. The epoch key is the marker: the publish script and the
+//! reader's check ([`scripts::PUBLISH`], [`scripts::CHECK`]) treat a
+//! missing epoch, a seq below the node's head, a stream ending before the
+//! node's last read, or a seq read twice with other content as data loss,
+//! and start a new epoch in the same atomic step (stream dropped, seq back
+//! to 0). A node publishes only in Redis's epoch: one that has not moved
+//! yet waits for its reader to move its hub first ([`fanout`]), which
+//! resets every stream (`history_lost`); clients come back to a fresh
+//! snapshot. What no node can see is a node that was behind the restored
+//! state publishing before the nodes ahead of it reconnect (possible only
+//! with RDB, AOF `everysec` or a failover): its id may name another event
+//! on those nodes until they reconnect, within about a second, and move
+//! everyone on.
 
 mod boot;
 mod fanout;
