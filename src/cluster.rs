@@ -339,8 +339,7 @@ impl Cluster {
     ) -> Result<(String, u64, u8, String), ClusterError> {
         let inner = &self.inner;
         let s = inner.settings;
-        let script = redis::Script::new(scripts::PUBLISH);
-        let mut invocation = script.prepare_invoke();
+        let mut invocation = scripts::PUBLISH_SCRIPT.prepare_invoke();
         invocation
             .key(scripts::EPOCH)
             .key(scripts::SEQ)

@@ -84,6 +84,12 @@ redis.call('SET', KEYS[4], ARGV[6], 'PX', ARGV[7])
 return {epoch, seq, 0, cause}
 ";
 
+/// [`PUBLISH`], hashed once: its SHA-1 is the name `EVALSHA` calls it by,
+/// and hashing it on every webhook would cost more than the rest of the
+/// call's client side.
+pub(super) static PUBLISH_SCRIPT: std::sync::LazyLock<redis::Script> =
+    std::sync::LazyLock::new(|| redis::Script::new(PUBLISH));
+
 /// The reader's check that Redis still holds what this node has seen (after
 /// a reconnect, when idle, and when it read a seq issued twice), and the
 /// pepper put back if Redis lost it. Redis lost data if the epoch key is
