@@ -23,7 +23,9 @@
 //!   cursor under `model` too, so a resume or a snapshot is followed by
 //!   exactly the frames after it: no gap, no duplicate.
 //! - Ids are `<epoch>-<seq>`, seqs strictly increasing; the random epoch
-//!   tells a restart apart.
+//!   tells a restart apart. The epoch sits in `model` with the seq: a
+//!   cluster whose Redis lost its data moves the hub to a new epoch
+//!   ([`Hub::move_to_epoch`]), which cuts every open stream with a reset.
 
 mod frame;
 mod history;
