@@ -377,3 +377,69 @@ async fn redis_back_with_an_older_snapshot_moves_the_cluster_on_before_a_seq_is_
         + metric(&b.url, "warden_cluster_data_loss_total").await;
     assert!(lost >= 1, "the data loss is counted");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_seq_read_twice_with_other_content_is_counted_and_moves_the_cluster_on() {
+    // The case no node can see at once (README, Multi-node): Redis back at
+    // an older snapshot, and a node that was behind even that publishing
+    // before the node ahead reconnects. The node ahead then reads seqs it
+    // already sent with other events: never dropped in silence.
+    let mut redis = RedisServer::start_persistent(&["--save", "", "--appendonly", "no"]);
+    let shared = tempfile::tempdir().expect("tempdir");
+    let (_a_dir, a) = serve(&redis, shared.path());
+    let (_b_dir, b) = serve(&redis, shared.path());
+    let (mut on_a, mut on_b) = (watch(&a.url, &[]).await, watch(&b.url, &[]).await);
+    for sse in [&mut on_a, &mut on_b] {
+        assert_eq!(sse.next(T).await.expect("snapshot").event, "snapshot");
+    }
+    let room = sid("room-");
+    assert_eq!(
+        support::deliver(&a.url, &joined(&room, &sid("PA_"))).await,
+        200
+    );
+    for sse in [&mut on_a, &mut on_b] {
+        assert_eq!(sse.next(T).await.expect("e1").event, "participant_joined");
+    }
+    signal(&b, "-STOP");
+    assert_eq!(
+        support::deliver(&a.url, &joined(&room, &sid("PA_"))).await,
+        200
+    );
+    redis.save();
+    for _ in 0..2 {
+        assert_eq!(
+            support::deliver(&a.url, &joined(&room, &sid("PA_"))).await,
+            200
+        );
+    }
+    signal(&a, "-STOP");
+    redis.kill();
+    redis.restart();
+    signal(&b, "-CONT");
+    for _ in 0..2 {
+        assert!(deliver_until_accepted_at(&b.url, &joined(&room, &sid("PA_"))).await);
+    }
+    signal(&a, "-CONT");
+    for (name, sse) in [("A", &mut on_a), ("B", &mut on_b)] {
+        let events = rest(sse).await;
+        let last = events.last().expect("events");
+        assert_eq!(
+            (last.event.as_str(), last.json()["reason"].as_str()),
+            ("reset", Some("history_lost")),
+            "{name}: {events:?}"
+        );
+    }
+    assert!(metric(&a.url, "warden_cluster_seq_conflicts_total").await >= 1);
+    let text = support::client()
+        .get(format!("{}/metrics", a.url))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .unwrap_or_default();
+    assert!(
+        text.contains("warden_cluster_data_loss_total{cause=\"seq_conflict\"} 1"),
+        "{text}"
+    );
+}
