@@ -68,7 +68,12 @@ impl Boot {
         let url = cfg.storage.redis_url.as_ref().ok_or(ClusterError::NoUrl)?;
         let redis = Redis::open(url, cfg.storage.redis_ca_file.as_deref())?;
         let mut conn = redis.connect_blocking(Duration::from_secs(5))?;
-        let epoch: String = set_nx_get(&redis, &mut conn, scripts::EPOCH, &super::new_epoch())?;
+        let epoch: String = set_nx_get(
+            &redis,
+            &mut conn,
+            scripts::EPOCH,
+            &super::epoch::new_epoch(),
+        )?;
         let pepper = agree_on_pepper(cfg, &redis, &mut conn, local)?;
         tracing::info!(redis = %redis.masked_url(), cluster.epoch = %epoch, "joined the cluster");
         Ok(Self {

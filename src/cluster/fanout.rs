@@ -226,7 +226,7 @@ async fn check(cluster: &Cluster, last_id: &str, conflict: bool) -> Result<bool,
                 .arg(&epoch)
                 .arg(head)
                 .arg(last_id)
-                .arg(super::new_epoch())
+                .arg(super::epoch::new_epoch())
                 .arg(inner.pepper.secret().expose())
                 .arg(if conflict { "1" } else { "0" })
                 .invoke_async(&mut conn),
