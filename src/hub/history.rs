@@ -227,6 +227,12 @@ impl History {
         wakers
     }
 
+    /// Stamps a cursor that starts over (after a cut it survives) with the
+    /// current era; call under the hub's model lock.
+    pub(super) fn restamp(&self, cursor: &mut Cursor) {
+        cursor.era = self.era.load(Ordering::Acquire);
+    }
+
     /// Drops every frame and starts over before seq 1 in a new era (a
     /// cluster's new epoch): every cursor registered so far is cut with a
     /// `history_lost` reset on its next read, and woken for it.

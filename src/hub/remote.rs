@@ -16,14 +16,17 @@
 //!
 //! Moving to a new epoch keeps the room state (the node's best knowledge),
 //! drops the history and starts the seqs over under the new epoch; every
-//! open stream is cut with `event: reset` (`history_lost`) and its client
-//! reconnects to a fresh snapshot. A `Last-Event-ID` of the old epoch is
+//! open stream gets `event: reset` (`history_lost`) and a fresh snapshot,
+//! and goes on from there (so a cluster's clients do not all reconnect at
+//! once; a gap does the same with `cluster_gap`). A `Last-Event-ID` of the old epoch is
 //! then answered with a reset too (`other_epoch`), so no id can name two
 //! events.
 
 use std::sync::atomic::Ordering;
 
-use super::{Hub, frame};
+use super::frame::{self, Filter};
+use super::history::Cursor;
+use super::{Hub, ResetReason};
 use crate::event::Event;
 
 /// What [`Hub::publish_at`] did.
@@ -78,6 +81,28 @@ impl Hub {
     /// Seq of the last event published (0 before the first).
     pub fn head(&self) -> u64 {
         self.shared.lock_model().head
+    }
+
+    /// Starts a cut subscription over: the `reset` frame for `reason`, then a
+    /// fresh snapshot for `filter`, with `cursor` moved right after it (all
+    /// under the model lock, so no frame falls between the snapshot and the
+    /// cursor). For cuts that are the cluster's doing, not the client's: its
+    /// stream goes on instead of every client reconnecting at once.
+    pub(super) fn start_over(
+        &self,
+        cursor: &mut Cursor,
+        filter: &Filter,
+        reason: ResetReason,
+    ) -> bytes::Bytes {
+        let mut model = self.shared.lock_model();
+        let head = model.head;
+        let mut out = frame::reset_frame(reason).to_vec();
+        self.write_snapshot(&mut model, head, filter, &mut out);
+        cursor.next = head + 1;
+        cursor.live_from = head + 1;
+        self.shared.history.restamp(cursor);
+        drop(model);
+        bytes::Bytes::from(out)
     }
 
     /// The epoch and the head seq, read together (a cluster's publish
@@ -176,22 +201,29 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_gap_cuts_subscribers_behind_it_with_a_reset() {
+    async fn a_gap_resets_subscribers_behind_it_to_a_fresh_snapshot() {
         let hub = hub();
         hub.publish_at(1, event(1), 1);
         let mut sub = resume(&hub, "c1a55e-1");
         assert_eq!(hub.publish_at(5, event(5), 2), Applied::AfterGap);
-        let Some(Ok(bytes)) = sub.next().await else {
-            panic!("a reset frame")
-        };
-        let text = String::from_utf8_lossy(&bytes);
-        assert!(text.contains("event: reset"), "{text}");
-        assert!(text.contains("\"reason\":\"cluster_gap\""), "{text}");
+        let text = next_text(&mut sub).await;
         assert!(
-            sub.next().await.is_none(),
-            "the stream ends after the reset"
+            text.starts_with("event: reset\ndata: {\"reason\":\"cluster_gap\"}\n\nid: c1a55e-5\nevent: snapshot\n"),
+            "{text}"
         );
-        assert_eq!(hub.stats().slow_consumer_cuts, 0, "not a slow consumer");
+        assert!(
+            !text.contains("event: room_started"),
+            "no frame twice: {text}"
+        );
+        // The stream goes on after the snapshot.
+        assert_eq!(hub.publish_at(6, event(6), 3), Applied::Appended);
+        assert!(next_text(&mut sub).await.starts_with("id: c1a55e-6\n"));
+        let stats = hub.stats();
+        assert_eq!(
+            (stats.resets, stats.slow_consumer_cuts),
+            (1, 0),
+            "not a slow consumer"
+        );
         let refused = resume(&hub, "c1a55e-2");
         assert!(
             matches!(refused.start(), Start::Reset(_)),
@@ -199,11 +231,7 @@ mod tests {
         );
         // A subscriber that starts after the gap is not cut for it.
         let mut after = resume(&hub, "c1a55e-5");
-        assert_eq!(hub.publish_at(6, event(6), 3), Applied::Appended);
-        let Some(Ok(bytes)) = after.next().await else {
-            panic!("a frame")
-        };
-        assert!(String::from_utf8_lossy(&bytes).starts_with("id: c1a55e-6\n"));
+        assert!(next_text(&mut after).await.starts_with("id: c1a55e-6\n"));
     }
 
     async fn next_text(sub: &mut crate::hub::Subscription) -> String {
@@ -249,7 +277,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_new_epoch_cuts_every_stream_and_starts_the_ids_over() {
+    async fn a_new_epoch_resets_every_stream_and_starts_the_ids_over() {
         let hub = hub();
         hub.publish_at(1, event(1), 1);
         hub.publish_at(2, event(2), 2);
@@ -269,10 +297,10 @@ mod tests {
         for sub in [&mut live, &mut behind, &mut rooms] {
             let text = next_text(sub).await;
             assert!(
-                text.contains("event: reset") && text.contains("\"reason\":\"history_lost\""),
+                text.starts_with("event: reset\ndata: {\"reason\":\"history_lost\"}\n\nid: 0be2-0\nevent: snapshot\n"),
                 "{text}"
             );
-            assert!(sub.next().await.is_none(), "the stream ends");
+            assert!(text.contains("demo"), "the room state is kept: {text}");
         }
         let stats = hub.stats();
         assert_eq!((stats.resets, stats.slow_consumer_cuts), (3, 0));
@@ -296,7 +324,10 @@ mod tests {
             "the room state is kept: {snapshot}"
         );
         assert_eq!(hub.publish_at(1, event(3), 5), Applied::Appended);
-        assert!(next_text(&mut fresh).await.starts_with("id: 0be2-1\n"));
+        // Every stream goes on in the new epoch, the reset ones included.
+        for sub in [&mut fresh, &mut live, &mut behind, &mut rooms] {
+            assert!(next_text(sub).await.starts_with("id: 0be2-1\n"));
+        }
         hub.move_to_epoch("0be2");
         assert_eq!(hub.head(), 1, "moving to the current epoch changes nothing");
     }

@@ -391,16 +391,28 @@ async fn nodes_survive_a_redis_restart_and_lose_nothing_acknowledged_after_it() 
         "healthy",
         "healthy as soon as a webhook succeeds"
     );
-    // Redis came back empty: a new epoch, and every open stream is told (never a silent gap).
+    // Redis came back empty: a new epoch, and every open stream is told
+    // (never a silent gap), gets a fresh snapshot and goes on.
+    let old_id = before.id.clone().expect("id");
+    let (old_epoch, _) = old_id.rsplit_once('-').expect("<epoch>-<seq>");
+    let moved = eventually(T, || async { a.state.hub.epoch() != old_epoch }).await;
+    assert!(moved, "a new epoch");
+    let epoch = a.state.hub.epoch();
     for (name, sse) in [("A", &mut on_a), ("B", &mut on_b)] {
         let reset = sse.next(T).await.expect("an event after the restart");
         assert_eq!(reset.event, "reset", "{name}: {reset:?}");
         assert_eq!(reset.json()["reason"], "history_lost", "{name}");
-        assert!(sse.next(T).await.is_none(), "{name}: the stream ends");
+        let snapshot = sse.next(T).await.expect("snapshot");
+        assert_eq!(snapshot.event, "snapshot", "{name}");
+        if snapshot.id == Some(format!("{epoch}-0")) {
+            let retried = sse.next(T).await.expect("the retried event");
+            assert_eq!(participant_sid(&retried), unqueued, "{name}");
+            assert_eq!(retried.id, Some(format!("{epoch}-1")), "{name}");
+        } else {
+            assert_eq!(snapshot.id, Some(format!("{epoch}-1")), "{name}");
+            assert!(snapshot.data.contains(&unqueued), "{name}");
+        }
     }
-    let old_id = before.id.clone().expect("id");
-    let epoch = a.state.hub.epoch();
-    assert!(!old_id.starts_with(&format!("{epoch}-")), "a new epoch");
     for node in [a, b] {
         let caught_up = eventually(T, || async {
             node.state.hub.position() == (epoch.clone(), 1)
@@ -415,7 +427,7 @@ async fn nodes_survive_a_redis_restart_and_lose_nothing_acknowledged_after_it() 
         assert!(back, "{} recovers", node.url);
     }
     // Clients come back with their last id: a reset and a fresh snapshot that holds the retried event.
-    let mut again = Vec::new();
+    let mut again = vec![on_a, on_b];
     for node in [a, b] {
         let mut sse = events(node, &[("last-event-id", &old_id)]).await;
         let reset = sse.next(T).await.expect("reset");
@@ -435,12 +447,15 @@ async fn nodes_survive_a_redis_restart_and_lose_nothing_acknowledged_after_it() 
         assert_eq!(support::deliver(&node.url, &joined(&room, psid)).await, 200);
     }
     for (i, psid) in after.iter().enumerate() {
-        let on_a = again[0].next(T).await.expect("acknowledged event on A");
-        assert_eq!(&participant_sid(&on_a), psid, "in order, none lost");
-        assert_eq!(on_a.id, Some(format!("{epoch}-{}", i + 2)), "ids continue");
-        let on_b = again[1].next(T).await.expect("and on B");
-        assert_eq!(on_b.id, on_a.id);
-        assert_eq!(on_b.data, on_a.data);
+        let first = again[0].next(T).await.expect("acknowledged event on A");
+        assert_eq!(&participant_sid(&first), psid, "in order, none lost");
+        assert_eq!(first.id, Some(format!("{epoch}-{}", i + 2)), "ids continue");
+        // On B, and on the streams that came back with their old id.
+        for sse in &mut again[1..] {
+            let ev = sse.next(T).await.expect("the same event");
+            assert_eq!(ev.id, first.id);
+            assert_eq!(ev.data, first.data);
+        }
     }
 }
 
