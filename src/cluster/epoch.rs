@@ -10,8 +10,7 @@
 //! and start a new epoch in the same atomic step (stream dropped, seq back
 //! to 0). A node publishes only in Redis's epoch: one that has not moved
 //! yet waits for its reader to move its hub first ([`super::fanout`]), which
-//! resets every stream (`history_lost`); clients come back to a fresh
-//! snapshot. What no node can see is a node that was behind the restored
+//! resets every stream (`history_lost`) to a fresh snapshot. What no node can see is a node that was behind the restored
 //! state publishing before the nodes ahead of it reconnect (possible only
 //! with RDB, AOF `everysec` or a failover): its id may name another event
 //! on those nodes until they reconnect, within about a second, and move
