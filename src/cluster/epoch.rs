@@ -4,17 +4,18 @@
 //! or a failover to a replica that was behind), ids must not be issued
 //! twice: nodes that had read further would already have sent them with
 //! other events. The epoch key is the marker: the publish script and the
-//! reader's check ([`super::scripts::PUBLISH`], [`super::scripts::CHECK`]) treat a
-//! missing epoch, a seq below the node's head, a stream ending before the
-//! node's last read, or a seq read twice with other content as data loss,
-//! and start a new epoch in the same atomic step (stream dropped, seq back
-//! to 0). A node publishes only in Redis's epoch: one that has not moved
-//! yet waits for its reader to move its hub first ([`super::fanout`]), which
-//! resets every stream (`history_lost`) to a fresh snapshot. What no node can see is a node that was behind the restored
-//! state publishing before the nodes ahead of it reconnect (possible only
-//! with RDB, AOF `everysec` or a failover): its id may name another event
-//! on those nodes until they reconnect, within about a second, and move
-//! everyone on.
+//! reader's check ([`super::scripts::PUBLISH`], [`super::scripts::CHECK`])
+//! treat a missing epoch, a seq below the node's head, a stream ending
+//! before the node's last read, or a seq read twice with other content as
+//! data loss, and start a new epoch in the same atomic step (stream
+//! dropped, seq back to 0). A node publishes only in Redis's epoch: one
+//! that has not moved yet waits for its reader to move its hub first
+//! ([`super::fanout`]), which resets every stream (`history_lost`) to a
+//! fresh snapshot. What no node can see is a node that was behind the
+//! restored state publishing before the nodes ahead of it reconnect
+//! (possible only with RDB, AOF `everysec` or a failover): its id may name
+//! another event on those nodes until they reconnect, within about a
+//! second, and move everyone on.
 
 use std::time::Duration;
 
