@@ -122,8 +122,9 @@ pub(super) async fn run(
         }
     };
     let mut backoff = MIN_BACKOFF;
-    // Redis may have lost data since the last read: check before trusting one.
-    let mut verify = true;
+    // Redis may have lost data since the last read: check before trusting
+    // one. Not yet: the preload has just read it.
+    let mut verify = false;
     loop {
         let read = tokio::select! {
             r = read(&mut conn, &last_id) => Some(r),
