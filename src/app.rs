@@ -161,6 +161,7 @@ impl AppState {
                     guard: guard.clone(),
                     audit: audit.clone(),
                     clock: clock.clone(),
+                    metrics: metrics.clone(),
                 })
             })
             .transpose()?;

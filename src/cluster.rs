@@ -45,9 +45,14 @@
 //!   rotation or revocation made on any node — or with the CLI — is honoured
 //!   by all; the file's lock makes concurrent updates safe. Secret material
 //!   never enters Redis, so Redis holds nothing that can sign.
-//! - **The pepper** is shared through Redis (`SET NX`: the first node's wins),
-//!   so identity hashes are the same on every node. It protects hashes shown
-//!   to dashboards, not access, and whoever reads Redis reads the events.
+//! - **The pepper** is the same on every node, so identity hashes are too.
+//!   It is kept where Redis losing its data cannot take it: beside the
+//!   shared key file (`<key file>.pepper`, which every node already reads and
+//!   Warden already writes beside), in each node's data directory, and in
+//!   Redis for nodes without the shared directory ([`boot`] says which one
+//!   wins; the reader puts it back into Redis after a loss). It protects
+//!   hashes shown to dashboards, not access, and whoever reads Redis reads
+//!   the events.
 //! - **Audit** stays per node: each node keeps its own SQLite hash chain and
 //!   `warden audit verify` checks that node's chain.
 //!
@@ -57,13 +62,14 @@
 //! answered 503 with `Retry-After` (LiveKit retries 5xx), so no event is
 //! acknowledged without being in the shared stream; signature checks are
 //! local and unchanged; the `redis` health check reports `degraded`; the
-//! connections reconnect with backoff. After a reconnect each node restores
-//! the epoch and raises the seq to what it has seen ([`scripts::RESTORE`]),
-//! so ids never repeat even if Redis lost its data (run Redis with AOF to
-//! keep the history and dedupe across its restarts). Redis is required at
-//! start: a node that cannot reach it refuses to start and says why.
+//! connections reconnect with backoff; the first webhook appended again
+//! reports Redis healthy at once. Redis is required at start: a node that
+//! cannot reach it refuses to start and says why.
+//!
+//! When Redis loses data, the cluster moves to a new epoch: see [`epoch`].
 
 mod boot;
+mod epoch;
 mod fanout;
 mod locks;
 mod rates;
@@ -113,6 +119,12 @@ pub enum ClusterError {
         url: String,
         /// Which command.
         what: &'static str,
+    },
+    /// The cluster moved to a new epoch and this node has not followed yet.
+    #[error("redis at {url}: the cluster is moving to a new epoch; retry")]
+    Moving {
+        /// The masked URL.
+        url: String,
     },
 }
 
@@ -185,10 +197,15 @@ pub struct Cluster {
 struct Inner {
     redis: Redis,
     conn: ConnectionManager,
-    epoch: String,
     settings: Settings,
     parts: Parts,
+    /// The pepper, put back into Redis by the reader if Redis lost it.
+    pepper: crate::pepper::Pepper,
     health: Mutex<Health>,
+    /// Asks the reader to check Redis's epoch now (and ends its backoff).
+    recheck: tokio::sync::Notify,
+    /// The hub's epoch, sent by the reader each time it moves.
+    epoch_tx: tokio::sync::watch::Sender<String>,
     /// This node's id for leases (random per start).
     node_id: String,
     /// When this node last took or renewed the reconciler lease.
@@ -206,15 +223,15 @@ impl std::fmt::Debug for Cluster {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Cluster")
             .field("redis", &self.inner.redis)
-            .field("epoch", &self.inner.epoch)
+            .field("epoch", &self.epoch())
             .finish_non_exhaustive()
     }
 }
 
 impl Cluster {
-    /// The cluster's epoch.
-    pub fn epoch(&self) -> &str {
-        &self.inner.epoch
+    /// The cluster's epoch, as this node's hub has it.
+    pub fn epoch(&self) -> String {
+        self.inner.parts.hub.epoch()
     }
 
     /// Starts the stream reader, the lockout and the rate-limit sharing; they stop when
@@ -264,36 +281,67 @@ impl Cluster {
     }
 
     /// Runs [`scripts::PUBLISH`] for `event` (`json` its wire form):
-    /// `(epoch, seq, seen)`.
+    /// `(epoch, seq, seen)`. If the cluster moved to a new epoch this node
+    /// has not followed yet, nothing is published until it has (at most
+    /// [`MOVE_WAIT`]; then an error, and LiveKit retries).
     async fn append(
         &self,
         event: &Event,
         json: &str,
         digest_hex: &str,
     ) -> Result<(String, u64, u8), ClusterError> {
+        for _ in 0..3 {
+            let (epoch, head) = self.inner.parts.hub.position();
+            let (theirs, seq, status, cause) = self
+                .run_publish(event, json, digest_hex, &epoch, head)
+                .await?;
+            if status == 3 {
+                self.await_move(&epoch).await?;
+                continue;
+            }
+            if !cause.is_empty() {
+                self.data_lost(&theirs, &cause);
+            }
+            return Ok((theirs, seq, status));
+        }
+        Err(ClusterError::Moving {
+            url: self.inner.redis.masked_url().to_owned(),
+        })
+    }
+
+    /// One [`scripts::PUBLISH`] call from this node's `epoch` and `head`.
+    async fn run_publish(
+        &self,
+        event: &Event,
+        json: &str,
+        digest_hex: &str,
+        epoch: &str,
+        head: u64,
+    ) -> Result<(String, u64, u8, String), ClusterError> {
         let inner = &self.inner;
         let s = inner.settings;
-        let script = redis::Script::new(scripts::PUBLISH);
-        let mut invocation = script.prepare_invoke();
+        let mut invocation = scripts::PUBLISH_SCRIPT.prepare_invoke();
         invocation
             .key(scripts::EPOCH)
             .key(scripts::SEQ)
             .key(scripts::EVENTS)
             .key(scripts::seen_key(&event.id))
-            .arg(&inner.epoch)
-            .arg(inner.parts.hub.head())
+            .arg(epoch)
+            .arg(head)
             .arg(s.history_size)
             .arg(inner.parts.clock.now_ms())
             .arg(json)
             .arg(digest_hex)
-            .arg(s.replay_window_ms.max(1));
+            .arg(s.replay_window_ms.max(1))
+            .arg(epoch::new_epoch());
         let mut conn = inner.conn.clone();
-        let reply: (String, u64, u8) = self
+        let reply = self
             .timed(invocation.invoke_async(&mut conn))
             .await
             .inspect_err(|e| self.note_error(&e.to_string()))?;
-        if reply.0 != inner.epoch {
-            self.epoch_mismatch(&reply.0);
+        if self.note_ok() {
+            // Redis is back: the reader need not sit out its backoff.
+            inner.recheck.notify_one();
         }
         Ok(reply)
     }
@@ -307,13 +355,12 @@ impl Cluster {
             .unwrap_or_else(PoisonError::into_inner)
             .clone();
         if h.reachable {
+            let (epoch, head) = self.inner.parts.hub.position();
             Health {
                 reachable: true,
                 detail: format!(
-                    "{}: shared stream at seq {}, epoch {}",
+                    "{}: shared stream at seq {head}, epoch {epoch}",
                     self.inner.redis.masked_url(),
-                    self.inner.parts.hub.head(),
-                    self.inner.epoch
                 ),
             }
         } else {
@@ -353,23 +400,18 @@ impl Cluster {
         };
     }
 
-    fn note_ok(&self) {
+    /// Marks Redis reachable; true if it was not.
+    fn note_ok(&self) -> bool {
         let mut h = self
             .inner
             .health
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        if !h.reachable {
-            tracing::info!(redis = %self.inner.redis.masked_url(), "redis reachable again");
-            h.reachable = true;
+        if h.reachable {
+            return false;
         }
-    }
-
-    fn epoch_mismatch(&self, theirs: &str) {
-        tracing::error!(
-            cluster.epoch = %theirs,
-            node.epoch = %self.inner.epoch,
-            "redis holds another epoch (it lost its data while a new node started): ids from other nodes now reset on this one; restart this node to rejoin the shared history"
-        );
+        tracing::info!(redis = %self.inner.redis.masked_url(), "redis reachable again");
+        h.reachable = true;
+        true
     }
 }

@@ -26,7 +26,9 @@
 //!   one history from another. A durable hub ([`Hub::durable`]) keeps its
 //!   epoch, history and room state in the embedded database (see
 //!   `journal`): an event is on disk before anyone sees it, so a restart —
-//!   or a crash — continues the same ids.
+//!   or a crash — continues the same ids. The epoch sits in `model` with the
+//!   seq: a cluster whose Redis lost its data moves the hub to a new epoch
+//!   ([`Hub::move_to_epoch`]), which cuts every open stream with a reset.
 
 mod frame;
 mod history;
@@ -82,6 +84,12 @@ pub enum ResetReason {
     Resume(HubError),
     /// The subscriber fell more than `client_queue_size` frames behind.
     SlowConsumer,
+    /// Events are missing from a cluster's shared stream before the next one
+    /// this subscriber needs (see [`Hub::publish_at`]).
+    ClusterGap,
+    /// The cluster's shared history was lost (Redis lost its data) and the
+    /// cluster moved to a new epoch (see [`Hub::move_to_epoch`]).
+    HistoryLost,
 }
 
 impl ResetReason {
@@ -93,6 +101,8 @@ impl ResetReason {
             Self::Resume(HubError::TooOld) => "too_old",
             Self::Resume(HubError::UnknownId) => "unknown_id",
             Self::SlowConsumer => "slow_consumer",
+            Self::ClusterGap => "cluster_gap",
+            Self::HistoryLost => "history_lost",
         }
     }
 }
@@ -169,6 +179,8 @@ pub struct SubscribeRequest {
 
 /// Publisher-side state.
 struct Model {
+    /// The epoch in ids (changes only when a cluster moves to a new one).
+    epoch: Arc<str>,
     /// Seq of the last event published (mirrors the ring's head, read without its lock).
     head: u64,
     rooms: Rooms,
@@ -178,7 +190,6 @@ struct Model {
 
 struct Shared {
     settings: HubSettings,
-    epoch: String,
     model: Mutex<Model>,
     history: History,
     stats: Counters,
@@ -203,7 +214,7 @@ pub struct Hub {
 impl std::fmt::Debug for Hub {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Hub")
-            .field("epoch", &self.shared.epoch)
+            .field("epoch", &self.epoch())
             .field("stats", &self.stats())
             .finish()
     }
@@ -295,8 +306,8 @@ impl Hub {
         Self {
             shared: Arc::new(Shared {
                 settings,
-                epoch,
                 model: Mutex::new(Model {
+                    epoch: epoch.into(),
                     head: 0,
                     rooms: Rooms::default(),
                     cached_snapshot: None,
@@ -309,8 +320,8 @@ impl Hub {
     }
 
     /// The epoch in this hub's event ids.
-    pub fn epoch(&self) -> &str {
-        &self.shared.epoch
+    pub fn epoch(&self) -> String {
+        self.shared.lock_model().epoch.to_string()
     }
 
     /// Publishes one event to every subscriber. Never waits for a
@@ -328,7 +339,7 @@ impl Hub {
         let shared = &self.shared;
         let mut model = shared.lock_model();
         let seq = model.head + 1;
-        let frame = frame::event_frame(&shared.epoch, seq, &event, now_ms);
+        let frame = frame::event_frame(&model.epoch, seq, &event, now_ms);
         model.rooms.apply(&event);
         model.cached_snapshot = None;
         model.head = seq;
@@ -350,7 +361,7 @@ impl Hub {
         let resume = req
             .last_event_id
             .as_deref()
-            .map(|id| self.resume_point(id, head));
+            .map(|id| self.resume_point(&model.epoch, id, head));
         let (cursor, prelude, start) = match resume {
             Some(Ok(seq)) => {
                 shared.stats.resumes.fetch_add(1, Ordering::Relaxed);
@@ -381,8 +392,9 @@ impl Hub {
             }
         };
         // Under `model`, like every push: the room's eviction record covers
-        // every frame after the cursor.
-        shared.history.register(&cursor);
+        // every frame after the cursor, and its epoch is the model's.
+        let mut cursor = cursor;
+        shared.history.register(&mut cursor);
         drop(model);
         Subscription::new(Arc::clone(shared), cursor, filter, prelude, ends_at, start)
     }
@@ -416,8 +428,8 @@ impl Hub {
     }
 
     /// The seq after which a resume from `id` continues.
-    fn resume_point(&self, id: &str, head: u64) -> Result<u64, HubError> {
-        let seq = frame::parse_id(&self.shared.epoch, id)?;
+    fn resume_point(&self, epoch: &str, id: &str, head: u64) -> Result<u64, HubError> {
+        let seq = frame::parse_id(epoch, id)?;
         if seq > head {
             return Err(HubError::UnknownId);
         }
@@ -471,6 +483,6 @@ impl Hub {
         self.shared.stats.snapshots.fetch_add(1, Ordering::Relaxed);
         let json = serde_json::to_vec(&model.rooms.view(filter))
             .expect("plain derived structs serialise without error");
-        frame::snapshot_frame(out, &self.shared.epoch, head, &json);
+        frame::snapshot_frame(out, &model.epoch, head, &json);
     }
 }

@@ -58,6 +58,9 @@ struct Inner {
     audit_dropped: Counter,
     audit_write_failures: Counter,
     alerts: Family<Label, Counter>,
+    cluster_data_loss: Family<Label, Counter>,
+    cluster_epoch_changes: Counter,
+    cluster_seq_conflicts: Counter,
 }
 
 /// Registers `metric` under `name` and returns the handle kept by [`Metrics`].
@@ -171,6 +174,24 @@ impl Metrics {
                 Counter::default(),
             ),
             alerts: reg(r, "alerts", "Security alerts by outcome", Family::default()),
+            cluster_data_loss: reg(
+                r,
+                "cluster_data_loss",
+                "Times this node found that Redis lost data it had seen and started a new epoch, by what showed it",
+                Family::default(),
+            ),
+            cluster_epoch_changes: reg(
+                r,
+                "cluster_epoch_changes",
+                "Times this node moved to a new cluster epoch (every SSE stream reset as history_lost)",
+                Counter::default(),
+            ),
+            cluster_seq_conflicts: reg(
+                r,
+                "cluster_seq_conflicts",
+                "Events read from the shared stream under a seq this node had already sent with other content",
+                Counter::default(),
+            ),
             registry: std::mem::take(r),
         };
         Self {
@@ -240,6 +261,25 @@ impl Metrics {
     /// A resume answered with `event: reset`.
     pub fn replay_reset(&self) {
         self.inner.replay_resets.inc();
+    }
+
+    /// This node found that Redis lost data it had seen (`cause`: `epoch_missing`,
+    /// `seq_behind`, `stream_behind`, `seq_conflict`) and started a new epoch.
+    pub fn cluster_data_loss(&self, cause: &'static str) {
+        self.inner
+            .cluster_data_loss
+            .get_or_create(&[("cause", cause)])
+            .inc();
+    }
+
+    /// This node moved to a new cluster epoch.
+    pub fn cluster_epoch_change(&self) {
+        self.inner.cluster_epoch_changes.inc();
+    }
+
+    /// A seq read twice from the shared stream with other content.
+    pub fn cluster_seq_conflict(&self) {
+        self.inner.cluster_seq_conflicts.inc();
     }
 
     /// Time from a webhook's arrival to its event being queued on the hub.

@@ -5,9 +5,14 @@
 //! without the pepper (a plain SHA-256 of an e-mail address is reversible by
 //! guessing). `hash_api_key_for_storage` uses it too. The pepper is 32 random
 //! bytes kept in `<data dir>/pepper` (0600), created on first start.
+//!
+//! Several nodes must hash alike, so a cluster's pepper also lives beside
+//! the shared key file (`<key file>.pepper`, 0600: see [`Pepper::beside`])
+//! and in Redis; [`crate::cluster`] chooses one and writes it to the other
+//! places, so it survives Redis losing its data.
 
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use hmac::{Hmac, Mac};
 use rand::RngCore;
@@ -35,36 +40,85 @@ impl Pepper {
     /// Reads `<dir>/pepper`, creating it (0600) with a random value if absent.
     pub fn load_or_create(dir: &Path) -> std::io::Result<Self> {
         let path = dir.join("pepper");
-        match std::fs::read_to_string(&path) {
-            Ok(s) if s.trim().len() >= 32 => return Ok(Self::new(s.trim())),
-            Ok(_) => {
-                return Err(std::io::Error::other(format!(
-                    "{}: pepper too short",
-                    path.display()
-                )));
-            }
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
-            Err(_) => {}
+        if let Some(pepper) = Self::read(&path)? {
+            return Ok(pepper);
         }
         crate::store::create_private_dir(dir).map_err(std::io::Error::other)?;
         let pepper = Self::random();
-        let mut opts = std::fs::OpenOptions::new();
-        opts.write(true).create_new(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            opts.mode(0o600);
-        }
-        match opts.open(&path) {
-            Ok(mut f) => {
-                f.write_all(pepper.0.expose().as_bytes())?;
-                f.sync_all()?;
-                Ok(pepper)
-            }
+        if pepper.create(&path)? {
+            Ok(pepper)
+        } else {
             // Another process created it first: use theirs.
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Self::load_or_create(dir),
+            Self::load_or_create(dir)
+        }
+    }
+
+    /// Where a cluster keeps its pepper beside the shared key file
+    /// (`<key file>.pepper`, as `<key file>.meta.json` and `.lock`).
+    pub fn beside(key_file: &Path) -> PathBuf {
+        let mut s = key_file.as_os_str().to_owned();
+        s.push(".pepper");
+        PathBuf::from(s)
+    }
+
+    /// Reads a pepper file; `None` if there is none.
+    pub fn read(path: &Path) -> std::io::Result<Option<Self>> {
+        match std::fs::read_to_string(path) {
+            Ok(s) if s.trim().len() >= 32 => Ok(Some(Self::new(s.trim()))),
+            Ok(_) => Err(std::io::Error::other(format!(
+                "{}: pepper too short",
+                path.display()
+            ))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(e),
         }
+    }
+
+    /// Writes this pepper to `path` (0600) unless the file exists; false if
+    /// it did (the caller reads the one already there).
+    pub fn create(&self, path: &Path) -> std::io::Result<bool> {
+        match private_file(path) {
+            Ok(mut f) => {
+                f.write_all(self.0.expose().as_bytes())?;
+                f.sync_all()?;
+                Ok(true)
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Replaces `path` with this pepper atomically (temporary file in the
+    /// same directory, fsync, rename): a reader sees the old or the new one.
+    pub fn replace(&self, path: &Path) -> std::io::Result<()> {
+        let mut tmp = path.as_os_str().to_owned();
+        tmp.push(format!(".{:08x}.tmp", rand::random::<u32>()));
+        let tmp = PathBuf::from(tmp);
+        let written = private_file(&tmp).and_then(|mut f| {
+            f.write_all(self.0.expose().as_bytes())?;
+            f.sync_all()
+        });
+        let renamed = written.and_then(|()| std::fs::rename(&tmp, path));
+        if renamed.is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+        renamed?;
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            // The rename itself is durable only once the directory is synced.
+            std::fs::File::open(dir)?.sync_all()?;
+        }
+        Ok(())
+    }
+
+    /// True when both are the same pepper.
+    pub fn same_as(&self, other: &Pepper) -> bool {
+        use subtle::ConstantTimeEq;
+        bool::from(
+            self.0
+                .expose()
+                .as_bytes()
+                .ct_eq(other.0.expose().as_bytes()),
+        )
     }
 
     /// The pepper itself, to share it between the nodes of a cluster.
@@ -88,6 +142,18 @@ impl Pepper {
         // 8 hex characters: the first 4 bytes, the only ones encoded.
         hex::encode(&mac.finalize().into_bytes()[..4])
     }
+}
+
+/// Creates `path` for writing with mode 0600; fails if it exists.
+fn private_file(path: &Path) -> std::io::Result<std::fs::File> {
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    opts.open(path)
 }
 
 #[cfg(test)]
@@ -121,5 +187,33 @@ mod tests {
             assert_eq!(mode & 0o777, 0o600);
         }
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_pepper_beside_a_file_is_created_once_and_replaced_atomically() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = Pepper::beside(&dir.path().join("keys.yaml"));
+        assert_eq!(path, dir.path().join("keys.yaml.pepper"));
+        assert!(Pepper::read(&path).expect("read").is_none());
+        let (a, b) = (Pepper::random(), Pepper::random());
+        assert!(!a.same_as(&b));
+        assert!(a.create(&path).expect("create"));
+        assert!(!b.create(&path).expect("exists"), "the first one stays");
+        assert!(Pepper::read(&path).expect("read").expect("a").same_as(&a));
+        b.replace(&path).expect("replace");
+        assert!(Pepper::read(&path).expect("read").expect("b").same_as(&b));
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).expect("meta").permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        let left: Vec<_> = std::fs::read_dir(dir.path())
+            .expect("dir")
+            .map(|e| e.expect("entry").file_name())
+            .collect();
+        assert_eq!(left.len(), 1, "no temporary file left: {left:?}");
+        std::fs::write(&path, "short").expect("write");
+        assert!(Pepper::read(&path).is_err(), "a short pepper is refused");
     }
 }

@@ -41,43 +41,100 @@ pub(super) fn rate_key(policy: &str, window: i64, client: &str) -> String {
 /// with its event: a failed append leaves nothing behind and LiveKit's retry
 /// (to any node) goes through; a retry after a success is a duplicate.
 ///
+/// Also the first line of defence against Redis losing data: a missing
+/// epoch key (Redis restarted empty) or a seq below this node's head
+/// (Redis came back with an older state) starts a new epoch — history
+/// dropped, seq back to 0 — in the same atomic step, before the event takes
+/// its seq, so no seq of the old epoch is ever issued twice. A node whose
+/// epoch is not Redis's publishes nothing (`moved`): it moves first.
+///
 /// KEYS: epoch, seq, events, seen:<id>.
-/// ARGV: this node's epoch (restored if Redis lost it), this node's head
-/// (the seq never goes back below it), MAXLEN, ts, the event's wire JSON,
-/// body digest (hex), replay window (ms).
-/// Returns `{epoch, seq, 0}` for a new event, `{epoch, 0, 1}` for a retry
-/// (same body), `{epoch, 0, 2}` for a replay (another body).
+/// ARGV: this node's epoch and head (read together), MAXLEN, ts, the
+/// event's wire JSON, body digest (hex), replay window (ms), a fresh epoch
+/// to start if Redis lost its data.
+/// Returns `{epoch, seq, status, cause}`: status 0 for a new event (under
+/// `seq`), 1 for a retry (same body), 2 for a replay (another body), 3 when
+/// Redis is in another epoch than this node (nothing done); `cause` is empty
+/// or says why this call started a new epoch (`epoch_missing`,
+/// `seq_behind`).
 pub(super) const PUBLISH: &str = r"
 local epoch = redis.call('GET', KEYS[1])
+local cause = ''
 if not epoch then
-  redis.call('SET', KEYS[1], ARGV[1])
-  epoch = ARGV[1]
+  cause = 'epoch_missing'
+elseif epoch ~= ARGV[1] then
+  return {epoch, 0, 3, ''}
+elseif tonumber(redis.call('GET', KEYS[2]) or '0') < tonumber(ARGV[2]) then
+  cause = 'seq_behind'
+end
+if cause ~= '' then
+  epoch = ARGV[8]
+  redis.call('DEL', KEYS[3])
+  redis.call('SET', KEYS[2], 0)
+  redis.call('SET', KEYS[1], epoch)
 end
 local prev = redis.call('GET', KEYS[4])
 if prev then
-  if prev == ARGV[6] then return {epoch, 0, 1} end
-  return {epoch, 0, 2}
+  if prev == ARGV[6] then return {epoch, 0, 1, cause} end
+  return {epoch, 0, 2, cause}
 end
-local floor = tonumber(ARGV[2])
 local seq = redis.call('INCR', KEYS[2])
-if seq <= floor then
-  seq = floor + 1
-  redis.call('SET', KEYS[2], seq)
-end
-redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[3], '*', 'seq', seq, 'ts', ARGV[4], 'ev', ARGV[5])
+redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[3], '*', 'ep', epoch, 'seq', seq, 'ts', ARGV[4], 'ev', ARGV[5])
 redis.call('SET', KEYS[4], ARGV[6], 'PX', ARGV[7])
-return {epoch, seq, 0}
+return {epoch, seq, 0, cause}
 ";
 
-/// After a reconnect: if Redis lost its data, put back the epoch and make
-/// sure the seq never goes back below what this node has seen.
+/// [`PUBLISH`], hashed once: its SHA-1 is the name `EVALSHA` calls it by,
+/// and hashing it on every webhook would cost more than the rest of the
+/// call's client side.
+pub(super) static PUBLISH_SCRIPT: std::sync::LazyLock<redis::Script> =
+    std::sync::LazyLock::new(|| redis::Script::new(PUBLISH));
+
+/// The reader's check that Redis still holds what this node has seen (after
+/// a reconnect, when idle, and when it read a seq issued twice), and the
+/// pepper put back if Redis lost it. Redis lost data if the epoch key is
+/// gone, if the seq is below this node's head, or if the stream ends before
+/// the last entry this node read (`XADD` ids only grow; trimming never
+/// removes the newest); and `conflict` says this node read a seq of this
+/// epoch twice with other content. Any of these starts a new epoch (history
+/// dropped, seq back to 0) — unless Redis is already in another epoch
+/// than this node, which then only has to move to it.
 ///
-/// KEYS: epoch, seq. ARGV: this node's epoch, its head. Returns the epoch.
-pub(super) const RESTORE: &str = r"
-if not redis.call('GET', KEYS[1]) then redis.call('SET', KEYS[1], ARGV[1]) end
-local seq = tonumber(redis.call('GET', KEYS[2]) or '0')
-if seq < tonumber(ARGV[2]) then redis.call('SET', KEYS[2], ARGV[2]) end
-return redis.call('GET', KEYS[1])
+/// KEYS: epoch, seq, events, pepper.
+/// ARGV: this node's epoch and head (read together), the last stream id it
+/// applied (`0-0`: none), a fresh epoch, the pepper, conflict (`1`/`0`).
+/// Returns `{epoch, cause}`: cause is empty (nothing lost), `moved` (Redis
+/// is in another epoch) or why this call started the new epoch
+/// (`epoch_missing`, `seq_conflict`, `seq_behind`, `stream_behind`).
+pub(super) const CHECK: &str = r"
+local function older(a, b)
+  local am, as = string.match(a, '^(%d+)-(%d+)$')
+  local bm, bs = string.match(b, '^(%d+)-(%d+)$')
+  am, as, bm, bs = tonumber(am), tonumber(as), tonumber(bm), tonumber(bs)
+  return am < bm or (am == bm and as < bs)
+end
+local epoch = redis.call('GET', KEYS[1])
+local cause = ''
+if not epoch then
+  cause = 'epoch_missing'
+elseif epoch ~= ARGV[1] then
+  cause = 'moved'
+elseif ARGV[6] == '1' then
+  cause = 'seq_conflict'
+elseif tonumber(redis.call('GET', KEYS[2]) or '0') < tonumber(ARGV[2]) then
+  cause = 'seq_behind'
+elseif ARGV[3] ~= '0-0' then
+  local last = redis.call('XREVRANGE', KEYS[3], '+', '-', 'COUNT', 1)
+  if #last == 0 or older(last[1][1], ARGV[3]) then cause = 'stream_behind' end
+end
+if cause ~= '' and cause ~= 'moved' then
+  epoch = ARGV[4]
+  redis.call('DEL', KEYS[3])
+  redis.call('SET', KEYS[2], 0)
+  redis.call('SET', KEYS[1], epoch)
+end
+redis.call('SET', KEYS[4], ARGV[5], 'NX')
+return {epoch, cause}
 ";
 
 /// One failed authentication of a client, counted across nodes.

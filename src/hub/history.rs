@@ -31,6 +31,13 @@
 //! that returns `Pending`) only checks the atomics. Both are written under the
 //! lock before the wakers are taken, so a publish either is seen by the check
 //! or finds the waker parked — never neither.
+//!
+//! A cluster can move to a new epoch (its shared history was lost): the ring
+//! then starts over at seq 1 and its `era` goes up; a cursor of an older era
+//! is cut with a reset whatever its position, so none waits silently for
+//! seqs it will never get. A cut says why: `history_lost` for an older era,
+//! `cluster_gap` for a cursor before frames that never reached this node,
+//! `slow_consumer` otherwise.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -39,6 +46,7 @@ use std::task::Waker;
 
 use bytes::{Bytes, BytesMut};
 
+use super::ResetReason;
 use super::frame::{Filter, Frame};
 
 /// The ring behind its lock, with the lock-free mirror of head and generation.
@@ -46,6 +54,8 @@ pub(super) struct History {
     ring: Mutex<Ring>,
     head: AtomicU64,
     generation: AtomicU64,
+    /// The ring's era, readable without its lock (written under it).
+    era: AtomicU64,
 }
 
 /// Frames, head seq, closed flag and parked wakers.
@@ -63,6 +73,10 @@ struct Ring {
     rooms: HashMap<Box<str>, RoomWaiters>,
     /// Source of room slab generations (unique, never 0).
     room_generations: u64,
+    /// Bumped by [`History::restart`]: cursors of an older era are cut.
+    era: u64,
+    /// Last seq of the latest gap (frames that never reached this ring; 0: none).
+    gap_end: u64,
 }
 
 /// The single-room subscribers of one room.
@@ -103,6 +117,8 @@ pub(super) struct Cursor {
     parked_at: u64,
     /// A clone of the parked waker, to tell without the lock that it still fits.
     parked: Option<Waker>,
+    /// The ring's era when this cursor was registered.
+    era: u64,
 }
 
 /// Limits a read obeys.
@@ -118,8 +134,8 @@ pub(super) enum Read {
     Data(Bytes, u64),
     /// Nothing yet; the waker is parked.
     Empty,
-    /// The cursor fell behind: cut this subscriber.
-    Lagged,
+    /// The cursor fell behind, or its history is gone: cut this subscriber.
+    Lagged(ResetReason),
     /// The hub closed and everything has been read.
     Closed,
 }
@@ -135,6 +151,7 @@ impl Cursor {
             slot_generation: 0,
             parked_at: 0,
             parked: None,
+            era: 0,
         }
     }
 }
@@ -146,6 +163,7 @@ impl History {
             ring: Mutex::new(Ring::new(capacity)),
             head: AtomicU64::new(0),
             generation: AtomicU64::new(1),
+            era: AtomicU64::new(0),
         }
     }
 
@@ -185,10 +203,12 @@ impl History {
         self.head.store(ring.head, Ordering::Release);
     }
 
-    /// Counts a new subscription's room (call under the hub's model lock,
-    /// like every push, so that the room's eviction record covers every
-    /// frame after the cursor).
-    pub(super) fn register(&self, cursor: &Cursor) {
+    /// Stamps a new subscription with the ring's era and counts its room
+    /// (call under the hub's model lock, like every push and restart, so
+    /// that the era is the one its position belongs to and the room's
+    /// eviction record covers every frame after the cursor).
+    pub(super) fn register(&self, cursor: &mut Cursor) {
+        cursor.era = self.era.load(Ordering::Acquire);
         if let Some(room) = &cursor.room {
             let mut ring = self.lock();
             ring.rooms.entry(room.clone()).or_default().subscribers += 1;
@@ -212,11 +232,50 @@ impl History {
             .and_then(|r| ring.rooms.get_mut(r))
             .map(RoomWaiters::take);
         ring.head = head;
+        ring.gap_end = head;
         ring.push(frame);
         self.head.store(ring.head, Ordering::Release);
         let mut wakers = self.take_waiters(&mut ring);
         wakers.0.extend(room.into_iter().flatten());
         wakers
+    }
+
+    /// Stamps a cursor that starts over (after a cut it survives) with the
+    /// current era; call under the hub's model lock.
+    pub(super) fn restamp(&self, cursor: &mut Cursor) {
+        cursor.era = self.era.load(Ordering::Acquire);
+    }
+
+    /// Drops every frame and starts over before seq 1 in a new era (a
+    /// cluster's new epoch): every cursor registered so far is cut with a
+    /// `history_lost` reset on its next read, and woken for it.
+    #[must_use = "parked subscribers must be woken"]
+    pub(super) fn restart(&self) -> Wakers {
+        let mut ring = self.lock();
+        ring.frames.clear();
+        ring.head = 0;
+        ring.gap_end = 0;
+        ring.era += 1;
+        self.era.store(ring.era, Ordering::Release);
+        for room in ring.rooms.values_mut() {
+            room.last_evicted = 0;
+        }
+        self.head.store(0, Ordering::Release);
+        let rooms: Vec<Option<Waker>> = ring
+            .rooms
+            .values_mut()
+            .flat_map(RoomWaiters::take)
+            .collect();
+        let mut wakers = self.take_waiters(&mut ring);
+        wakers.0.extend(rooms);
+        wakers
+    }
+
+    /// The bytes of the frame held for `seq`, if it is still held.
+    pub(super) fn frame_bytes(&self, seq: u64) -> Option<Bytes> {
+        let ring = self.lock();
+        let offset = usize::try_from(seq.checked_sub(ring.oldest())?).ok()?;
+        ring.frames.get(offset).map(|f| f.bytes.clone())
     }
 
     /// Marks the history closed and wakes every parked subscriber.
@@ -312,6 +371,8 @@ impl Ring {
             generation: 1,
             rooms: HashMap::new(),
             room_generations: 0,
+            era: 0,
+            gap_end: 0,
         }
     }
 
@@ -334,15 +395,18 @@ impl Ring {
 
     /// Reads what is available at `cursor`; parks `waker` once caught up.
     fn read(&mut self, cursor: &mut Cursor, limits: &ReadLimits<'_>, waker: &Waker) -> Read {
+        if cursor.era != self.era {
+            return Read::Lagged(ResetReason::HistoryLost);
+        }
         if cursor.next < self.oldest() {
             match cursor.room.as_deref().and_then(|r| self.rooms.get(r)) {
                 // Only other rooms' frames were dropped after this cursor.
                 Some(room) if room.last_evicted < cursor.next => cursor.next = self.oldest(),
-                _ => return Read::Lagged,
+                _ => return Read::Lagged(self.cut_reason(cursor)),
             }
         }
         if self.lag(cursor, limits) > limits.max_lag {
-            return Read::Lagged;
+            return Read::Lagged(self.cut_reason(cursor));
         }
         let mut first: Option<Bytes> = None;
         let mut more: Option<BytesMut> = None;
@@ -383,6 +447,16 @@ impl Ring {
             (Some(buf), _) => Read::Data(buf.freeze(), count),
             (None, Some(one)) => Read::Data(one, count),
             (None, None) => Read::Empty,
+        }
+    }
+
+    /// Why a lagging cursor is cut: it still wants a seq that never reached
+    /// this ring (a gap), or it was too slow.
+    fn cut_reason(&self, cursor: &Cursor) -> ResetReason {
+        if cursor.next <= self.gap_end {
+            ResetReason::ClusterGap
+        } else {
+            ResetReason::SlowConsumer
         }
     }
 

@@ -4,15 +4,29 @@
 //! With several nodes, the seq of an event is assigned once, in Redis, and
 //! every node's hub receives the event with that seq, so ids are identical on
 //! every node and a `Last-Event-ID` from one node resumes on another. The
-//! local ring still holds consecutive seqs: an event at or before the head is
-//! a re-read (dropped), one right after it is appended, and one further ahead
-//! means events were lost between the cluster and this node — the ring then
-//! jumps, so every subscriber behind the jump is cut with `event: reset`
-//! (never a silent gap) and resumes or resnapshots.
+//! local ring still holds consecutive seqs: one right after the head is
+//! appended; one further ahead means events were lost between the cluster
+//! and this node — the ring then jumps, so every subscriber behind the jump
+//! is cut with `event: reset` (`cluster_gap`; never a silent gap) and resumes
+//! or resnapshots. One at or before the head is a re-read only if it is
+//! byte for byte the frame this node already sent under that id; otherwise
+//! the cluster issued one seq twice (Redis lost acknowledged data), which is
+//! never dropped in silence: [`Applied::Conflict`] tells the caller, who
+//! moves the cluster to a new epoch ([`Hub::move_to_epoch`]).
+//!
+//! Moving to a new epoch keeps the room state (the node's best knowledge),
+//! drops the history and starts the seqs over under the new epoch; every
+//! open stream gets `event: reset` (`history_lost`) and a fresh snapshot,
+//! and goes on from there (so a cluster's clients do not all reconnect at
+//! once; a gap does the same with `cluster_gap`). A `Last-Event-ID` of the old epoch is
+//! then answered with a reset too (`other_epoch`), so no id can name two
+//! events.
 
 use std::sync::atomic::Ordering;
 
-use super::{Hub, frame};
+use super::frame::{self, Filter};
+use super::history::Cursor;
+use super::{Hub, ResetReason};
 use crate::event::Event;
 
 /// What [`Hub::publish_at`] did.
@@ -22,8 +36,13 @@ pub enum Applied {
     Appended,
     /// Appended after a gap: subscribers behind it were cut with a reset.
     AfterGap,
-    /// At or before the head: already applied, dropped.
+    /// At or before the head, identical to the frame already sent under
+    /// that id: a re-read, dropped.
     Stale,
+    /// At or before the head but not the frame already sent under that id
+    /// (or one no longer held to compare): the cluster issued this seq
+    /// twice. Not applied; the caller must move to a new epoch.
+    Conflict,
 }
 
 impl Hub {
@@ -33,11 +52,14 @@ impl Hub {
     pub fn publish_at(&self, seq: u64, event: Event, timestamp_ms: i64) -> Applied {
         let shared = &self.shared;
         let mut model = shared.lock_model();
+        let frame = frame::event_frame(&model.epoch, seq, &event, timestamp_ms);
         if seq <= model.head {
-            return Applied::Stale;
+            return match shared.history.frame_bytes(seq) {
+                Some(held) if held == frame.bytes => Applied::Stale,
+                _ => Applied::Conflict,
+            };
         }
         let gap = seq > model.head + 1;
-        let frame = frame::event_frame(&shared.epoch, seq, &event, timestamp_ms);
         model.rooms.apply(&event);
         model.cached_snapshot = None;
         model.head = seq;
@@ -59,6 +81,53 @@ impl Hub {
     /// Seq of the last event published (0 before the first).
     pub fn head(&self) -> u64 {
         self.shared.lock_model().head
+    }
+
+    /// Starts a cut subscription over: the `reset` frame for `reason`, then a
+    /// fresh snapshot for `filter`, with `cursor` moved right after it (all
+    /// under the model lock, so no frame falls between the snapshot and the
+    /// cursor). For cuts that are the cluster's doing, not the client's: its
+    /// stream goes on instead of every client reconnecting at once.
+    pub(super) fn start_over(
+        &self,
+        cursor: &mut Cursor,
+        filter: &Filter,
+        reason: ResetReason,
+    ) -> bytes::Bytes {
+        let mut model = self.shared.lock_model();
+        let head = model.head;
+        let mut out = frame::reset_frame(reason).to_vec();
+        self.write_snapshot(&mut model, head, filter, &mut out);
+        cursor.next = head + 1;
+        cursor.live_from = head + 1;
+        self.shared.history.restamp(cursor);
+        drop(model);
+        bytes::Bytes::from(out)
+    }
+
+    /// The epoch and the head seq, read together (a cluster's publish
+    /// passes both: a head means nothing in another epoch).
+    pub fn position(&self) -> (String, u64) {
+        let model = self.shared.lock_model();
+        (model.epoch.to_string(), model.head)
+    }
+
+    /// Moves to the cluster's new `epoch` (non-empty lowercase hex): the
+    /// history is dropped, the next seq is 1, and every open stream is cut
+    /// with `event: reset` (`history_lost`). The room state is kept. Does
+    /// nothing if `epoch` is already this hub's.
+    pub fn move_to_epoch(&self, epoch: &str) {
+        let shared = &self.shared;
+        let mut model = shared.lock_model();
+        if &*model.epoch == epoch {
+            return;
+        }
+        model.epoch = epoch.into();
+        model.head = 0;
+        model.cached_snapshot = None;
+        let wakers = shared.history.restart();
+        drop(model);
+        wakers.wake();
     }
 }
 
@@ -133,23 +202,134 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_gap_cuts_subscribers_behind_it_with_a_reset() {
+    async fn a_gap_resets_subscribers_behind_it_to_a_fresh_snapshot() {
         let hub = hub();
         hub.publish_at(1, event(1), 1);
         let mut sub = resume(&hub, "c1a55e-1");
         assert_eq!(hub.publish_at(5, event(5), 2), Applied::AfterGap);
-        let Some(Ok(bytes)) = sub.next().await else {
-            panic!("a reset frame")
-        };
-        assert!(String::from_utf8_lossy(&bytes).contains("event: reset"));
+        let text = next_text(&mut sub).await;
         assert!(
-            sub.next().await.is_none(),
-            "the stream ends after the reset"
+            text.starts_with("event: reset\ndata: {\"reason\":\"cluster_gap\"}\n\nid: c1a55e-5\nevent: snapshot\n"),
+            "{text}"
+        );
+        assert!(
+            !text.contains("event: room_started"),
+            "no frame twice: {text}"
+        );
+        // The stream goes on after the snapshot.
+        assert_eq!(hub.publish_at(6, event(6), 3), Applied::Appended);
+        assert!(next_text(&mut sub).await.starts_with("id: c1a55e-6\n"));
+        let stats = hub.stats();
+        assert_eq!(
+            (stats.resets, stats.slow_consumer_cuts),
+            (1, 0),
+            "not a slow consumer"
         );
         let refused = resume(&hub, "c1a55e-2");
         assert!(
             matches!(refused.start(), Start::Reset(_)),
             "seqs 2..4 are not held"
         );
+        // A subscriber that starts after the gap is not cut for it.
+        let mut after = resume(&hub, "c1a55e-5");
+        assert!(next_text(&mut after).await.starts_with("id: c1a55e-6\n"));
+    }
+
+    async fn next_text(sub: &mut crate::hub::Subscription) -> String {
+        match tokio::time::timeout(Duration::from_secs(2), sub.next()).await {
+            Ok(Some(Ok(bytes))) => String::from_utf8_lossy(&bytes).into_owned(),
+            other => panic!("a frame, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_seq_issued_twice_with_other_content_is_a_conflict_not_a_reread() {
+        let hub = hub();
+        hub.publish_at(1, event(1), 1);
+        hub.publish_at(2, event(2), 2);
+        assert_eq!(hub.publish_at(2, event(2), 2), Applied::Stale, "same frame");
+        assert_eq!(
+            hub.publish_at(2, event(7), 2),
+            Applied::Conflict,
+            "another event"
+        );
+        assert_eq!(
+            hub.publish_at(2, event(2), 9),
+            Applied::Conflict,
+            "another timestamp"
+        );
+        assert_eq!(hub.head(), 2, "a conflict is not applied");
+        let small = Hub::with_epoch(
+            HubSettings {
+                history_size: 2,
+                client_queue_size: 2,
+                ..hub.shared.settings.clone()
+            },
+            "c1a55e".to_owned(),
+        );
+        for n in 1..=4 {
+            small.publish_at(n, event(n), 0);
+        }
+        assert_eq!(
+            small.publish_at(1, event(1), 0),
+            Applied::Conflict,
+            "a seq no longer held cannot be shown to be a re-read"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_new_epoch_resets_every_stream_and_starts_the_ids_over() {
+        let hub = hub();
+        hub.publish_at(1, event(1), 1);
+        hub.publish_at(2, event(2), 2);
+        let mut live = resume(&hub, "c1a55e-2");
+        let mut behind = resume(&hub, "c1a55e-1");
+        let mut rooms = hub.subscribe(SubscribeRequest {
+            access: Access::Rooms(vec!["demo".to_owned()]),
+            rooms: Vec::new(),
+            last_event_id: None,
+            deadline_ms: None,
+            now_ms: 0,
+        });
+        assert!(next_text(&mut rooms).await.contains("event: snapshot"));
+        assert!(next_text(&mut behind).await.starts_with("id: c1a55e-2\n"));
+        hub.move_to_epoch("0be2");
+        assert_eq!((hub.epoch().as_str(), hub.head()), ("0be2", 0));
+        for sub in [&mut live, &mut behind, &mut rooms] {
+            let text = next_text(sub).await;
+            assert!(
+                text.starts_with("event: reset\ndata: {\"reason\":\"history_lost\"}\n\nid: 0be2-0\nevent: snapshot\n"),
+                "{text}"
+            );
+            assert!(text.contains("demo"), "the room state is kept: {text}");
+        }
+        let stats = hub.stats();
+        assert_eq!((stats.resets, stats.slow_consumer_cuts), (3, 0));
+        // The old epoch's ids are refused; the new one's start at 1.
+        let old = resume(&hub, "c1a55e-2");
+        assert!(matches!(old.start(), Start::Reset(_)));
+        let mut fresh = hub.subscribe(SubscribeRequest {
+            access: Access::All,
+            rooms: Vec::new(),
+            last_event_id: None,
+            deadline_ms: None,
+            now_ms: 0,
+        });
+        let snapshot = next_text(&mut fresh).await;
+        assert!(
+            snapshot.starts_with("id: 0be2-0\nevent: snapshot"),
+            "{snapshot}"
+        );
+        assert!(
+            snapshot.contains("demo"),
+            "the room state is kept: {snapshot}"
+        );
+        assert_eq!(hub.publish_at(1, event(3), 5), Applied::Appended);
+        // Every stream goes on in the new epoch, the reset ones included.
+        for sub in [&mut fresh, &mut live, &mut behind, &mut rooms] {
+            assert!(next_text(sub).await.starts_with("id: 0be2-1\n"));
+        }
+        hub.move_to_epoch("0be2");
+        assert_eq!(hub.head(), 1, "moving to the current epoch changes nothing");
     }
 }

@@ -13,7 +13,7 @@ pub struct HubStats {
     pub delivered_frames: u64,
     /// Subscribers cut for falling behind.
     pub slow_consumer_cuts: u64,
-    /// `reset` events sent (refused ids and slow consumers).
+    /// `reset` events sent (refused ids, slow consumers, cluster gaps, lost histories).
     pub resets: u64,
     /// Snapshots sent.
     pub snapshots: u64,

@@ -155,12 +155,22 @@ impl Stream for Subscription {
                 stats.delivered_frames.fetch_add(count, Ordering::Relaxed);
                 this.emit(bytes)
             }
-            Read::Lagged => {
+            Read::Lagged(ResetReason::SlowConsumer) => {
                 stats.slow_consumer_cuts.fetch_add(1, Ordering::Relaxed);
                 stats.resets.fetch_add(1, Ordering::Relaxed);
                 this.done = true;
                 // The reset frame is the last item; the stream ends on the next poll.
                 Poll::Ready(Some(Ok(frame::reset_frame(ResetReason::SlowConsumer))))
+            }
+            Read::Lagged(reason) => {
+                // The cluster's doing (a gap, a lost history): reset, fresh
+                // snapshot, and the stream goes on.
+                stats.resets.fetch_add(1, Ordering::Relaxed);
+                let hub = super::Hub {
+                    shared: Arc::clone(&this.shared),
+                };
+                let bytes = hub.start_over(&mut this.cursor, &this.filter, reason);
+                this.emit(bytes)
             }
             Read::Closed => this.finish(),
             Read::Empty => Poll::Pending,

@@ -5,6 +5,7 @@
 //! latency through Redis versus in-process.
 
 mod latency;
+mod loss;
 mod rates;
 mod redis_tls;
 pub mod server;
@@ -380,32 +381,88 @@ async fn nodes_survive_a_redis_restart_and_lose_nothing_acknowledged_after_it() 
     );
 
     redis.restart();
+    // LiveKit retries what got a 503; the first 200 shows in the health check at once.
+    assert!(
+        deliver_until_accepted(a, &joined(&room, &unqueued), Duration::from_secs(10)).await,
+        "A accepts webhooks again"
+    );
+    assert_eq!(
+        redis_check(a).await.0,
+        "healthy",
+        "healthy as soon as a webhook succeeds"
+    );
+    // Redis came back empty: a new epoch, and every open stream is told
+    // (never a silent gap), gets a fresh snapshot and goes on.
+    let old_id = before.id.clone().expect("id");
+    let (old_epoch, _) = old_id.rsplit_once('-').expect("<epoch>-<seq>");
+    let moved = eventually(T, || async { a.state.hub.epoch() != old_epoch }).await;
+    assert!(moved, "a new epoch");
+    let epoch = a.state.hub.epoch();
+    for (name, sse) in [("A", &mut on_a), ("B", &mut on_b)] {
+        let reset = sse.next(T).await.expect("an event after the restart");
+        assert_eq!(reset.event, "reset", "{name}: {reset:?}");
+        assert_eq!(reset.json()["reason"], "history_lost", "{name}");
+        let snapshot = sse.next(T).await.expect("snapshot");
+        assert_eq!(snapshot.event, "snapshot", "{name}");
+        if snapshot.id == Some(format!("{epoch}-0")) {
+            let retried = sse.next(T).await.expect("the retried event");
+            assert_eq!(participant_sid(&retried), unqueued, "{name}");
+            assert_eq!(retried.id, Some(format!("{epoch}-1")), "{name}");
+        } else {
+            assert_eq!(snapshot.id, Some(format!("{epoch}-1")), "{name}");
+            assert!(snapshot.data.contains(&unqueued), "{name}");
+        }
+    }
     for node in [a, b] {
-        let back = eventually(Duration::from_secs(10), || async {
-            redis_check(node).await.0 == "healthy"
+        let caught_up = eventually(T, || async {
+            node.state.hub.position() == (epoch.clone(), 1)
         })
         .await;
+        assert!(
+            caught_up,
+            "{} has the retried event in the new epoch",
+            node.url
+        );
+        let back = eventually(T, || async { redis_check(node).await.0 == "healthy" }).await;
         assert!(back, "{} recovers", node.url);
+    }
+    // Clients come back with their last id: a reset and a fresh snapshot that holds the retried event.
+    let mut again = vec![on_a, on_b];
+    for node in [a, b] {
+        let mut sse = events(node, &[("last-event-id", &old_id)]).await;
+        let reset = sse.next(T).await.expect("reset");
+        assert_eq!(
+            (reset.event.as_str(), reset.json()["reason"].as_str()),
+            ("reset", Some("other_epoch"))
+        );
+        let snapshot = sse.next(T).await.expect("snapshot");
+        assert_eq!(snapshot.event, "snapshot");
+        assert_eq!(snapshot.id, Some(format!("{epoch}-1")));
+        assert!(snapshot.data.contains(&unqueued), "{}", snapshot.data);
+        again.push(sse);
     }
     let after: Vec<String> = (0..6).map(|_| sid("PA_")).collect();
     for (i, psid) in after.iter().enumerate() {
         let node = if i % 2 == 0 { a } else { b };
         assert_eq!(support::deliver(&node.url, &joined(&room, psid)).await, 200);
     }
-    let mut last = seq_of(before.id.as_deref().expect("id"));
-    for psid in &after {
-        let ev = on_b
-            .next_named("participant_joined", T)
-            .await
-            .expect("acknowledged event on B");
-        assert_eq!(&participant_sid(&ev), psid, "in order, none lost");
-        let seq = seq_of(ev.id.as_deref().expect("id"));
-        assert_eq!(seq, last + 1, "ids continue after the restart");
-        last = seq;
-        let on = on_a
-            .next_named("participant_joined", T)
-            .await
-            .expect("and on A");
-        assert_eq!(on.id, ev.id);
+    for (i, psid) in after.iter().enumerate() {
+        let first = again[0].next(T).await.expect("acknowledged event on A");
+        assert_eq!(&participant_sid(&first), psid, "in order, none lost");
+        assert_eq!(first.id, Some(format!("{epoch}-{}", i + 2)), "ids continue");
+        // On B, and on the streams that came back with their old id.
+        for sse in &mut again[1..] {
+            let ev = sse.next(T).await.expect("the same event");
+            assert_eq!(ev.id, first.id);
+            assert_eq!(ev.data, first.data);
+        }
     }
+}
+
+/// Delivers `body` to `node` until it is acknowledged (as LiveKit retries a 5xx).
+async fn deliver_until_accepted(node: &TestServer, body: &[u8], within: Duration) -> bool {
+    eventually(within, || async {
+        support::deliver(&node.url, body).await == 200
+    })
+    .await
 }

@@ -171,3 +171,63 @@ async fn a_client_over_the_limit_across_nodes_is_refused_on_every_node() {
     }
     println!("shared rate limit: refused on all 3 nodes {converged:?} after the last request");
 }
+
+/// The price of keeping Redis off the request path: between two pushes
+/// (250 ms) each node admits on its own, so a client over the limit gets
+/// through until every node has heard — at most about two pushes' worth of
+/// its requests. Printed with `-- --nocapture`; README quotes the figure.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cluster_wide_limit_overshoots_by_about_two_pushes_of_requests() {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const LIMIT: u32 = 300;
+    const PACE: Duration = Duration::from_millis(15);
+    let redis = RedisServer::start();
+    let clock = minute_clock();
+    let extra = format!(
+        "suspicious_activity: {{rate_limit_per_minute: {LIMIT}}}\n\
+         server: {{trusted_proxies: ['127.0.0.1']}}"
+    );
+    let mut n = Vec::new();
+    for _ in 0..3 {
+        n.push(support::spawn_clocked(&yaml(&redis, &extra), &[], clock.clone()).await);
+    }
+    let client = "198.51.100.9";
+    let http = support::client();
+    let token = support::list_token();
+    let (admitted, sent) = (AtomicU32::new(0), AtomicU32::new(0));
+    let start = Instant::now();
+    // One paced sender per node until twice the limit is sent: the last half is all over it.
+    let senders = n.iter().map(|node| async {
+        let mut tick = tokio::time::interval(PACE);
+        while sent.fetch_add(1, Ordering::Relaxed) < 2 * LIMIT {
+            tick.tick().await;
+            let status = http
+                .get(format!("{}/api/rooms", node.url))
+                .bearer_auth(&token)
+                .header("x-forwarded-for", client)
+                .send()
+                .await
+                .expect("rooms")
+                .status();
+            assert!(status == 200 || status == 429, "{status}");
+            admitted.fetch_add(u32::from(status == 200), Ordering::Relaxed);
+        }
+    });
+    futures_util::future::join_all(senders).await;
+    let (admitted, sent) = (admitted.into_inner(), 2 * LIMIT);
+    let rate = f64::from(sent) / start.elapsed().as_secs_f64();
+    let over = admitted.saturating_sub(LIMIT);
+    println!(
+        "cluster-wide rate limit: {admitted} of {sent} requests admitted against a limit of {LIMIT}/min \
+         ({rate:.0} req/s spread over 3 nodes): {over} over the limit (+{:.1} %, {:.0} ms of requests)",
+        f64::from(over) * 100.0 / f64::from(LIMIT),
+        f64::from(over) * 1000.0 / rate
+    );
+    assert!(
+        admitted >= LIMIT,
+        "every request under the limit is admitted"
+    );
+    // Two pushes (500 ms) plus one request in flight per node.
+    let bound = LIMIT + (rate * 0.5).ceil() as u32 + 3;
+    assert!(admitted <= bound, "{admitted} admitted, more than {bound}");
+}

@@ -1,7 +1,7 @@
 //! A real `redis-server` for the cluster tests: a child process on a free
 //! loopback port (plain, or TLS only with a password), without persistence
-//! (a restart loses everything — the hardest case for the nodes), killed on
-//! drop.
+//! unless asked (a restart loses everything — the hardest case for the
+//! nodes), killed on drop.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -17,6 +17,8 @@ pub struct RedisServer {
     dir: tempfile::TempDir,
     /// TLS only (`--port 0 --tls-port`): ready once the port accepts.
     tls: Option<Vec<String>>,
+    /// Persistence arguments (none: `--save "" --appendonly no`).
+    persistence: Vec<String>,
 }
 
 fn free_port() -> u16 {
@@ -29,11 +31,18 @@ fn free_port() -> u16 {
 impl RedisServer {
     /// Starts one on a free port and waits until it answers `PING`.
     pub fn start() -> Self {
+        Self::start_persistent(&["--save", "", "--appendonly", "no"])
+    }
+
+    /// Starts one with these persistence arguments (e.g. AOF): a restart
+    /// reloads what it saved from its directory.
+    pub fn start_persistent(args: &[&str]) -> Self {
         let mut server = Self {
             child: None,
             port: free_port(),
             dir: tempfile::tempdir().expect("tempdir"),
             tls: None,
+            persistence: args.iter().map(|a| (*a).to_owned()).collect(),
         };
         server.restart();
         server
@@ -60,6 +69,12 @@ impl RedisServer {
             port: free_port(),
             dir: tempfile::tempdir().expect("tempdir"),
             tls: Some(args.iter().map(|a| (*a).to_owned()).collect()),
+            persistence: vec![
+                "--save".into(),
+                String::new(),
+                "--appendonly".into(),
+                "no".into(),
+            ],
         };
         server.restart();
         server
@@ -78,7 +93,7 @@ impl RedisServer {
         }
     }
 
-    /// Starts it again on the same port (empty).
+    /// Starts it again on the same port (empty, unless it persists).
     pub fn restart(&mut self) {
         self.kill();
         let port = self.port.to_string();
@@ -89,7 +104,7 @@ impl RedisServer {
         };
         let child = cmd
             .args(["--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
+            .args(&self.persistence)
             .arg("--dir")
             .arg(self.dir.path())
             .stdout(Stdio::null())
@@ -109,6 +124,16 @@ impl RedisServer {
             std::thread::sleep(Duration::from_millis(20));
         }
         panic!("redis-server on port {} did not start", self.port);
+    }
+
+    /// `SAVE`: an RDB snapshot now (a restart then comes back to it).
+    pub fn save(&self) {
+        let mut s = TcpStream::connect(("127.0.0.1", self.port)).expect("connect");
+        let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+        let mut buf = [0u8; 16];
+        s.write_all(b"SAVE\r\n").expect("SAVE");
+        let n = s.read(&mut buf).expect("reply");
+        assert!(buf[..n].starts_with(b"+OK"), "SAVE: {:?}", &buf[..n]);
     }
 
     fn ping(&self) -> bool {
