@@ -86,6 +86,8 @@
     unknown_id: 'Warden does not know the last event this page saw; showing fresh state',
     malformed_id: 'Warden does not know the last event this page saw; showing fresh state',
     slow_consumer: 'This page fell too far behind the live stream; showing fresh state',
+    history_lost: "The cluster's shared history was lost (Redis restarted empty); showing fresh state",
+    cluster_gap: 'This Warden node missed events from the cluster; showing fresh state',
   };
   function resetText(reason) {
     return RESET_TEXT[reason] || `The stream was restarted${reason ? ` (${reason})` : ''}; showing fresh state`;
