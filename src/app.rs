@@ -78,6 +78,8 @@ pub struct Inner {
     pub ready: AtomicBool,
     /// Unix ms at start.
     pub started_ms: i64,
+    /// How old webhooks are when they arrive.
+    pub sender_lag: crate::webhook::lag::SenderLag,
 }
 
 impl Deref for AppState {
@@ -199,6 +201,7 @@ impl AppState {
             ingestion: AtomicBool::new(true),
             ready: AtomicBool::new(false),
             started_ms,
+            sender_lag: crate::webhook::lag::SenderLag::default(),
         };
         Ok((Self(Arc::new(inner)), report))
     }

@@ -49,6 +49,7 @@ struct Inner {
     slow_consumer_cuts: Counter,
     replay_resets: Counter,
     webhook_to_enqueue: Histogram,
+    webhook_lag: Histogram,
     enqueue_to_write: Histogram,
     lockouts: Counter,
     history_commits: Counter,
@@ -123,6 +124,12 @@ impl Metrics {
                 "replay_resets",
                 "Resumes that could not be served from history (event: reset)",
                 Counter::default(),
+            ),
+            webhook_lag: reg(
+                r,
+                "webhook_lag_seconds",
+                "Age of webhook events when they arrive (LiveKit's createdAt to receipt; LiveKit drops them at about 30 s)",
+                Histogram::new([0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0]),
             ),
             webhook_to_enqueue: reg(
                 r,
@@ -280,6 +287,12 @@ impl Metrics {
     /// A seq read twice from the shared stream with other content.
     pub fn cluster_seq_conflict(&self) {
         self.inner.cluster_seq_conflicts.inc();
+    }
+
+    /// How old a webhook's event was when it arrived, in ms.
+    pub fn webhook_lag(&self, lag_ms: i64) {
+        #[allow(clippy::cast_precision_loss)] // milliseconds, far below 2^52
+        self.inner.webhook_lag.observe(lag_ms as f64 / 1000.0);
     }
 
     /// Time from a webhook's arrival to its event being queued on the hub.

@@ -23,6 +23,7 @@
 
 pub mod decode;
 pub mod emit;
+pub mod lag;
 pub mod normalize;
 pub mod replay;
 pub mod sanitize;

@@ -365,3 +365,66 @@ async fn a_track_event_for_a_participant_not_yet_known_adds_it() {
     assert_eq!(ps[0]["tracks"][0]["sid"], "TR_1");
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sender_lag_is_measured_and_warns_near_livekits_30_s() {
+    let s = support::spawn("").await;
+    let health = |base: String| async move {
+        let v: Value = support::client()
+            .get(format!("{base}/api/security/health"))
+            .bearer_auth(support::admin_token())
+            .send()
+            .await
+            .expect("health")
+            .json()
+            .await
+            .expect("json");
+        v["checks"]["webhook_lag"].clone()
+    };
+    assert_eq!(health(s.url.clone()).await["status"], "healthy");
+    let mut fresh = joined("PA_lag1", "lag", now_s() * 1000, 1, "ACTIVE");
+    fresh["createdAt"] = json!(now_s().to_string());
+    send(&s.url, &fresh).await;
+    let check = health(s.url.clone()).await;
+    assert_eq!(check["status"], "healthy", "{check}");
+    // An event LiveKit created 25 s ago: close to the age at which LiveKit gives up.
+    let mut late = joined("PA_lag2", "lag2", now_s() * 1000, 1, "ACTIVE");
+    late["createdAt"] = json!((now_s() - 25).to_string());
+    send(&s.url, &late).await;
+    let check = health(s.url.clone()).await;
+    assert_eq!(check["status"], "degraded", "{check}");
+    assert!(
+        check["detail"].as_str().unwrap_or("").contains("30 s"),
+        "{check}"
+    );
+    let status: Value = support::client()
+        .get(format!("{}/api/security/status", s.url))
+        .bearer_auth(support::admin_token())
+        .send()
+        .await
+        .expect("status")
+        .json()
+        .await
+        .expect("json");
+    assert!(
+        status["webhook_lag_ms"]["max_5m"].as_i64().unwrap_or(0) >= 24_000,
+        "{status}"
+    );
+    let metrics = support::client()
+        .get(format!("{}/metrics", s.url))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        metrics.contains("warden_webhook_lag_seconds_count 2"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("warden_webhook_lag_seconds_bucket{le=\"30.0\"} 2"),
+        "{metrics}"
+    );
+    s.stop().await;
+}

@@ -132,6 +132,24 @@ pub fn checks(state: &AppState) -> serde_json::Map<String, Value> {
         };
         m.insert("redis".into(), check(status, redis.detail));
     }
+    let now = state.clock.now_ms();
+    m.insert(
+        "webhook_lag".into(),
+        match state.sender_lag.recent_max_ms(now) {
+            None => check("healthy", "no webhook event in the last 5 minutes"),
+            Some(max) if max >= crate::webhook::lag::WARN_MS => check(
+                "degraded",
+                format!(
+                    "webhook events arrive up to {:.1} s after LiveKit created them; LiveKit drops events older than about 30 s, so some are about to be missed (is Warden or the path to it overloaded?)",
+                    max as f64 / 1000.0
+                ),
+            ),
+            Some(max) => check(
+                "healthy",
+                format!("webhook events arrive within {:.1} s of LiveKit creating them (largest lag, last 5 minutes)", max as f64 / 1000.0),
+            ),
+        },
+    );
     m.insert(
         "ingestion".into(),
         if state.ingestion_enabled() {
@@ -196,6 +214,7 @@ pub fn status_json(state: &AppState) -> Value {
         "keys": keys,
         "ingestion": {"enabled": state.ingestion_enabled()},
         "connections": {"open": state.admission.open(), "max": state.admission.max_total()},
+        "webhook_lag_ms": {"last": state.sender_lag.last_ms(), "max_5m": state.sender_lag.recent_max_ms(now)},
     })
 }
 

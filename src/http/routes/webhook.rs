@@ -86,6 +86,12 @@ async fn process(
         .collect();
     match state.receiver.receive(ip, &auth, &bytes) {
         Ok(Outcome::Broadcast(event)) => {
+            if let Some(lag) = state
+                .sender_lag
+                .record(event.created_at_ms, state.clock.now_ms())
+            {
+                state.metrics.webhook_lag(lag);
+            }
             if let Some(cluster) = &state.cluster {
                 // Boxed: the Redis round trip's future is large, and every
                 // single-node request would otherwise carry (and move) its size.
