@@ -16,7 +16,7 @@
   const RESET_MIN_MS = 2000;    // "reset" stays visible at least this long
   const LIVEKIT_EVENTS = ['room_started', 'room_finished', 'participant_joined', 'participant_left',
     'participant_connection_aborted', 'track_published', 'track_unpublished', 'egress_started',
-    'egress_updated', 'egress_ended', 'ingress_started', 'ingress_ended'];
+    'egress_updated', 'egress_ended', 'ingress_started', 'ingress_ended', 'agent_job_started', 'agent_job_ended'];
   const ENDED = new Set(['complete', 'failed', 'aborted', 'limit_reached', 'ended']);
 
   const $ = (id) => document.getElementById(id);
@@ -28,6 +28,7 @@
   let secTimer = 0;
   let secLimit = SEC_PAGE;
   let resetAt = 0;
+  let ageTimer = null;  // re-renders how long agents have run
   let renderQueued = false;
   let rooms = new Map();   // room name -> {sid, name, participants: Map, egress: Map, ingress: Map}
   const seen = new Set();
@@ -122,6 +123,7 @@
     show(ui.who, true);
     show(ui.security, Boolean(s.admin));
     if (s.admin) { refreshSecurity(); secTimer = setInterval(refreshSecurity, SEC_REFRESH_MS); }
+    if (!ageTimer) ageTimer = setInterval(() => { if ([...rooms.values()].some((r) => r.agents.size)) queueRender(); }, 5000);
     connect();
   }
   async function onSignIn(ev) {
@@ -201,6 +203,7 @@
       for (const p of r.participants || []) upsertParticipant(room, p);
       for (const g of r.egress || []) if (g && g.id) room.egress.set(g.id, g);
       for (const g of r.ingress || []) if (g && g.id) room.ingress.set(g.id, g);
+      for (const j of r.agents || []) if (j && j.id) room.agents.set(j.id, j);
     }
     if (reconciled) addFeed({ event: 'reconciled', timestamp: Date.now(), note: 'state reconciled with LiveKit' });
     ui.roomsEmpty.dataset.ready = '1';
@@ -234,7 +237,7 @@
     const key = r.name || r.sid || '';
     let room = rooms.get(key);
     if (!room) {
-      room = { sid: r.sid, name: r.name, participants: new Map(), egress: new Map(), ingress: new Map() };
+      room = { sid: r.sid, name: r.name, participants: new Map(), egress: new Map(), ingress: new Map(), agents: new Map() };
       rooms.set(key, room);
     }
     if (r.sid) room.sid = r.sid;
@@ -250,17 +253,35 @@
     return merged;
   }
   function applyEvent(name, d) {
+    if (name === 'agent_job_ended' && d.job && d.job.id) {
+      for (const r of rooms.values()) r.agents.delete(d.job.id);
+      return;
+    }
     if (!d.room) return;
     const key = d.room.name || d.room.sid;
-    if (name === 'room_finished') { rooms.delete(key); return; }
+    if (name === 'room_finished') {
+      // A late room_finished of an older incarnation (same name, other sid) ends nothing.
+      const held = rooms.get(key);
+      if (!held || !held.sid || !d.room.sid || held.sid === d.room.sid) rooms.delete(key);
+      return;
+    }
     const room = ensureRoom(d.room);
     const p = d.participant;
     const pkey = p && (p.sid || p.identity);
     switch (name) {
-      case 'participant_left':
-      case 'participant_connection_aborted':
-        if (pkey) room.participants.delete(pkey);
+      case 'agent_job_started':
+        if (d.job && d.job.id) {
+          if (d.job.status === 'pending' || d.job.status === 'running') room.agents.set(d.job.id, d.job);
+          else room.agents.delete(d.job.id);
+        }
         break;
+      case 'participant_left':
+      case 'participant_connection_aborted': {
+        // A stale leave of an older session of this participant removes nothing.
+        const held = pkey && room.participants.get(pkey);
+        if (held && !(held.joined_at && p.joined_at && held.joined_at > p.joined_at)) room.participants.delete(pkey);
+        break;
+      }
       case 'participant_joined':
         if (p) upsertParticipant(room, p);
         break;
@@ -313,9 +334,15 @@
       el('span', { class: 'p-name' }, text(p.name, '(no name)')),
       el('code', { class: 'p-identity', title: 'hashed identity' }, text(p.identity)),
       el('span', { class: `badge state-${cls(p.state)}` }, text(p.state, 'unknown')),
+      KIND_TEXT[p.kind] ? el('span', { class: `badge kind-${cls(p.kind)}` }, KIND_TEXT[p.kind]) : '',
       p.tracks.size ? el('ul', { class: 'tracks' }, [...p.tracks.values()].map((t) => el('li', { class: 'track' },
         `${t.kind || 'unknown'} · ${t.source || 'unknown'}`, t.muted ? el('span', { class: 'badge muted' }, 'muted') : '')))
         : el('p', { class: 'hint' }, 'No published tracks.')));
+    const agents = [...room.agents.values()].map((j) => el('li', { class: 'agent', 'data-job': j.id },
+      el('span', { class: 'badge kind-agent' }, 'agent'), ' ',
+      el('span', { class: 'a-name' }, text(j.agent_name, '(unnamed agent)')), ' ',
+      el('span', { class: `badge job-${cls(j.status)}` }, text(j.status, 'unknown')),
+      j.started_at ? el('span', { class: 'a-age', title: `since ${(localTime(j.started_at) || '').toLocaleString()}` }, ` · ${runFor(j.started_at)}`) : ''));
     const streams = [
       ...[...room.egress.values()].map((g) => el('li', {}, 'Egress ', el('code', {}, text(g.id)), ': ', text(g.status, 'unknown'))),
       ...[...room.ingress.values()].map((g) => el('li', {}, 'Ingress ', el('code', {}, text(g.id)), ': ', text(g.state, 'unknown'))),
@@ -324,16 +351,27 @@
       el('h3', {}, text(room.name, '(unnamed room)')),
       el('p', { class: 'count' }, `${n} participant${n === 1 ? '' : 's'}`),
       n ? el('ul', { class: 'participants plain' }, people) : el('p', { class: 'empty' }, 'No participants.'),
+      agents.length ? [el('h4', {}, `Agents (${agents.length})`), el('ul', { class: 'agents plain' }, agents)] : null,
       streams.length ? el('ul', { class: 'streams plain' }, streams) : null);
+  }
+  // Participant kinds worth a badge (standard participants get none).
+  const KIND_TEXT = { sip: 'SIP caller', agent: 'agent', ingress: 'ingress', egress: 'egress', connector: 'connector', bridge: 'bridge' };
+  function runFor(startedMs) {
+    const s = Math.max(0, Math.floor((Date.now() - Number(startedMs)) / 1000));
+    const h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60), sec = s % 60;
+    return h ? `running ${h}h ${m}m` : m ? `running ${m}m ${sec}s` : `running ${sec}s`;
   }
   const cls = (s) => String(s || 'unknown').toLowerCase().replace(/[^a-z0-9_-]/g, '');
   function addFeed(item) {
     const d = item.data || {};
     const who = d.participant ? [' · ', text(d.participant.name || d.participant.identity)] : [];
     const what = d.track ? ` · ${d.track.kind || ''} ${d.track.source || ''}`
-      : d.egress ? ` · ${d.egress.status || ''}` : d.ingress ? ` · ${d.ingress.state || ''}` : '';
+      : d.egress ? ` · ${d.egress.status || ''}` : d.ingress ? ` · ${d.ingress.state || ''}`
+        : '';
+    const job = d.job ? [' · agent ', text(d.job.agent_name), ' ', el('span', { class: `job-${cls(d.job.status)}` }, text(d.job.status)),
+      ...(d.job.error ? [': ', el('span', { class: 'job-error' }, text(d.job.error))] : [])] : [];
     const li = el('li', { class: `feed-item ev-${cls(item.event)}` }, timeEl(item.timestamp),
-      ' ', el('strong', {}, String(item.event)), d.room ? [' · ', text(d.room.name)] : [], who, what,
+      ' ', el('strong', {}, String(item.event)), d.room ? [' · ', text(d.room.name)] : [], who, what, job,
       item.note ? [' · ', item.note] : []);
     ui.feedList.prepend(li);
     while (ui.feedList.childElementCount > FEED_MAX) ui.feedList.lastElementChild.remove();

@@ -251,6 +251,41 @@ async function adminFlow(browser) {
     await shot(page, '03-rooms-live');
   });
 
+  await step('agents and SIP callers: badges, running agents with their age, a failed job\'s hostile error as text', async () => {
+    const caller = { sid: sid('PA'), identity: `+1555${rand(6)}`, name: 'Front desk caller' };
+    await hook({ event: 'participant_joined', room: roomObj(room), participant: { ...pObj(caller), kind: 'SIP' } });
+    const startedNs = `${now() - 125}000000000`;
+    const job = (id, status, extra = {}) => ({ id, type: 'JT_ROOM', agentName: 'receptionist', room: roomObj(room),
+      state: { status, startedAt: startedNs, workerId: 'W_browser', ...extra } });
+    await hook({ event: 'agent_job_started', job: job('AJ_run', 'JS_RUNNING') });
+    // A room job still pending: type and status omitted, as protojson writes zero values.
+    await hook({ event: 'agent_job_started', job: { id: 'AJ_pend', agentName: 'notetaker', room: roomObj(room) } });
+    const card = roomCard(page, room.name);
+    await card.locator('li.participant', { hasText: 'Front desk caller' }).locator('.badge.kind-sip', { hasText: 'SIP caller' }).waitFor({ timeout: T });
+    const running = card.locator('li.agent[data-job="AJ_run"]');
+    await running.waitFor({ timeout: T });
+    const line = await running.textContent();
+    assert(line.includes('receptionist') && line.includes('running') && /running 2m \d+s/.test(line), `agent line: ${line}`);
+    await card.locator('li.agent[data-job="AJ_pend"]', { hasText: 'pending' }).waitFor({ timeout: T });
+    await card.locator('h4', { hasText: 'Agents (2)' }).waitFor({ timeout: T });
+    await shot(page, '03b-agents');
+    const evil = '<img src=x onerror="window.__pwned=1">\u202Egnp.exe <b>timeout</b>';
+    await hook({ event: 'agent_job_ended', job: job('AJ_run', 'JS_FAILED', { error: evil, endedAt: `${now()}000000000` }) });
+    await running.waitFor({ state: 'detached', timeout: T });
+    const feed = page.locator('#feed-list li', { hasText: 'agent_job_ended' }).first();
+    await feed.waitFor({ timeout: T });
+    const html = await feed.innerHTML();
+    assert(html.includes('job-error'), `feed line: ${html}`);
+    const err = await feed.locator('.job-error').textContent();
+    assert(err.includes('timeout') && !err.includes('<') && !err.includes('\u202E'), `job error shown as: ${JSON.stringify(err)}`);
+    eq(await feed.locator('img, b').count(), 0, 'markup elements in the feed line');
+    await page.waitForTimeout(300);
+    await pageSafety(page);
+    await hook({ event: 'agent_job_ended', job: job('AJ_pend', 'JS_SUCCESS') });
+    await card.locator('li.agent').first().waitFor({ state: 'detached', timeout: T });
+    await hook({ event: 'participant_left', room: roomObj(room), participant: pObj(caller, 'DISCONNECTED') });
+  });
+
   await step('participant_left removes a participant', async () => {
     await hook({ event: 'participant_left', room: roomObj(room), participant: pObj(ada, 'DISCONNECTED') });
     const card = roomCard(page, room.name);
