@@ -259,3 +259,29 @@ fn masked_yaml_hides_secrets() {
     assert!(!out.contains("abc123"));
     assert!(out.contains("max_connections: 1000"));
 }
+
+#[test]
+fn debug_output_shows_no_secret() {
+    let yaml = "storage: {backend: redis, redis_url: \"rediss://:RedisPassw0rdSecret@redis.internal:6380/0\"}\n\
+                alerts: {webhook_url: \"https://hooks.slack.com/services/T000/B000/SlackPathSecret123\", signing_secret: \"whsec_AlertSigningSecretValue123456\"}\n";
+    let cfg = from_yaml(
+        yaml,
+        &env(&[
+            ("LIVEKIT_API_KEY", "APIenvKey"),
+            (
+                "LIVEKIT_API_SECRET",
+                "EnvApiSecretValueThatIsLongEnough123456",
+            ),
+        ]),
+    )
+    .expect("valid");
+    let shown = format!("{cfg:?} {cfg:#?}");
+    for secret in [
+        "RedisPassw0rdSecret",
+        "AlertSigningSecretValue123456",
+        "SlackPathSecret123",
+        "EnvApiSecretValueThatIsLongEnough123456",
+    ] {
+        assert!(!shown.contains(secret), "{secret} in Debug output");
+    }
+}

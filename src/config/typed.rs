@@ -18,7 +18,7 @@ pub const MAX_LIMIT: i64 = 1_000_000_000;
 pub const LIVEKIT_WEBHOOK_TTL_SECS: i64 = 300;
 
 /// The whole validated configuration. See `config/defaults.yaml` for every key.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Config {
     /// `server`
     pub server: Server,
@@ -47,6 +47,28 @@ pub struct Config {
     /// The file this came from, if any.
     pub source: Option<PathBuf>,
     pub(crate) effective: serde_norway::Value,
+}
+
+/// Every section, but not the effective YAML (it holds the secrets in clear:
+/// `config check` prints it masked).
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("server", &self.server)
+            .field("wss_enforcement", &self.wss_enforcement)
+            .field("key_rotation", &self.key_rotation)
+            .field("access_validation", &self.access_validation)
+            .field("suspicious_activity", &self.suspicious_activity)
+            .field("webhooks", &self.webhooks)
+            .field("realtime", &self.realtime)
+            .field("logging", &self.logging)
+            .field("alerts", &self.alerts)
+            .field("storage", &self.storage)
+            .field("livekit", &self.livekit)
+            .field("env_keys", &self.env_keys)
+            .field("source", &self.source)
+            .finish_non_exhaustive()
+    }
 }
 
 /// `server` section.
@@ -214,7 +236,7 @@ pub struct Logging {
 }
 
 /// `alerts` section.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Alerts {
     /// Alert receiver.
     pub webhook_url: Option<String>,
@@ -228,6 +250,27 @@ pub struct Alerts {
     pub dedupe_window: Duration,
     /// Pending alerts kept.
     pub queue_size: usize,
+}
+
+/// The alert URL's path and query may be a credential (Slack, Discord, Teams
+/// webhook URLs are): only its scheme and host are shown.
+impl std::fmt::Debug for Alerts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let url = self.webhook_url.as_deref().map(|u| {
+            url::Url::parse(u).map_or_else(
+                |_| "[redacted]".to_owned(),
+                |p| format!("{}://{}/[redacted]", p.scheme(), p.host_str().unwrap_or("")),
+            )
+        });
+        f.debug_struct("Alerts")
+            .field("webhook_url", &url)
+            .field("signing_secret", &self.signing_secret)
+            .field("min_severity", &self.min_severity)
+            .field("allowed_private_targets", &self.allowed_private_targets)
+            .field("dedupe_window", &self.dedupe_window)
+            .field("queue_size", &self.queue_size)
+            .finish()
+    }
 }
 
 /// Storage backend.
