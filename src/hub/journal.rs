@@ -342,10 +342,10 @@ impl Writer {
             }
             model.cached_snapshot = None;
         }
-        shared
-            .stats
-            .published
-            .fetch_add(answers.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        let (n, relaxed) = (answers.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        shared.stats.published.fetch_add(n, relaxed);
+        shared.stats.history_commits.fetch_add(1, relaxed);
+        shared.stats.history_stored.fetch_add(n, relaxed);
         for w in wakers {
             w.wake();
         }
