@@ -422,6 +422,17 @@ async fn sender_lag_is_measured_and_warns_near_livekits_30_s() {
         metrics.contains("warden_webhook_lag_seconds_count 2"),
         "{metrics}"
     );
+    // Both events went through the durable history: stored, in at least one commit.
+    assert!(
+        metrics.contains("warden_history_events_stored_total 2"),
+        "{metrics}"
+    );
+    let commits: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("warden_history_commits_total "))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("history commits metric");
+    assert!((1..=2).contains(&commits), "{commits} commits for 2 events");
     assert!(
         metrics.contains("warden_webhook_lag_seconds_bucket{le=\"30.0\"} 2"),
         "{metrics}"
