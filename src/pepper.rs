@@ -4,7 +4,8 @@
 //! HMAC-SHA256(pepper, identity): stable for a deployment, useless to anyone
 //! without the pepper (a plain SHA-256 of an e-mail address is reversible by
 //! guessing). `hash_api_key_for_storage` uses it too. The pepper is 32 random
-//! bytes kept in `<data dir>/pepper` (0600), created on first start.
+//! bytes kept in `<data dir>/pepper` (0600), created on first start; like
+//! the key file, a pepper file that others may access is refused.
 
 use std::io::Write;
 use std::path::Path;
@@ -35,6 +36,7 @@ impl Pepper {
     /// Reads `<dir>/pepper`, creating it (0600) with a random value if absent.
     pub fn load_or_create(dir: &Path) -> std::io::Result<Self> {
         let path = dir.join("pepper");
+        refuse_shared(&path)?;
         match std::fs::read_to_string(&path) {
             Ok(s) if s.trim().len() >= 32 => return Ok(Self::new(s.trim())),
             Ok(_) => {
@@ -90,6 +92,24 @@ impl Pepper {
     }
 }
 
+/// Refuses a pepper file that others may access: the key file's rule (and livekit-server's).
+fn refuse_shared(path: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    if let Ok(meta) = std::fs::metadata(path) {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = meta.permissions().mode() & 0o777;
+        if mode & 0o007 != 0 {
+            return Err(std::io::Error::other(format!(
+                "{}: mode {mode:04o} gives access to others; run `chmod 600 {}`",
+                path.display(),
+                path.display()
+            )));
+        }
+    }
+    let _ = path;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -103,6 +123,21 @@ mod tests {
         assert!(h.chars().all(|c| c.is_ascii_hexdigit()));
         assert_eq!(h, a.hash_identity("alice@example.com"));
         assert_ne!(h, b.hash_identity("alice@example.com"));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_pepper_file_others_can_read_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("dir");
+        Pepper::load_or_create(dir.path()).expect("create");
+        let path = dir.path().join("pepper");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+        let e = Pepper::load_or_create(dir.path()).expect_err("refused").to_string();
+        assert!(e.contains("mode 0644") && e.contains("chmod 600"), "{e}");
+        assert!(!e.contains('\n'));
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).expect("chmod");
+        Pepper::load_or_create(dir.path()).expect("group-readable is the key file's rule too");
     }
 
     #[test]
