@@ -63,6 +63,19 @@ mod tests {
         s.parse().expect("addr")
     }
 
+    #[tokio::test]
+    async fn the_public_url_wins_and_the_host_header_is_ignored() {
+        use tower::ServiceExt as _;
+        let router = redirect_router(Some("https://w.example.com/".into()), addr("0.0.0.0:8443"));
+        let req = axum::http::Request::get("/x?y=1")
+            .header("host", "evil.example")
+            .body(axum::body::Body::empty())
+            .expect("request");
+        let resp = router.oneshot(req).await.expect("answer");
+        assert_eq!(resp.status(), StatusCode::PERMANENT_REDIRECT);
+        assert_eq!(resp.headers()[header::LOCATION], "https://w.example.com/x?y=1");
+    }
+
     #[test]
     fn the_origin_comes_from_the_listener_never_the_client() {
         assert_eq!(origin(addr("192.0.2.1:443"), None), "https://192.0.2.1");
