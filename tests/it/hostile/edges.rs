@@ -204,8 +204,21 @@ fn a_pepper_file_others_can_read_stops_the_server() {
     std::fs::create_dir_all(&data).expect("mkdir");
     std::fs::write(data.join("pepper"), "p".repeat(64)).expect("pepper");
     std::fs::set_permissions(data.join("pepper"), std::fs::Permissions::from_mode(0o644)).expect("chmod");
-    let mut c = bin.command(&["serve", "--listen", "127.0.0.1:0"]);
-    let o = c.output().expect("run");
+    let mut child = bin
+        .command(&["serve", "--listen", "127.0.0.1:0"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while child.try_wait().expect("wait").is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("warden started with a world-readable pepper");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let o = child.wait_with_output().expect("output");
     assert_eq!(o.status.code(), Some(1));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("mode 0644") && err.contains("chmod 600"), "{err}");
