@@ -67,10 +67,8 @@ pub fn router(state: AppState) -> Router {
         .route("/health", get(routes::health::health))
         .route(
             "/metrics",
-            get(routes::metrics::metrics).layer(middleware::from_fn_with_state(
-                state.clone(),
-                guard_remote,
-            )),
+            get(routes::metrics::metrics)
+                .layer(middleware::from_fn_with_state(state.clone(), guard_remote)),
         )
         .route("/", get(routes::dashboard::index))
         .route("/assets/{file}", get(routes::dashboard::asset))

@@ -133,7 +133,9 @@ mod tests {
         Pepper::load_or_create(dir.path()).expect("create");
         let path = dir.path().join("pepper");
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).expect("chmod");
-        let e = Pepper::load_or_create(dir.path()).expect_err("refused").to_string();
+        let e = Pepper::load_or_create(dir.path())
+            .expect_err("refused")
+            .to_string();
         assert!(e.contains("mode 0644") && e.contains("chmod 600"), "{e}");
         assert!(!e.contains('\n'));
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).expect("chmod");

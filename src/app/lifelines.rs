@@ -170,7 +170,11 @@ mod tests {
         assert!(!a1.is_ended());
         assert_eq!(lines.sweep(|k| k != "A"), 2);
         assert!(a1.is_ended() && a2.is_ended() && !b.is_ended());
-        assert_eq!(count.0.load(Ordering::Relaxed), 1, "the parked waker is woken");
+        assert_eq!(
+            count.0.load(Ordering::Relaxed),
+            1,
+            "the parked waker is woken"
+        );
         assert_eq!(lines.len(), 1);
         drop(b);
         assert_eq!(lines.sweep(|_| true), 0);

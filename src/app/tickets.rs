@@ -132,7 +132,10 @@ mod tests {
         };
         let (b, _) = t.issue(other, 0).expect("issued");
         assert_eq!(t.revoke_unless(|k| k != "k"), 1);
-        assert!(t.redeem(&a, 1).is_none(), "the revoked key's ticket is gone");
+        assert!(
+            t.redeem(&a, 1).is_none(),
+            "the revoked key's ticket is gone"
+        );
         assert!(t.redeem(&b, 1).is_some());
     }
 

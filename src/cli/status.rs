@@ -53,7 +53,9 @@ fn check_transport(base: &str) -> anyhow::Result<()> {
     let local = match url.host() {
         Some(url::Host::Ipv4(ip)) => ip.is_loopback() || ip.is_unspecified(),
         Some(url::Host::Ipv6(ip)) => {
-            ip.is_loopback() || ip.is_unspecified() || ip.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
+            ip.is_loopback()
+                || ip.is_unspecified()
+                || ip.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
         }
         Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
         None => false,
@@ -65,7 +67,9 @@ fn check_transport(base: &str) -> anyhow::Result<()> {
             "refusing to send an admin token over plain http to {}: use https:// or a loopback address",
             url.host_str().unwrap_or("?")
         ),
-        other => anyhow::bail!("--url {base}: the scheme must be https (or http to a loopback address), not {other}"),
+        other => anyhow::bail!(
+            "--url {base}: the scheme must be https (or http to a loopback address), not {other}"
+        ),
     }
 }
 

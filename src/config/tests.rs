@@ -280,6 +280,7 @@ fn connection_limits_and_idle_timeout_are_read_and_checked() {
             .starts_with("server.max_tcp_connections_per_ip:")
     );
     assert!(
-        err("server: {max_tcp_connections: -1}").starts_with("server.max_tcp_connections: must be 0..=")
+        err("server: {max_tcp_connections: -1}")
+            .starts_with("server.max_tcp_connections: must be 0..=")
     );
 }

@@ -409,7 +409,12 @@ pub(super) fn validate(r: RawConfig) -> Result<Config, ConfigError> {
             "server.max_tcp_connections_per_ip",
             s.max_tcp_connections_per_ip,
         )?,
-        max_tcp_connections: match num("server.max_tcp_connections", s.max_tcp_connections, 0, MAX_LIMIT)? {
+        max_tcp_connections: match num(
+            "server.max_tcp_connections",
+            s.max_tcp_connections,
+            0,
+            MAX_LIMIT,
+        )? {
             0 => None,
             n => Some(usize::try_from(n).unwrap_or(usize::MAX)),
         },

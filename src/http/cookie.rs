@@ -29,10 +29,10 @@ impl FromRequestParts<AppState> for OverTls {
 pub fn over_tls(state: &AppState, parts: &Parts) -> bool {
     let server = &state.config.server;
     if server.tls.is_some()
-        || server
-            .public_url
-            .as_deref()
-            .is_some_and(|u| u.get(..8).is_some_and(|s| s.eq_ignore_ascii_case("https://")))
+        || server.public_url.as_deref().is_some_and(|u| {
+            u.get(..8)
+                .is_some_and(|s| s.eq_ignore_ascii_case("https://"))
+        })
     {
         return true;
     }

@@ -126,8 +126,8 @@ pub async fn serve(
                 }
                 // The reserve lets the waiting connection be taken and closed
                 // (its client gets an answer, not a hang); otherwise back off.
-                let closed = reserve.release()
-                    && matches!(listener.accept().now_or_never(), Some(Ok(_)));
+                let closed =
+                    reserve.release() && matches!(listener.accept().now_or_never(), Some(Ok(_)));
                 reserve.restore();
                 if !closed {
                     tokio::time::sleep(Duration::from_millis(50)).await;
@@ -273,19 +273,31 @@ impl Conn {
             });
             if h2 {
                 let conn = shared.h2.serve_connection(io, svc);
-                drive(conn, |c| c.graceful_shutdown(), &track, shared.limits, watcher).await;
+                drive(
+                    conn,
+                    |c| c.graceful_shutdown(),
+                    &track,
+                    shared.limits,
+                    watcher,
+                )
+                .await;
             } else {
                 let conn = shared.h1.serve_connection(io, svc);
-                drive(conn, |c| c.graceful_shutdown(), &track, shared.limits, watcher).await;
+                drive(
+                    conn,
+                    |c| c.graceful_shutdown(),
+                    &track,
+                    shared.limits,
+                    watcher,
+                )
+                .await;
             }
             drop(pass);
             return None;
         }
-        let first = tokio::time::timeout_at(
-            first_deadline,
-            direct::read_first(&stream, shared.max_head),
-        )
-        .await;
+        let first =
+            tokio::time::timeout_at(first_deadline, direct::read_first(&stream, shared.max_head))
+                .await;
         match first {
             // The watcher and the pass go with the stream: shutdown waits for
             // it (the hub closes every stream when shutdown begins), and it
@@ -312,7 +324,14 @@ impl Conn {
                     track: track.clone(),
                 });
                 let conn = shared.h1.serve_connection(io, svc);
-                drive(conn, |c| c.graceful_shutdown(), &track, shared.limits, watcher).await;
+                drive(
+                    conn,
+                    |c| c.graceful_shutdown(),
+                    &track,
+                    shared.limits,
+                    watcher,
+                )
+                .await;
                 drop(pass);
                 None
             }

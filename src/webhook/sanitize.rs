@@ -197,12 +197,34 @@ mod tests {
         // Tag characters spell hidden text ("hi" in tags), invisible to a reader.
         assert_eq!(text("Bob\u{E0001}\u{E0068}\u{E0069}\u{E007F}", 64), "Bob");
         assert_eq!(text("Al\u{AD}ice", 64), "Alice");
-        assert_eq!(text("a\u{180E}b\u{115F}c\u{1160}d\u{3164}e\u{FFA0}f", 64), "abcdef");
-        assert_eq!(text("x\u{34F}y\u{FE0F}z\u{E0100}w\u{1BCA1}v\u{1D175}u", 64), "xyzwvu");
-        assert_eq!(text("\u{3164}\u{3164}", 64), "", "a name of fillers is empty");
+        assert_eq!(
+            text("a\u{180E}b\u{115F}c\u{1160}d\u{3164}e\u{FFA0}f", 64),
+            "abcdef"
+        );
+        assert_eq!(
+            text("x\u{34F}y\u{FE0F}z\u{E0100}w\u{1BCA1}v\u{1D175}u", 64),
+            "xyzwvu"
+        );
+        assert_eq!(
+            text("\u{3164}\u{3164}", 64),
+            "",
+            "a name of fillers is empty"
+        );
         // Visible neighbours of those ranges survive.
-        for kept in ["\u{AC}", "\u{1161}", "\u{3165}", "\u{FFA1}", "\u{E1000}", "\u{1D172}", "\u{FE10}"] {
-            assert_eq!(text(&format!("a{kept}b"), 64), format!("a{kept}b"), "{kept:?}");
+        for kept in [
+            "\u{AC}",
+            "\u{1161}",
+            "\u{3165}",
+            "\u{FFA1}",
+            "\u{E1000}",
+            "\u{1D172}",
+            "\u{FE10}",
+        ] {
+            assert_eq!(
+                text(&format!("a{kept}b"), 64),
+                format!("a{kept}b"),
+                "{kept:?}"
+            );
         }
     }
 
@@ -290,7 +312,11 @@ mod tests {
         assert_ne!(spoof, event_id("EV_abc"));
         assert_ne!(spoof, event_id("EV_abc\u{200C}"));
         let long = format!("EV_{}", "a".repeat(80));
-        assert_ne!(event_id(&long), event_id(&format!("{long}b")), "no truncation");
+        assert_ne!(
+            event_id(&long),
+            event_id(&format!("{long}b")),
+            "no truncation"
+        );
         assert_eq!(event_id(&long), event_id(&long), "stable");
     }
 

@@ -308,7 +308,11 @@ fn ids_that_differ_only_in_a_dropped_character_are_two_events() {
             "each is still deduplicated on its own id"
         );
     }
-    assert!(h.audit.recent().is_empty(), "no replay recorded: {:?}", h.audit.recent());
+    assert!(
+        h.audit.recent().is_empty(),
+        "no replay recorded: {:?}",
+        h.audit.recent()
+    );
 }
 
 #[test]

@@ -15,9 +15,9 @@ use futures_util::Stream;
 
 use crate::app::admission::AdmissionError;
 use crate::app::{AppState, ConnPermit, Lifeline};
-use crate::http::serve::stream::Probe;
 use crate::http::error::ApiError;
 use crate::http::extract::{ClientIp, Subscriber, deny, query_pairs};
+use crate::http::serve::stream::Probe;
 use crate::hub::{SubscribeRequest, Subscription};
 
 /// Admission (global cap → 503, per-client cap → 429, connect rate → 429)

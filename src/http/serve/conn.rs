@@ -140,7 +140,8 @@ pub(super) struct Open(Arc<Track>);
 impl Drop for Open {
     fn drop(&mut self) {
         let t = &self.0;
-        t.idle_since_ms.store(t.ms_since_accept(), Ordering::Relaxed);
+        t.idle_since_ms
+            .store(t.ms_since_accept(), Ordering::Relaxed);
         t.open.fetch_sub(1, Ordering::AcqRel);
         t.changed.notify_one();
     }
@@ -385,7 +386,10 @@ mod tests {
         track.bytes_read();
         assert_eq!(
             track.deadline(&LIMITS),
-            Some((idle_from + Duration::from_secs(5) + LIMITS.header, Why::SlowHead))
+            Some((
+                idle_from + Duration::from_secs(5) + LIMITS.header,
+                Why::SlowHead
+            ))
         );
         let _again = track.begin();
         assert_eq!(track.deadline(&LIMITS), None);
@@ -397,9 +401,6 @@ mod tests {
         let track = Track::new(t0, false);
         drop(track.begin());
         track.bytes_read();
-        assert_eq!(
-            track.deadline(&LIMITS).map(|(_, why)| why),
-            Some(Why::Idle)
-        );
+        assert_eq!(track.deadline(&LIMITS).map(|(_, why)| why), Some(Why::Idle));
     }
 }

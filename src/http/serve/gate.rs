@@ -195,7 +195,8 @@ mod tests {
         assert_eq!(gate.admit(ip("198.51.100.1")).err(), Some("total_limit"));
         drop(a1);
         assert_eq!(gate.open(), 6);
-        gate.admit(ip("192.0.2.1")).expect("a freed place is reusable");
+        gate.admit(ip("192.0.2.1"))
+            .expect("a freed place is reusable");
     }
 
     #[test]

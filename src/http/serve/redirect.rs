@@ -73,21 +73,33 @@ mod tests {
             .expect("request");
         let resp = router.oneshot(req).await.expect("answer");
         assert_eq!(resp.status(), StatusCode::PERMANENT_REDIRECT);
-        assert_eq!(resp.headers()[header::LOCATION], "https://w.example.com/x?y=1");
+        assert_eq!(
+            resp.headers()[header::LOCATION],
+            "https://w.example.com/x?y=1"
+        );
     }
 
     #[test]
     fn the_origin_comes_from_the_listener_never_the_client() {
         assert_eq!(origin(addr("192.0.2.1:443"), None), "https://192.0.2.1");
         assert_eq!(
-            origin(addr("192.0.2.1:8443"), Some("198.51.100.1".parse().expect("ip"))),
+            origin(
+                addr("192.0.2.1:8443"),
+                Some("198.51.100.1".parse().expect("ip"))
+            ),
             "https://192.0.2.1:8443",
             "a specific listen address wins"
         );
         assert_eq!(
-            origin(addr("0.0.0.0:8443"), Some("::ffff:192.0.2.9".parse().expect("ip"))),
+            origin(
+                addr("0.0.0.0:8443"),
+                Some("::ffff:192.0.2.9".parse().expect("ip"))
+            ),
             "https://192.0.2.9:8443"
         );
-        assert_eq!(origin(addr("[::]:443"), Some("2001:db8::1".parse().expect("ip"))), "https://[2001:db8::1]");
+        assert_eq!(
+            origin(addr("[::]:443"), Some("2001:db8::1".parse().expect("ip"))),
+            "https://[2001:db8::1]"
+        );
     }
 }

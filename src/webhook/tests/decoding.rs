@@ -214,7 +214,10 @@ fn hostile_text_is_sanitised_and_identities_hashed() {
         );
     }
     assert_eq!(e.id, sanitize::event_id("EV_<evil>\n"));
-    assert!(e.id.starts_with("EVX_"), "an unclean id is hashed, not stripped");
+    assert!(
+        e.id.starts_with("EVX_"),
+        "an unclean id is hashed, not stripped"
+    );
     assert_eq!(e.data.room.as_ref().expect("room").sid, "RM_ax");
     let p = e.data.participant.expect("p");
     assert_eq!(p.identity, Pepper::new(PEPPER).hash_identity(evil));

@@ -18,14 +18,19 @@ const PROXY: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 3));
 
 /// Opens `n` silent TCP connections from `from`; returns those the server
 /// kept and how many it closed within `wait`.
-async fn flood(from: IpAddr, addr: SocketAddr, n: usize, wait: Duration) -> (Vec<TcpStream>, usize) {
+async fn flood(
+    from: IpAddr,
+    addr: SocketAddr,
+    n: usize,
+    wait: Duration,
+) -> (Vec<TcpStream>, usize) {
     let mut open = Vec::new();
     for _ in 0..n {
         open.push(connect_from(from, addr).await.expect("connect"));
     }
-    let checks = open.into_iter().map(|mut c| async move {
-        closes_within(&mut c, wait).await.is_none().then_some(c)
-    });
+    let checks = open
+        .into_iter()
+        .map(|mut c| async move { closes_within(&mut c, wait).await.is_none().then_some(c) });
     let kept: Vec<TcpStream> = futures_util::future::join_all(checks)
         .await
         .into_iter()
@@ -43,7 +48,10 @@ async fn one_address_cannot_hold_every_socket_and_trusted_proxies_are_exempt() {
     .await;
     let addr: SocketAddr = s.url.trim_start_matches("http://").parse().expect("addr");
     let (mut held, closed) = flood(ONE, addr, 30, Duration::from_millis(200)).await;
-    assert_eq!(closed, 20, "beyond 10 per address, connections are closed at once");
+    assert_eq!(
+        closed, 20,
+        "beyond 10 per address, connections are closed at once"
+    );
     for c in &mut held {
         assert!(stays_open(c, Duration::from_millis(10)).await);
     }
@@ -134,7 +142,11 @@ async fn a_process_with_256_files_survives_400_silent_tls_connections_from_one_a
         .await
         .expect("served again");
     assert_eq!(r.status(), 200);
-    assert!(served.child.try_wait().expect("status").is_none(), "{}", served.output());
+    assert!(
+        served.child.try_wait().expect("status").is_none(),
+        "{}",
+        served.output()
+    );
     served.terminate();
 }
 
@@ -159,7 +171,11 @@ async fn running_out_of_descriptors_is_survived_logged_once_and_counted() {
         .await
         .expect("served again");
     assert_eq!(r.status(), 200);
-    let shed = metric(&served.url, "warden_tcp_refusals_total{reason=\"fd_exhausted\"}").await;
+    let shed = metric(
+        &served.url,
+        "warden_tcp_refusals_total{reason=\"fd_exhausted\"}",
+    )
+    .await;
     assert!(shed >= 1.0, "{shed}");
     let out = served.output();
     assert_eq!(

@@ -36,10 +36,10 @@ async fn the_first_request_has_one_deadline_from_accept_on_plain_http() {
     let mut c = TcpStream::connect(addr_of(&s.url)).await.expect("connect");
     let t0 = Instant::now();
     // Starts like an event stream (read by Warden's own head reader) ...
-    c.write_all(b"GET /api/events").await.expect("write");
+    c.write_all(b"GET /api/even").await.expect("write");
     tokio::time::sleep(Duration::from_millis(1200)).await;
-    // ... then turns into another request, served by hyper, and stalls.
-    c.write_all(b"x HTTP/1.1\r\nHost: a\r\n")
+    // ... then turns into another request, handed to hyper, and stalls.
+    c.write_all(b"X HTTP/1.1\r\nHost: a\r\n")
         .await
         .expect("write");
     closes_within(&mut c, Duration::from_secs(5))
@@ -107,7 +107,10 @@ async fn silent_tls_half_preface_and_no_headers_are_closed_within_the_header_tim
         .await
         .expect("tls");
     half.write_all(b"PRI * HTTP/2.0\r\n").await.expect("write");
-    assert!(closes_within(&mut half, limit).await.is_some(), "half preface");
+    assert!(
+        closes_within(&mut half, limit).await.is_some(),
+        "half preface"
+    );
     // The whole preface and SETTINGS, but never a HEADERS frame.
     let mut quiet = tls_connect(LOCAL, s.addr, &s.cert, &[b"h2"])
         .await
@@ -120,7 +123,10 @@ async fn silent_tls_half_preface_and_no_headers_are_closed_within_the_header_tim
         .write_all(&[0, 0, 0, 4, 0, 0, 0, 0, 0])
         .await
         .expect("settings");
-    assert!(closes_within(&mut quiet, limit).await.is_some(), "no HEADERS");
+    assert!(
+        closes_within(&mut quiet, limit).await.is_some(),
+        "no HEADERS"
+    );
     let r = super::insecure_client()
         .get(format!("{}/health", s.url))
         .send()
@@ -132,6 +138,15 @@ async fn silent_tls_half_preface_and_no_headers_are_closed_within_the_header_tim
 #[tokio::test(flavor = "multi_thread")]
 async fn an_http2_connection_without_open_streams_is_closed_after_the_idle_timeout() {
     let s = tls_server("server: {header_timeout_seconds: 1, idle_timeout_seconds: 2}").await;
+    // A connection with an open event stream is not idle.
+    let (mut watcher, busy) = h2_client(&s, None).await;
+    let req = http::Request::get(format!("{}/api/events", s.url))
+        .header("authorization", format!("Bearer {}", support::list_token()))
+        .body(())
+        .expect("request");
+    let (stream, _) = watcher.send_request(req, true).expect("send");
+    let mut events = stream.await.expect("stream").into_body();
+    assert!(events.data().await.is_some(), "snapshot");
     let (mut client, conn) = h2_client(&s, None).await;
     let req = http::Request::get(format!("{}/health", s.url))
         .body(())
@@ -152,4 +167,9 @@ async fn an_http2_connection_without_open_streams_is_closed_after_the_idle_timeo
         .await
         .expect("closed by the idle timeout")
         .expect("connection task");
+    assert!(
+        !busy.is_finished(),
+        "the connection with an open stream was closed"
+    );
+    drop((events, watcher));
 }

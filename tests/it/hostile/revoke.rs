@@ -42,7 +42,12 @@ async fn revoking_a_key_with_the_cli_ends_its_streams_and_unused_tickets() {
     let token = support::access_token(&id, &secret, "viewer", json!({"roomList": true}), 3600);
     let mut doomed = Sse::open(&format!("{}/api/events", s.url), Some(&token), &[]).await;
     assert_eq!(doomed.status, 200, "{}", doomed.body);
-    assert!(doomed.next_named("snapshot", Duration::from_secs(5)).await.is_some());
+    assert!(
+        doomed
+            .next_named("snapshot", Duration::from_secs(5))
+            .await
+            .is_some()
+    );
     let mut other = Sse::watch_all(&s.url).await;
     assert_eq!(other.status, 200);
     let ticket: Value = support::client()
@@ -81,9 +86,24 @@ async fn revoking_a_key_with_the_cli_ends_its_streams_and_unused_tickets() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_retiring_key_ends_its_streams_when_its_overlap_ends() {
     let clock = Clock::manual(Clock::system().now_ms());
-    let s = support::spawn_clocked("key_rotation: {overlap_period_minutes: 1}", &[], clock.clone()).await;
-    let (id, secret) = s.state.keys.create_key(clock.now_ms(), "test").expect("key");
-    let token = support::access_token(&id, secret.expose(), "viewer", json!({"roomList": true}), 86_400);
+    let s = support::spawn_clocked(
+        "key_rotation: {overlap_period_minutes: 1}",
+        &[],
+        clock.clone(),
+    )
+    .await;
+    let (id, secret) = s
+        .state
+        .keys
+        .create_key(clock.now_ms(), "test")
+        .expect("key");
+    let token = support::access_token(
+        &id,
+        secret.expose(),
+        "viewer",
+        json!({"roomList": true}),
+        86_400,
+    );
     let mut sse = Sse::open(&format!("{}/api/events", s.url), Some(&token), &[]).await;
     assert_eq!(sse.status, 200, "{}", sse.body);
     s.state
