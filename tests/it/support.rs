@@ -77,8 +77,11 @@ pub fn config(dir: &Path, yaml: &str, env: &[(&str, &str)]) -> Config {
     );
     let mut value: serde_json::Value = json!({});
     for doc in [base.as_str(), yaml] {
-        let v: serde_json::Value = serde_norway::from_str(doc).unwrap_or(json!({}));
-        merge(&mut value, v);
+        // An empty document is null: merging it would drop the base (and
+        // send the test's data to the working directory).
+        if let Ok(v @ Value::Object(_)) = serde_norway::from_str::<Value>(doc) {
+            merge(&mut value, v);
+        }
     }
     let text = serde_norway::to_string(&value).expect("yaml");
     let mut pairs: Vec<(String, String)> = vec![

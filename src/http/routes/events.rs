@@ -2,7 +2,7 @@
 
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll};
 
 use axum::Json;
 use axum::body::Body;
@@ -77,7 +77,7 @@ pub async fn stream(
         _permit: permit,
         metrics: state.metrics.clone(),
         life,
-        parked: None,
+        parked: false,
         probe,
         revoked: false,
     });
@@ -145,8 +145,10 @@ struct Held {
     _permit: ConnPermit,
     metrics: crate::metrics::Metrics,
     life: Arc<Lifeline>,
-    /// The waker last parked in `life`.
-    parked: Option<Waker>,
+    /// The task's waker is parked in `life` (a body is polled by one task
+    /// for its whole life: hyper's connection or stream task, or the direct
+    /// pump; so once is enough, and costs no clock or lock per event).
+    parked: bool,
     /// The HTTP/2 stream watch, told of every poll.
     probe: Option<Arc<Probe>>,
     /// Ended by its lifeline (counted once).
@@ -170,7 +172,9 @@ impl Stream for Held {
             }
             return Poll::Ready(None);
         }
-        this.life.park(cx.waker(), &mut this.parked);
+        if !std::mem::replace(&mut this.parked, true) {
+            this.life.park(cx.waker(), &mut None);
+        }
         let next = Pin::new(&mut this.inner).poll_next(cx);
         if let Some(p) = &this.probe {
             p.polled(matches!(next, Poll::Ready(Some(_))));

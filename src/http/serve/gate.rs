@@ -47,15 +47,20 @@ pub(super) struct Gate {
     exempt: Vec<IpNet>,
     max_total: usize,
     total: AtomicUsize,
-    per_client: Mutex<HashMap<ClientKey, usize>>,
+    /// Each address with open connections: its shared entry and their count.
+    per_client: Mutex<HashMap<ClientKey, (Arc<Client>, usize)>>,
     metrics: Option<Metrics>,
 }
 
-/// One admitted connection; frees its place when dropped.
-pub(super) struct Pass {
+/// One client address (or one exempt connection), shared by its passes.
+struct Client {
     gate: Arc<Gate>,
-    client: Option<ClientKey>,
+    key: Option<ClientKey>,
 }
+
+/// One admitted connection (a pointer: it lives as long as the connection's
+/// task, tens of thousands at once); frees its place when dropped.
+pub(super) struct Pass(Arc<Client>);
 
 impl Gate {
     pub(super) fn new(
@@ -89,28 +94,36 @@ impl Gate {
             return refused("total_limit");
         }
         let ip = ip.to_canonical();
-        let client = (!self.exempt.iter().any(|n| n.contains(&ip)))
-            .then(|| ClientKey::new(ip, self.v6_prefix));
-        if let Some(key) = client {
+        let client = if self.exempt.iter().any(|n| n.contains(&ip)) {
+            Arc::new(Client {
+                gate: self.clone(),
+                key: None,
+            })
+        } else {
+            let key = ClientKey::new(ip, self.v6_prefix);
             let mut map = self
                 .per_client
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner);
-            let n = map.entry(key).or_insert(0);
+            let (client, n) = map.entry(key).or_insert_with(|| {
+                let client = Arc::new(Client {
+                    gate: self.clone(),
+                    key: Some(key),
+                });
+                (client, 0)
+            });
             if *n >= self.per_ip {
                 drop(map);
                 self.total.fetch_sub(1, Ordering::AcqRel);
                 return refused("per_ip_limit");
             }
             *n += 1;
-        }
+            client.clone()
+        };
         if let Some(m) = &self.metrics {
             m.tcp_connection(1);
         }
-        Ok(Pass {
-            gate: self.clone(),
-            client,
-        })
+        Ok(Pass(client))
     }
 
     /// Connections open now.
@@ -121,12 +134,13 @@ impl Gate {
 
 impl Drop for Pass {
     fn drop(&mut self) {
-        let g = &self.gate;
-        if let Some(key) = &self.client {
+        let g = &self.0.gate;
+        if let Some(key) = &self.0.key {
             let mut map = g.per_client.lock().unwrap_or_else(PoisonError::into_inner);
-            if let Some(n) = map.get_mut(key) {
+            if let Some((_, n)) = map.get_mut(key) {
                 *n -= 1;
                 if *n == 0 {
+                    // Breaks the entry's cycle (gate → entry → gate).
                     map.remove(key);
                 }
             }
@@ -197,6 +211,17 @@ mod tests {
         assert_eq!(gate.open(), 6);
         gate.admit(ip("192.0.2.1"))
             .expect("a freed place is reusable");
+    }
+
+    #[test]
+    fn a_pass_is_one_pointer() {
+        assert_eq!(std::mem::size_of::<Pass>(), std::mem::size_of::<usize>());
+        let gate = Gate::new(2, 64, Vec::new(), 10, None);
+        let a = gate.admit(ip("192.0.2.1")).expect("a");
+        let b = gate.admit(ip("192.0.2.1")).expect("b");
+        assert!(Arc::ptr_eq(&a.0, &b.0), "one entry per address");
+        drop((a, b));
+        assert!(gate.per_client.lock().expect("map").is_empty());
     }
 
     #[test]

@@ -236,7 +236,7 @@ async fn invisible_characters_never_reach_the_stream_and_ids_are_not_merged() {
     assert_eq!(
         joins.len(),
         2,
-        "two ids that differ in a dropped character are two events"
+        "two ids that differ in a dropped character are two events: {events:?}"
     );
     for e in &joins {
         assert_eq!(
