@@ -20,7 +20,7 @@ use anyhow::Context as _;
 use tokio::net::TcpListener;
 
 pub use admission::{Admission, ConnPermit};
-pub use lifelines::{Lifeline, Lifelines};
+pub use lifelines::{LifeWatch, Lifeline, Lifelines};
 pub use tickets::Tickets;
 
 use crate::audit::{Audit, AuditWorker};

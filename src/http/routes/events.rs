@@ -69,15 +69,17 @@ pub async fn stream(
     state.metrics.sse_connection(1);
     // Revoking the token's key ends the stream; over HTTP/2 the stream is
     // also watched while hyper cannot poll it (see `serve::stream`).
-    let life = state.lifelines.register(&sub.claims.iss);
+    // This runs in the task that will poll the stream's body: its waker is
+    // the one a revocation must wake.
+    let waker = std::future::poll_fn(|cx| Poll::Ready(cx.waker().clone())).await;
+    let life = state.lifelines.register(&sub.claims.iss, &waker);
     let probe = crate::http::serve::stream::current()
-        .map(|slot| slot.arm(subscription.ends_at(), life.clone(), state.metrics.clone()));
+        .map(|slot| slot.arm(subscription.ends_at(), life.watch(), state.metrics.clone()));
     let body = Body::from_stream(Held {
         inner: subscription,
         _permit: permit,
         metrics: state.metrics.clone(),
         life,
-        parked: false,
         probe,
         revoked: false,
     });
@@ -144,11 +146,7 @@ struct Held {
     inner: Subscription,
     _permit: ConnPermit,
     metrics: crate::metrics::Metrics,
-    life: Arc<Lifeline>,
-    /// The task's waker is parked in `life` (a body is polled by one task
-    /// for its whole life: hyper's connection or stream task, or the direct
-    /// pump; so once is enough, and costs no clock or lock per event).
-    parked: bool,
+    life: Lifeline,
     /// The HTTP/2 stream watch, told of every poll.
     probe: Option<Arc<Probe>>,
     /// Ended by its lifeline (counted once).
@@ -171,9 +169,6 @@ impl Stream for Held {
                 this.metrics.sse_cut("revoked");
             }
             return Poll::Ready(None);
-        }
-        if !std::mem::replace(&mut this.parked, true) {
-            this.life.park(cx.waker(), &mut None);
         }
         let next = Pin::new(&mut this.inner).poll_next(cx);
         if let Some(p) = &this.probe {

@@ -32,13 +32,13 @@
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, OnceLock};
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use tokio::task::futures::TaskLocalFuture;
 use tokio::time::{Instant, Sleep};
 
-use crate::app::Lifeline;
+use crate::app::LifeWatch;
 use crate::metrics::Metrics;
 
 /// Time a stream past its end is given to end by itself before it is cut.
@@ -62,7 +62,7 @@ pub struct StreamSlot {
 impl StreamSlot {
     /// Arms the watch: the stream ends at `ends_at` or when `life` ends.
     /// Returns the probe the response body reports its polls to.
-    pub fn arm(&self, ends_at: Instant, life: Arc<Lifeline>, metrics: Metrics) -> Arc<Probe> {
+    pub fn arm(&self, ends_at: Instant, life: LifeWatch, metrics: Metrics) -> Arc<Probe> {
         self.probe
             .get_or_init(|| {
                 Arc::new(Probe {
@@ -83,7 +83,7 @@ const PRODUCED: u8 = 2;
 /// What the response body tells the watch.
 pub struct Probe {
     ends_at: Instant,
-    life: Arc<Lifeline>,
+    life: LifeWatch,
     metrics: Metrics,
     last: AtomicU8,
 }
@@ -124,7 +124,6 @@ where
             write_timeout: self.write_timeout,
             stalled_since: None,
             timer: None,
-            parked: None,
         });
     }
 }
@@ -137,7 +136,6 @@ struct Watched<F: Future> {
     stalled_since: Option<Instant>,
     /// The timer and the deadline it is set to.
     timer: Option<(Pin<Box<Sleep>>, Instant)>,
-    parked: Option<Waker>,
 }
 
 impl<F: Future> Future for Watched<F> {
@@ -154,7 +152,6 @@ impl<F: Future> Future for Watched<F> {
         let Some(probe) = this.slot.probe.get().cloned() else {
             return Poll::Pending;
         };
-        probe.life.park(cx.waker(), &mut this.parked);
         if probe.life.is_ended() {
             probe.metrics.sse_cut("revoked");
             return Poll::Ready(());
