@@ -475,7 +475,7 @@
       ingestToggle: 'ingest-toggle', ingestConfirm: 'ingest-confirm', ingestQuestion: 'ingest-question',
       ingestYes: 'ingest-yes', ingestNo: 'ingest-no', secBlocked: 'sec-blocked', secKeys: 'sec-keys',
       secEvents: 'sec-events', secType: 'sec-type', secMore: 'sec-more', secUpdated: 'sec-updated', roomsEmpty: 'rooms-empty', roomList: 'room-list',
-      feedEmpty: 'feed-empty', feedList: 'feed-list' })) ui[k] = $(id);
+      feedEmpty: 'feed-empty', feedList: 'feed-list', notice: 'notice' })) ui[k] = $(id);
     ui.signinForm.addEventListener('submit', onSignIn);
     ui.signout.addEventListener('click', onSignOut);
     ui.secRefresh.addEventListener('click', refreshSecurity);
@@ -486,10 +486,17 @@
     ui.secType.addEventListener('change', () => { secLimit = SEC_PAGE; refreshSecurity(); });
     ui.secMore.addEventListener('click', () => { secLimit += SEC_PAGE; refreshSecurity(); });
     setConn('offline');
+    // `/?token=` with a token the server refused comes back as `/?signin=refused`;
+    // the session (if any) was left alone.
+    const refused = new URLSearchParams(location.search).get('signin') === 'refused';
+    if (refused) history.replaceState(null, '', '/');
+    const REFUSED = 'The token in the link was refused (invalid, expired or from an unknown key).';
     try {
       startSession(await api('GET', '/api/auth/session'));
+      if (refused) { ui.notice.textContent = `${REFUSED} You are still signed in as before.`; show(ui.notice, true); }
     } catch (e) {
-      showSignIn(e.status === 401 || e.status === 404 ? '' : `Could not reach Warden: ${e.message}`);
+      showSignIn(refused ? REFUSED
+        : e.status === 401 || e.status === 404 ? '' : `Could not reach Warden: ${e.message}`);
     }
   }
   document.addEventListener('DOMContentLoaded', init);

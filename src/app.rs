@@ -8,6 +8,7 @@
 //! `server.shutdown_grace_seconds`), flush the audit log.
 
 pub mod admission;
+pub mod lifelines;
 pub mod tickets;
 
 use std::net::SocketAddr;
@@ -19,6 +20,7 @@ use anyhow::Context as _;
 use tokio::net::TcpListener;
 
 pub use admission::{Admission, ConnPermit};
+pub use lifelines::{LifeWatch, Lifeline, Lifelines};
 pub use tickets::Tickets;
 
 use crate::audit::{Audit, AuditWorker};
@@ -72,6 +74,8 @@ pub struct Inner {
     pub tickets: Tickets,
     /// SSE connection caps.
     pub admission: Admission,
+    /// Open streams by signing key (revocation ends them).
+    pub lifelines: Lifelines,
     /// The ingestion kill switch (true = webhooks processed).
     pub ingestion: AtomicBool,
     /// False while starting and once shutdown begins (`/health` answers 503).
@@ -198,6 +202,7 @@ impl AppState {
             receiver,
             tickets: Tickets::new(100_000),
             admission,
+            lifelines: Lifelines::default(),
             ingestion: AtomicBool::new(true),
             ready: AtomicBool::new(false),
             started_ms,
@@ -243,6 +248,7 @@ pub async fn run_with(
     shutdown: impl std::future::Future<Output = ()> + Send,
 ) -> anyhow::Result<()> {
     let mut opts = crate::http::serve::ServeOptions::from_config(&state.config);
+    opts.metrics = Some(state.metrics.clone());
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     if let Some(tls) = &state.config.server.tls {
         let reloader = crate::tls::Reloader::new(tls)?;
@@ -250,11 +256,13 @@ pub async fn run_with(
         tokio::spawn(watch_certificates(reloader, stop_rx.clone()));
     }
     if let Some(redirect) = redirect {
-        let port = listener.local_addr().map(|a| a.port()).unwrap_or(443);
+        let https = listener
+            .local_addr()
+            .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 443)));
         let router =
-            crate::http::serve::redirect_router(state.config.server.public_url.clone(), port);
+            crate::http::serve::redirect_router(state.config.server.public_url.clone(), https);
         let mut plain = crate::http::serve::ServeOptions::from_config(&state.config);
-        plain.tls = None;
+        plain.metrics = Some(state.metrics.clone());
         let mut stop = stop_rx.clone();
         tokio::spawn(crate::http::serve::serve(
             redirect,
@@ -294,6 +302,7 @@ fn spawn_background(state: &AppState, stop: &tokio::sync::watch::Receiver<bool>)
         state.masker.clone(),
         until_stopped(stop.clone()),
     ));
+    tokio::spawn(lifelines::sweep_task(state.clone(), stop.clone()));
     if let Some(service) = state.livekit.clone() {
         let identities = if state.config.realtime.hash_identities {
             crate::webhook::normalize::Identities::Hashed(state.pepper.clone())

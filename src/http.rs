@@ -8,7 +8,7 @@
 //! failed-authentication accounting (every 401 counts towards the client's
 //! lockout). `/api/*` additionally passes the guard (blocklist, lockout → 403,
 //! per-client rate limit → 429 with RateLimit headers) and, but for the SSE
-//! stream, a request timeout. The webhook route applies its own guard policy
+//! stream, a request timeout; so does `/metrics` from a non-loopback client. The webhook route applies its own guard policy
 //! (lockout → 429, because LiveKit drops 4xx and retries 429) and its own
 //! timeout ([`routes::webhook::receive`]).
 //!
@@ -17,6 +17,7 @@
 //! a future per request, so four nested layers cost ~40 allocations (~12 kB)
 //! per request — more than the webhook handler itself.
 
+pub mod cookie;
 pub mod error;
 pub mod extract;
 pub mod routes;
@@ -64,7 +65,11 @@ pub fn router(state: AppState) -> Router {
         .merge(api)
         .route("/webhooks/livekit", post(routes::webhook::receive))
         .route("/health", get(routes::health::health))
-        .route("/metrics", get(routes::metrics::metrics))
+        .route(
+            "/metrics",
+            get(routes::metrics::metrics)
+                .layer(middleware::from_fn_with_state(state.clone(), guard_remote)),
+        )
         .route("/", get(routes::dashboard::index))
         .route("/assets/{file}", get(routes::dashboard::asset))
         .fallback(|| async { ApiError::not_found() })
@@ -193,6 +198,15 @@ async fn guard_api(State(state): State<AppState>, req: Request, next: Next) -> R
         }
     }
     resp
+}
+
+/// `/metrics`: the local scraper (a loopback client) passes; any other
+/// client goes through the same guard as `/api/*` before its token is checked.
+async fn guard_remote(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    match req.extensions().get::<ClientIp>() {
+        Some(ClientIp(ip)) if ip.is_loopback() => next.run(req).await,
+        _ => guard_api(State(state), req, next).await,
+    }
 }
 
 /// Bounds a non-streaming request (slow bodies included).

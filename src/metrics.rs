@@ -62,6 +62,9 @@ struct Inner {
     cluster_data_loss: Family<Label, Counter>,
     cluster_epoch_changes: Counter,
     cluster_seq_conflicts: Counter,
+    tcp_connections: Gauge,
+    tcp_refusals: Family<Label, Counter>,
+    sse_cuts: Family<Label, Counter>,
 }
 
 /// Registers `metric` under `name` and returns the handle kept by [`Metrics`].
@@ -199,6 +202,24 @@ impl Metrics {
                 "Events read from the shared stream under a seq this node had already sent with other content",
                 Counter::default(),
             ),
+            tcp_connections: reg(
+                r,
+                "tcp_connections",
+                "Open TCP connections on the listeners",
+                Gauge::default(),
+            ),
+            tcp_refusals: reg(
+                r,
+                "tcp_refusals",
+                "TCP connections closed at accept, by reason (per_ip_limit, total_limit, fd_exhausted)",
+                Family::default(),
+            ),
+            sse_cuts: reg(
+                r,
+                "sse_cuts",
+                "SSE streams ended by the server, by reason (revoked, stalled, expired)",
+                Family::default(),
+            ),
             registry: std::mem::take(r),
         };
         Self {
@@ -251,6 +272,27 @@ impl Metrics {
     pub fn sse_refusal(&self, reason: &'static str) {
         self.inner
             .sse_refusals
+            .get_or_create(&[("reason", reason)])
+            .inc();
+    }
+
+    /// A TCP connection accepted (`+1`) or closed (`-1`).
+    pub fn tcp_connection(&self, delta: i64) {
+        self.inner.tcp_connections.inc_by(delta);
+    }
+
+    /// A TCP connection closed at accept for `reason` (`per_ip_limit`, `total_limit`, `fd_exhausted`).
+    pub fn tcp_refusal(&self, reason: &'static str) {
+        self.inner
+            .tcp_refusals
+            .get_or_create(&[("reason", reason)])
+            .inc();
+    }
+
+    /// An SSE stream ended by the server for `reason` (`revoked`, `stalled`, `expired`).
+    pub fn sse_cut(&self, reason: &'static str) {
+        self.inner
+            .sse_cuts
             .get_or_create(&[("reason", reason)])
             .inc();
     }

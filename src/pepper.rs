@@ -10,6 +10,7 @@
 //! the shared key file (`<key file>.pepper`, 0600: see [`Pepper::beside`])
 //! and in Redis; [`crate::cluster`] chooses one and writes it to the other
 //! places, so it survives Redis losing its data.
+//! Like the key file, a pepper file that others may access is refused.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -63,6 +64,7 @@ impl Pepper {
 
     /// Reads a pepper file; `None` if there is none.
     pub fn read(path: &Path) -> std::io::Result<Option<Self>> {
+        refuse_shared(path)?;
         match std::fs::read_to_string(path) {
             Ok(s) if s.trim().len() >= 32 => Ok(Some(Self::new(s.trim()))),
             Ok(_) => Err(std::io::Error::other(format!(
@@ -156,6 +158,24 @@ fn private_file(path: &Path) -> std::io::Result<std::fs::File> {
     opts.open(path)
 }
 
+/// Refuses a pepper file that others may access: the key file's rule (and livekit-server's).
+fn refuse_shared(path: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    if let Ok(meta) = std::fs::metadata(path) {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = meta.permissions().mode() & 0o777;
+        if mode & 0o007 != 0 {
+            return Err(std::io::Error::other(format!(
+                "{}: mode {mode:04o} gives access to others; run `chmod 600 {}`",
+                path.display(),
+                path.display()
+            )));
+        }
+    }
+    let _ = path;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -169,6 +189,23 @@ mod tests {
         assert!(h.chars().all(|c| c.is_ascii_hexdigit()));
         assert_eq!(h, a.hash_identity("alice@example.com"));
         assert_ne!(h, b.hash_identity("alice@example.com"));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_pepper_file_others_can_read_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("dir");
+        Pepper::load_or_create(dir.path()).expect("create");
+        let path = dir.path().join("pepper");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+        let e = Pepper::load_or_create(dir.path())
+            .expect_err("refused")
+            .to_string();
+        assert!(e.contains("mode 0644") && e.contains("chmod 600"), "{e}");
+        assert!(!e.contains('\n'));
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).expect("chmod");
+        Pepper::load_or_create(dir.path()).expect("group-readable is the key file's rule too");
     }
 
     #[test]

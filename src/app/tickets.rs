@@ -68,6 +68,18 @@ impl Tickets {
         let (claims, exp) = map.remove(ticket)?;
         (exp > now_ms).then_some(claims)
     }
+
+    /// Drops every outstanding ticket whose token's key (`iss`) `verifies`
+    /// refuses (a revoked key); returns how many went.
+    pub fn revoke_unless(&self, verifies: impl Fn(&str) -> bool) -> usize {
+        let mut map = self
+            .map
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let before = map.len();
+        map.retain(|_, (claims, _)| verifies(&claims.iss));
+        before - map.len()
+    }
 }
 
 #[cfg(test)]
@@ -108,6 +120,23 @@ mod tests {
             )
             .expect("issued");
         assert_eq!(exp, 30_000);
+    }
+
+    #[test]
+    fn tickets_of_a_revoked_key_are_dropped() {
+        let t = Tickets::new(10);
+        let (a, _) = t.issue(claims(), 0).expect("issued");
+        let other = Claims {
+            iss: "k2".into(),
+            ..claims()
+        };
+        let (b, _) = t.issue(other, 0).expect("issued");
+        assert_eq!(t.revoke_unless(|k| k != "k"), 1);
+        assert!(
+            t.redeem(&a, 1).is_none(),
+            "the revoked key's ticket is gone"
+        );
+        assert!(t.redeem(&b, 1).is_some());
     }
 
     #[test]

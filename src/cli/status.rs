@@ -3,7 +3,8 @@
 //!
 //! The running instance is asked with a 60 s admin token minted from the
 //! local key store (the CLI runs where the keys are), so no token has to be
-//! pasted on a command line.
+//! pasted on a command line. The token goes only over https or to a loopback
+//! address (never in clear across a network), and never follows a redirect.
 
 use std::time::Duration;
 
@@ -23,6 +24,7 @@ pub(super) fn run(url: Option<String>, ctx: &Ctx) -> anyhow::Result<()> {
         "http"
     };
     let base = url.unwrap_or_else(|| format!("{scheme}://{}", ctx.config.server.listen));
+    check_transport(&base)?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -44,12 +46,40 @@ pub(super) fn run(url: Option<String>, ctx: &Ctx) -> anyhow::Result<()> {
 
 struct Unreachable(String);
 
+/// Refuses a URL the admin token must not be sent to: plain HTTP to
+/// anything but this host (a loopback or unspecified address, `localhost`).
+fn check_transport(base: &str) -> anyhow::Result<()> {
+    let url = url::Url::parse(base).with_context(|| format!("--url {base}: not a URL"))?;
+    let local = match url.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback() || ip.is_unspecified(),
+        Some(url::Host::Ipv6(ip)) => {
+            ip.is_loopback()
+                || ip.is_unspecified()
+                || ip.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
+        }
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        None => false,
+    };
+    match url.scheme() {
+        "https" => Ok(()),
+        "http" if local => Ok(()),
+        "http" => anyhow::bail!(
+            "refusing to send an admin token over plain http to {}: use https:// or a loopback address",
+            url.host_str().unwrap_or("?")
+        ),
+        other => anyhow::bail!(
+            "--url {base}: the scheme must be https (or http to a loopback address), not {other}"
+        ),
+    }
+}
+
 async fn ask(base: &str, ring: &KeyRing, ctx: &Ctx) -> Result<Value, Unreachable> {
     let video = json!({"roomAdmin": true, "roomCreate": true});
     let token = crate::token::mint_service(ring, "warden-cli", video, ctx.clock.now_ms())
         .map_err(|e| Unreachable(e.to_string()))?;
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(5))
+        .redirect(reqwest::redirect::Policy::none())
         .no_proxy()
         .build()
         .map_err(|e| Unreachable(e.to_string()))?;
@@ -112,4 +142,34 @@ fn local(ring: &KeyRing, ctx: &Ctx) -> anyhow::Result<Value> {
         "healthy"
     };
     Ok(json!({"running": false, "overall_status": overall, "keys": keys, "audit": audit}))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_transport;
+
+    #[test]
+    fn the_admin_token_goes_only_over_https_or_to_this_host() {
+        for ok in [
+            "https://warden.example.com",
+            "https://192.0.2.1:8443",
+            "http://127.0.0.1:8080",
+            "http://127.9.9.9",
+            "http://[::1]:8080",
+            "http://0.0.0.0:8080",
+            "http://localhost:8080",
+        ] {
+            assert!(check_transport(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "http://192.0.2.1:8080",
+            "http://warden.example.com",
+            "http://[2001:db8::1]",
+            "ftp://127.0.0.1",
+            "not a url",
+        ] {
+            let e = check_transport(bad).expect_err(bad).to_string();
+            assert!(!e.contains('\n'), "{e}");
+        }
+    }
 }

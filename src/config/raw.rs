@@ -35,6 +35,9 @@ pub(crate) struct RawServer {
     pub request_timeout_seconds: i64,
     pub max_header_bytes: i64,
     pub shutdown_grace_seconds: i64,
+    pub idle_timeout_seconds: i64,
+    pub max_tcp_connections_per_ip: i64,
+    pub max_tcp_connections: i64,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

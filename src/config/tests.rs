@@ -285,3 +285,28 @@ fn debug_output_shows_no_secret() {
         assert!(!shown.contains(secret), "{secret} in Debug output");
     }
 }
+
+#[test]
+fn connection_limits_and_idle_timeout_are_read_and_checked() {
+    let c = Config::defaults();
+    assert_eq!(c.server.idle_timeout.as_secs(), 60);
+    assert_eq!(c.server.max_tcp_connections_per_ip, 128);
+    assert_eq!(c.server.max_tcp_connections, None, "0: from the file limit");
+    let c = from_yaml(
+        "server: {idle_timeout_seconds: 5, max_tcp_connections_per_ip: 3, max_tcp_connections: 900}",
+        &Env::default(),
+    )
+    .expect("valid");
+    assert_eq!(c.server.idle_timeout.as_secs(), 5);
+    assert_eq!(c.server.max_tcp_connections_per_ip, 3);
+    assert_eq!(c.server.max_tcp_connections, Some(900));
+    assert!(err("server: {idle_timeout_seconds: 0}").starts_with("server.idle_timeout_seconds:"));
+    assert!(
+        err("server: {max_tcp_connections_per_ip: 0}")
+            .starts_with("server.max_tcp_connections_per_ip:")
+    );
+    assert!(
+        err("server: {max_tcp_connections: -1}")
+            .starts_with("server.max_tcp_connections: must be 0..=")
+    );
+}

@@ -92,6 +92,12 @@ pub struct Server {
     pub max_header_bytes: usize,
     /// Drain time on shutdown.
     pub shutdown_grace: Duration,
+    /// Idle keep-alive (HTTP/1.1) or stream-less (HTTP/2) connections close after this.
+    pub idle_timeout: Duration,
+    /// Open TCP connections per client address (trusted proxies exempt).
+    pub max_tcp_connections_per_ip: usize,
+    /// Open TCP connections in all; `None` = derived from the open-file limit.
+    pub max_tcp_connections: Option<usize>,
 }
 
 /// TLS files.
@@ -435,6 +441,26 @@ pub(super) fn validate(r: RawConfig) -> Result<Config, ConfigError> {
             3600,
             1,
         )?,
+        idle_timeout: secs(
+            "server.idle_timeout_seconds",
+            s.idle_timeout_seconds,
+            1,
+            86_400,
+            1,
+        )?,
+        max_tcp_connections_per_ip: count(
+            "server.max_tcp_connections_per_ip",
+            s.max_tcp_connections_per_ip,
+        )?,
+        max_tcp_connections: match num(
+            "server.max_tcp_connections",
+            s.max_tcp_connections,
+            0,
+            MAX_LIMIT,
+        )? {
+            0 => None,
+            n => Some(usize::try_from(n).unwrap_or(usize::MAX)),
+        },
     };
     if server.redirect_listen.is_some() && server.tls.is_none() {
         return Err(ConfigError::invalid(

@@ -146,7 +146,10 @@ pub fn authenticate(
             .tickets
             .redeem(&cred.value, now)
             .ok_or_else(|| ApiError::unauthorized(None))?;
-        if claims.exp.saturating_mul(1000) <= now {
+        // The ticket carries its token's claims: its key must still verify.
+        if claims.exp.saturating_mul(1000) <= now
+            || state.keys.verifying_secret(&claims.iss, now).is_none()
+        {
             return Err(ApiError::unauthorized(Some(claims.iss)));
         }
         return Ok(claims);

@@ -1,13 +1,17 @@
 //! The accept loop: hyper with the defences axum's `serve` does not expose.
 //!
-//! Every connection gets a header-read timeout (slowloris), a bounded request
-//! head, `TCP_NODELAY` (SSE frames go out at once), TCP keep-alive and
-//! `TCP_USER_TIMEOUT` (a dead or half-open peer with unacknowledged data —
-//! including one that stopped reading — is dropped by the kernel within the
-//! write timeout instead of lingering for hours). With TLS, the handshake has
-//! the same deadline as the request head. Shutdown stops accepting, lets
-//! hyper finish in-flight requests gracefully and gives up after
-//! `shutdown_grace`.
+//! At accept, the [`gate`] caps open TCP connections per client address and
+//! in all, and keeps the loop alive through file-descriptor exhaustion.
+//! Every connection gets `TCP_NODELAY` (SSE frames go out at once), TCP
+//! keep-alive and `TCP_USER_TIMEOUT` (a dead or half-open peer with
+//! unacknowledged data — including one that stopped reading — is dropped by
+//! the kernel within the write timeout instead of lingering for hours), a
+//! bounded request head, and the deadlines of [`conn`]: one from accept to
+//! the first request (TLS handshake included), an idle timeout between
+//! requests. With TLS, ALPN picks HTTP/2 or HTTP/1.1; HTTP/2 streams are
+//! watched by [`stream`]. Plain HTTP is HTTP/1.1, its event streams served by
+//! [`direct`]. Shutdown stops accepting, lets connections finish gracefully
+//! and gives up after `shutdown_grace`.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -15,40 +19,71 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::ConnectInfo;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto::Builder;
-use hyper_util::server::graceful::{GracefulShutdown, Watcher};
-use hyper_util::service::TowerToHyperService;
-use tokio::io::{AsyncRead, AsyncWrite};
+use futures_util::FutureExt as _;
+use hyper::server::conn::{http1, http2};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use ipnet::IpNet;
 use tokio::net::{TcpListener, TcpStream};
-use tower::ServiceExt as _;
+use tokio::time::Instant;
 
+use crate::metrics::Metrics;
+
+mod conn;
 mod direct;
+pub mod gate;
+mod redirect;
+pub mod stream;
+
+pub use redirect::{LocalAddr, redirect_router};
+
+use conn::{Drain, DrainWatch, Limits, Svc, Tap, Track, drive};
+
+/// Largest body chunk hyper buffers per HTTP/2 stream beyond its window.
+const H2_SEND_BUFFER: usize = 64 * 1024;
 
 /// How connections are served.
 #[derive(Clone)]
 pub struct ServeOptions {
-    /// Time to read a request head (and to complete a TLS handshake).
+    /// Accept → first request head (TLS handshake included); a new head on an idle connection.
     pub header_timeout: Duration,
+    /// A connection with nothing open is closed after this.
+    pub idle_timeout: Duration,
     /// Largest request head.
     pub max_header_bytes: usize,
     /// Drain time on shutdown.
     pub shutdown_grace: Duration,
-    /// Unacknowledged data older than this kills the connection.
+    /// Unacknowledged data older than this kills the connection; a stalled
+    /// HTTP/2 event stream is cut after this.
     pub write_timeout: Duration,
     /// TLS, when Warden terminates it.
     pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// Open connections per client address.
+    pub max_per_ip: usize,
+    /// Open connections in all; `None`: the open-file limit minus a reserve.
+    pub max_total: Option<usize>,
+    /// IPv6 clients are counted per prefix of this length.
+    pub ipv6_prefix: u8,
+    /// Addresses exempt from `max_per_ip` (trusted proxies).
+    pub exempt: Vec<IpNet>,
+    /// Where refusals and open connections are counted.
+    pub metrics: Option<Metrics>,
 }
 
 impl ServeOptions {
-    /// From the configuration (TLS added by the caller).
+    /// From the configuration (TLS and metrics added by the caller).
     pub fn from_config(cfg: &crate::config::Config) -> Self {
         Self {
             header_timeout: cfg.server.header_timeout,
+            idle_timeout: cfg.server.idle_timeout,
             max_header_bytes: cfg.server.max_header_bytes,
             shutdown_grace: cfg.server.shutdown_grace,
             write_timeout: cfg.realtime.write_timeout,
             tls: None,
+            max_per_ip: cfg.server.max_tcp_connections_per_ip,
+            max_total: cfg.server.max_tcp_connections,
+            ipv6_prefix: cfg.suspicious_activity.ipv6_prefix_length,
+            exempt: cfg.server.trusted_proxies.clone(),
+            metrics: None,
         }
     }
 }
@@ -60,94 +95,122 @@ pub async fn serve(
     opts: ServeOptions,
     shutdown: impl Future<Output = ()>,
 ) {
-    let mut builder = Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(opts.header_timeout)
-        .max_buf_size(opts.max_header_bytes.max(8192))
-        .keep_alive(true);
-    builder
-        .http2()
-        .timer(TokioTimer::new())
-        .keep_alive_interval(Some(Duration::from_secs(20)));
-    // Plain HTTP is HTTP/1.1 only (h2c is not offered): hyper's http1
-    // connection alone, without the h1/h2 detection state, is the smaller
-    // per-connection footprint.
-    let mut h1 = hyper::server::conn::http1::Builder::new();
-    h1.timer(TokioTimer::new())
-        .header_read_timeout(opts.header_timeout)
-        .max_buf_size(opts.max_header_bytes.max(8192))
-        .keep_alive(true);
-    let shared = Arc::new(Shared {
-        router,
-        auto: builder,
-        h1,
-        acceptor: opts.tls.clone().map(tokio_rustls::TlsAcceptor::from),
-        header_timeout: opts.header_timeout,
-        max_head: opts.max_header_bytes,
-        write_timeout: opts.write_timeout,
-    });
-    let graceful = GracefulShutdown::new();
+    let max_total = opts.max_total.unwrap_or_else(gate::fd_budget);
+    let gate = gate::Gate::new(
+        opts.max_per_ip,
+        opts.ipv6_prefix,
+        opts.exempt.clone(),
+        max_total,
+        opts.metrics.clone(),
+    );
+    let shared = Arc::new(Shared::new(router, &opts));
+    let drain = Drain::new();
+    let mut reserve = gate::Reserve::new();
+    // Connections closed at accept for want of descriptors, in the current burst.
+    let mut shed: u64 = 0;
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
-        let (stream, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(pair) => pair,
-                Err(e) => {
-                    // EMFILE and friends: back off briefly instead of spinning.
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
             () = &mut shutdown => break,
+        };
+        let (stream, peer) = match accepted {
+            Ok(pair) => pair,
+            Err(e) if gate::is_exhaustion(&e) => {
+                if shed == 0 {
+                    tracing::warn!(error = %e, tcp.open = gate.open(), "out of file descriptors: closing new connections at once until some end (raise `ulimit -n`, or lower server.max_tcp_connections)");
+                }
+                shed += 1;
+                if let Some(m) = &opts.metrics {
+                    m.tcp_refusal("fd_exhausted");
+                }
+                // The reserve lets the waiting connection be taken and closed
+                // (its client gets an answer, not a hang); otherwise back off.
+                let closed =
+                    reserve.release() && matches!(listener.accept().now_or_never(), Some(Ok(_)));
+                reserve.restore();
+                if !closed {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                continue;
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(5)).await;
+                continue;
+            }
+        };
+        if shed > 0 {
+            tracing::info!(tcp.shed = shed, "accepting connections again");
+            shed = 0;
+        }
+        let accepted = Instant::now();
+        let pass = match gate.admit(peer.ip()) {
+            Ok(pass) => pass,
+            Err(reason) => {
+                tracing::debug!(reason, "connection refused at accept");
+                continue;
+            }
         };
         tune(&stream, opts.write_timeout);
         tokio::spawn(connection_task(Box::new(Conn {
             shared: shared.clone(),
             stream,
             peer,
-            watcher: graceful.watcher(),
+            accepted,
+            pass,
+            watcher: drain.watcher(),
         })));
     }
     drop(listener);
     tokio::select! {
-        () = graceful.shutdown() => tracing::debug!("all connections closed"),
+        () = drain.drain() => tracing::debug!("all connections closed"),
         () = tokio::time::sleep(opts.shutdown_grace) => tracing::warn!("shutdown grace period over; closing remaining connections"),
     }
-}
-
-async fn connection<S>(
-    stream: S,
-    peer: SocketAddr,
-    router: Router,
-    builder: &Builder<TokioExecutor>,
-    watcher: Watcher,
-) where
-    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
-    let svc = router.map_request(move |req: hyper::Request<hyper::body::Incoming>| {
-        let mut req = req.map(axum::body::Body::new);
-        req.extensions_mut().insert(ConnectInfo(peer));
-        req
-    });
-    let conn =
-        builder.serve_connection_with_upgrades(TokioIo::new(stream), TowerToHyperService::new(svc));
-    let _ = watcher.watch(conn.into_owned()).await;
 }
 
 /// What every connection of one listener shares.
 struct Shared {
     router: Router,
-    /// TLS connections: HTTP/1.1 or HTTP/2 by ALPN.
-    auto: Builder<TokioExecutor>,
-    /// Plain connections: HTTP/1.1.
-    h1: hyper::server::conn::http1::Builder,
+    /// HTTP/1.1, plain or by ALPN.
+    h1: http1::Builder,
+    /// HTTP/2 by ALPN; its streams run [`stream::Watched`].
+    h2: http2::Builder<stream::StreamExec>,
     acceptor: Option<tokio_rustls::TlsAcceptor>,
-    header_timeout: Duration,
+    limits: Limits,
     max_head: usize,
     write_timeout: Duration,
+}
+
+impl Shared {
+    fn new(router: Router, opts: &ServeOptions) -> Self {
+        let mut h1 = http1::Builder::new();
+        // hyper's own head timer is off: [`conn::drive`] keeps one deadline
+        // from accept, and one per head on an idle connection.
+        h1.timer(TokioTimer::new())
+            .header_read_timeout(None)
+            .max_buf_size(opts.max_header_bytes.max(8192))
+            .keep_alive(true);
+        let mut h2 = http2::Builder::new(stream::StreamExec {
+            write_timeout: opts.write_timeout,
+        });
+        h2.timer(TokioTimer::new())
+            .keep_alive_interval(Some(Duration::from_secs(20)))
+            .max_send_buf_size(H2_SEND_BUFFER)
+            .max_header_list_size(u32::try_from(opts.max_header_bytes).unwrap_or(u32::MAX));
+        Self {
+            router,
+            h1,
+            h2,
+            acceptor: opts.tls.clone().map(tokio_rustls::TlsAcceptor::from),
+            limits: Limits {
+                header: opts.header_timeout,
+                idle: opts.idle_timeout,
+            },
+            max_head: opts.max_header_bytes,
+            write_timeout: opts.write_timeout,
+        }
+    }
 }
 
 /// One accepted connection, boxed so that the task's own state is a pointer.
@@ -155,7 +218,9 @@ struct Conn {
     shared: Arc<Shared>,
     stream: TcpStream,
     peer: SocketAddr,
-    watcher: Watcher,
+    accepted: Instant,
+    pass: gate::Pass,
+    watcher: DrainWatch,
 }
 
 /// A connection's task. Everything but an event stream's pump runs boxed,
@@ -174,53 +239,106 @@ impl Conn {
             shared,
             stream,
             peer,
+            accepted,
+            pass,
             watcher,
         } = *self;
-        let router = shared.router.clone();
+        let first_deadline = accepted + shared.limits.header;
         if let Some(acceptor) = &shared.acceptor {
-            match tokio::time::timeout(shared.header_timeout, acceptor.accept(stream)).await {
-                Ok(Ok(tls)) => connection(tls, peer, router, &shared.auto, watcher).await,
-                Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake failed"),
-                Err(_) => tracing::debug!("TLS handshake timed out"),
+            // The handshake is inside the one deadline from accept.
+            let tls = match tokio::time::timeout_at(first_deadline, acceptor.accept(stream)).await {
+                Ok(Ok(tls)) => tls,
+                Ok(Err(e)) => {
+                    tracing::debug!(error = %e, "TLS handshake failed");
+                    return None;
+                }
+                Err(_) => {
+                    tracing::debug!("TLS handshake timed out");
+                    return None;
+                }
+            };
+            let (tcp, session) = tls.get_ref();
+            let h2 = session.alpn_protocol() == Some(b"h2");
+            let local = tcp.local_addr().unwrap_or(peer);
+            let track = Track::new(accepted, !h2);
+            let svc = Svc {
+                router: shared.router.clone(),
+                peer,
+                local,
+                track: track.clone(),
+            };
+            let io = TokioIo::new(Tap {
+                inner: tls,
+                track: track.clone(),
+            });
+            if h2 {
+                let conn = shared.h2.serve_connection(io, svc);
+                drive(
+                    conn,
+                    |c| c.graceful_shutdown(),
+                    &track,
+                    shared.limits,
+                    watcher,
+                )
+                .await;
+            } else {
+                let conn = shared.h1.serve_connection(io, svc);
+                drive(
+                    conn,
+                    |c| c.graceful_shutdown(),
+                    &track,
+                    shared.limits,
+                    watcher,
+                )
+                .await;
             }
+            drop(pass);
             return None;
         }
-        let first = tokio::time::timeout(
-            shared.header_timeout,
-            direct::read_first(&stream, shared.max_head),
-        )
-        .await;
+        let first =
+            tokio::time::timeout_at(first_deadline, direct::read_first(&stream, shared.max_head))
+                .await;
         match first {
-            // The watcher goes with the stream: shutdown waits for it (the
-            // hub closes every stream when shutdown begins).
+            // The watcher and the pass go with the stream: shutdown waits for
+            // it (the hub closes every stream when shutdown begins), and it
+            // counts against its client's connections.
             Ok(direct::First::Events(req)) => {
-                direct::start(stream, req, peer, router, shared.write_timeout, watcher).await
+                let router = shared.router.clone();
+                let keep = direct::Keep {
+                    _watcher: watcher,
+                    _pass: pass,
+                };
+                direct::start(stream, req, peer, router, shared.write_timeout, keep).await
             }
             Ok(direct::First::Other(read)) => {
-                let stream = direct::Rewound::new(read, stream);
-                plain_connection(stream, peer, router, &shared.h1, watcher).await;
+                let local = stream.local_addr().unwrap_or(peer);
+                let track = Track::new(accepted, true);
+                let svc = Svc {
+                    router: shared.router.clone(),
+                    peer,
+                    local,
+                    track: track.clone(),
+                };
+                let io = TokioIo::new(Tap {
+                    inner: direct::Rewound::new(read, stream),
+                    track: track.clone(),
+                });
+                let conn = shared.h1.serve_connection(io, svc);
+                drive(
+                    conn,
+                    |c| c.graceful_shutdown(),
+                    &track,
+                    shared.limits,
+                    watcher,
+                )
+                .await;
+                drop(pass);
                 None
             }
             // Closed, or no request within the header timeout (slowloris).
             Ok(direct::First::Gone) | Err(_) => None,
         }
     }
-}
-
-async fn plain_connection(
-    stream: direct::Rewound,
-    peer: SocketAddr,
-    router: Router,
-    builder: &hyper::server::conn::http1::Builder,
-    watcher: Watcher,
-) {
-    let svc = router.map_request(move |req: hyper::Request<hyper::body::Incoming>| {
-        let mut req = req.map(axum::body::Body::new);
-        req.extensions_mut().insert(ConnectInfo(peer));
-        req
-    });
-    let conn = builder.serve_connection(TokioIo::new(stream), TowerToHyperService::new(svc));
-    let _ = watcher.watch(conn).await;
 }
 
 fn tune(stream: &TcpStream, write_timeout: Duration) {
@@ -244,45 +362,6 @@ pub fn peer_of(req: &axum::extract::Request) -> Option<SocketAddr> {
         .map(|c| c.0)
 }
 
-/// A router that answers every request with 308 to the same path on https.
-pub fn redirect_router(public_url: Option<String>, https_port: u16) -> Router {
-    Router::new().fallback(move |req: axum::extract::Request| {
-        let base = public_url.clone();
-        async move {
-            let host = req
-                .headers()
-                .get(axum::http::header::HOST)
-                .and_then(|h| h.to_str().ok())
-                .map(|h| {
-                    h.rsplit_once(':')
-                        .filter(|(_, p)| p.parse::<u16>().is_ok())
-                        .map_or(h, |(n, _)| n)
-                })
-                .filter(|h| {
-                    h.chars()
-                        .all(|c| c.is_ascii_alphanumeric() || "-.[]:".contains(c))
-                })
-                .unwrap_or("localhost")
-                .to_owned();
-            let base = base
-                .map(|b| b.trim_end_matches('/').to_owned())
-                .unwrap_or_else(|| {
-                    if https_port == 443 {
-                        format!("https://{host}")
-                    } else {
-                        format!("https://{host}:{https_port}")
-                    }
-                });
-            let path = req.uri().path_and_query().map_or("/", |p| p.as_str());
-            let location = format!("{base}{path}");
-            (
-                axum::http::StatusCode::PERMANENT_REDIRECT,
-                [(axum::http::header::LOCATION, location)],
-            )
-        }
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -295,23 +374,18 @@ mod tests {
         let addr = listener.local_addr().expect("addr");
         let client = TcpStream::connect(addr).await.expect("connect");
         let (stream, peer) = listener.accept().await.expect("accept");
-        let graceful = GracefulShutdown::new();
-        let mut h1 = hyper::server::conn::http1::Builder::new();
-        h1.timer(TokioTimer::new());
-        let shared = Arc::new(Shared {
-            router: Router::new(),
-            auto: Builder::new(TokioExecutor::new()),
-            h1,
-            acceptor: None,
-            header_timeout: Duration::from_secs(1),
-            max_head: 8192,
-            write_timeout: Duration::from_secs(1),
-        });
+        let drain = Drain::new();
+        let mut opts = ServeOptions::from_config(&crate::config::Config::defaults());
+        opts.header_timeout = Duration::from_secs(1);
+        let shared = Arc::new(Shared::new(Router::new(), &opts));
+        let gate = gate::Gate::new(10, 64, Vec::new(), 10, None);
         let fut = connection_task(Box::new(Conn {
             shared,
             stream,
             peer,
-            watcher: graceful.watcher(),
+            accepted: Instant::now(),
+            pass: gate.admit(peer.ip()).expect("admitted"),
+            watcher: drain.watcher(),
         }));
         let size = std::mem::size_of_val(&fut);
         eprintln!("connection task future: {size} bytes");

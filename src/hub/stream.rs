@@ -84,6 +84,11 @@ impl Subscription {
         self.start
     }
 
+    /// When the stream ends by itself (token expiry or maximum age, jittered).
+    pub fn ends_at(&self) -> Instant {
+        self.ends_at
+    }
+
     /// The seq of the next frame this subscription will look at.
     pub fn next_seq(&self) -> u64 {
         self.cursor.next

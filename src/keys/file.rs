@@ -9,7 +9,9 @@
 //! file of one update with the metadata of another. The kernel drops the
 //! lock when a process dies, so a killed writer never wedges the others.
 //! A key file that grants any permission to others is refused, as
-//! livekit-server refuses it.
+//! livekit-server refuses it. A key file that is a symbolic link (say, to
+//! the file livekit-server reads) is followed: read through the link and
+//! replaced at its target, so the link stays a link.
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
@@ -69,8 +71,12 @@ impl KeyFiles {
     ) -> Result<R, KeyError> {
         let lock = self.lock(true)?;
         // Under the exclusive lock no write is in progress: any temp file is a killed writer's.
-        remove_stale_temps(&self.key_file);
-        remove_stale_temps(&self.meta_file);
+        if let Ok(target) = write_target(&self.key_file) {
+            remove_stale_temps(&target);
+        }
+        if let Ok(target) = write_target(&self.meta_file) {
+            remove_stale_temps(&target);
+        }
         let mut keys = self.read_unlocked(now_ms)?;
         let (value, changed) = f(&mut keys)?;
         if changed {
@@ -184,8 +190,40 @@ fn read_private(path: &Path) -> Result<Option<String>, KeyError> {
     std::fs::read_to_string(path).map(Some).map_err(io)
 }
 
-/// Replaces `path` atomically with `bytes`, mode 0600.
+/// Most symbolic links followed from a key file to the file itself (as Linux's `ELOOP`).
+const MAX_LINKS: usize = 40;
+
+/// Where writes to `path` land: `path`, or for a symbolic link the file at
+/// the end of its chain (created there if absent), so that the link — e.g.
+/// livekit-server's `key_file` and Warden's sharing one file — stays a link.
+pub fn write_target(path: &Path) -> Result<PathBuf, KeyError> {
+    let mut p = path.to_path_buf();
+    for _ in 0..MAX_LINKS {
+        match std::fs::symlink_metadata(&p) {
+            Ok(m) if m.file_type().is_symlink() => {
+                let target = std::fs::read_link(&p).map_err(|source| KeyError::Io {
+                    path: p.clone(),
+                    source,
+                })?;
+                p = match p.parent() {
+                    Some(dir) if target.is_relative() => dir.join(target),
+                    _ => target,
+                };
+            }
+            _ => return Ok(p),
+        }
+    }
+    Err(KeyError::Io {
+        path: path.to_path_buf(),
+        source: std::io::Error::other("too many levels of symbolic links"),
+    })
+}
+
+/// Replaces `path` atomically with `bytes`, mode 0600. A symbolic link is
+/// followed: the file it points to is replaced, atomically, in its own
+/// directory (see [`write_target`]).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), KeyError> {
+    let path = &write_target(path)?;
     let io = |source| KeyError::Io {
         path: path.to_path_buf(),
         source,

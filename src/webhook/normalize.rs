@@ -147,10 +147,11 @@ pub fn normalize(
     if let Err(what) = check_required(&wire, needs) {
         return Normalized::Invalid(what);
     }
+    // Deduplicated on the id LiveKit sent: hashed, not stripped, when unclean.
     let id = wire
         .id
         .as_deref()
-        .map(sanitize::id)
+        .map(sanitize::event_id)
         .filter(|s| !s.is_empty())
         .unwrap_or_else(fallback_id);
     // An agent job names its room and participant inside the job.

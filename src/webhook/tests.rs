@@ -293,6 +293,29 @@ fn duplicates_are_acknowledged_once_and_replays_recorded() {
 }
 
 #[test]
+fn ids_that_differ_only_in_a_dropped_character_are_two_events() {
+    let h = harness();
+    let first = joined("EV_twin");
+    let e1 = broadcast(receive(&h, &[&sign(&first)], &first));
+    for twin in ["EV_twin\u{200B}", "EV_t.win", "EV_twin<b>"] {
+        let body = joined(twin);
+        let e = broadcast(receive(&h, &[&sign(&body)], &body));
+        assert_ne!(e.id, e1.id, "{twin:?} was merged with EV_twin");
+        assert!(e.id.starts_with("EVX_"), "{}", e.id);
+        assert_eq!(
+            receive(&h, &[&sign(&body)], &body).expect("retry"),
+            Outcome::Duplicate,
+            "each is still deduplicated on its own id"
+        );
+    }
+    assert!(
+        h.audit.recent().is_empty(),
+        "no replay recorded: {:?}",
+        h.audit.recent()
+    );
+}
+
+#[test]
 fn createdat_far_in_the_past_is_not_a_reason_to_refuse() {
     let h = harness();
     let body = String::from_utf8(joined("EV_late"))

@@ -496,6 +496,16 @@ async function restartFlow(admin, viewer, room) {
 }
 
 async function signOutFlow(page) {
+  await step('a link with a token that does not verify leaves the session alone and says so', async () => {
+    const session = async () => ((await page.context().cookies()).find((c) => c.name === 'warden_token') || {}).value;
+    const before = await session();
+    await page.goto(`${BASE}/?token=not-a-token`);
+    await page.locator('#notice', { hasText: 'refused' }).waitFor({ state: 'visible', timeout: T });
+    eq(new URL(page.url()).search, '', 'query left in the address bar');
+    await waitConn(page, 'live');
+    eq(await session(), before, 'the session cookie');
+    await shot(page, '10a-link-refused');
+  });
   await step('sign-out clears the session cookie and returns to sign-in', async () => {
     await page.click('#signout');
     await page.locator('#signin').waitFor({ state: 'visible', timeout: T });

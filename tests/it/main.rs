@@ -9,6 +9,7 @@ mod cli;
 mod cluster;
 mod config;
 mod dashboard;
+mod hostile;
 mod http;
 mod keys;
 mod logging;

@@ -285,8 +285,33 @@ impl Binary {
     pub fn serve(&self, extra: &[&str]) -> Served {
         let mut args = vec!["serve", "--listen", "127.0.0.1:0"];
         args.extend_from_slice(extra);
-        let mut child = self
-            .command(&args)
+        self.serve_command(self.command(&args))
+    }
+
+    /// [`Binary::serve`] in a process whose open-file limit is `nofile`
+    /// (soft and hard, as `ulimit -n` sets them).
+    pub fn serve_with_nofile(&self, nofile: u32, extra: &[&str]) -> Served {
+        let mut c = Command::new("sh");
+        c.arg("-c")
+            .arg(format!("ulimit -n {nofile} && exec \"$0\" \"$@\""))
+            .arg(Self::path())
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(extra)
+            .current_dir(self.dir.path())
+            .env_clear();
+        for k in ["PATH", "HOME", "TMPDIR"] {
+            if let Ok(v) = std::env::var(k) {
+                c.env(k, v);
+            }
+        }
+        for (k, v) in &self.env {
+            c.env(k, v);
+        }
+        self.serve_command(c)
+    }
+
+    fn serve_command(&self, mut command: Command) -> Served {
+        let mut child = command
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()

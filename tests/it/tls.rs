@@ -242,11 +242,13 @@ async fn warden_serve_redirects_plain_http_from_redirect_listen() {
     let head = String::from_utf8_lossy(&buf[..n]).to_ascii_lowercase();
     let https_port = served.url.rsplit(':').next().unwrap_or_default().to_owned();
     assert!(head.starts_with("http/1.1 308"), "{head}");
+    // From the https listener's address, never from the client's Host header.
     assert!(
         head.contains(&format!(
-            "location: https://example.test:{https_port}/api/rooms?room=a"
+            "location: https://127.0.0.1:{https_port}/api/rooms?room=a"
         )),
         "{head}"
     );
+    assert!(!head.contains("example.test"), "{head}");
     served.terminate();
 }

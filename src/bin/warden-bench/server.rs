@@ -44,6 +44,7 @@ impl Target {
 /// heartbeat, 100 ms / 50-event batches), logging at WARN (the peer logs
 /// nothing per request either).
 const WARDEN_CONFIG: &str = "\
+server: {max_tcp_connections_per_ip: 1000000000}
 suspicious_activity:
   rate_limit_per_minute: 1000000000
   unusual_usage_threshold: 1000000000

@@ -3,15 +3,16 @@
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::app::AppState;
 use crate::clock::rfc3339_ms;
+use crate::http::cookie::{self, OverTls};
 use crate::http::error::ApiError;
-use crate::http::extract::{ClientIp, Subscriber, TOKEN_COOKIE, access_of, claimed_key_id};
+use crate::http::extract::{ClientIp, Subscriber, access_of, claimed_key_id};
 use crate::hub::Access;
 use crate::token::{self, Claims, TokenPolicy};
 
@@ -41,6 +42,7 @@ pub struct SignIn {
 pub async fn session_start(
     State(state): State<AppState>,
     ClientIp(_ip): ClientIp,
+    OverTls(secure): OverTls,
     body: Result<Json<SignIn>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Response, ApiError> {
     let Json(body) = body.map_err(|_| {
@@ -53,18 +55,9 @@ pub async fn session_start(
     let now = state.clock.now_ms();
     let claims = token::verify(body.token.trim(), &state.keys, now, &policy)
         .map_err(|_| ApiError::unauthorized(claimed_key_id(&body.token)))?;
-    let max_age = (claims.exp - now / 1000).max(0);
-    let secure = if state.config.server.tls.is_some() {
-        "; Secure"
-    } else {
-        ""
-    };
-    let cookie = format!(
-        "{TOKEN_COOKIE}={}; HttpOnly; SameSite=Strict; Path=/; Max-Age={max_age}{secure}",
-        body.token.trim()
-    );
+    let max_age = claims.exp - now / 1000;
     let mut resp = Json(describe(&claims)).into_response();
-    if let Ok(v) = HeaderValue::try_from(cookie) {
+    if let Some(v) = cookie::session(body.token.trim(), max_age, secure) {
         resp.headers_mut().insert(header::SET_COOKIE, v);
     }
     Ok(resp)
@@ -81,12 +74,10 @@ pub async fn session_info(
 }
 
 /// Clears the cookie.
-pub async fn session_end() -> Response {
+pub async fn session_end(OverTls(secure): OverTls) -> Response {
     let mut resp = (StatusCode::OK, Json(json!({"status": "signed_out"}))).into_response();
-    let clear = format!("{TOKEN_COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0");
-    if let Ok(v) = HeaderValue::try_from(clear) {
-        resp.headers_mut().insert(header::SET_COOKIE, v);
-    }
+    resp.headers_mut()
+        .insert(header::SET_COOKIE, cookie::cleared(secure));
     resp
 }
 

@@ -2,9 +2,11 @@
 //!
 //! The page carries a strict Content-Security-Policy with a fresh nonce per
 //! response: scripts and styles load only with that nonce, nothing inline
-//! runs, no framing. `?token=` is accepted once: it is moved into the
-//! HttpOnly `warden_token` cookie and the browser is sent back to `/`, so the
-//! token never stays in the address bar or the history.
+//! runs, no framing. `?token=` is accepted once: a token that verifies is
+//! moved into the HttpOnly `warden_token` cookie (see [`cookie`]) and the
+//! browser is sent back to `/`, so the token never stays in the address bar
+//! or the history; one that does not is dropped the same way, without
+//! touching the session, and the page says it was refused.
 
 use axum::extract::{Path, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
@@ -12,9 +14,13 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use rand::RngCore;
 
+use axum::http::request::Parts;
+
 use crate::app::AppState;
-use crate::http::error::ApiError;
-use crate::http::extract::{TOKEN_COOKIE, query_pairs};
+use crate::http::cookie;
+use crate::http::error::{ApiError, AuthFailed};
+use crate::http::extract::{claimed_key_id, query_pairs};
+use crate::token::{self, TokenPolicy};
 
 const INDEX: &str = include_str!("../../../assets/index.html");
 
@@ -40,7 +46,7 @@ pub async fn index(State(state): State<AppState>, req: Request) -> Response {
         .iter()
         .find(|(k, _)| k == "token" || k == "access_token")
     {
-        return move_token_to_cookie(&state, token);
+        return move_token_to_cookie(&state, &parts, token);
     }
     let mut nonce = [0u8; 18];
     rand::rng().fill_bytes(&mut nonce);
@@ -62,23 +68,39 @@ pub async fn index(State(state): State<AppState>, req: Request) -> Response {
     resp
 }
 
-fn move_token_to_cookie(state: &AppState, token: &str) -> Response {
-    let secure = if state.config.server.tls.is_some() {
-        "; Secure"
-    } else {
-        ""
+/// `/?token=`: a token that verifies becomes the session cookie; anything
+/// else (garbage, a ticket, an expired or foreign token) leaves the session
+/// as it was, counts as a failed authentication, and sends the browser to
+/// `/?signin=refused`, where the page says so. Either way the token leaves
+/// the address bar.
+fn move_token_to_cookie(state: &AppState, parts: &Parts, token: &str) -> Response {
+    let policy = TokenPolicy {
+        leeway: state.config.webhooks.leeway,
+        max_len: state.config.access_validation.max_token_bytes,
     };
-    let valid_chars = token
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
-    let mut resp = (StatusCode::SEE_OTHER, [(header::LOCATION, "/")]).into_response();
-    if valid_chars && token.len() <= state.config.access_validation.max_token_bytes {
-        let cookie = format!("{TOKEN_COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/{secure}");
-        if let Ok(v) = HeaderValue::try_from(cookie) {
-            resp.headers_mut().insert(header::SET_COOKIE, v);
+    let now = state.clock.now_ms();
+    let token = token.trim();
+    match token::verify(token, &state.keys, now, &policy) {
+        Ok(claims) => {
+            let mut resp = (StatusCode::SEE_OTHER, [(header::LOCATION, "/")]).into_response();
+            let max_age = claims.exp - now / 1000;
+            if let Some(v) = cookie::session(token, max_age, cookie::over_tls(state, parts)) {
+                resp.headers_mut().insert(header::SET_COOKIE, v);
+            }
+            resp
+        }
+        Err(e) => {
+            let key_id = claimed_key_id(token);
+            tracing::info!(reason = %e, key.id = key_id.as_deref().unwrap_or("-"), "dashboard link token refused");
+            let mut resp = (
+                StatusCode::SEE_OTHER,
+                [(header::LOCATION, "/?signin=refused")],
+            )
+                .into_response();
+            resp.extensions_mut().insert(AuthFailed { key_id });
+            resp
         }
     }
-    resp
 }
 
 /// A static asset.

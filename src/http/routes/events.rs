@@ -1,6 +1,7 @@
 //! `GET /api/events` (the SSE stream) and `GET /api/rooms` (its snapshot as JSON).
 
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use axum::Json;
@@ -13,9 +14,10 @@ use bytes::Bytes;
 use futures_util::Stream;
 
 use crate::app::admission::AdmissionError;
-use crate::app::{AppState, ConnPermit};
+use crate::app::{AppState, ConnPermit, Lifeline};
 use crate::http::error::ApiError;
 use crate::http::extract::{ClientIp, Subscriber, deny, query_pairs};
+use crate::http::serve::stream::Probe;
 use crate::hub::{SubscribeRequest, Subscription};
 
 /// Admission (global cap → 503, per-client cap → 429, connect rate → 429)
@@ -65,10 +67,21 @@ pub async fn stream(
         now_ms: state.clock.now_ms(),
     });
     state.metrics.sse_connection(1);
+    // Revoking the token's key ends the stream; over HTTP/2 the stream is
+    // also watched while hyper cannot poll it (see `serve::stream`).
+    // This runs in the task that will poll the stream's body: its waker is
+    // the one a revocation must wake.
+    let waker = std::future::poll_fn(|cx| Poll::Ready(cx.waker().clone())).await;
+    let life = state.lifelines.register(&sub.claims.iss, &waker);
+    let probe = crate::http::serve::stream::current()
+        .map(|slot| slot.arm(subscription.ends_at(), life.watch(), state.metrics.clone()));
     let body = Body::from_stream(Held {
         inner: subscription,
         _permit: permit,
         metrics: state.metrics.clone(),
+        life,
+        probe,
+        revoked: false,
     });
     let mut resp = body.into_response();
     let h = resp.headers_mut();
@@ -127,11 +140,17 @@ fn check_rooms(
 }
 
 /// The subscription plus its admission permit: the slot is freed when the
-/// body is dropped, whichever way the stream ends.
+/// body is dropped, whichever way the stream ends. The stream ends when its
+/// lifeline does (its key was revoked).
 struct Held {
     inner: Subscription,
     _permit: ConnPermit,
     metrics: crate::metrics::Metrics,
+    life: Lifeline,
+    /// The HTTP/2 stream watch, told of every poll.
+    probe: Option<Arc<Probe>>,
+    /// Ended by its lifeline (counted once).
+    revoked: bool,
 }
 
 impl Drop for Held {
@@ -144,6 +163,17 @@ impl Stream for Held {
     type Item = Result<Bytes, std::convert::Infallible>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        Pin::new(&mut self.inner).poll_next(cx)
+        let this = &mut *self;
+        if this.life.is_ended() {
+            if !std::mem::replace(&mut this.revoked, true) {
+                this.metrics.sse_cut("revoked");
+            }
+            return Poll::Ready(None);
+        }
+        let next = Pin::new(&mut this.inner).poll_next(cx);
+        if let Some(p) = &this.probe {
+            p.polled(matches!(next, Poll::Ready(Some(_))));
+        }
+        next
     }
 }

@@ -34,7 +34,6 @@ use axum::extract::ConnectInfo;
 use axum::http::{self, HeaderName, HeaderValue, Method, Request, Version, header};
 use bytes::Bytes;
 use http_body_util::BodyExt as _;
-use hyper_util::server::graceful::Watcher;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
@@ -156,12 +155,15 @@ pub(super) async fn start(
     peer: std::net::SocketAddr,
     router: axum::Router,
     write_timeout: Duration,
-    watcher: Watcher,
+    keep: Keep,
 ) -> Option<Pump> {
     use tower::ServiceExt as _;
     let mut req = *req;
     let version = req.version();
     req.extensions_mut().insert(ConnectInfo(peer));
+    if let Ok(local) = stream.local_addr() {
+        req.extensions_mut().insert(super::LocalAddr(local));
+    }
     let Ok(resp) = router.oneshot(req).await;
     let is_stream = resp.status() == http::StatusCode::OK
         && resp
@@ -185,8 +187,16 @@ pub(super) async fn start(
         out,
         body,
         chunked,
-        _watcher: watcher,
+        _keep: keep,
     })
+}
+
+/// What a stream holds for its whole life besides its socket.
+pub(super) struct Keep {
+    /// Shutdown waits for this stream.
+    pub(super) _watcher: super::DrainWatch,
+    /// Its place among its client's connections.
+    pub(super) _pass: super::gate::Pass,
 }
 
 /// An event stream whose head is written: its body goes to the socket.
@@ -194,8 +204,7 @@ pub(super) struct Pump {
     out: Out,
     body: Body,
     chunked: bool,
-    /// Shutdown waits for this stream.
-    _watcher: Watcher,
+    _keep: Keep,
 }
 
 impl Pump {

@@ -213,7 +213,11 @@ fn hostile_text_is_sanitised_and_identities_hashed() {
             "{bad:?} survived: {wire}"
         );
     }
-    assert_eq!(e.id, "EV_evil");
+    assert_eq!(e.id, sanitize::event_id("EV_<evil>\n"));
+    assert!(
+        e.id.starts_with("EVX_"),
+        "an unclean id is hashed, not stripped"
+    );
     assert_eq!(e.data.room.as_ref().expect("room").sid, "RM_ax");
     let p = e.data.participant.expect("p");
     assert_eq!(p.identity, Pepper::new(PEPPER).hash_identity(evil));
