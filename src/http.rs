@@ -102,16 +102,24 @@ async fn edge(State(state): State<AppState>, mut req: Request, next: Next) -> Re
     resp
 }
 
-/// The peer, or the forwarded client when the peer is a trusted proxy.
+/// The peer, or the forwarded client when the peer is a trusted proxy (the
+/// unknown client when it names none); a forwarding mistake is counted.
 fn resolve_client_ip(state: &AppState, req: &Request) -> std::net::IpAddr {
-    let peer = serve::peer_of(req).map_or(std::net::IpAddr::from([127, 0, 0, 1]), |p| p.ip());
-    let xff: Vec<&str> = req
-        .headers()
+    // Every real connection carries its peer; without one, nobody is vouched for.
+    let peer = serve::peer_of(req).map_or(crate::guard::UNKNOWN_CLIENT, |p| p.ip());
+    let headers = req.headers();
+    let xff: Vec<&str> = headers
         .get_all("x-forwarded-for")
         .iter()
         .filter_map(|v| v.to_str().ok())
         .collect();
-    crate::guard::client_ip(peer, &xff, &state.config.server.trusted_proxies)
+    let other = headers.contains_key("x-real-ip") || headers.contains_key(header::FORWARDED);
+    let probe = req.uri().path() == "/health";
+    let resolved = state.guard.resolve_client(peer, &xff, other, probe);
+    if let Some(outcome) = resolved.source.anomaly() {
+        state.metrics.client_identity(outcome);
+    }
+    resolved.ip
 }
 
 /// One log line per request: method, matched route, status, duration. Never the URI.

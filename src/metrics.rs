@@ -56,6 +56,7 @@ struct Inner {
     audit_dropped: Counter,
     audit_write_failures: Counter,
     alerts: Family<Label, Counter>,
+    client_identity: Family<Label, Counter>,
 }
 
 /// Registers `metric` under `name` and returns the handle kept by [`Metrics`].
@@ -157,6 +158,12 @@ impl Metrics {
                 Counter::default(),
             ),
             alerts: reg(r, "alerts", "Security alerts by outcome", Family::default()),
+            client_identity: reg(
+                r,
+                "client_identity",
+                "Requests whose client address was not given as expected: forwarding headers ignored from a peer outside server.trusted_proxies, or a trusted proxy naming no client",
+                Family::default(),
+            ),
             registry: std::mem::take(r),
         };
         Self {
@@ -271,6 +278,15 @@ impl Metrics {
     pub fn alert(&self, outcome: &'static str) {
         self.inner
             .alerts
+            .get_or_create(&[("outcome", outcome)])
+            .inc();
+    }
+
+    /// A request whose client was not given as expected: `forwarding_ignored`
+    /// or `unknown_client` (see `guard/forwarding.rs`).
+    pub fn client_identity(&self, outcome: &'static str) {
+        self.inner
+            .client_identity
             .get_or_create(&[("outcome", outcome)])
             .inc();
     }

@@ -11,6 +11,7 @@ mod dashboard;
 mod http;
 mod keys;
 mod logging;
+mod proxy;
 mod reconcile;
 mod security;
 mod sse;
