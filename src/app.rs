@@ -369,7 +369,13 @@ pub fn serve_blocking(
         };
         tracing::info!(listen = %local, "warden listening");
         println!("warden listening on {scheme}://{local}");
-        run_with(state, listener, redirect, shutdown_signal()).await?;
+        // Bound, keys and stores loaded: ready for systemd's `Type=notify`.
+        crate::notify::notify_logged("READY=1");
+        let stopping = async {
+            shutdown_signal().await;
+            crate::notify::notify_logged("STOPPING=1");
+        };
+        run_with(state, listener, redirect, stopping).await?;
         tracing::info!("warden stopped");
         Ok(())
     })

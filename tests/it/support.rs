@@ -443,17 +443,27 @@ impl Sse {
 
     /// Opens `url` (path and query included) with optional bearer token and headers.
     pub async fn open(url: &str, token: Option<&str>, headers: &[(&str, &str)]) -> Sse {
-        let mut req = client().get(url).header("accept", "text/event-stream");
+        let c = reqwest::Client::builder()
+            .no_proxy()
+            .build()
+            .expect("client");
+        Sse::open_with(&c, url, token, headers).await
+    }
+
+    /// [`Sse::open`] with the given client (a source address, a CA of its own).
+    pub async fn open_with(
+        c: &reqwest::Client,
+        url: &str,
+        token: Option<&str>,
+        headers: &[(&str, &str)],
+    ) -> Sse {
+        let mut req = c.get(url).header("accept", "text/event-stream");
         if let Some(t) = token {
             req = req.bearer_auth(t);
         }
         for (k, v) in headers {
             req = req.header(*k, *v);
         }
-        let c = reqwest::Client::builder()
-            .no_proxy()
-            .build()
-            .expect("client");
         let resp = c
             .execute(req.build().expect("request"))
             .await
