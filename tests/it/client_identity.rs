@@ -2,7 +2,7 @@
 //! proxy that is not trusted (loud, not fatal), the trusted proxy that names
 //! no client (the unknown client: strict, never loopback), and LiveKit's
 //! signed webhooks from an address that is locked out (still accepted).
-//! The real nginx in front is in `nginx.rs`.
+//! Real proxies in front are in `proxies.rs`.
 
 use std::time::Duration;
 

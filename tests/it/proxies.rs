@@ -1,11 +1,13 @@
-//! The nginx recipe (`deploy/nginx/`) run for real: Debian's nginx, started
-//! by the test on free ports with a temporary prefix (not as a daemon,
-//! killed at the end), TLS and HTTP/2 to the clients, in front of a running
-//! Warden that trusts only nginx's address.
+//! The reverse-proxy recipes (`deploy/`) run for real in front of a running
+//! Warden that trusts only the proxy's address: Debian's nginx, HAProxy and
+//! Caddy, each started by the test on free ports with a temporary prefix
+//! (in the foreground, killed at the end), TLS and HTTP/2 to the clients.
+//! Each recipe file is used as shipped; only its ports, certificate paths and
+//! include path are replaced (and the test fails if those strings move).
 //!
 //! Clients are told apart by their source address (`127.0.0.x`, as the
 //! proxy sees them): a dashboard, LiveKit, an attacker, a busy client. What
-//! must hold: events arrive through the proxy at once (no buffering), the
+//! must hold behind every proxy: events arrive at once (no buffering), the
 //! real client address is the one counted for lockouts and rate limits, and
 //! an attacker behind the proxy — even one that writes someone else's address
 //! in `X-Forwarded-For` — locks out only itself.
@@ -19,9 +21,11 @@ use serde_json::Value;
 
 use crate::support::{self, KEY, SECRET, Sse};
 
-/// The recipe's directory in this repository.
-fn recipe_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/nginx")
+/// A recipe directory in this repository.
+fn recipe_dir(proxy: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("deploy")
+        .join(proxy)
 }
 
 fn free_port() -> u16 {
@@ -31,14 +35,15 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// Debian installs nginx in /usr/sbin, which is not on a user's PATH.
-fn nginx_binary() -> PathBuf {
+/// `name` on PATH, else in /usr/sbin (where Debian installs nginx and
+/// HAProxy, which is not on a user's PATH).
+fn binary(name: &str) -> PathBuf {
     let on_path = std::env::var_os("PATH").and_then(|paths| {
         std::env::split_paths(&paths)
-            .map(|d| d.join("nginx"))
+            .map(|d| d.join(name))
             .find(|p| p.is_file())
     });
-    on_path.unwrap_or_else(|| PathBuf::from("/usr/sbin/nginx"))
+    on_path.unwrap_or_else(|| PathBuf::from("/usr/sbin").join(name))
 }
 
 /// `text` with `from` replaced by `to`, which must occur exactly once: if the
@@ -47,30 +52,110 @@ fn swap(text: &str, from: &str, to: &str) -> String {
     assert_eq!(
         text.matches(from).count(),
         1,
-        "the nginx recipe should contain `{from}` once"
+        "the recipe should contain `{from}` once"
     );
     text.replacen(from, to, 1)
 }
 
-/// A running nginx, killed on drop.
-struct Nginx {
+/// A running proxy, killed on drop.
+struct Proxy {
+    name: &'static str,
     child: Child,
     https: u16,
     http: u16,
     dir: tempfile::TempDir,
 }
 
-impl Nginx {
-    /// The recipe in front of `warden` (`127.0.0.1:port`), with the test's
-    /// certificate and free ports.
-    fn start(warden_port: u16, cert: &Path, key: &Path) -> Self {
+/// What a proxy needs to start: Warden's port and the test's certificate.
+struct Setup<'a> {
+    warden_port: u16,
+    cert: &'a Path,
+    key: &'a Path,
+}
+
+impl Proxy {
+    /// Runs `program` with `args` (in the proxy's directory) and waits until
+    /// its https port accepts.
+    fn spawn(
+        name: &'static str,
+        dir: tempfile::TempDir,
+        (https, http): (u16, u16),
+        program: PathBuf,
+        args: &[&std::ffi::OsStr],
+        env: &[(&str, &Path)],
+    ) -> Self {
+        let log = std::fs::File::create(dir.path().join("output.log")).expect("log");
+        let mut cmd = Command::new(&program);
+        cmd.args(args)
+            .current_dir(dir.path())
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let child = cmd.spawn().unwrap_or_else(|e| {
+            panic!(
+                "cannot run {} ({e}): scripts/test.sh installs it",
+                program.display()
+            )
+        });
+        let mut proxy = Self {
+            name,
+            child,
+            https,
+            http,
+            dir,
+        };
+        proxy.wait_until_listening();
+        proxy
+    }
+
+    fn wait_until_listening(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("{} exited ({status}): {}", self.name, self.output());
+            }
+            let up = [self.https, self.http]
+                .iter()
+                .all(|p| std::net::TcpStream::connect(("127.0.0.1", *p)).is_ok());
+            if up {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!(
+            "{} did not listen within 20 s: {}",
+            self.name,
+            self.output()
+        );
+    }
+
+    /// What the proxy wrote (stdout, stderr, error log).
+    fn output(&self) -> String {
+        ["output.log", "error.log"]
+            .iter()
+            .filter_map(|f| std::fs::read_to_string(self.dir.path().join(f)).ok())
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    fn url(&self) -> String {
+        format!("https://127.0.0.1:{}", self.https)
+    }
+
+    /// `deploy/nginx/warden.conf` + `warden-locations.conf`, under a minimal
+    /// main configuration that keeps every path inside the temporary prefix.
+    fn nginx(s: &Setup<'_>) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let (https, http) = (free_port(), free_port());
-        let site = std::fs::read_to_string(recipe_dir().join("warden.conf")).expect("recipe");
+        let site =
+            std::fs::read_to_string(recipe_dir("nginx").join("warden.conf")).expect("recipe");
         let site = swap(
             &site,
             "server 127.0.0.1:8080;",
-            &format!("server 127.0.0.1:{warden_port};"),
+            &format!("server 127.0.0.1:{};", s.warden_port),
         );
         let site = swap(&site, "listen 80;", &format!("listen 127.0.0.1:{http};"));
         let site = swap(&site, "listen [::]:80;", "");
@@ -83,22 +168,23 @@ impl Nginx {
         let site = swap(
             &site,
             "/etc/ssl/warden/fullchain.pem",
-            &cert.display().to_string(),
+            &s.cert.display().to_string(),
         );
         let site = swap(
             &site,
             "/etc/ssl/warden/privkey.pem",
-            &key.display().to_string(),
+            &s.key.display().to_string(),
         );
         let site = swap(
             &site,
             "/etc/nginx/snippets/warden-locations.conf",
-            &recipe_dir()
+            &recipe_dir("nginx")
                 .join("warden-locations.conf")
                 .display()
                 .to_string(),
         );
-        let p = dir.path();
+        let p = dir.path().to_path_buf();
+        let p = p.as_path();
         std::fs::write(p.join("warden.conf"), site).expect("site");
         let tmp = p.join("tmp");
         std::fs::create_dir_all(&tmp).expect("tmp");
@@ -112,55 +198,92 @@ impl Nginx {
             t = tmp.display()
         );
         std::fs::write(p.join("nginx.conf"), main).expect("nginx.conf");
-        let bin = nginx_binary();
-        let child = Command::new(&bin)
-            .arg("-p")
-            .arg(p)
-            .arg("-c")
-            .arg(p.join("nginx.conf"))
-            .arg("-e")
-            .arg(p.join("error.log"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!(
-                    "cannot run {} ({e}): scripts/test.sh installs Debian's nginx",
-                    bin.display()
-                )
-            });
-        let mut nginx = Self {
-            child,
-            https,
-            http,
-            dir,
-        };
-        nginx.wait_until_listening();
-        nginx
+        let (conf, err) = (p.join("nginx.conf"), p.join("error.log"));
+        let args = [
+            "-p".as_ref(),
+            p.as_os_str(),
+            "-c".as_ref(),
+            conf.as_os_str(),
+            "-e".as_ref(),
+            err.as_os_str(),
+        ];
+        Self::spawn("nginx", dir, (https, http), binary("nginx"), &args, &[])
     }
 
-    fn wait_until_listening(&mut self) {
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while Instant::now() < deadline {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                let log =
-                    std::fs::read_to_string(self.dir.path().join("error.log")).unwrap_or_default();
-                panic!("nginx exited ({status}): {log}");
-            }
-            if std::net::TcpStream::connect(("127.0.0.1", self.https)).is_ok() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        panic!("nginx did not listen within 15 s");
+    /// `deploy/haproxy/haproxy.cfg`, in the foreground (`-db`).
+    fn haproxy(s: &Setup<'_>) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (https, http) = (free_port(), free_port());
+        // HAProxy's certificate file is the chain followed by the key.
+        let pem = dir.path().join("warden.pem");
+        let mut both = std::fs::read(s.cert).expect("cert");
+        both.extend(std::fs::read(s.key).expect("key"));
+        std::fs::write(&pem, both).expect("pem");
+        let cfg =
+            std::fs::read_to_string(recipe_dir("haproxy").join("haproxy.cfg")).expect("recipe");
+        let cfg = swap(&cfg, "bind :80\n", &format!("bind 127.0.0.1:{http}\n"));
+        let cfg = swap(
+            &cfg,
+            "bind :443 ssl crt /etc/haproxy/certs/warden.pem ",
+            &format!("bind 127.0.0.1:{https} ssl crt {} ", pem.display()),
+        );
+        let cfg = swap(
+            &cfg,
+            "server warden1 127.0.0.1:8080",
+            &format!("server warden1 127.0.0.1:{}", s.warden_port),
+        );
+        let path = dir.path().join("haproxy.cfg");
+        std::fs::write(&path, cfg).expect("cfg");
+        let args = ["-db".as_ref(), "-f".as_ref(), path.as_os_str()];
+        Self::spawn("haproxy", dir, (https, http), binary("haproxy"), &args, &[])
     }
 
-    fn url(&self) -> String {
-        format!("https://127.0.0.1:{}", self.https)
+    /// `deploy/caddy/Caddyfile` with the test's certificate instead of ACME,
+    /// under global options for the ports, no admin endpoint and its state
+    /// in the prefix.
+    fn caddy(s: &Setup<'_>) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (https, http) = (free_port(), free_port());
+        let site = std::fs::read_to_string(recipe_dir("caddy").join("Caddyfile")).expect("recipe");
+        let site = swap(
+            &site,
+            "warden.example.com {\n",
+            &format!(
+                "127.0.0.1:{https} {{\n\ttls {} {}\n",
+                s.cert.display(),
+                s.key.display()
+            ),
+        );
+        let site = swap(
+            &site,
+            "reverse_proxy 127.0.0.1:8080 {",
+            &format!("reverse_proxy 127.0.0.1:{} {{", s.warden_port),
+        );
+        let global = format!(
+            "{{\n\tadmin off\n\thttp_port {http}\n\thttps_port {https}\n\tstorage file_system {}\n}}\n\n\
+             http://127.0.0.1:{http} {{\n\tredir https://{{host}}{{uri}} 308\n}}\n\n",
+            dir.path().join("state").display()
+        );
+        let path = dir.path().join("Caddyfile");
+        std::fs::write(&path, format!("{global}{site}")).expect("Caddyfile");
+        let args = [
+            "run".as_ref(),
+            "--adapter".as_ref(),
+            "caddyfile".as_ref(),
+            "--config".as_ref(),
+            path.as_os_str(),
+        ];
+        let home = dir.path().to_path_buf();
+        let env = [
+            ("HOME", home.as_path()),
+            ("XDG_DATA_HOME", home.as_path()),
+            ("XDG_CONFIG_HOME", home.as_path()),
+        ];
+        Self::spawn("caddy", dir, (https, http), binary("caddy"), &args, &env)
     }
 }
 
-impl Drop for Nginx {
+impl Drop for Proxy {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
@@ -200,6 +323,21 @@ async fn deliver(c: &reqwest::Client, base: &str, body: Vec<u8>) -> reqwest::Res
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_nginx_recipe_streams_at_once_and_tells_clients_apart() {
+    behind(Proxy::nginx).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_haproxy_recipe_streams_at_once_and_tells_clients_apart() {
+    behind(Proxy::haproxy).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_caddy_recipe_streams_at_once_and_tells_clients_apart() {
+    behind(Proxy::caddy).await;
+}
+
+/// The whole scenario behind the proxy `start` runs.
+async fn behind(start: fn(&Setup<'_>) -> Proxy) {
     let s = support::spawn(
         "server: {trusted_proxies: [127.0.0.1]}\n\
          realtime: {heartbeat_seconds: 1}\n\
@@ -219,8 +357,13 @@ async fn the_nginx_recipe_streams_at_once_and_tells_clients_apart() {
     std::fs::write(&cert, ck.cert.pem()).expect("cert");
     std::fs::write(&key, ck.signing_key.serialize_pem()).expect("key");
     let ca = ck.cert.der().to_vec();
-    let nginx = Nginx::start(warden_port, &cert, &key);
-    let base = nginx.url();
+    let proxy = start(&Setup {
+        warden_port,
+        cert: &cert,
+        key: &key,
+    });
+    let base = proxy.url();
+    let name = proxy.name;
     let (dashboard, livekit, attacker, busy) = (
         from("127.0.0.2", &ca),
         from("127.0.0.3", &ca),
@@ -230,11 +373,11 @@ async fn the_nginx_recipe_streams_at_once_and_tells_clients_apart() {
 
     // Plain HTTP is only a redirect to https.
     let r = from("127.0.0.2", &ca)
-        .get(format!("http://127.0.0.1:{}/api/rooms", nginx.http))
+        .get(format!("http://127.0.0.1:{}/api/rooms", proxy.http))
         .send()
         .await
         .expect("http");
-    assert_eq!(r.status(), 308);
+    assert_eq!(r.status(), 308, "{name}");
     assert!(
         r.headers()["location"]
             .to_str()
@@ -253,7 +396,7 @@ async fn the_nginx_recipe_streams_at_once_and_tells_clients_apart() {
         &[],
     )
     .await;
-    assert_eq!(sse.status, 200, "{}", sse.body);
+    assert_eq!(sse.status, 200, "{name}: {}", sse.body);
     let first = sse.next(Duration::from_secs(5)).await.expect("snapshot");
     assert_eq!(first.event, "snapshot");
     assert!(
@@ -275,7 +418,7 @@ async fn the_nginx_recipe_streams_at_once_and_tells_clients_apart() {
     }
     assert!(
         slowest < Duration::from_millis(500),
-        "an event took {slowest:?} through nginx: buffered?"
+        "an event took {slowest:?} through {name}: buffered?"
     );
     let ping_wait = Instant::now();
     while sse.comments.is_empty() && ping_wait.elapsed() < Duration::from_secs(4) {
@@ -342,7 +485,7 @@ async fn the_nginx_recipe_streams_at_once_and_tells_clients_apart() {
         .iter()
         .filter_map(|b| b["ip"].as_str())
         .collect();
-    assert_eq!(blocked, vec!["127.0.0.4"], "{st}");
+    assert_eq!(blocked, vec!["127.0.0.4"], "{name}: {st}");
     let h: Value = dashboard
         .get(format!("{base}/api/security/health"))
         .bearer_auth(support::admin_token())
@@ -352,7 +495,10 @@ async fn the_nginx_recipe_streams_at_once_and_tells_clients_apart() {
         .json()
         .await
         .expect("json");
-    assert_eq!(h["checks"]["client_identity"]["status"], "healthy", "{h}");
-    drop(nginx);
+    assert_eq!(
+        h["checks"]["client_identity"]["status"], "healthy",
+        "{name}: {h}"
+    );
+    drop(proxy);
     s.stop().await;
 }
