@@ -2,15 +2,18 @@
 //!
 //! Layers, outermost first: panic → JSON 500 (no stack trace reaches a
 //! client); then one middleware, [`edge`], that does in order: client address
-//! (peer, or through `server.trusted_proxies` only); request log (method,
+//! (peer, or through `server.trusted_proxies` only — the unknown client when
+//! a trusted proxy names none; forwarding mistakes counted, see
+//! `guard/forwarding.rs`); request log (method,
 //! matched route, status, duration — never the URI, whose query may carry a
 //! token, nor `Authorization`/`Cookie`); common security headers;
 //! failed-authentication accounting (every 401 counts towards the client's
 //! lockout). `/api/*` additionally passes the guard (blocklist, lockout → 403,
 //! per-client rate limit → 429 with RateLimit headers) and, but for the SSE
 //! stream, a request timeout. The webhook route applies its own guard policy
-//! (lockout → 429, because LiveKit drops 4xx and retries 429) and its own
-//! timeout ([`routes::webhook::receive`]).
+//! (a locked-out source passes only with a verified signature, else 429,
+//! because LiveKit drops 4xx and retries 429) and its own timeout
+//! ([`routes::webhook::receive`]).
 //!
 //! Why one middleware and not four: axum applies `Router::layer` to every
 //! route, and each `from_fn` layer clones the whole stack beneath it and boxes
@@ -113,7 +116,9 @@ fn resolve_client_ip(state: &AppState, req: &Request) -> std::net::IpAddr {
         .iter()
         .filter_map(|v| v.to_str().ok())
         .collect();
-    let other = headers.contains_key("x-real-ip") || headers.contains_key(header::FORWARDED);
+    // Only a sign of a proxy: looked up when X-Forwarded-For did not already say so.
+    let other = xff.is_empty()
+        && (headers.contains_key("x-real-ip") || headers.contains_key(header::FORWARDED));
     let probe = req.uri().path() == "/health";
     let resolved = state.guard.resolve_client(peer, &xff, other, probe);
     if let Some(outcome) = resolved.source.anomaly() {
