@@ -23,6 +23,9 @@ use std::net::IpAddr;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use super::Guard;
+use super::client::{UNKNOWN_CLIENT, client_ip, is_in};
+
 /// Most peers named in a warning; later ones are only counted.
 pub const MAX_WARNED_PEERS: usize = 256;
 
@@ -99,6 +102,54 @@ struct Seen {
     full: bool,
     last_unknown_proxy: Option<IpAddr>,
     last_ignored_local: Option<IpAddr>,
+}
+
+impl Guard {
+    /// The client of a request, and how it was found: `peer` is the TCP peer,
+    /// `forwarded_for` its `X-Forwarded-For` lines, `other_forwarding` whether
+    /// it sent `X-Real-IP` or `Forwarded` (never read, but a sign of a proxy);
+    /// `probe` marks `/health`. A peer outside `server.trusted_proxies` that
+    /// sent forwarding headers is the client itself, and is warned about once
+    /// (see `guard/forwarding.rs`); a trusted one that named no client gives
+    /// [`UNKNOWN_CLIENT`].
+    pub fn resolve_client(
+        &self,
+        peer: IpAddr,
+        forwarded_for: &[&str],
+        other_forwarding: bool,
+        probe: bool,
+    ) -> Resolved {
+        let peer = peer.to_canonical();
+        let trusted = &self.inner.settings.trusted_proxies;
+        let resolved = if !is_in(peer, trusted) {
+            let ignored = other_forwarding || !forwarded_for.is_empty();
+            Resolved {
+                ip: peer,
+                source: if ignored {
+                    Source::IgnoredForwarding
+                } else {
+                    Source::Peer
+                },
+            }
+        } else {
+            let ip = client_ip(peer, forwarded_for, trusted);
+            let source = if ip == UNKNOWN_CLIENT {
+                Source::Unknown
+            } else {
+                Source::Forwarded
+            };
+            Resolved { ip, source }
+        };
+        self.inner.watch.note(peer, resolved.source, probe);
+        resolved
+    }
+
+    /// How clients have been identified since start (the `client_identity` health check).
+    pub fn client_identity(&self) -> IdentitySnapshot {
+        self.inner
+            .watch
+            .snapshot(self.inner.settings.trusted_proxies.len())
+    }
 }
 
 /// Loopback, private (RFC 1918, IPv6 ULA) or link-local: where a proxy that
