@@ -257,8 +257,12 @@ pub async fn run_with(
     spawn_background(&state, &stop_rx);
     let router = crate::http::router(state.clone());
     state.ready.store(true, Ordering::Relaxed);
+    // Bound, keys, stores and certificate loaded: ready for systemd's
+    // `Type=notify` (nothing is sent without $NOTIFY_SOCKET).
+    crate::notify::notify_logged("READY=1");
     crate::http::serve::serve(listener, router, opts, async {
         shutdown.await;
+        crate::notify::notify_logged("STOPPING=1");
         state.ready.store(false, Ordering::Relaxed);
         let _ = stop_tx.send(true);
         state.hub.close();
@@ -369,13 +373,7 @@ pub fn serve_blocking(
         };
         tracing::info!(listen = %local, "warden listening");
         println!("warden listening on {scheme}://{local}");
-        // Bound, keys and stores loaded: ready for systemd's `Type=notify`.
-        crate::notify::notify_logged("READY=1");
-        let stopping = async {
-            shutdown_signal().await;
-            crate::notify::notify_logged("STOPPING=1");
-        };
-        run_with(state, listener, redirect, stopping).await?;
+        run_with(state, listener, redirect, shutdown_signal()).await?;
         tracing::info!("warden stopped");
         Ok(())
     })
