@@ -259,6 +259,13 @@ async fn a_locked_out_address_still_delivers_signed_webhooks_and_nothing_else() 
         rooms(&base, Some(livekit), &support::list_token()).await,
         403
     );
+    let invalid = || async {
+        s.state.audit.flush().await;
+        let kind = Some(warden::audit::EventType::WebhookInvalidSignature);
+        let page = s.state.audit.query(kind, None, 100, None).expect("query");
+        page.events.len()
+    };
+    assert_eq!(invalid().await, 5);
     // LiveKit's own signed delivery is still accepted and reaches the dashboard.
     let body = support::room_started("after-lockout", "RM_lock");
     let auth = support::sign_webhook(&body, KEY, SECRET);
@@ -303,6 +310,9 @@ async fn a_locked_out_address_still_delivers_signed_webhooks_and_nothing_else() 
         let v: Value = r.json().await.expect("json");
         assert_eq!(v["error"], "locked_out", "{what}");
     }
+    // Refused by the lockout, not written one by one: the lockout's single
+    // IP_BLOCKED covers them (a locked-out sender cannot flood the audit log).
+    assert_eq!(invalid().await, 5);
     // Another source's bad signature is still a plain 401.
     let auth = support::sign_webhook(&body, KEY, wrong);
     assert_eq!(

@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 use crate::app::AppState;
 use crate::http::error::ApiError;
 use crate::http::extract::{ClientIp, claimed_key_id};
-use crate::webhook::{Outcome, WebhookError};
+use crate::webhook::Outcome;
 
 /// Guard (blocklist → 403, rate limit → 429), kill switch (503), size cap
 /// (413), then verify on the raw bytes, decode, hand to the hub and answer at
@@ -89,6 +89,11 @@ async fn process(
         .iter()
         .filter_map(|v| v.to_str().ok())
         .collect();
+    if let Some(until) = locked
+        && !state.receiver.signature_verifies(&auth, &bytes)
+    {
+        return Err(crate::http::refusal(state.guard.webhook_lockout(ip, until)));
+    }
     match state.receiver.receive(ip, &auth, &bytes) {
         Ok(Outcome::Broadcast(event)) => {
             if let Some(cluster) = &state.cluster {
@@ -107,14 +112,6 @@ async fn process(
         Ok(Outcome::Ignored { .. }) => Ok(("ignored", accepted("ignored"))),
         Err(e) => {
             let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST);
-            let verified = !matches!(
-                e,
-                WebhookError::Signature(_) | WebhookError::BodyTooLarge { .. }
-            );
-            if let (Some(until), false) = (locked, verified) {
-                tracing::info!(reason = %e, "webhook from a locked-out source refused");
-                return Err(crate::http::refusal(state.guard.webhook_lockout(ip, until)));
-            }
             if status == StatusCode::UNAUTHORIZED {
                 tracing::info!(reason = %e, "webhook refused");
                 if auth.is_empty() {
