@@ -268,7 +268,19 @@ impl Proxy {
 }
 
 impl Drop for Proxy {
+    /// SIGTERM first: nginx's master then stops its workers (a SIGKILLed
+    /// master leaves them running, holding the ports); SIGKILL after 5 s.
     fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
