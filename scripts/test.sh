@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Runs Warden's whole test suite on a fresh machine: installs what the tests
-# drive for real (LiveKit's Node and Python SDKs, redis-server, Chromium),
-# then `cargo test`. Idempotent: what is already installed is kept.
+# drive for real (LiveKit's Node and Python SDKs, redis-server, Chromium,
+# nginx, HAProxy and Caddy in front of Warden, systemd-analyze for the unit
+# file), then
+# `cargo test`. Idempotent: what is already installed is kept.
 #   scripts/test.sh            # everything
 #   scripts/test.sh keys::     # extra arguments go to cargo test
 set -euo pipefail
@@ -12,6 +14,11 @@ need_apt=()
 command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
 command -v chromium >/dev/null 2>&1 || need_apt+=(chromium chromium-driver)
 command -v node >/dev/null 2>&1 || need_apt+=(nodejs npm)
+# Debian puts nginx and haproxy in /usr/sbin (not on a user's PATH); the tests look there.
+command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need_apt+=(nginx)
+command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || need_apt+=(haproxy)
+command -v caddy >/dev/null 2>&1 || need_apt+=(caddy)
+command -v systemd-analyze >/dev/null 2>&1 || need_apt+=(systemd)
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
   echo "installing: ${need_apt[*]}"

@@ -276,8 +276,12 @@ pub async fn run_with(
     spawn_background(&state, &stop_rx);
     let router = crate::http::router(state.clone());
     state.ready.store(true, Ordering::Relaxed);
+    // Bound, keys, stores and certificate loaded: ready for systemd's
+    // `Type=notify` (nothing is sent without $NOTIFY_SOCKET).
+    crate::notify::notify_logged("READY=1");
     crate::http::serve::serve(listener, router, opts, async {
         shutdown.await;
+        crate::notify::notify_logged("STOPPING=1");
         state.ready.store(false, Ordering::Relaxed);
         let _ = stop_tx.send(true);
         state.hub.close();

@@ -6,6 +6,7 @@
 //! stdout and errors on stderr, each error as one masked line.
 
 mod audit;
+mod health;
 mod keys;
 mod status;
 mod token;
@@ -63,6 +64,12 @@ pub enum Command {
     /// Print the security status JSON of a running (or local) instance.
     Status {
         /// Base URL of the running instance (default: the configured listen address).
+        #[arg(long, value_name = "URL")]
+        url: Option<String>,
+    },
+    /// Probe the running instance's /health: exit 0 when it answers ok, 1 otherwise (container health checks).
+    Health {
+        /// Base URL of the running instance (default: the configured listen address; 0.0.0.0 is asked on 127.0.0.1).
         #[arg(long, value_name = "URL")]
         url: Option<String>,
     },
@@ -150,6 +157,7 @@ fn run(cli: Cli, masker: Masker) -> anyhow::Result<()> {
                 Command::Webhook(cmd) => webhook::run(cmd, &ctx),
                 Command::Audit(cmd) => audit::run(cmd, &ctx),
                 Command::Status { url } => status(url, &ctx),
+                Command::Health { url } => health::run(url, &ctx),
                 Command::Config(_) | Command::Redact => unreachable_command(),
             }
         }

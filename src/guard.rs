@@ -27,6 +27,7 @@
 mod anomaly;
 mod auth;
 pub mod client;
+pub mod forwarding;
 mod limits;
 mod lockout;
 mod shared;
@@ -46,7 +47,8 @@ use std::time::Duration;
 use ipnet::IpNet;
 
 pub use self::anomaly::{BASELINE_ALPHA, JUMP_FACTOR, WARMUP_HOURS, WEBHOOK_MIN_VOLUME};
-pub use self::client::{ClientKey, client_ip};
+pub use self::client::{ClientKey, UNKNOWN_CLIENT, client_ip};
+pub use self::forwarding::{IdentitySnapshot, Resolved, Source};
 pub use self::limits::{Policy, RateInfo};
 pub use self::lockout::MAX_KEY_FAILURE_CLIENTS;
 pub use self::shared::{SharedSink, SharedUpdate, parse_client_key};
@@ -86,6 +88,8 @@ struct Inner {
     shared: std::sync::OnceLock<SharedSink>,
     /// Rate limits counted across nodes (`guard/shared_rates.rs`).
     rates: SharedRates,
+    /// How client addresses arrive (`guard/forwarding.rs`).
+    watch: forwarding::Watch,
 }
 
 struct Settings {
@@ -161,6 +165,7 @@ impl Guard {
                 counters,
                 shared: std::sync::OnceLock::new(),
                 rates,
+                watch: forwarding::Watch::default(),
             }),
         }
     }
@@ -192,20 +197,38 @@ impl Guard {
     }
 
     /// Admits a webhook delivery: a source outside a non-empty
-    /// `webhooks.allowed_ips` → 403, blocklist → 403, active lockout → **429**
-    /// (LiveKit retries 429 and drops other 4xx: a lockout must not lose
-    /// events), then the per-source `webhooks.rate_limit_per_minute` → 429.
-    /// Counts the delivery for the per-source rate anomaly.
+    /// `webhooks.allowed_ips` → 403, blocklist → 403, then the per-source
+    /// `webhooks.rate_limit_per_minute` → 429. Counts the delivery for the
+    /// per-source rate anomaly.
+    ///
+    /// A source that is locked out is admitted on one condition, carried in
+    /// [`Allowed::locked_until_ms`]: its delivery must carry a LiveKit
+    /// signature that verifies (SPEC, lockouts: refusing LiveKit's own
+    /// deliveries loses events once its retries run out). Anything else from
+    /// it is answered with [`Guard::webhook_lockout`] — **429**, not 403,
+    /// since LiveKit retries 429 and drops other 4xx. The rate limit applies
+    /// first either way, so a locked-out sender cannot buy unlimited HMAC work.
     pub fn check_webhook(&self, ip: IpAddr) -> Result<Allowed, Refusal> {
         let (ip, key, now) = self.subject(ip);
         let sources = &self.inner.settings.webhook_sources;
         if !sources.is_empty() && !is_in(ip, sources) {
             return Err(Refusal::new(RefusalKind::NotAllowedSource, 403));
         }
-        self.refuse_blocked(ip, key, now, 429)?;
+        self.refuse_blocklisted(ip, key, now)?;
+        let locked_until_ms = self.locked_until(key, now);
         let info = self.limit(&self.inner.webhook, ip, key, now)?;
         self.count_webhook(ip, key, now);
-        Ok(Allowed::rated(info))
+        Ok(Allowed {
+            locked_until_ms,
+            ..Allowed::rated(info)
+        })
+    }
+
+    /// The answer to a webhook from a locked-out source whose signature did
+    /// not verify: 429 with `Retry-After` (and `IP_BLOCKED`, once per lockout).
+    pub fn webhook_lockout(&self, ip: IpAddr, locked_until_ms: i64) -> Refusal {
+        let (ip, key, now) = self.subject(ip);
+        self.locked_out(ip, key, now, locked_until_ms, 429)
     }
 
     /// Admits an SSE connect under the connection-rate limit (burst
@@ -235,34 +258,54 @@ impl Guard {
         now: i64,
         lockout_status: u16,
     ) -> Result<(), Refusal> {
-        let inner = &self.inner;
-        if is_in(ip, &inner.settings.blocklist) {
-            inner.counters.bump(&inner.counters.refused_blocked);
-            let dedupe_ms = inner.settings.rules.lockout_ms;
-            let report = inner.clients.upsert(&key, now, |c| {
-                let due = c.blocked_reported_ms == 0 || now - c.blocked_reported_ms >= dedupe_ms;
-                if due {
-                    c.blocked_reported_ms = now;
-                }
-                due
-            });
-            if report {
-                self.emit(
-                    self.event(EventType::IpBlocked, Severity::Medium, ip, key)
-                        .detail("reason", "blocklist"),
-                );
-            }
-            return Err(Refusal::new(RefusalKind::Blocked, 403));
+        self.refuse_blocklisted(ip, key, now)?;
+        match self.locked_until(key, now) {
+            Some(until) => Err(self.locked_out(ip, key, now, until, lockout_status)),
+            None => Ok(()),
         }
-        let locked = inner.clients.get_mut(&key, |c| {
-            c.lock
-                .locked_until(now)
-                .map(|u| (u, c.lock.take_blocked_report()))
-        });
-        let Some((until, report)) = locked.flatten() else {
+    }
+
+    /// The static blocklist: 403 (`IP_BLOCKED` once per `lockout_duration`).
+    fn refuse_blocklisted(&self, ip: IpAddr, key: ClientKey, now: i64) -> Result<(), Refusal> {
+        let inner = &self.inner;
+        if !is_in(ip, &inner.settings.blocklist) {
             return Ok(());
-        };
+        }
+        inner.counters.bump(&inner.counters.refused_blocked);
+        let dedupe_ms = inner.settings.rules.lockout_ms;
+        let report = inner.clients.upsert(&key, now, |c| {
+            let due = c.blocked_reported_ms == 0 || now - c.blocked_reported_ms >= dedupe_ms;
+            if due {
+                c.blocked_reported_ms = now;
+            }
+            due
+        });
+        if report {
+            self.emit(
+                self.event(EventType::IpBlocked, Severity::Medium, ip, key)
+                    .detail("reason", "blocklist"),
+            );
+        }
+        Err(Refusal::new(RefusalKind::Blocked, 403))
+    }
+
+    /// The end of `key`'s lockout, if it is locked out at `now`.
+    fn locked_until(&self, key: ClientKey, now: i64) -> Option<i64> {
+        self.inner
+            .clients
+            .get_mut(&key, |c| c.lock.locked_until(now))
+            .flatten()
+    }
+
+    /// A refusal for a lockout until `until`: counted, `IP_BLOCKED` once per
+    /// lockout, `Retry-After` the time left.
+    fn locked_out(&self, ip: IpAddr, key: ClientKey, now: i64, until: i64, status: u16) -> Refusal {
+        let inner = &self.inner;
         inner.counters.bump(&inner.counters.refused_locked);
+        let report = inner
+            .clients
+            .get_mut(&key, |c| c.lock.take_blocked_report())
+            .unwrap_or(false);
         if report {
             let event = self
                 .event(EventType::IpBlocked, Severity::Medium, ip, key)
@@ -273,10 +316,10 @@ impl Guard {
             u64::try_from(until - now).unwrap_or(0),
         ))
         .max(1);
-        Err(Refusal {
+        Refusal {
             retry_after_secs: Some(retry),
-            ..Refusal::new(RefusalKind::LockedOut, lockout_status)
-        })
+            ..Refusal::new(RefusalKind::LockedOut, status)
+        }
     }
 
     /// The rate limit of `limiter`'s policy: first a refusal the cluster

@@ -2,15 +2,18 @@
 //!
 //! Layers, outermost first: panic → JSON 500 (no stack trace reaches a
 //! client); then one middleware, [`edge`], that does in order: client address
-//! (peer, or through `server.trusted_proxies` only); request log (method,
+//! (peer, or through `server.trusted_proxies` only — the unknown client when
+//! a trusted proxy names none; forwarding mistakes counted, see
+//! `guard/forwarding.rs`); request log (method,
 //! matched route, status, duration — never the URI, whose query may carry a
 //! token, nor `Authorization`/`Cookie`); common security headers;
 //! failed-authentication accounting (every 401 counts towards the client's
 //! lockout). `/api/*` additionally passes the guard (blocklist, lockout → 403,
 //! per-client rate limit → 429 with RateLimit headers) and, but for the SSE
-//! stream, a request timeout; so does `/metrics` from a non-loopback client. The webhook route applies its own guard policy
-//! (lockout → 429, because LiveKit drops 4xx and retries 429) and its own
-//! timeout ([`routes::webhook::receive`]).
+//! stream, a request timeout; so does `/metrics` from a non-loopback client.
+//! The webhook route applies its own guard policy (a locked-out source passes
+//! only with a verified signature, else 429, because LiveKit drops 4xx and
+//! retries 429) and its own timeout ([`routes::webhook::receive`]).
 //!
 //! Why one middleware and not four: axum applies `Router::layer` to every
 //! route, and each `from_fn` layer clones the whole stack beneath it and boxes
@@ -107,16 +110,26 @@ async fn edge(State(state): State<AppState>, mut req: Request, next: Next) -> Re
     resp
 }
 
-/// The peer, or the forwarded client when the peer is a trusted proxy.
+/// The peer, or the forwarded client when the peer is a trusted proxy (the
+/// unknown client when it names none); a forwarding mistake is counted.
 fn resolve_client_ip(state: &AppState, req: &Request) -> std::net::IpAddr {
-    let peer = serve::peer_of(req).map_or(std::net::IpAddr::from([127, 0, 0, 1]), |p| p.ip());
-    let xff: Vec<&str> = req
-        .headers()
+    // Every real connection carries its peer; without one, nobody is vouched for.
+    let peer = serve::peer_of(req).map_or(crate::guard::UNKNOWN_CLIENT, |p| p.ip());
+    let headers = req.headers();
+    let xff: Vec<&str> = headers
         .get_all("x-forwarded-for")
         .iter()
         .filter_map(|v| v.to_str().ok())
         .collect();
-    crate::guard::client_ip(peer, &xff, &state.config.server.trusted_proxies)
+    // Only a sign of a proxy: looked up when X-Forwarded-For did not already say so.
+    let other = xff.is_empty()
+        && (headers.contains_key("x-real-ip") || headers.contains_key(header::FORWARDED));
+    let probe = req.uri().path() == "/health";
+    let resolved = state.guard.resolve_client(peer, &xff, other, probe);
+    if let Some(outcome) = resolved.source.anomaly() {
+        state.metrics.client_identity(outcome);
+    }
+    resolved.ip
 }
 
 /// One log line per request: method, matched route, status, duration. Never the URI.

@@ -29,6 +29,7 @@
 //! | [`store`] | persistence backends: embedded SQLite, Redis |
 //! | [`cluster`] | several nodes as one through Redis: shared stream and ids, dedupe, lockouts |
 //! | [`tls`] | rustls termination, certificate reload |
+//! | [`notify`] | systemd readiness (`READY=1` / `STOPPING=1` to `$NOTIFY_SOCKET`) |
 //! | [`transport`] | outbound URL rules: `enforce_wss_connections`, `validate_connection_protocol` |
 //! | [`app`] | [`app::AppState`]: cheap handles to every component |
 //! | [`http`] | the router, its layers, extractors and handlers |
@@ -47,6 +48,7 @@ pub mod hub;
 pub mod keys;
 pub mod livekit;
 pub mod metrics;
+pub mod notify;
 pub mod pepper;
 pub mod redact;
 pub mod store;

@@ -65,6 +65,7 @@ struct Inner {
     tcp_connections: Gauge,
     tcp_refusals: Family<Label, Counter>,
     sse_cuts: Family<Label, Counter>,
+    client_identity: Family<Label, Counter>,
 }
 
 /// Registers `metric` under `name` and returns the handle kept by [`Metrics`].
@@ -218,6 +219,12 @@ impl Metrics {
                 r,
                 "sse_cuts",
                 "SSE streams ended by the server, by reason (revoked, stalled, expired)",
+                Family::default(),
+            ),
+            client_identity: reg(
+                r,
+                "client_identity",
+                "Requests whose client address was not given as expected: forwarding headers ignored from a peer outside server.trusted_proxies, or a trusted proxy naming no client",
                 Family::default(),
             ),
             registry: std::mem::take(r),
@@ -382,6 +389,15 @@ impl Metrics {
     pub fn alert(&self, outcome: &'static str) {
         self.inner
             .alerts
+            .get_or_create(&[("outcome", outcome)])
+            .inc();
+    }
+
+    /// A request whose client was not given as expected: `forwarding_ignored`
+    /// or `unknown_client` (see `guard/forwarding.rs`).
+    pub fn client_identity(&self, outcome: &'static str) {
+        self.inner
+            .client_identity
             .get_or_create(&[("outcome", outcome)])
             .inc();
     }

@@ -5,19 +5,19 @@
 //! asymmetric algorithm are refused, so no key-confusion attack applies),
 //! claim presence and types (`iss` a string, `exp` a number, `nbf` a number
 //! when present), key lookup (`iss` must be an active key or a retiring one
-//! inside its overlap), the HMAC signature (jsonwebtoken, constant time), and
+//! inside its overlap), the HMAC signature (`token/jws.rs`, constant time), and
 //! last `exp`/`nbf` against the caller's clock with the leeway — so a forged
 //! token is always "bad signature", never "expired". Errors never contain the
 //! token.
 
 mod claims;
 pub mod grants;
+pub mod jws;
 
 use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
@@ -277,31 +277,29 @@ pub fn verify(
         .ok_or_else(|| TokenError::UnknownKey {
             key_id: sanitise(iss),
         })?;
-    let mut validation = Validation::new(Algorithm::HS256);
-    // Presence and time are checked here against the caller's clock; jsonwebtoken checks the signature.
-    validation.required_spec_claims.clear();
-    validation.validate_exp = false;
-    validation.validate_nbf = false;
-    validation.validate_aud = false;
-    let key = DecodingKey::from_secret(secret.expose().as_bytes());
-    let claims =
-        jsonwebtoken::decode::<Claims>(token, &key, &validation).map_err(|e| match e.kind() {
-            jsonwebtoken::errors::ErrorKind::InvalidSignature => TokenError::BadSignature,
-            jsonwebtoken::errors::ErrorKind::InvalidAlgorithm => {
-                TokenError::Algorithm { alg: sanitise(alg) }
-            }
-            _ => TokenError::Malformed(StructureError::NotJsonObject { segment: "payload" }),
+    // Presence and time are checked here against the caller's clock; the
+    // signature over the received `header.payload` bytes first.
+    let (signed, signature) = token
+        .rsplit_once('.')
+        .ok_or(StructureError::Segments { found: 1 })?;
+    let signature = URL_SAFE_NO_PAD
+        .decode(signature)
+        .map_err(|_| StructureError::Base64 {
+            segment: "signature",
         })?;
+    if !jws::hs256_verifies(signed.as_bytes(), &signature, secret.expose().as_bytes()) {
+        return Err(TokenError::BadSignature);
+    }
+    let claims: Claims = serde_json::from_value(Value::Object(payload))
+        .map_err(|_| StructureError::NotJsonObject { segment: "payload" })?;
     let leeway = i64::try_from(policy.leeway.as_millis()).unwrap_or(i64::MAX);
     if now_ms >= secs_to_ms(exp).saturating_add(leeway) {
-        return Err(TokenError::Expired {
-            exp: claims.claims.exp,
-        });
+        return Err(TokenError::Expired { exp: claims.exp });
     }
     if let Some(nbf) = nbf.filter(|n| now_ms < secs_to_ms(*n).saturating_sub(leeway)) {
         return Err(TokenError::NotYetValid { nbf: nbf as i64 });
     }
-    Ok(claims.claims)
+    Ok(claims)
 }
 
 /// What goes on the wire when minting.
@@ -346,12 +344,7 @@ pub fn mint(
         exp,
         grants,
     };
-    jsonwebtoken::encode(
-        &Header::new(Algorithm::HS256),
-        &claims,
-        &EncodingKey::from_secret(secret.expose().as_bytes()),
-    )
-    .map_err(|_| TokenError::Sign)
+    jws::sign_hs256(&claims, secret.expose().as_bytes()).map_err(|_| TokenError::Sign)
 }
 
 /// Longest lifetime of [`mint_service`] tokens: no longer than the shortest
@@ -372,12 +365,7 @@ pub fn mint_service(
     let claims = serde_json::json!({
         "iss": key_id, "sub": identity, "nbf": now, "exp": now + SERVICE_TOKEN_TTL_SECS, "video": video,
     });
-    jsonwebtoken::encode(
-        &Header::new(Algorithm::HS256),
-        &claims,
-        &EncodingKey::from_secret(secret.expose().as_bytes()),
-    )
-    .map_err(|_| TokenError::Sign)
+    jws::sign_hs256(&claims, secret.expose().as_bytes()).map_err(|_| TokenError::Sign)
 }
 
 #[cfg(test)]

@@ -214,6 +214,16 @@ impl Receiver {
         self.inner.settings.max_body_bytes
     }
 
+    /// True when `authorization` is a LiveKit signature over `body` that
+    /// verifies now. Records nothing: it is asked about deliveries from a
+    /// locked-out source, whose failures are answered 429 and covered by the
+    /// lockout's one `IP_BLOCKED` event, not written to the audit log one by one.
+    pub fn signature_verifies<A: AsRef<[u8]>>(&self, authorization: &[A], body: &[u8]) -> bool {
+        let leeway_ms = i64::try_from(self.inner.settings.leeway.as_millis()).unwrap_or(i64::MAX);
+        let now_ms = self.inner.clock.now_ms();
+        verify::verify(authorization, body, &self.inner.keys, now_ms, leeway_ms).is_ok()
+    }
+
     /// The replay store (to flush it at shutdown).
     pub fn replay_store(&self) -> &ReplayStore {
         &self.inner.replay

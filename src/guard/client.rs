@@ -8,6 +8,10 @@
 //!   the IPv4 address, so one client cannot count twice, and IPv4 clients are
 //!   never folded into the `::/64` that the mapped form would fall in.
 //! - Parsing work is bounded whatever the header holds (see [`MAX_XFF_ENTRIES`]).
+//! - A request from a trusted proxy that does not say who its client is (no
+//!   usable `X-Forwarded-For` entry) comes from [`UNKNOWN_CLIENT`], never from
+//!   the proxy's own address: a proxy on loopback must not lend its clients
+//!   loopback's rights (`/metrics`), nor one shared address to lock out.
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -26,6 +30,24 @@ pub const MAX_XFF_ENTRIES: usize = 64;
 /// Longest entry that is parsed at all (`[v6]:port` fits in 47 bytes).
 const MAX_ENTRY_LEN: usize = 64;
 
+/// The address of a client a trusted proxy did not name: `0.0.0.0`.
+///
+/// No TCP peer can have it and [`parse_entry`] never yields it, so it is one
+/// key of its own. What that means for such requests:
+/// - they are **one client** for lockouts and rate limits, so they are held
+///   strictly: failures from any of them add up, and a lockout stops all of
+///   them (as if the proxy were one client — the safe reading of "we do not
+///   know who this is"), while every client the proxy does name keeps its own
+///   count;
+/// - they are **not loopback** (`is_loopback()` is false): no loopback
+///   privilege (`/metrics` without a token) passes through a proxy;
+/// - `webhooks.allowed_ips`, `suspicious_activity.allowlist` and the
+///   blocklist contain it only if an operator lists `0.0.0.0` or a network
+///   around it (`0.0.0.0/0`).
+///
+/// Audit events show it as `source_ip: "0.0.0.0"`.
+pub const UNKNOWN_CLIENT: IpAddr = IpAddr::V4(Ipv4Addr::UNSPECIFIED);
+
 /// The real client address of a request.
 ///
 /// `peer` is the TCP peer; `forwarded_for` holds every `X-Forwarded-For` header
@@ -33,7 +55,8 @@ const MAX_ENTRY_LEN: usize = 64;
 /// lines are walked from the right and the first one that is not itself a
 /// trusted proxy is the client; malformed entries are skipped. If every entry
 /// is a trusted proxy, the leftmost of them is the client; with no usable entry
-/// at all, the peer is. The result is canonical (IPv4-mapped → IPv4).
+/// at all, the client is [`UNKNOWN_CLIENT`] (the proxy did not say who it is).
+/// The result is canonical (IPv4-mapped → IPv4).
 pub fn client_ip(peer: IpAddr, forwarded_for: &[&str], trusted: &[IpNet]) -> IpAddr {
     let peer = peer.to_canonical();
     if !is_in(peer, trusted) {
@@ -51,7 +74,7 @@ pub fn client_ip(peer: IpAddr, forwarded_for: &[&str], trusted: &[IpNet]) -> IpA
         }
         leftmost_trusted = Some(ip);
     }
-    leftmost_trusted.unwrap_or(peer)
+    leftmost_trusted.unwrap_or(UNKNOWN_CLIENT)
 }
 
 /// True when `ip` (canonical) is inside one of `nets`.
@@ -62,8 +85,14 @@ pub fn is_in(ip: IpAddr, nets: &[IpNet]) -> bool {
 
 /// Parses one `X-Forwarded-For` entry: `1.2.3.4`, `1.2.3.4:5678`, `::1`,
 /// `[::1]` or `[::1]:80`, with optional surrounding spaces or quotes.
-/// Anything else (`unknown`, zone ids, garbage) is `None`.
+/// Anything else (`unknown`, zone ids, garbage) is `None`, and so is an
+/// unspecified address (`0.0.0.0`, `::`): no client connects from one, and
+/// `0.0.0.0` is [`UNKNOWN_CLIENT`].
 pub fn parse_entry(entry: &str) -> Option<IpAddr> {
+    parse_address(entry).filter(|ip| !ip.is_unspecified())
+}
+
+fn parse_address(entry: &str) -> Option<IpAddr> {
     let e = entry.trim().trim_matches('"');
     if e.is_empty() || e.len() > MAX_ENTRY_LEN {
         return None;
@@ -210,17 +239,41 @@ mod tests {
     }
 
     #[test]
-    fn only_trusted_entries_give_leftmost_and_none_gives_peer() {
+    fn only_trusted_entries_give_the_leftmost() {
         let trusted = nets(&["10.0.0.0/8"]);
         assert_eq!(
             client_ip(ip("10.0.0.1"), &["10.9.9.9, 10.0.0.2"], &trusted),
             ip("10.9.9.9")
         );
-        assert_eq!(client_ip(ip("10.0.0.1"), &[], &trusted), ip("10.0.0.1"));
+    }
+
+    #[test]
+    fn a_trusted_proxy_that_names_no_client_gives_the_unknown_client() {
+        let trusted = nets(&["127.0.0.1", "10.0.0.0/8"]);
+        for lines in [
+            &[][..],
+            &["garbage"],
+            &["unknown, ,"],
+            &["0.0.0.0"],
+            &["[::]:80"],
+        ] {
+            let got = client_ip(ip("127.0.0.1"), lines, &trusted);
+            assert_eq!(got, UNKNOWN_CLIENT, "{lines:?}");
+            assert!(!got.is_loopback(), "never loopback's rights");
+        }
+        // A mapped loopback proxy is the same proxy.
         assert_eq!(
-            client_ip(ip("10.0.0.1"), &["garbage"], &trusted),
-            ip("10.0.0.1")
+            client_ip(ip("::ffff:127.0.0.1"), &[], &trusted),
+            UNKNOWN_CLIENT
         );
+        // Its own key: not the proxy's, not any real client's.
+        let unknown = ClientKey::new(UNKNOWN_CLIENT, 64);
+        assert_ne!(unknown, ClientKey::new(ip("127.0.0.1"), 64));
+        assert_ne!(unknown, ClientKey::new(ip("::1"), 64));
+        assert_ne!(unknown, ClientKey::new(ip("::"), 64));
+        // An untrusted peer is still itself, header or not.
+        assert_eq!(client_ip(ip("192.0.2.1"), &[], &trusted), ip("192.0.2.1"));
+        assert_eq!(client_ip(ip("127.0.0.2"), &[], &trusted), ip("127.0.0.2"));
     }
 
     #[test]
@@ -239,10 +292,10 @@ mod tests {
             client_ip(ip("10.0.0.1"), &["198.51.100.7", &hops], &trusted),
             ip("10.0.0.9")
         );
-        // Only commas: the peer.
+        // Only commas: nobody named, the unknown client.
         assert_eq!(
             client_ip(ip("10.0.0.1"), &[&commas], &trusted),
-            ip("10.0.0.1")
+            UNKNOWN_CLIENT
         );
         // The worst case — every comma scanned before the client — is linear:
         // 100 walks take well under 2 s even unoptimised on a busy machine

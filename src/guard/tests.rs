@@ -171,21 +171,33 @@ fn failures_against_one_key_from_many_clients_alert_but_block_nothing() {
 }
 
 #[test]
-fn a_locked_out_webhook_source_gets_429_so_livekit_retries() {
+fn a_locked_out_webhook_source_is_admitted_only_pending_its_signature_else_429() {
     let rig = Rig::new(|_| {});
     for _ in 0..5 {
-        assert!(rig.guard.check_webhook(ip("192.0.2.10")).is_ok());
+        let a = rig.guard.check_webhook(ip("192.0.2.10")).expect("admitted");
+        assert_eq!(a.locked_until_ms, None);
         rig.guard
             .record_auth_failure(ip("192.0.2.10"), Some("APIlivekit"), None);
     }
-    let r = rig
+    // Admitted, with the condition attached; no IP_BLOCKED yet (nothing was refused).
+    let a = rig
         .guard
         .check_webhook(ip("192.0.2.10"))
-        .expect_err("locked out");
-    assert_eq!(
-        (r.kind, r.status, r.retry_after_secs),
-        (RefusalKind::LockedOut, 429, Some(900))
-    );
+        .expect("a locked-out source may still bring a valid signature");
+    assert_eq!(a.locked_until_ms, Some(T0 + 900_000));
+    assert!(a.rate.is_some(), "the webhook rate limit still applies");
+    assert!(rig.events(EventType::IpBlocked).is_empty());
+    // What the route answers when the signature does not verify: 429, once reported.
+    for _ in 0..2 {
+        let r = rig
+            .guard
+            .webhook_lockout(ip("192.0.2.10"), a.locked_until_ms.expect("locked"));
+        assert_eq!(
+            (r.kind, r.status, r.retry_after_secs),
+            (RefusalKind::LockedOut, 429, Some(900))
+        );
+    }
+    assert_eq!(rig.events(EventType::IpBlocked).len(), 1);
     assert_eq!(
         rig.guard
             .check_api(ip("192.0.2.10"))
@@ -193,6 +205,9 @@ fn a_locked_out_webhook_source_gets_429_so_livekit_retries() {
             .status,
         403
     );
+    // The neighbour is unaffected.
+    let n = rig.guard.check_webhook(ip("192.0.2.11")).expect("admitted");
+    assert_eq!(n.locked_until_ms, None);
 }
 
 #[test]

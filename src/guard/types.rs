@@ -35,11 +35,17 @@ pub fn parse_client(s: &str) -> Result<IpAddr, GuardError> {
 pub struct Allowed {
     /// The rate-limit state to advertise, when a limit applies.
     pub rate: Option<RateInfo>,
+    /// A webhook source that is locked out until then (Unix ms): admitted
+    /// only if its signature verifies (see [`super::Guard::check_webhook`]).
+    pub locked_until_ms: Option<i64>,
 }
 
 impl Allowed {
     pub(crate) fn rated(info: RateInfo) -> Self {
-        Self { rate: Some(info) }
+        Self {
+            rate: Some(info),
+            locked_until_ms: None,
+        }
     }
 
     /// `RateLimit-Policy` and `RateLimit` headers, if any.

@@ -6,7 +6,6 @@ mod signature;
 
 use std::net::{IpAddr, Ipv4Addr};
 
-use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::json;
 
 use super::*;
@@ -57,13 +56,9 @@ pub(super) fn sign(body: &[u8]) -> String {
 }
 
 /// A token with exactly these claims.
-pub(super) fn token(claims: &serde_json::Value, alg: Algorithm, secret: &str) -> String {
-    jsonwebtoken::encode(
-        &Header::new(alg),
-        claims,
-        &EncodingKey::from_secret(secret.as_bytes()),
-    )
-    .expect("encode")
+/// A token with exactly these claims, signed with the HMAC `alg` names.
+pub(super) fn token(claims: &serde_json::Value, alg: &str, secret: &str) -> String {
+    crate::token::jws::hmac_token(alg, claims, secret.as_bytes())
 }
 
 pub(super) fn claims(body: &[u8]) -> serde_json::Value {

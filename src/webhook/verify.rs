@@ -12,7 +12,6 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
-use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -125,7 +124,7 @@ pub fn sign_as_livekit(
     key_id: &str,
     secret: &str,
     now_secs: i64,
-) -> Result<String, jsonwebtoken::errors::Error> {
+) -> Result<String, serde_json::Error> {
     let claims = WebhookClaims {
         iss: key_id.to_owned(),
         exp: Some(now_secs + LIVEKIT_TTL_SECS),
@@ -133,11 +132,7 @@ pub fn sign_as_livekit(
         iat: Some(now_secs),
         sha256: Some(body_checksum(body)),
     };
-    jsonwebtoken::encode(
-        &Header::new(Algorithm::HS256),
-        &claims,
-        &EncodingKey::from_secret(secret.as_bytes()),
-    )
+    crate::token::jws::sign_hs256(&claims, secret.as_bytes())
 }
 
 /// A delivery whose signature holds.
@@ -288,13 +283,10 @@ impl<'a> Jwt<'a> {
     /// Checks the HMAC with `secret`, then reads the claims (`exp` required,
     /// as a non-negative integer; times are checked by [`check_times`]).
     fn verified_claims(&self, secret: &[u8]) -> Result<WebhookClaims, SignatureError> {
-        use hmac::{Hmac, Mac};
         let signature = b64(self.signature)?;
-        let mut mac =
-            Hmac::<Sha256>::new_from_slice(secret).map_err(|_| SignatureError::UnknownKey)?;
-        mac.update(self.signed.as_bytes());
-        mac.verify_slice(&signature)
-            .map_err(|_| SignatureError::BadSignature)?;
+        if !crate::token::jws::hs256_verifies(self.signed.as_bytes(), &signature, secret) {
+            return Err(SignatureError::BadSignature);
+        }
         if self.padded {
             return Err(SignatureError::Malformed);
         }

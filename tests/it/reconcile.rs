@@ -23,15 +23,11 @@ fn claims(headers: &HeaderMap) -> Value {
         .expect("auth")
         .trim_start_matches("Bearer ")
         .to_owned();
-    let mut v = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256);
-    v.validate_aud = false;
-    jsonwebtoken::decode::<Value>(
-        &token,
-        &jsonwebtoken::DecodingKey::from_secret(SECRET.as_bytes()),
-        &v,
-    )
-    .expect("the API token verifies with the active key")
-    .claims
+    let claims =
+        support::hs256_claims(&token, SECRET).expect("the API token verifies with the active key");
+    let exp = claims["exp"].as_i64().expect("an exp claim");
+    assert!(exp > support::now(), "the API token has not expired");
+    claims
 }
 
 pub(crate) async fn fake_livekit(seen: Arc<Mutex<Seen>>) -> String {

@@ -4,7 +4,7 @@
 //! the test can reach into its state); [`Binary`] runs the built `warden`
 //! binary in a temporary working directory (for what only a process shows:
 //! exit codes, stdout/stderr, signals). Tokens and webhook signatures are made
-//! here with `jsonwebtoken` exactly as LiveKit makes them; interoperability
+//! here (`hs256`, independent of Warden's signer) exactly as LiveKit makes them; interoperability
 //! with LiveKit's own SDKs is proven separately.
 
 #![allow(dead_code)]
@@ -148,23 +148,48 @@ pub fn body_hash(body: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(Sha256::digest(body))
 }
 
-fn now() -> i64 {
+/// Unix seconds now.
+pub fn now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .expect("time")
         .as_secs() as i64
 }
 
+/// A compact HS256 JWT, assembled here independently of Warden's own signer
+/// (header `{"alg":"HS256","typ":"JWT"}`, as LiveKit's SDKs write it).
+pub fn hs256(claims: &Value, secret: &str) -> String {
+    use hmac::Mac as _;
+    let b64 = |v: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v);
+    let header = b64(br#"{"alg":"HS256","typ":"JWT"}"#);
+    let signed = format!("{header}.{}", b64(claims.to_string().as_bytes()));
+    let mut mac = hmac::Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("any key length");
+    mac.update(signed.as_bytes());
+    format!("{signed}.{}", b64(&mac.finalize().into_bytes()))
+}
+
+/// The claims of an HS256 `token` whose signature verifies under `secret`
+/// (checked here with `hmac`, not with Warden's verifier), else `None`.
+pub fn hs256_claims(token: &str, secret: &str) -> Option<Value> {
+    use hmac::Mac as _;
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let (signed, sig) = token.rsplit_once('.')?;
+    let (header, payload) = signed.split_once('.')?;
+    let header: Value = serde_json::from_slice(&b64.decode(header).ok()?).ok()?;
+    if header["alg"] != "HS256" {
+        return None;
+    }
+    let mut mac = hmac::Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("any key length");
+    mac.update(signed.as_bytes());
+    mac.verify_slice(&b64.decode(sig).ok()?).ok()?;
+    serde_json::from_slice(&b64.decode(payload).ok()?).ok()
+}
+
 /// A webhook signature exactly as livekit-server makes it.
 pub fn sign_webhook(body: &[u8], key: &str, secret: &str) -> String {
     let t = now();
     let claims = json!({"iss": key, "nbf": t, "iat": t, "exp": t + 300, "sha256": body_hash(body)});
-    jsonwebtoken::encode(
-        &jsonwebtoken::Header::default(),
-        &claims,
-        &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
-    )
-    .expect("sign")
+    hs256(&claims, secret)
 }
 
 /// A LiveKit access token with the given `video` grant.
@@ -178,12 +203,7 @@ pub fn access_token(
     let t = now();
     let claims =
         json!({"iss": key, "sub": identity, "nbf": t, "exp": t + ttl_secs, "video": video});
-    jsonwebtoken::encode(
-        &jsonwebtoken::Header::default(),
-        &claims,
-        &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
-    )
-    .expect("sign")
+    hs256(&claims, secret)
 }
 
 /// A token that may watch every room.
@@ -453,17 +473,27 @@ impl Sse {
 
     /// Opens `url` (path and query included) with optional bearer token and headers.
     pub async fn open(url: &str, token: Option<&str>, headers: &[(&str, &str)]) -> Sse {
-        let mut req = client().get(url).header("accept", "text/event-stream");
+        let c = reqwest::Client::builder()
+            .no_proxy()
+            .build()
+            .expect("client");
+        Sse::open_with(&c, url, token, headers).await
+    }
+
+    /// [`Sse::open`] with the given client (a source address, a CA of its own).
+    pub async fn open_with(
+        c: &reqwest::Client,
+        url: &str,
+        token: Option<&str>,
+        headers: &[(&str, &str)],
+    ) -> Sse {
+        let mut req = c.get(url).header("accept", "text/event-stream");
         if let Some(t) = token {
             req = req.bearer_auth(t);
         }
         for (k, v) in headers {
             req = req.header(*k, *v);
         }
-        let c = reqwest::Client::builder()
-            .no_proxy()
-            .build()
-            .expect("client");
         let resp = c
             .execute(req.build().expect("request"))
             .await

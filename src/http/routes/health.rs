@@ -110,6 +110,10 @@ pub fn checks(state: &AppState) -> serde_json::Map<String, Value> {
             check("degraded", "wss_enforcement is disabled")
         },
     );
+    m.insert(
+        "client_identity".into(),
+        client_identity(&state.guard.client_identity()),
+    );
     let open = state.admission.open();
     let cap = state.admission.max_total();
     m.insert(
@@ -159,6 +163,51 @@ pub fn checks(state: &AppState) -> serde_json::Map<String, Value> {
         },
     );
     m
+}
+
+/// Whether clients are told apart as they should be (see `guard/forwarding.rs`):
+/// degraded when a loopback or private peer — where a reverse proxy sits —
+/// sent forwarding headers without being in `server.trusted_proxies`, or when
+/// trusted proxies named no client more often than they named one.
+pub fn client_identity(s: &crate::guard::IdentitySnapshot) -> Value {
+    if let Some(peer) = s.last_ignored_local.filter(|_| s.ignored_local > 0) {
+        return check(
+            "degraded",
+            format!(
+                "{} requests from {peer} carried X-Forwarded-For, X-Real-IP or Forwarded, ignored because {peer} is not in server.trusted_proxies: if it is your reverse proxy, add it to server.trusted_proxies (until then every client behind it is {peer} to lockouts and rate limits, so one attacker locks out everyone)",
+                s.ignored_local
+            ),
+        );
+    }
+    if s.unknown > s.forwarded {
+        let proxy = s
+            .last_unknown_proxy
+            .map_or_else(|| "a trusted proxy".to_owned(), |p| p.to_string());
+        return check(
+            "degraded",
+            format!(
+                "{} requests from trusted proxies named no client ({} did), the last from {proxy}: make the proxy set X-Forwarded-For; until then its clients are one unknown client (0.0.0.0) to lockouts and rate limits",
+                s.unknown, s.forwarded
+            ),
+        );
+    }
+    let public = if s.ignored_public > 0 {
+        format!(
+            "; forwarding headers of {} requests from public addresses outside server.trusted_proxies were ignored",
+            s.ignored_public
+        )
+    } else {
+        String::new()
+    };
+    let how = if s.trusted_proxies == 0 {
+        "clients are identified by their TCP address (server.trusted_proxies is empty)".to_owned()
+    } else {
+        format!(
+            "{} requests identified by X-Forwarded-For from {} trusted proxy entries; {} named no client",
+            s.forwarded, s.trusted_proxies, s.unknown
+        )
+    };
+    check("healthy", format!("{how}{public}"))
 }
 
 /// healthy < degraded < critical: the worst check wins.

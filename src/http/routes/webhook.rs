@@ -10,9 +10,11 @@ use crate::http::error::ApiError;
 use crate::http::extract::{ClientIp, claimed_key_id};
 use crate::webhook::Outcome;
 
-/// Guard (lockout → 429), kill switch (503), size cap (413), then verify on
-/// the raw bytes, decode, hand to the hub and answer at once; 408 past
-/// `server.request_timeout` (a slow body).
+/// Guard (blocklist → 403, rate limit → 429), kill switch (503), size cap
+/// (413), then verify on the raw bytes, decode, hand to the hub and answer at
+/// once; 408 past `server.request_timeout` (a slow body). A locked-out source
+/// gets through only with a signature that verifies; whatever it sends that
+/// does not is answered 429 (LiveKit retries 429) — see [`unless_locked`].
 pub async fn receive(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
@@ -52,10 +54,11 @@ async fn process(
     body: Body,
     started: std::time::Instant,
 ) -> Result<(&'static str, Response), ApiError> {
-    state
+    let allowed = state
         .guard
         .check_webhook(ip)
         .map_err(crate::http::refusal)?;
+    let locked = allowed.locked_until_ms;
     if !state.ingestion_enabled() {
         return Err(ApiError::unavailable(
             "ingestion_paused",
@@ -69,21 +72,28 @@ async fn process(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > limit as u64) {
-        return Err(too_large(limit));
+        return Err(unless_locked(state, ip, locked, too_large(limit)));
     }
     let bytes = axum::body::to_bytes(body, limit).await.map_err(|e| {
-        if std::error::Error::source(&e).is_some_and(|s| s.is::<http_body_util::LengthLimitError>())
+        let err = if std::error::Error::source(&e)
+            .is_some_and(|s| s.is::<http_body_util::LengthLimitError>())
         {
             too_large(limit)
         } else {
             ApiError::bad_request("body_unreadable", "the request body could not be read")
-        }
+        };
+        unless_locked(state, ip, locked, err)
     })?;
     let auth: Vec<&str> = headers
         .get_all(header::AUTHORIZATION)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .collect();
+    if let Some(until) = locked
+        && !state.receiver.signature_verifies(&auth, &bytes)
+    {
+        return Err(crate::http::refusal(state.guard.webhook_lockout(ip, until)));
+    }
     match state.receiver.receive(ip, &auth, &bytes) {
         Ok(Outcome::Broadcast(event)) => {
             if let Some(lag) = state
@@ -135,6 +145,20 @@ async fn process(
             }
             Err(ApiError::new(status, e.code(), e.public_message()))
         }
+    }
+}
+
+/// `err`, or — from a locked-out source, before its signature was verified —
+/// the lockout's 429.
+fn unless_locked(
+    state: &AppState,
+    ip: std::net::IpAddr,
+    locked_until_ms: Option<i64>,
+    err: ApiError,
+) -> ApiError {
+    match locked_until_ms {
+        Some(until) => crate::http::refusal(state.guard.webhook_lockout(ip, until)),
+        None => err,
     }
 }
 
