@@ -77,7 +77,7 @@ pub struct EventData {
     pub job: Option<JobInfo>,
     /// On `reconciled` events: what reconciliation with the LiveKit API
     /// changed (`room_added`, `room_removed`, `participant_added`,
-    /// `participant_removed`).
+    /// `participant_removed`, `agent_added`, `agent_removed`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub change: Option<&'static str>,
 }

@@ -33,7 +33,7 @@ use crate::event::{Event, EventData};
 use crate::hub::{Access, Hub};
 use crate::keys::KeyRing;
 use crate::transport::{OutboundPolicy, TransportError};
-use crate::webhook::decode::{WireEvent, WireParticipant, WireRoom};
+use crate::webhook::decode::{WireEvent, WireJob, WireParticipant, WireRoom};
 use crate::webhook::normalize::{Identities, Normalized, normalize};
 
 /// Why the LiveKit API could not be used.
@@ -95,6 +95,27 @@ struct Participants {
 /// LiveKit's view: each room with its participants.
 pub type LiveState = Vec<(WireRoom, Vec<WireParticipant>)>;
 
+/// LiveKit's agent jobs: each room with the jobs of its dispatches.
+pub type LiveAgents = Vec<(WireRoom, Vec<WireJob>)>;
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Dispatches {
+    #[serde(default, alias = "agent_dispatches")]
+    agent_dispatches: Vec<Dispatch>,
+}
+
+#[derive(Deserialize)]
+struct Dispatch {
+    state: Option<DispatchState>,
+}
+
+#[derive(Deserialize)]
+struct DispatchState {
+    #[serde(default)]
+    jobs: Vec<WireJob>,
+}
+
 impl RoomService {
     /// A client for `api_url`, checked (and upgraded) by `policy`.
     pub fn new(
@@ -142,9 +163,19 @@ impl RoomService {
         body: Value,
         video: Value,
     ) -> Result<T, LivekitError> {
+        self.call_in("RoomService", method, body, video).await
+    }
+
+    async fn call_in<T: for<'de> Deserialize<'de>>(
+        &self,
+        service: &'static str,
+        method: &'static str,
+        body: Value,
+        video: Value,
+    ) -> Result<T, LivekitError> {
         let mut url = self.base.clone();
         url.set_path(&format!(
-            "{}/twirp/livekit.RoomService/{method}",
+            "{}/twirp/livekit.{service}/{method}",
             self.base.path().trim_end_matches('/')
         ));
         let err = |e: reqwest::Error| LivekitError::Request {
@@ -166,6 +197,41 @@ impl RoomService {
             });
         }
         resp.json::<T>().await.map_err(err)
+    }
+
+    /// The agent jobs of every room in `live` (AgentDispatchService), or
+    /// `None` when LiveKit cannot say (a server without agent dispatch): agent
+    /// jobs are then not reconciled, rooms and participants still are.
+    pub async fn fetch_agents(&self, live: &LiveState) -> Option<LiveAgents> {
+        let mut out = Vec::with_capacity(live.len());
+        for (room, _) in live {
+            let name = room.name.clone()?;
+            let video = json!({"roomAdmin": true, "room": name});
+            let listed: Result<Dispatches, _> = self
+                .call_in(
+                    "AgentDispatchService",
+                    "ListDispatch",
+                    json!({"room": name}),
+                    video,
+                )
+                .await;
+            match listed {
+                Ok(d) => {
+                    let jobs = d
+                        .agent_dispatches
+                        .into_iter()
+                        .filter_map(|d| d.state)
+                        .flat_map(|s| s.jobs)
+                        .collect();
+                    out.push((room.clone(), jobs));
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e, "agent jobs not reconciled: LiveKit did not list them");
+                    return None;
+                }
+            }
+        }
+        Some(out)
     }
 
     /// Every room with its participants.
@@ -241,9 +307,121 @@ fn current(hub: &Hub) -> BTreeMap<String, (Option<String>, BTreeSet<String>)> {
     out
 }
 
+/// Our running agent jobs, read once: room sid → job ids.
+fn current_agents(hub: &Hub) -> BTreeMap<String, BTreeSet<String>> {
+    let snap = hub.snapshot_json(&Access::All, &[]);
+    let mut out = BTreeMap::new();
+    for room in snap
+        .get("rooms")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let Some(sid) = room.get("sid").and_then(Value::as_str) else {
+            continue;
+        };
+        let jobs = room
+            .get("agents")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|j| j.get("id").and_then(Value::as_str).map(str::to_owned))
+            .collect();
+        out.insert(sid.to_owned(), jobs);
+    }
+    out
+}
+
+/// The `reconciled` events that bring the rooms' running agent jobs to
+/// LiveKit's view: a pending or running job we do not hold is added, a job we
+/// hold that LiveKit no longer runs is removed.
+pub fn agent_changes(
+    hub: &Hub,
+    identities: &Identities,
+    live: &LiveAgents,
+    now_ms: i64,
+) -> Vec<Event> {
+    let ours = current_agents(hub);
+    let mut out = Vec::new();
+    for (room, jobs) in live {
+        let Some(sid) = room.sid.as_deref() else {
+            continue;
+        };
+        let held = ours.get(sid);
+        let mut running = BTreeSet::new();
+        for job in jobs {
+            let Some(ev) = job_event(room, job, identities) else {
+                continue;
+            };
+            let Some(info) = ev.data.job.as_ref() else {
+                continue;
+            };
+            if !matches!(info.status, "pending" | "running") {
+                continue;
+            }
+            running.insert(info.id.clone());
+            if !held.is_some_and(|h| h.contains(&info.id)) {
+                out.push(as_reconciled(ev, "agent_added", now_ms));
+            }
+        }
+        for gone in held
+            .into_iter()
+            .flatten()
+            .filter(|id| !running.contains(*id))
+        {
+            let ghost = WireJob {
+                id: Some(gone.clone()),
+                ..WireJob::default()
+            };
+            if let Some(ev) = job_event(room, &ghost, identities) {
+                out.push(as_reconciled(ev, "agent_removed", now_ms));
+            }
+        }
+    }
+    out
+}
+
+fn job_event(room: &WireRoom, job: &WireJob, identities: &Identities) -> Option<Event> {
+    let wire = WireEvent {
+        event: Some("agent_job_started".to_owned()),
+        job: Some(WireJob {
+            room: Some(room.clone()),
+            ..job.clone()
+        }),
+        ..WireEvent::default()
+    };
+    match normalize(wire, identities, || "RC".to_owned()) {
+        Normalized::Event(ev) => Some(*ev),
+        _ => None,
+    }
+}
+
+fn as_reconciled(mut ev: Event, change: &'static str, now_ms: i64) -> Event {
+    let job = ev
+        .data
+        .job
+        .as_ref()
+        .map(|j| j.id.clone())
+        .unwrap_or_default();
+    ev.id = format!("RC_{now_ms}_{job}");
+    ev.event = "reconciled".to_owned();
+    ev.order = None;
+    ev.data.change = Some(change);
+    ev
+}
+
 /// Applies LiveKit's view to the hub (one node); returns the changes published.
-pub async fn reconcile(hub: &Hub, identities: &Identities, live: &LiveState, now_ms: i64) -> usize {
-    let changes = changes(hub, identities, live, now_ms);
+pub async fn reconcile(
+    hub: &Hub,
+    identities: &Identities,
+    live: &LiveState,
+    agents: Option<&LiveAgents>,
+    now_ms: i64,
+) -> usize {
+    let mut changes = changes(hub, identities, live, now_ms);
+    if let Some(agents) = agents {
+        changes.extend(agent_changes(hub, identities, agents, now_ms));
+    }
     let n = changes.len();
     for ev in changes {
         if let Err(e) = hub.publish(ev, now_ms).durable().await {
@@ -369,7 +547,15 @@ async fn run_alone(
         }
         match service.fetch().await {
             Ok(live) => {
-                let n = reconcile(&hub, &identities, &live, service.clock.now_ms()).await;
+                let agents = service.fetch_agents(&live).await;
+                let n = reconcile(
+                    &hub,
+                    &identities,
+                    &live,
+                    agents.as_ref(),
+                    service.clock.now_ms(),
+                )
+                .await;
                 reconciled(n, live.len());
             }
             Err(e) => tracing::warn!(error = %e, "room reconciliation failed; will retry"),
@@ -433,7 +619,16 @@ async fn run_clustered(
         if !cluster.hold_reconciler_lease().await.unwrap_or(false) {
             continue;
         }
-        let changes = changes(&hub, &identities, &live, service.clock.now_ms());
+        let agents = service.fetch_agents(&live).await;
+        let mut changes = changes(&hub, &identities, &live, service.clock.now_ms());
+        if let Some(agents) = &agents {
+            changes.extend(agent_changes(
+                &hub,
+                &identities,
+                agents,
+                service.clock.now_ms(),
+            ));
+        }
         let n = changes.len();
         for ev in changes {
             if let Err(e) = cluster.publish_own(&ev).await {

@@ -51,6 +51,8 @@ const CHANGES: &[&str] = &[
     "room_removed",
     "participant_added",
     "participant_removed",
+    "agent_added",
+    "agent_removed",
 ];
 
 /// Longest text kept from the stream (names are cut far shorter at the source).

@@ -184,6 +184,8 @@ impl Rooms {
                 Some("room_removed") => self.apply(&renamed(event, "room_finished")),
                 Some("participant_added") => self.apply(&renamed(event, "participant_joined")),
                 Some("participant_removed") => self.apply(&renamed(event, "participant_left")),
+                Some("agent_added") => self.apply(&renamed(event, "agent_job_started")),
+                Some("agent_removed") => self.apply(&renamed(event, "agent_job_ended")),
                 _ => {}
             },
             _ => {}

@@ -31,7 +31,7 @@ fn claims(headers: &HeaderMap) -> Value {
 }
 
 pub(crate) async fn fake_livekit(seen: Arc<Mutex<Seen>>) -> String {
-    let (s1, s2) = (seen.clone(), seen);
+    let (s1, s2, s3) = (seen.clone(), seen.clone(), seen);
     let app = axum::Router::new()
         .route(
             "/twirp/livekit.RoomService/ListRooms",
@@ -54,6 +54,25 @@ pub(crate) async fn fake_livekit(seen: Arc<Mutex<Seen>>) -> String {
                                  "tracks": [{"sid": "TR_a", "source": "MICROPHONE"}]}]),
                 };
                 Json(json!({"participants": parts}))
+            }),
+        )
+        .route(
+            "/twirp/livekit.AgentDispatchService/ListDispatch",
+            post(move |h: HeaderMap, Json(b): Json<Value>| async move {
+                let room = b["room"].as_str().unwrap_or("").to_owned();
+                s3.lock().expect("lock").calls.push((format!("ListDispatch:{room}"), claims(&h)));
+                // As livekit-server answers: one dispatch whose state lists its jobs (ns times, zero values omitted).
+                let dispatches = match room.as_str() {
+                    "keep" => json!([{"id": "AD_keep", "agentName": "voice", "room": "keep", "metadata": "dispatch-meta",
+                        "state": {"createdAt": "1700000000000000000", "jobs": [
+                            {"id": "AJ_live", "dispatchId": "AD_keep", "agentName": "voice",
+                             "room": {"sid": "RM_keep", "name": "keep"}, "metadata": "job-meta",
+                             "state": {"status": "JS_RUNNING", "startedAt": "1700000005000000000", "workerId": "W_x"}},
+                            {"id": "AJ_done", "agentName": "voice", "room": {"sid": "RM_keep", "name": "keep"},
+                             "state": {"status": "JS_SUCCESS"}}]}}]),
+                    _ => json!([]),
+                };
+                Json(json!({"agentDispatches": dispatches}))
             }),
         );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -149,7 +168,9 @@ async fn ghosts_are_removed_and_missed_joins_added_with_least_privilege_tokens()
         if what == "ListRooms" {
             assert_eq!(c["video"], json!({"roomList": true}), "{c}");
         } else {
-            let room = what.trim_start_matches("ListParticipants:");
+            let room = what
+                .trim_start_matches("ListParticipants:")
+                .trim_start_matches("ListDispatch:");
             assert_eq!(c["video"], json!({"roomAdmin": true, "room": room}), "{c}");
         }
     }
@@ -214,6 +235,7 @@ async fn reconciled_until(sse: &mut Sse, want: &[&str], within: Duration) -> Vec
             let d = ev.json()["data"].clone();
             let who = d["participant"]["sid"]
                 .as_str()
+                .or(d["job"]["id"].as_str())
                 .or(d["room"]["sid"].as_str())
                 .unwrap_or("")
                 .to_owned();
@@ -376,4 +398,77 @@ async fn in_a_cluster_one_node_reconciles_for_all_and_another_takes_over() {
     );
     assert!(leads(&survivor));
     survivor.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn running_agent_jobs_are_reconciled_from_the_agent_dispatch_api() {
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let lk = fake_livekit(seen.clone()).await;
+    let s = support::spawn(&format!(
+        "livekit: {{api_url: '{lk}', reconcile_interval_seconds: 2}}\naccess_validation: {{strict_mode: false}}"
+    ))
+    .await;
+    let mut sse = Sse::watch_all(&s.url).await;
+    // Warden reconciles once at start: LiveKit's running job may already be in the snapshot.
+    let snapshot = sse
+        .next(Duration::from_secs(5))
+        .await
+        .expect("snapshot")
+        .data;
+    // We hold a job LiveKit no longer runs (its agent_job_ended was lost).
+    let ghost = json!({"event": "agent_job_started", "id": "EV_ghostjob",
+        "job": {"id": "AJ_ghost", "agentName": "old", "room": {"sid": "RM_keep", "name": "keep"},
+                "state": {"status": "JS_RUNNING"}}});
+    assert_eq!(
+        support::deliver(&s.url, &serde_json::to_vec(&ghost).expect("json")).await,
+        200
+    );
+    let changes: Vec<String> = reconciled_until(
+        &mut sse,
+        &["agent_removed:AJ_ghost"],
+        Duration::from_secs(10),
+    )
+    .await
+    .into_iter()
+    .map(|(c, _)| c)
+    .collect();
+    assert!(
+        changes.contains(&"agent_removed:AJ_ghost".to_owned()),
+        "{changes:?}"
+    );
+    assert!(
+        changes.contains(&"agent_added:AJ_live".to_owned()),
+        "{changes:?}"
+    );
+    assert!(
+        !changes.iter().any(|c| c.contains("AJ_done")),
+        "a finished job is not running"
+    );
+    let rooms = rooms_json(&s.url).await;
+    let keep = rooms["rooms"]
+        .as_array()
+        .expect("rooms")
+        .iter()
+        .find(|r| r["sid"] == "RM_keep")
+        .expect("keep")
+        .clone();
+    let ids: Vec<&str> = keep["agents"]
+        .as_array()
+        .expect("agents")
+        .iter()
+        .filter_map(|j| j["id"].as_str())
+        .collect();
+    assert_eq!(ids, ["AJ_live"], "{keep}");
+    let text = rooms.to_string();
+    assert!(!text.contains("job-meta") && !text.contains("W_x") && !text.contains("dispatch-meta"));
+    let calls = seen.lock().expect("lock").calls.clone();
+    let dispatch = calls
+        .iter()
+        .find(|(w, _)| w == "ListDispatch:keep")
+        .expect("ListDispatch called");
+    assert_eq!(
+        dispatch.1["video"],
+        json!({"roomAdmin": true, "room": "keep"})
+    );
+    s.stop().await;
 }
