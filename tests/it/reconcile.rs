@@ -441,6 +441,10 @@ async fn running_agent_jobs_are_reconciled_from_the_agent_dispatch_api() {
         "{changes:?}"
     );
     assert!(
+        snapshot.contains("AJ_live") || changes.contains(&"agent_added:AJ_live".to_owned()),
+        "LiveKit's running job neither in the snapshot nor reconciled: {changes:?}"
+    );
+    assert!(
         !changes.iter().any(|c| c.contains("AJ_done")),
         "a finished job is not running"
     );
