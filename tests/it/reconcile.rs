@@ -437,10 +437,6 @@ async fn running_agent_jobs_are_reconciled_from_the_agent_dispatch_api() {
         "{changes:?}"
     );
     assert!(
-        changes.contains(&"agent_added:AJ_live".to_owned()),
-        "{changes:?}"
-    );
-    assert!(
         snapshot.contains("AJ_live") || changes.contains(&"agent_added:AJ_live".to_owned()),
         "LiveKit's running job neither in the snapshot nor reconciled: {changes:?}"
     );
