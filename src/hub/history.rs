@@ -271,6 +271,30 @@ impl History {
         wakers
     }
 
+    /// Replaces every held frame for which `f` returns new bytes (same seq and
+    /// room); returns how many. For erasure: a resumed stream no longer replays them.
+    pub(super) fn rewrite(&self, mut f: impl FnMut(&[u8]) -> Option<Bytes>) -> u64 {
+        let mut ring = self.lock();
+        let mut n = 0;
+        for frame in &mut ring.frames {
+            if let Some(bytes) = f(&frame.bytes) {
+                frame.bytes = bytes;
+                n += 1;
+            }
+        }
+        n
+    }
+
+    /// The data of every held frame for which `f` is true, oldest first.
+    pub(super) fn frames_where(&self, mut f: impl FnMut(&[u8]) -> bool) -> Vec<Bytes> {
+        let ring = self.lock();
+        ring.frames
+            .iter()
+            .filter(|fr| f(&fr.bytes))
+            .map(|fr| fr.bytes.clone())
+            .collect()
+    }
+
     /// The bytes of the frame held for `seq`, if it is still held.
     pub(super) fn frame_bytes(&self, seq: u64) -> Option<Bytes> {
         let ring = self.lock();

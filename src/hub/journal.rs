@@ -101,7 +101,14 @@ enum Msg {
         done: oneshot::Sender<Result<u64, Arc<JournalError>>>,
     },
     Flush(mpsc::SyncSender<()>),
+    /// Erase a subject (see `erase`): runs between groups, after every event queued before it.
+    Erase {
+        needles: Vec<String>,
+        done: oneshot::Sender<Result<super::erase::HubErasure, Arc<JournalError>>>,
+    },
 }
+
+type EraseResult = Result<super::erase::HubErasure, Arc<JournalError>>;
 
 /// The sending side, held by the hub.
 pub(super) struct Journal {
@@ -134,7 +141,7 @@ impl Opened {
         }
         let conn = Connection::open(path).map_err(err)?;
         conn.execute_batch(
-            "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA busy_timeout=5000;",
+            "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA busy_timeout=5000; PRAGMA secure_delete=ON;",
         )
         .map_err(err)?;
         conn.execute_batch(SCHEMA).map_err(err)?;
@@ -199,6 +206,16 @@ impl Journal {
         rx
     }
 
+    /// Queues the erasure of a subject; it runs after every event queued before it.
+    pub(super) fn erase(
+        &self,
+        needles: Vec<String>,
+    ) -> oneshot::Receiver<Result<super::erase::HubErasure, Arc<JournalError>>> {
+        let (done, rx) = oneshot::channel();
+        let _ = self.tx.send(Msg::Erase { needles, done });
+        rx
+    }
+
     /// Waits (bounded) until everything queued so far is written.
     pub(super) fn flush(&self) {
         let (done, rx) = mpsc::sync_channel(1);
@@ -230,6 +247,7 @@ impl Writer {
         while let Ok(first) = rx.recv() {
             let mut group = Vec::new();
             let mut flushes = Vec::new();
+            let mut erases = Vec::new();
             let mut next = Some(first);
             while let Some(msg) = next.take() {
                 match msg {
@@ -249,8 +267,10 @@ impl Writer {
                         });
                     }
                     Msg::Flush(ack) => flushes.push(ack),
+                    Msg::Erase { needles, done } => erases.push((needles, done)),
                 }
-                if group.len() < MAX_GROUP {
+                // An erasure ends the group: it must see every event queued before it.
+                if group.len() < MAX_GROUP && erases.is_empty() {
                     next = rx.try_recv().ok();
                 }
             }
@@ -265,6 +285,7 @@ impl Writer {
                 for f in flushes {
                     let _ = f.send(());
                 }
+                self.run_erases(erases);
                 continue;
             }
             let result = self.write(&group, &seen);
@@ -291,7 +312,39 @@ impl Writer {
             for f in flushes {
                 let _ = f.send(());
             }
+            self.run_erases(erases);
         }
+    }
+
+    fn run_erases(&mut self, erases: Vec<(Vec<String>, oneshot::Sender<EraseResult>)>) {
+        for (needles, done) in erases {
+            let _ = done.send(self.erase(&needles).map_err(Arc::new));
+        }
+    }
+
+    /// Rewrites the subject's history rows and room rows in one transaction,
+    /// then patches the hub's model and ring under their locks.
+    fn erase(&mut self, needles: &[String]) -> Result<super::erase::HubErasure, JournalError> {
+        let path = self.opened.path.clone();
+        let err = |source| JournalError::Sqlite {
+            path: path.clone(),
+            source,
+        };
+        let tx = self.opened.conn.transaction().map_err(err)?;
+        let history_frames = super::erase::erase_history_rows(&tx, needles).map_err(err)?;
+        let rooms = self.rooms.erase(needles);
+        super::erase::write_dirty_rooms(&tx, &mut self.rooms).map_err(err)?;
+        if let Err(e) = tx.commit() {
+            self.reload_rooms();
+            return Err(err(e));
+        }
+        if let Some(shared) = self.shared.upgrade() {
+            super::erase_in_memory(&shared, needles);
+        }
+        Ok(super::erase::HubErasure {
+            history_frames,
+            rooms,
+        })
     }
 
     fn write(
