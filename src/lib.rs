@@ -50,6 +50,7 @@ pub mod metrics;
 pub mod pepper;
 pub mod redact;
 pub mod store;
+pub mod subject;
 pub mod telemetry;
 pub mod tls;
 pub mod token;

@@ -162,6 +162,14 @@ fn mentions(line: &str, needles: &[String]) -> bool {
         .any(|n| !n.is_empty() && line.contains(n.as_str()))
 }
 
+/// As [`mentions`], for needles long enough to be looked for inside other text
+/// (see `crate::hub::erase::MIN_SUBSTRING`).
+fn mentions_long(line: &str, needles: &[String]) -> bool {
+    needles.iter().any(|n| {
+        n.len() >= crate::hub::erase::MIN_SUBSTRING && line.contains(n.as_str())
+    })
+}
+
 fn is_about(v: &Value, needles: &[String]) -> bool {
     v.get("identity")
         .and_then(Value::as_str)
@@ -198,23 +206,23 @@ pub fn erase_files(path: &Path, needles: &[String]) -> io::Result<u64> {
         }
         let mut out = String::with_capacity(text.len());
         for line in text.lines() {
-            if !mentions(line, needles) {
+            let parsed = serde_json::from_str::<Value>(line).ok();
+            let about = parsed.as_ref().is_some_and(|v| is_about(v, needles));
+            if !about && !mentions_long(line, needles) {
                 out.push_str(line);
                 out.push('\n');
                 continue;
             }
             changed += 1;
-            let Ok(mut v) = serde_json::from_str::<Value>(line) else {
+            let Some(mut v) = parsed else {
                 continue;
             };
-            if is_about(&v, needles)
-                && let Value::Object(map) = &mut v
-            {
+            if about && let Value::Object(map) = &mut v {
                 map.insert("identity".into(), Value::Null);
                 map.insert("source_ip".into(), Value::Null);
             }
             let redacted = v.to_string();
-            if !mentions(&redacted, needles) {
+            if !mentions_long(&redacted, needles) {
                 out.push_str(&redacted);
                 out.push('\n');
             }

@@ -36,8 +36,15 @@ pub struct HubExport {
     pub history: Vec<Value>,
 }
 
+/// Needles at least this long are also looked for inside other strings; a
+/// shorter identity (`"a"`) is matched only where it is a whole field, or it
+/// would redact every string that happens to contain it.
+pub const MIN_SUBSTRING: usize = 8;
+
 fn matches(s: &str, needles: &[String]) -> bool {
-    needles.iter().any(|n| !n.is_empty() && s.contains(n.as_str()))
+    needles
+        .iter()
+        .any(|n| n.len() >= MIN_SUBSTRING && s.contains(n.as_str()))
 }
 
 fn is_needle(s: &str, needles: &[String]) -> bool {
@@ -104,6 +111,15 @@ fn bytes_match(bytes: &[u8], needles: &[String]) -> bool {
         .any(|n| !n.is_empty() && bytes.windows(n.len()).any(|w| w == n.as_bytes()))
 }
 
+fn bytes_match_long(bytes: &[u8], needles: &[String]) -> bool {
+    let long: Vec<String> = needles
+        .iter()
+        .filter(|n| n.len() >= MIN_SUBSTRING)
+        .cloned()
+        .collect();
+    bytes_match(bytes, &long)
+}
+
 /// The frame rewritten without the subject; `None` when it does not mention it.
 pub fn redact_frame(bytes: &[u8], needles: &[String]) -> Option<Bytes> {
     if !bytes_match(bytes, needles) {
@@ -111,16 +127,20 @@ pub fn redact_frame(bytes: &[u8], needles: &[String]) -> Option<Bytes> {
     }
     let rebuilt = split_frame(bytes).and_then(|(head, json)| {
         let mut data: Value = serde_json::from_slice(json).ok()?;
-        redact_json(&mut data, needles);
+        if !redact_json(&mut data, needles) {
+            return Some(Vec::new());
+        }
         let mut out = head.to_vec();
         serde_json::to_writer(&mut out, &data).ok()?;
         out.extend_from_slice(b"\n\n");
         Some(out)
     });
     let out = match rebuilt {
+        // A short needle that only appeared inside other text: nothing to do.
+        Some(out) if out.is_empty() => return None,
         // The head (id, event name) is Warden's own text; if it still holds a
         // needle (an 8-hex hash inside an epoch-seq id), the frame becomes a comment.
-        Some(out) if !bytes_match(&out, needles) => out,
+        Some(out) if !bytes_match_long(&out, needles) => out,
         _ => b": erased\n\n".to_vec(),
     };
     Some(Bytes::from(out))
@@ -176,7 +196,7 @@ pub(super) fn history_rows_about(conn: &Connection, needles: &[String]) -> rusql
     let mut out = Vec::new();
     for frame in rows {
         let frame = frame?;
-        if bytes_match(&frame, needles)
+        if redact_frame(&frame, needles).is_some()
             && let Some(data) = frame_data(&frame)
         {
             out.push(data);
