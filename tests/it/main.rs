@@ -12,6 +12,7 @@ mod dashboard;
 mod http;
 mod keys;
 mod logging;
+mod personal;
 mod reconcile;
 mod restart;
 mod security;
