@@ -227,9 +227,7 @@ fn erase_in_memory(shared: &Shared, needles: &[String]) -> (u64, u64) {
     let rooms = model.rooms.erase(needles);
     let _ = model.rooms.take_dirty();
     model.cached_snapshot = None;
-    let frames = shared
-        .history
-        .rewrite(|b| erase::redact_frame(b, needles));
+    let frames = shared.history.rewrite(|b| erase::redact_frame(b, needles));
     (frames, rooms)
 }
 
@@ -437,6 +435,19 @@ impl Hub {
             history_frames,
             rooms,
         })
+    }
+
+    /// Retention: drops the history published before `before_ms`, on disk
+    /// and in memory (a cursor before it is then reset). Returns how many
+    /// frames went (from the disk, for a durable hub).
+    pub async fn expire_history(&self, before_ms: i64) -> Result<u64, Arc<JournalError>> {
+        if let Some(journal) = self.shared.journal.get() {
+            return journal
+                .expire(before_ms)
+                .await
+                .unwrap_or_else(|_| Err(Arc::new(JournalError::Stopped)));
+        }
+        Ok(self.shared.history.expire(|b| erase::expired(b, before_ms)))
     }
 
     /// What the history and the room state hold about a subject.

@@ -32,9 +32,7 @@ pub enum SubjectError {
     #[error("invalid identity: {0}")]
     Invalid(&'static str),
     /// The audit store cannot record the erasure: nothing was erased.
-    #[error(
-        "the audit log cannot record this erasure, so nothing was erased (fail closed): {0}"
-    )]
+    #[error("the audit log cannot record this erasure, so nothing was erased (fail closed): {0}")]
     AuditUnavailable(#[source] AuditError),
     /// A store could not be read or changed.
     #[error("{0}")]
@@ -232,5 +230,67 @@ pub mod offline {
             hub,
             database_scrubbed,
         })
+    }
+}
+
+/// What one retention sweep removed.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Swept {
+    /// History frames older than `realtime.history_retention_hours`.
+    pub history_frames: u64,
+    /// Rotated security log files older than `logging.security_log_retention_days`.
+    pub security_log_files: u64,
+}
+
+/// How often the retention sweep runs.
+pub const SWEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// One retention sweep at the state's clock: the history past its retention
+/// (disk and memory) and the rotated security log files past theirs; then
+/// the WAL is checkpointed so the deleted rows leave it too (`secure_delete`
+/// zeroes them in the database file). The audit chain has its own purge.
+pub async fn sweep_retention(state: &AppState) -> Result<Swept, SubjectError> {
+    let now = state.clock.now_ms();
+    let hours = i64::from(state.config.realtime.history_retention_hours);
+    let history_frames = state
+        .hub
+        .expire_history(now.saturating_sub(hours * 3_600_000))
+        .await
+        .map_err(|e| store_err(&*e))?;
+    let audit = state.audit.clone();
+    let security_log_files = tokio::task::spawn_blocking(move || {
+        let n = audit.sweep_logs(now);
+        let _ = audit
+            .store()
+            .with(|c| c.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())));
+        n
+    })
+    .await
+    .map_err(store_err)?
+    .map_err(store_err)?;
+    Ok(Swept {
+        history_frames,
+        security_log_files,
+    })
+}
+
+/// Runs [`sweep_retention`] at start and every [`SWEEP_EVERY`] until `shutdown` completes.
+pub async fn run_retention(state: AppState, shutdown: impl std::future::Future<Output = ()>) {
+    tokio::pin!(shutdown);
+    let mut tick = tokio::time::interval(SWEEP_EVERY);
+    loop {
+        tokio::select! {
+            () = &mut shutdown => return,
+            _ = tick.tick() => {}
+        }
+        match sweep_retention(&state).await {
+            Ok(s) if s.history_frames + s.security_log_files > 0 => tracing::info!(
+                history_frames = s.history_frames,
+                security_log_files = s.security_log_files,
+                "retention: expired personal data removed"
+            ),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "retention sweep failed"),
+        }
     }
 }

@@ -152,7 +152,10 @@ pub fn v2_body(event: &StoredEvent, commitment: Option<&str>) -> String {
 /// and its personal fields (stored beside it, erasable).
 pub fn seal_v2(event: &mut StoredEvent) -> (String, Option<Personal>) {
     let personal = Personal::of(event);
-    let body = v2_body(event, personal.as_ref().map(Personal::commitment).as_deref());
+    let body = v2_body(
+        event,
+        personal.as_ref().map(Personal::commitment).as_deref(),
+    );
     event.hash = sha256_hex(&body);
     (body, personal)
 }

@@ -129,8 +129,7 @@ pub fn files(path: &Path) -> Vec<PathBuf> {
     if path.is_file() {
         out.push(path.to_path_buf());
     }
-    let (Some(dir), Some(name)) = (path.parent(), path.file_name().and_then(|n| n.to_str()))
-    else {
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name().and_then(|n| n.to_str())) else {
         return out;
     };
     let dir = if dir.as_os_str().is_empty() {
@@ -143,9 +142,9 @@ pub fn files(path: &Path) -> Vec<PathBuf> {
         let mut rotated: Vec<PathBuf> = entries
             .filter_map(Result::ok)
             .filter(|e| {
-                e.file_name().to_str().is_some_and(|n| {
-                    n.starts_with(&prefix) && !n.ends_with(TMP_SUFFIX)
-                })
+                e.file_name()
+                    .to_str()
+                    .is_some_and(|n| n.starts_with(&prefix) && !n.ends_with(TMP_SUFFIX))
             })
             .map(|e| e.path())
             .filter(|p| p.is_file())
@@ -165,9 +164,9 @@ fn mentions(line: &str, needles: &[String]) -> bool {
 /// As [`mentions`], for needles long enough to be looked for inside other text
 /// (see `crate::hub::erase::MIN_SUBSTRING`).
 fn mentions_long(line: &str, needles: &[String]) -> bool {
-    needles.iter().any(|n| {
-        n.len() >= crate::hub::erase::MIN_SUBSTRING && line.contains(n.as_str())
-    })
+    needles
+        .iter()
+        .any(|n| n.len() >= crate::hub::erase::MIN_SUBSTRING && line.contains(n.as_str()))
 }
 
 fn is_about(v: &Value, needles: &[String]) -> bool {
@@ -352,12 +351,23 @@ mod tests {
             .iter()
             .map(|f| std::fs::read_to_string(f).expect("read"))
             .collect();
-        assert!(!all.contains("a1b2c3d4") && !all.contains("192.0.2.1"), "{all}");
+        assert!(
+            !all.contains("a1b2c3d4") && !all.contains("192.0.2.1"),
+            "{all}"
+        );
         assert!(all.contains("ffffffff") && all.contains(r#""id":"evt_1""#));
-        assert_eq!(all.lines().count(), 3, "the stray mention is dropped: {all}");
+        assert_eq!(
+            all.lines().count(),
+            3,
+            "the stray mention is dropped: {all}"
+        );
         // The appender reopens the new file.
         log.append("z", date!(2024 - 01 - 02)).expect("5");
-        assert!(std::fs::read_to_string(&path).expect("current").ends_with("z\n"));
+        assert!(
+            std::fs::read_to_string(&path)
+                .expect("current")
+                .ends_with("z\n")
+        );
         let _ = std::fs::remove_dir_all(&d);
     }
 }

@@ -166,8 +166,7 @@ pub fn append(db: &Sqlite, mut event: StoredEvent, ts_ms: i64) -> Result<StoredE
 fn insert(tx: &Connection, event: &mut StoredEvent, ts_ms: i64) -> rusqlite::Result<()> {
     event.prev_hash = head(tx)?;
     let (body, personal) = chain::seal_v2(event);
-    let personal = personal
-        .map(|p| serde_json::to_string(&p).expect("plain fields serialise"));
+    let personal = personal.map(|p| serde_json::to_string(&p).expect("plain fields serialise"));
     tx.execute(
         "INSERT INTO audit_events (id, ts_ms, type, body, hash, personal) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         params![event.id, ts_ms, event.event.kind.as_str(), body, event.hash, personal],
@@ -324,8 +323,9 @@ pub fn verify_chain(db: &Sqlite) -> Result<VerifyReport, ChainBreak> {
             Some((_, hash, purged)) => (hash, purged),
             None => (GENESIS.to_owned(), 0),
         };
-        let mut stmt =
-            tx.prepare(&format!("SELECT {ROW_COLUMNS} FROM audit_events ORDER BY seq"))?;
+        let mut stmt = tx.prepare(&format!(
+            "SELECT {ROW_COLUMNS} FROM audit_events ORDER BY seq"
+        ))?;
         let mut rows = stmt.query([])?;
         let mut entries = 0u64;
         let mut erased: Vec<(i64, String)> = Vec::new();

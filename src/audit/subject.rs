@@ -97,7 +97,9 @@ impl Audit {
         }
         let mut lines = 0;
         if let Some(log) = &core.log {
-            let mut log = log.lock().map_err(|_| AuditError::Store(StoreError::Poisoned))?;
+            let mut log = log
+                .lock()
+                .map_err(|_| AuditError::Store(StoreError::Poisoned))?;
             lines = log.erase(needles).map_err(|e| {
                 AuditError::Store(StoreError::Dir {
                     path: log.path().to_path_buf(),
@@ -129,9 +131,8 @@ pub fn scrub_database(db: &Sqlite) -> Result<bool, StoreError> {
     }
     db.with(|c| c.execute_batch("PRAGMA secure_delete=ON; VACUUM;"))?;
     for _ in 0..50 {
-        let busy: i64 = db.with(|c| {
-            c.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))
-        })?;
+        let busy: i64 =
+            db.with(|c| c.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0)))?;
         if busy == 0 {
             return Ok(true);
         }

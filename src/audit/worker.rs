@@ -86,7 +86,10 @@ pub async fn run_maintenance(audit: Audit, shutdown: impl std::future::Future<Ou
         let a = audit.clone();
         match tokio::task::spawn_blocking(move || a.sweep_logs(now)).await {
             Ok(Ok(0)) => {}
-            Ok(Ok(n)) => tracing::info!(deleted = n, "security log retention: old rotated files deleted"),
+            Ok(Ok(n)) => tracing::info!(
+                deleted = n,
+                "security log retention: old rotated files deleted"
+            ),
             Ok(Err(e)) => tracing::warn!(error = %e, "security log retention failed"),
             Err(e) => tracing::warn!(error = %e, "security log retention task failed"),
         }

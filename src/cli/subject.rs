@@ -59,9 +59,7 @@ pub(super) fn run(cmd: SubjectCmd, ctx: &Ctx) -> anyhow::Result<()> {
     let doc = match rt.block_on(ask(&base, action, &identity, ctx))? {
         Some(doc) => doc,
         None => {
-            eprintln!(
-                "warden: no instance answered at {base}; working on the files directly"
-            );
+            eprintln!("warden: no instance answered at {base}; working on the files directly");
             offline(action, &identity, ctx).map_err(|e| anyhow::anyhow!("{e}"))?
         }
     };
@@ -93,7 +91,11 @@ async fn ask(base: &str, action: &str, identity: &str, ctx: &Ctx) -> anyhow::Res
         base.trim_end_matches('/')
     );
     // Is anything there? A refused connection means no server: use the files.
-    match client.get(format!("{}/health", base.trim_end_matches('/'))).send().await {
+    match client
+        .get(format!("{}/health", base.trim_end_matches('/')))
+        .send()
+        .await
+    {
         Err(e) if e.is_connect() => return Ok(None),
         _ => {}
     }
@@ -106,12 +108,13 @@ async fn ask(base: &str, action: &str, identity: &str, ctx: &Ctx) -> anyhow::Res
         .json(&json!({"identity": identity}))
         .send()
         .await
-        .map_err(|e| anyhow::anyhow!("the instance at {base} did not answer: {}", e.without_url()))?;
+        .map_err(|e| {
+            anyhow::anyhow!("the instance at {base} did not answer: {}", e.without_url())
+        })?;
     let status = resp.status();
-    let body: Value = resp
-        .json()
-        .await
-        .map_err(|e| anyhow::anyhow!("the instance at {base} answered badly: {}", e.without_url()))?;
+    let body: Value = resp.json().await.map_err(|e| {
+        anyhow::anyhow!("the instance at {base} answered badly: {}", e.without_url())
+    })?;
     if status.is_success() {
         Ok(Some(body))
     } else {

@@ -146,6 +146,40 @@ pub fn redact_frame(bytes: &[u8], needles: &[String]) -> Option<Bytes> {
     Some(Bytes::from(out))
 }
 
+/// The publish time (Unix ms) an event frame carries; `None` for other frames.
+pub fn frame_time_ms(bytes: &[u8]) -> Option<i64> {
+    frame_data(bytes)?.get("timestamp")?.as_i64()
+}
+
+/// True when the frame was published before `before_ms` (a frame with no
+/// time — a redacted comment — goes with its neighbours).
+pub(super) fn expired(bytes: &[u8], before_ms: i64) -> bool {
+    frame_time_ms(bytes).is_none_or(|t| t < before_ms)
+}
+
+/// Deletes the journal's oldest history rows published before `before_ms`
+/// (only a prefix, so what stays is still a consecutive run). Returns how many.
+pub(super) fn expire_history_rows(tx: &Connection, before_ms: i64) -> rusqlite::Result<u64> {
+    let mut last = None;
+    {
+        let mut stmt = tx.prepare("SELECT seq, frame FROM hub_history ORDER BY seq")?;
+        let mut rows = stmt.query([])?;
+        while let Some(r) = rows.next()? {
+            let frame: Vec<u8> = r.get(1)?;
+            if !expired(&frame, before_ms) {
+                break;
+            }
+            last = Some(r.get::<_, i64>(0)?);
+        }
+    }
+    match last {
+        Some(seq) => tx
+            .execute("DELETE FROM hub_history WHERE seq <= ?1", [seq])
+            .map(|n| n as u64),
+        None => Ok(0),
+    }
+}
+
 /// Rewrites the journal's history rows that mention the subject; returns how many.
 pub(super) fn erase_history_rows(tx: &Connection, needles: &[String]) -> rusqlite::Result<u64> {
     let rows: Vec<(i64, Vec<u8>)> = {
@@ -190,7 +224,10 @@ pub(super) fn write_dirty_rooms(tx: &Connection, rooms: &mut Rooms) -> rusqlite:
 }
 
 /// The history rows of a journal that mention the subject (for an export with no server running).
-pub(super) fn history_rows_about(conn: &Connection, needles: &[String]) -> rusqlite::Result<Vec<Value>> {
+pub(super) fn history_rows_about(
+    conn: &Connection,
+    needles: &[String],
+) -> rusqlite::Result<Vec<Value>> {
     let mut stmt = conn.prepare("SELECT frame FROM hub_history ORDER BY seq")?;
     let rows = stmt.query_map([], |r| r.get::<_, Vec<u8>>(0))?;
     let mut out = Vec::new();
@@ -290,7 +327,10 @@ mod tests {
         let text = std::str::from_utf8(&out).expect("utf-8");
         assert!(text.starts_with("id: abcd-7\nevent: participant_joined\ndata: "));
         assert!(text.ends_with("\n\n"));
-        assert!(!text.contains("a1b2c3d4") && !text.contains("Alice"), "{text}");
+        assert!(
+            !text.contains("a1b2c3d4") && !text.contains("Alice"),
+            "{text}"
+        );
         let v = frame_data(&out).expect("json");
         assert_eq!(v["data"]["participant"]["identity"], ERASED);
         assert_eq!(v["data"]["participant"]["name"], "");

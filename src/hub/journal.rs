@@ -106,9 +106,20 @@ enum Msg {
         needles: Vec<String>,
         done: oneshot::Sender<Result<super::erase::HubErasure, Arc<JournalError>>>,
     },
+    /// Retention: drop the history published before `before_ms`.
+    Expire {
+        before_ms: i64,
+        done: oneshot::Sender<Result<u64, Arc<JournalError>>>,
+    },
 }
 
 type EraseResult = Result<super::erase::HubErasure, Arc<JournalError>>;
+
+/// Work the writer does between groups.
+enum Maintenance {
+    Erase(Vec<String>, oneshot::Sender<EraseResult>),
+    Expire(i64, oneshot::Sender<Result<u64, Arc<JournalError>>>),
+}
 
 /// The sending side, held by the hub.
 pub(super) struct Journal {
@@ -216,6 +227,16 @@ impl Journal {
         rx
     }
 
+    /// Queues the retention sweep of the history published before `before_ms`.
+    pub(super) fn expire(
+        &self,
+        before_ms: i64,
+    ) -> oneshot::Receiver<Result<u64, Arc<JournalError>>> {
+        let (done, rx) = oneshot::channel();
+        let _ = self.tx.send(Msg::Expire { before_ms, done });
+        rx
+    }
+
     /// Waits (bounded) until everything queued so far is written.
     pub(super) fn flush(&self) {
         let (done, rx) = mpsc::sync_channel(1);
@@ -267,7 +288,10 @@ impl Writer {
                         });
                     }
                     Msg::Flush(ack) => flushes.push(ack),
-                    Msg::Erase { needles, done } => erases.push((needles, done)),
+                    Msg::Erase { needles, done } => erases.push(Maintenance::Erase(needles, done)),
+                    Msg::Expire { before_ms, done } => {
+                        erases.push(Maintenance::Expire(before_ms, done));
+                    }
                 }
                 // An erasure ends the group: it must see every event queued before it.
                 if group.len() < MAX_GROUP && erases.is_empty() {
@@ -316,10 +340,36 @@ impl Writer {
         }
     }
 
-    fn run_erases(&mut self, erases: Vec<(Vec<String>, oneshot::Sender<EraseResult>)>) {
-        for (needles, done) in erases {
-            let _ = done.send(self.erase(&needles).map_err(Arc::new));
+    fn run_erases(&mut self, erases: Vec<Maintenance>) {
+        for m in erases {
+            match m {
+                Maintenance::Erase(needles, done) => {
+                    let _ = done.send(self.erase(&needles).map_err(Arc::new));
+                }
+                Maintenance::Expire(before_ms, done) => {
+                    let _ = done.send(self.expire(before_ms).map_err(Arc::new));
+                }
+            }
         }
+    }
+
+    /// Deletes the history rows published before `before_ms`, then drops
+    /// them from the ring.
+    fn expire(&mut self, before_ms: i64) -> Result<u64, JournalError> {
+        let path = self.opened.path.clone();
+        let err = |source| JournalError::Sqlite {
+            path: path.clone(),
+            source,
+        };
+        let tx = self.opened.conn.transaction().map_err(err)?;
+        let n = super::erase::expire_history_rows(&tx, before_ms).map_err(err)?;
+        tx.commit().map_err(err)?;
+        if let Some(shared) = self.shared.upgrade() {
+            shared
+                .history
+                .expire(|b| super::erase::expired(b, before_ms));
+        }
+        Ok(n)
     }
 
     /// Rewrites the subject's history rows and room rows in one transaction,

@@ -83,26 +83,50 @@ async fn an_identity_in_every_store_is_erased_while_the_server_runs() {
         .expect("denied request");
     assert_eq!(resp.status(), 403);
 
-    let (code, out, err) = run(&bin, &["subject", "export", "--identity", WHO, "--url", &base]);
+    let (code, out, err) = run(
+        &bin,
+        &["subject", "export", "--identity", WHO, "--url", &base],
+    );
     assert_eq!(code, 0, "{err}");
     let export: Value = serde_json::from_str(&out).expect("export is JSON");
     let hash = export["identity_hash"].as_str().expect("hash").to_owned();
     assert_eq!(hash.len(), 8);
-    assert_eq!(export["room_state"].as_array().map(Vec::len), Some(1), "{export}");
+    assert_eq!(
+        export["room_state"].as_array().map(Vec::len),
+        Some(1),
+        "{export}"
+    );
     assert_eq!(export["room_state"][0]["participant"]["name"], NAME);
     assert!(!export["history"].as_array().expect("history").is_empty());
-    assert!(!export["security_events"].as_array().expect("events").is_empty());
+    assert!(
+        !export["security_events"]
+            .as_array()
+            .expect("events")
+            .is_empty()
+    );
     assert!(!export["security_log"].as_array().expect("log").is_empty());
-    assert!(!out.contains(OTHER) && !out.contains("Bob"), "only the subject: {out}");
+    assert!(
+        !out.contains(OTHER) && !out.contains("Bob"),
+        "only the subject: {out}"
+    );
     // Before: the hash is on disk (so the scan below can find it).
     assert!(!files_containing(bin.dir.path(), &hash).is_empty());
 
-    let (code, out, err) = run(&bin, &["subject", "erase", "--identity", WHO, "--url", &base]);
+    let (code, out, err) = run(
+        &bin,
+        &["subject", "erase", "--identity", WHO, "--url", &base],
+    );
     assert_eq!(code, 0, "{err}");
     let erased: Value = serde_json::from_str(&out).expect("erase answer is JSON");
     assert_eq!(erased["erased"]["database_scrubbed"], true, "{erased}");
-    assert!(erased["erased"]["audit"]["audit_entries"].as_u64() >= Some(1), "{erased}");
-    assert!(erased["erased"]["hub"]["history_frames"].as_u64() >= Some(1), "{erased}");
+    assert!(
+        erased["erased"]["audit"]["audit_entries"].as_u64() >= Some(1),
+        "{erased}"
+    );
+    assert!(
+        erased["erased"]["hub"]["history_frames"].as_u64() >= Some(1),
+        "{erased}"
+    );
 
     // Every byte of every file under the instance's directory.
     for needle in [WHO, hash.as_str(), NAME] {
@@ -113,7 +137,10 @@ async fn an_identity_in_every_store_is_erased_while_the_server_runs() {
     let (_, snap) = snapshot(&base).await;
     let text = snap.to_string();
     assert!(text.contains("Bob"), "{text}");
-    assert!(!text.contains(&hash) && !text.contains(NAME), "fresh snapshot: {text}");
+    assert!(
+        !text.contains(&hash) && !text.contains(NAME),
+        "fresh snapshot: {text}"
+    );
     let rooms: Value = support::client()
         .get(format!("{base}/api/rooms"))
         .bearer_auth(support::list_token())
@@ -164,7 +191,10 @@ async fn an_identity_in_every_store_is_erased_while_the_server_runs() {
     assert_eq!(ev["type"], "SUBJECT_ERASED", "{events}");
     assert!(ev["identity"].is_null(), "{ev}");
     // Nothing is left to export.
-    let (code, out, _) = run(&bin, &["subject", "export", "--identity", WHO, "--url", &base]);
+    let (code, out, _) = run(
+        &bin,
+        &["subject", "export", "--identity", WHO, "--url", &base],
+    );
     assert_eq!(code, 0);
     let after: Value = serde_json::from_str(&out).expect("json");
     for k in ["room_state", "history", "security_events", "security_log"] {
@@ -185,7 +215,13 @@ async fn the_admin_api_validates_and_needs_admin_grants() {
         .await
         .expect("send");
     assert_eq!(r.status(), 403);
-    for body in [json!({}), json!({"identity": ""}), json!({"identity": "a\nb"}), json!({"identity": "x".repeat(2000)}), json!({"identity": WHO, "extra": 1})] {
+    for body in [
+        json!({}),
+        json!({"identity": ""}),
+        json!({"identity": "a\nb"}),
+        json!({"identity": "x".repeat(2000)}),
+        json!({"identity": WHO, "extra": 1}),
+    ] {
         let r = c
             .post(&url)
             .bearer_auth(support::admin_token())
@@ -195,7 +231,12 @@ async fn the_admin_api_validates_and_needs_admin_grants() {
             .expect("send");
         assert_eq!(r.status(), 400, "{body}");
         let v: Value = r.json().await.expect("json");
-        assert!(v["error"].as_str().is_some_and(|e| e.starts_with("invalid_")), "{v}");
+        assert!(
+            v["error"]
+                .as_str()
+                .is_some_and(|e| e.starts_with("invalid_")),
+            "{v}"
+        );
     }
     srv.stop().await;
 }
@@ -216,12 +257,19 @@ async fn with_no_server_the_cli_erases_the_files() {
     }
     // Nothing listens at this address: the CLI works on the files.
     let url = "http://127.0.0.1:9";
-    let (code, out, err) = run(&bin, &["subject", "export", "--identity", WHO, "--url", url]);
+    let (code, out, err) = run(
+        &bin,
+        &["subject", "export", "--identity", WHO, "--url", url],
+    );
     assert_eq!(code, 0, "{err}");
     assert!(err.contains("working on the files"), "{err}");
     let export: Value = serde_json::from_str(&out).expect("json");
     let hash = export["identity_hash"].as_str().expect("hash").to_owned();
-    assert_eq!(export["room_state"].as_array().map(Vec::len), Some(1), "{export}");
+    assert_eq!(
+        export["room_state"].as_array().map(Vec::len),
+        Some(1),
+        "{export}"
+    );
     let (code, _, err) = run(&bin, &["subject", "erase", "--identity", WHO, "--url", url]);
     assert_eq!(code, 0, "{err}");
     for needle in [hash.as_str(), NAME] {
@@ -234,4 +282,109 @@ async fn with_no_server_the_cli_erases_the_files() {
     let served = bin.serve(&[]);
     let (_, snap) = snapshot(&served.url).await;
     assert!(!snap.to_string().contains(&hash), "{snap}");
+}
+
+/// Delivers a webhook signed at the manual clock's time.
+async fn deliver_at(base: &str, body: &[u8], clock: &warden::clock::Clock) -> u16 {
+    let t = clock.now_ms() / 1000;
+    let claims = json!({"iss": support::KEY, "nbf": t, "iat": t, "exp": t + 300, "sha256": support::body_hash(body)});
+    let sig = jsonwebtoken::encode(
+        &jsonwebtoken::Header::default(),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(support::SECRET.as_bytes()),
+    )
+    .expect("sign");
+    support::client()
+        .post(format!("{base}/webhooks/livekit"))
+        .header("authorization", sig)
+        .header("content-type", "application/webhook+json")
+        .body(body.to_vec())
+        .send()
+        .await
+        .expect("webhook")
+        .status()
+        .as_u16()
+}
+
+#[tokio::test]
+async fn the_retention_sweep_drops_old_history_and_old_log_files_by_the_clock() {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("time")
+        .as_millis() as i64;
+    let clock = warden::clock::Clock::manual(now);
+    let srv = support::spawn_clocked(
+        "realtime: {history_retention_hours: 1}\nlogging: {security_log_retention_days: 2}",
+        &[],
+        clock.clone(),
+    )
+    .await;
+    let (start_id, _) = snapshot(&srv.url).await;
+    for body in [
+        support::room_started("lobby", "RM_lobby"),
+        support::participant_joined("lobby", "RM_lobby", "PA_alice", WHO, NAME),
+    ] {
+        assert_eq!(support::deliver(&srv.url, &body).await, 200);
+    }
+    clock.advance(Duration::from_secs(30 * 60));
+    assert_eq!(
+        deliver_at(
+            &srv.url,
+            &support::participant_joined("lobby", "RM_lobby", "PA_bob", OTHER, "Bob"),
+            &clock
+        )
+        .await,
+        200
+    );
+    let logs = srv.dir.path().join("logs");
+    std::fs::create_dir_all(&logs).expect("logs dir");
+    let today = warden::clock::rfc3339_ms(now)[..10].to_owned();
+    let old = logs.join("security.log.2000-01-01");
+    let recent = logs.join(format!("security.log.{today}.1"));
+    std::fs::write(&old, "{}\n").expect("old file");
+    std::fs::write(&recent, "{}\n").expect("recent file");
+    let rows = || -> i64 {
+        srv.state
+            .store
+            .with(|c| c.query_row("SELECT count(*) FROM hub_history", [], |r| r.get(0)))
+            .expect("count")
+    };
+    assert_eq!(rows(), 3);
+    // Nothing is an hour old yet.
+    let swept = warden::subject::sweep_retention(&srv.state)
+        .await
+        .expect("sweep");
+    assert_eq!(swept.history_frames, 0);
+    assert_eq!(swept.security_log_files, 1, "the 2000-01-01 file");
+    assert!(!old.exists() && recent.exists());
+    // 75 minutes after the first two events, 45 after the third.
+    clock.advance(Duration::from_secs(45 * 60));
+    let swept = warden::subject::sweep_retention(&srv.state)
+        .await
+        .expect("sweep");
+    assert_eq!(swept.history_frames, 2);
+    assert_eq!(rows(), 1);
+    // A client resuming from before the expired events is reset, not replayed them.
+    let mut sse = Sse::open(
+        &format!("{}/api/events", srv.url),
+        // Valid at the manual clock, 75 minutes ahead.
+        Some(&support::access_token(
+            support::KEY,
+            support::SECRET,
+            "dash",
+            json!({"roomList": true}),
+            4 * 3600,
+        )),
+        &[("last-event-id", &start_id)],
+    )
+    .await;
+    assert_eq!(sse.status, 200, "{}", sse.body);
+    let first = sse.next(WAIT).await.expect("first event");
+    assert_eq!(first.event, "reset", "{first:?}");
+    let replayed = sse.drain(Duration::from_millis(500)).await;
+    assert!(
+        replayed.iter().all(|e| e.event != "room_started"),
+        "{replayed:?}"
+    );
+    srv.stop().await;
 }

@@ -29,10 +29,10 @@ fn record_mix(audit: &Audit) {
 
 fn all_text(db: &Sqlite) -> String {
     db.with(|c| {
-        let mut st = c.prepare(
-            "SELECT body || coalesce(personal, '') FROM audit_events ORDER BY seq",
-        )?;
-        st.query_map([], |r| r.get::<_, String>(0))?.collect::<Result<Vec<_>, _>>()
+        let mut st =
+            c.prepare("SELECT body || coalesce(personal, '') FROM audit_events ORDER BY seq")?;
+        st.query_map([], |r| r.get::<_, String>(0))?
+            .collect::<Result<Vec<_>, _>>()
     })
     .expect("rows")
     .concat()
@@ -59,12 +59,26 @@ fn erasure_keeps_the_chain_verifying_and_records_itself_without_the_identity() {
     let text = all_text(db);
     assert!(!text.contains(WHO) && !text.contains(IP), "{text}");
     assert!(text.contains("ffffffff"), "others are kept");
-    assert!(audit.export_subject(&needles()).expect("export").security_events.is_empty());
+    assert!(
+        audit
+            .export_subject(&needles())
+            .expect("export")
+            .security_events
+            .is_empty()
+    );
     let last = audit.recent_events(1).expect("query").remove(0);
     assert_eq!(last.event.kind, EventType::SubjectErased);
     assert_eq!(last.event.identity, None);
-    assert_eq!(last.event.details["entries"].as_array().map(Vec::len), Some(3));
-    assert!(audit.recent().iter().all(|e| e.identity.as_deref() != Some(WHO)));
+    assert_eq!(
+        last.event.details["entries"].as_array().map(Vec::len),
+        Some(3)
+    );
+    assert!(
+        audit
+            .recent()
+            .iter()
+            .all(|e| e.identity.as_deref() != Some(WHO))
+    );
 }
 
 #[test]
@@ -75,12 +89,17 @@ fn personal_fields_removed_or_changed_by_hand_are_found() {
         let db = audit.store();
         let sql = match case {
             // Allowed by the trigger, but no SUBJECT_ERASED names it.
-            "unrecorded" => "UPDATE audit_events SET personal = NULL, erased = 1 WHERE seq = 3".to_owned(),
+            "unrecorded" => {
+                "UPDATE audit_events SET personal = NULL, erased = 1 WHERE seq = 3".to_owned()
+            }
             "unflagged" => "UPDATE audit_events SET personal = NULL WHERE seq = 3".to_owned(),
-            _ => format!("UPDATE audit_events SET personal = replace(personal, '{WHO}', 'eeeeeeee') WHERE seq = 3"),
+            _ => format!(
+                "UPDATE audit_events SET personal = replace(personal, '{WHO}', 'eeeeeeee') WHERE seq = 3"
+            ),
         };
         if case != "unrecorded" {
-            db.migrate("DROP TRIGGER audit_events_no_update;").expect("drop guard");
+            db.migrate("DROP TRIGGER audit_events_no_update;")
+                .expect("drop guard");
         }
         db.with(|c| c.execute(&sql, [])).expect("tamper");
         let msg = verify_chain(db).expect_err("found").to_string();
@@ -97,9 +116,12 @@ fn personal_fields_removed_or_changed_by_hand_are_found() {
 fn the_guard_refuses_any_other_update() {
     let audit = Audit::in_memory();
     record_mix(&audit);
-    let res = audit
-        .store()
-        .with(|c| c.execute("UPDATE audit_events SET hash = 'x', personal = NULL, erased = 1 WHERE seq = 1", []));
+    let res = audit.store().with(|c| {
+        c.execute(
+            "UPDATE audit_events SET hash = 'x', personal = NULL, erased = 1 WHERE seq = 1",
+            [],
+        )
+    });
     assert!(res.is_err());
 }
 
@@ -146,8 +168,17 @@ async fn a_version_1_chain_migrates_keeps_verifying_and_can_be_erased() {
     audit.record(NewEvent::new(EventType::IpBlocked, Severity::Low).identity(WHO));
     audit.flush().await;
     assert_eq!(verify_chain(db).expect("v2 links onto v1").entries, 4);
-    assert_eq!(audit.export_subject(&needles()).expect("export").security_events.len(), 3);
-    let erased = audit.erase_subject(&needles(), None, "test").expect("erase");
+    assert_eq!(
+        audit
+            .export_subject(&needles())
+            .expect("export")
+            .security_events
+            .len(),
+        3
+    );
+    let erased = audit
+        .erase_subject(&needles(), None, "test")
+        .expect("erase");
     assert_eq!(erased.audit_entries, 3);
     assert_eq!(verify_chain(db).expect("erased chain verifies").entries, 5);
     let text = all_text(db);
@@ -156,7 +187,10 @@ async fn a_version_1_chain_migrates_keeps_verifying_and_can_be_erased() {
     db.with(|c| c.execute("UPDATE audit_events SET body = replace(body, 'ffffffff', 'eeeeeeee'), personal = NULL, erased = 1 WHERE seq = 2", []))
         .expect("tamper");
     let msg = verify_chain(db).expect_err("found").to_string();
-    assert!(msg.contains("#2") && msg.contains("without a recorded erasure"), "{msg}");
+    assert!(
+        msg.contains("#2") && msg.contains("without a recorded erasure"),
+        "{msg}"
+    );
 }
 
 #[tokio::test]
@@ -176,6 +210,13 @@ async fn erasure_is_refused_on_an_unwritable_store_and_erases_nothing() {
         .store()
         .with(|c| c.execute_batch("PRAGMA query_only = OFF;"))
         .expect("writable");
-    assert_eq!(audit.export_subject(&needles()).expect("export").security_events.len(), 3);
+    assert_eq!(
+        audit
+            .export_subject(&needles())
+            .expect("export")
+            .security_events
+            .len(),
+        3
+    );
     assert_eq!(verify_chain(audit.store()).expect("intact").entries, 6);
 }
