@@ -74,6 +74,9 @@ pub struct Erasure {
     pub audit: AuditErasure,
     /// History and room state.
     pub hub: HubErasure,
+    /// Entries of the shared Redis stream rewritten (`storage.backend: redis`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redis_stream_entries: Option<u64>,
     /// The database was vacuumed and its WAL truncated.
     pub database_scrubbed: bool,
 }
@@ -137,6 +140,10 @@ pub async fn erase(
             }
             other => store_err(other),
         })?;
+    let redis_stream_entries = match &state.cluster {
+        Some(cluster) => Some(cluster.erase_subject(&needles).await.map_err(store_err)?),
+        None => None,
+    };
     let hub = state
         .hub
         .erase_subject(needles)
@@ -151,6 +158,7 @@ pub async fn erase(
         identity_hash: state.pepper.hash_identity(identity),
         audit,
         hub,
+        redis_stream_entries,
         database_scrubbed,
     })
 }
@@ -228,6 +236,7 @@ pub mod offline {
             identity_hash: pepper.hash_identity(identity),
             audit,
             hub,
+            redis_stream_entries: None,
             database_scrubbed,
         })
     }

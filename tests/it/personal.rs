@@ -388,3 +388,111 @@ async fn the_retention_sweep_drops_old_history_and_old_log_files_by_the_clock() 
     );
     srv.stop().await;
 }
+
+async fn eventually_snapshot_has(base: &str, what: &str) -> bool {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while tokio::time::Instant::now() < deadline {
+        if snapshot(base).await.1.to_string().contains(what) {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
+}
+
+#[tokio::test]
+async fn with_the_redis_backend_the_shared_stream_is_rewritten_too() {
+    let redis = crate::cluster::server::RedisServer::start();
+    let yaml = format!(
+        "storage: {{backend: redis, redis_url: \"{}\"}}\n",
+        redis.url()
+    );
+    let a = support::spawn_with(&yaml, &[]).await;
+    let (start_id, _) = snapshot(&a.url).await;
+    for body in [
+        support::room_started("lobby", "RM_lobby"),
+        support::participant_joined("lobby", "RM_lobby", "PA_alice", WHO, NAME),
+        support::participant_joined("lobby", "RM_lobby", "PA_bob", OTHER, "Bob"),
+    ] {
+        assert_eq!(support::deliver(&a.url, &body).await, 200);
+    }
+    assert!(eventually_snapshot_has(&a.url, "Bob").await);
+    let stream = || async {
+        let client = redis::Client::open(redis.url()).expect("client");
+        let mut conn = client
+            .get_multiplexed_async_connection()
+            .await
+            .expect("redis");
+        let v: redis::Value = redis::cmd("XRANGE")
+            .arg("{warden}:events")
+            .arg("-")
+            .arg("+")
+            .query_async(&mut conn)
+            .await
+            .expect("xrange");
+        format!("{v:?}")
+    };
+    assert!(
+        stream().await.contains(NAME),
+        "the stream holds the name before"
+    );
+    let resp = support::client()
+        .post(format!("{}/api/security/subjects/erase", a.url))
+        .bearer_auth(support::admin_token())
+        .json(&json!({"identity": WHO}))
+        .send()
+        .await
+        .expect("erase");
+    assert_eq!(resp.status(), 200);
+    let erased: Value = resp.json().await.expect("json");
+    let hash = a.state.pepper.hash_identity(WHO);
+    assert_eq!(erased["erased"]["redis_stream_entries"], 1, "{erased}");
+    let after = stream().await;
+    assert!(!after.contains(NAME) && !after.contains(&hash), "{after}");
+    assert!(after.contains("Bob"), "others are kept: {after}");
+    for needle in [hash.as_str(), NAME] {
+        let found = files_containing(a.dir.path(), needle);
+        assert!(found.is_empty(), "{needle} still in {found:?}");
+    }
+    // A node started now loads the rewritten history; the stream still flows.
+    let b = support::spawn_with(&yaml, &[]).await;
+    assert_eq!(
+        support::deliver(
+            &a.url,
+            &support::participant_joined(
+                "lobby",
+                "RM_lobby",
+                "PA_carol",
+                "carol.after@example.com",
+                "Carol"
+            )
+        )
+        .await,
+        200
+    );
+    assert!(eventually_snapshot_has(&b.url, "Carol").await);
+    assert!(eventually_snapshot_has(&a.url, "Carol").await);
+    for node in [&a, &b] {
+        let mut sse = Sse::open(
+            &format!("{}/api/events", node.url),
+            Some(&support::list_token()),
+            &[("last-event-id", &start_id)],
+        )
+        .await;
+        assert_eq!(sse.status, 200, "{}", sse.body);
+        let replayed = sse.drain(Duration::from_secs(1)).await;
+        assert!(
+            replayed.iter().any(|e| e.data.contains("Bob")),
+            "{replayed:?}"
+        );
+        for e in &replayed {
+            assert!(
+                !e.data.contains(&hash) && !e.data.contains(NAME),
+                "{}",
+                e.data
+            );
+        }
+    }
+    b.stop().await;
+    a.stop().await;
+}
