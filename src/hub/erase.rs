@@ -80,9 +80,14 @@ pub fn redact_json(v: &mut Value, needles: &[String]) -> bool {
             }
             changed
         }
-        Value::Array(items) => items
-            .iter_mut()
-            .fold(false, |c, i| redact_json(i, needles) || c),
+        Value::Array(items) => {
+            // Every item, not only up to the first change.
+            let mut changed = false;
+            for item in items {
+                changed |= redact_json(item, needles);
+            }
+            changed
+        }
         Value::String(s) if matches(s, needles) => {
             *s = ERASED.into();
             true
