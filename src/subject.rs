@@ -89,8 +89,9 @@ fn store_err(e: impl std::fmt::Display) -> SubjectError {
 pub async fn export(state: &AppState, identity: &str) -> Result<Value, SubjectError> {
     validate(identity)?;
     let needles = needles(identity, &state.pepper);
+    // Webhooks are acknowledged only once stored, so the hub is current; queued
+    // security events are written first.
     state.audit.flush().await;
-    state.hub.flush();
     let hub = state.hub.export_subject(&needles);
     let audit = state.audit.clone();
     let n = needles.clone();

@@ -383,8 +383,10 @@ impl Writer {
         let tx = self.opened.conn.transaction().map_err(err)?;
         let history_frames = super::erase::erase_history_rows(&tx, needles).map_err(err)?;
         let rooms = self.rooms.erase(needles);
-        super::erase::write_dirty_rooms(&tx, &mut self.rooms).map_err(err)?;
-        if let Err(e) = tx.commit() {
+        let written =
+            super::erase::write_dirty_rooms(&tx, &mut self.rooms).and_then(|_| tx.commit());
+        if let Err(e) = written {
+            // The copy changed but the disk did not: read it back.
             self.reload_rooms();
             return Err(err(e));
         }

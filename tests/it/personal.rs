@@ -496,3 +496,45 @@ async fn with_the_redis_backend_the_shared_stream_is_rewritten_too() {
     b.stop().await;
     a.stop().await;
 }
+
+#[tokio::test]
+async fn an_unwritable_audit_store_refuses_the_erasure_and_erases_nothing() {
+    let srv = support::spawn("").await;
+    for body in [
+        support::room_started("lobby", "RM_lobby"),
+        support::participant_joined("lobby", "RM_lobby", "PA_alice", WHO, NAME),
+    ] {
+        assert_eq!(support::deliver(&srv.url, &body).await, 200);
+    }
+    srv.state
+        .audit
+        .store()
+        .with(|c| c.execute_batch("PRAGMA query_only = ON;"))
+        .expect("read-only audit connection");
+    let resp = support::client()
+        .post(format!("{}/api/security/subjects/erase", srv.url))
+        .bearer_auth(support::admin_token())
+        .json(&json!({"identity": WHO}))
+        .send()
+        .await
+        .expect("erase");
+    assert_eq!(resp.status(), 503);
+    assert!(resp.headers().contains_key("retry-after"));
+    let v: Value = resp.json().await.expect("json");
+    assert_eq!(v["error"], "audit_unavailable", "{v}");
+    // Nothing was erased: the room state and the history still hold the subject.
+    assert!(snapshot(&srv.url).await.1.to_string().contains(NAME));
+    let frames: i64 = srv
+        .state
+        .store
+        .with(|c| {
+            c.query_row(
+                "SELECT count(*) FROM hub_history WHERE instr(frame, ?1) > 0",
+                [NAME],
+                |r| r.get(0),
+            )
+        })
+        .expect("count");
+    assert_eq!(frames, 1);
+    srv.stop().await;
+}
