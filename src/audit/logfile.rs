@@ -5,7 +5,9 @@
 //! its own). The file is rotated when the next line would pass
 //! `security_log_max_bytes`, or when an event falls on a new UTC day; the old
 //! file becomes `<file>.<YYYY-MM-DD>` (`.1`, `.2`… when that name is taken).
-//! Files are created 0600 in a 0700 directory.
+//! Files are created 0600 in a 0700 directory. Rotated files older than
+//! `logging.security_log_retention_days` are deleted ([`sweep`]); a subject's
+//! erasure rewrites every file atomically ([`erase_files`]).
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};

@@ -20,6 +20,12 @@
 //! ring's size), `hub_rooms` only live rooms (a finished room's row goes with
 //! it), `webhook_seen` only ids inside the replay window.
 //!
+//! Between two groups the writer also runs personal-data work: a subject's
+//! erasure (its frames rewritten in place, its sessions removed from the
+//! room rows, then the ring and the model patched; see `erase`) and the
+//! retention sweep (the history older than `realtime.history_retention_hours`
+//! deleted, a prefix, and dropped from the ring).
+//!
 //! The epoch is stored in `hub_meta` and kept for the life of the database,
 //! so ids from before a restart still resume; only a new data directory (a
 //! new database) starts a new epoch.

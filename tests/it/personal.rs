@@ -257,6 +257,11 @@ async fn with_no_server_the_cli_erases_the_files() {
     }
     // Nothing listens at this address: the CLI works on the files.
     let url = "http://127.0.0.1:9";
+    let (code, _, err) = run(&bin, &["subject", "erase", "--identity", "", "--url", url]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("invalid identity"), "{err}");
+    let (code, _, _) = run(&bin, &["subject", "erase"]);
+    assert_eq!(code, 2, "bad usage");
     let (code, out, err) = run(
         &bin,
         &["subject", "export", "--identity", WHO, "--url", url],
