@@ -124,12 +124,30 @@ impl Audit {
 /// Makes deleted data unrecoverable from the database file: `VACUUM` (no free
 /// page keeps old rows; `secure_delete` is on for every connection anyway),
 /// then a `wal_checkpoint(TRUNCATE)` (no WAL frame keeps them), retried while
-/// readers hold the WAL. True when the WAL was truncated.
+/// readers hold the WAL. True when both were done; false when the database
+/// stayed busy (the erasure itself holds: run it again to scrub the file).
 pub fn scrub_database(db: &Sqlite) -> Result<bool, StoreError> {
     if db.path().to_str() == Some(":memory:") {
         return Ok(true);
     }
-    db.with(|c| c.execute_batch("PRAGMA secure_delete=ON; VACUUM;"))?;
+    // VACUUM needs the write lock: another writer (the journal, the CLI) may
+    // hold it for a moment, beyond the busy timeout only under heavy load.
+    let mut vacuumed = false;
+    for _ in 0..5 {
+        match db.with(|c| c.execute_batch("PRAGMA secure_delete=ON; VACUUM;")) {
+            Ok(()) => {
+                vacuumed = true;
+                break;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "VACUUM after an erasure failed; retrying");
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        }
+    }
+    if !vacuumed {
+        return Ok(false);
+    }
     for _ in 0..50 {
         let busy: i64 =
             db.with(|c| c.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0)))?;

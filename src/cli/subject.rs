@@ -67,6 +67,11 @@ pub(super) fn run(cmd: SubjectCmd, ctx: &Ctx) -> anyhow::Result<()> {
         "{}",
         serde_json::to_string_pretty(&doc).context("encoding")?
     );
+    if doc["erased"]["database_scrubbed"] == false {
+        anyhow::bail!(
+            "erased, but the database stayed busy and could not be vacuumed: free pages or the WAL may still hold copies; run the erase again"
+        );
+    }
     Ok(())
 }
 
