@@ -325,6 +325,10 @@ fn spawn_background(state: &AppState, stop: &tokio::sync::watch::Receiver<bool>)
     if let Some(cluster) = &state.cluster {
         cluster.spawn(stop.clone());
     }
+    tokio::spawn(crate::subject::run_retention(
+        state.clone(),
+        until_stopped(stop.clone()),
+    ));
     let worker = state.audit_worker.lock().ok().and_then(|mut w| w.take());
     if let Some(worker) = worker {
         tokio::spawn(worker.run(until_stopped(stop.clone())));

@@ -24,6 +24,7 @@ mod logfile;
 mod signing;
 mod sqlite;
 mod status;
+mod subject;
 mod target;
 mod worker;
 mod writer;
@@ -39,6 +40,7 @@ use serde::{Deserialize, Serialize};
 pub use alerts::{AlertError, AlertStatus, Alerter, RetryPolicy, SigningKey};
 pub use sqlite::{VerifyReport, verify_chain, verify_head};
 pub use status::{Counts, Page};
+pub use subject::{AuditErasure, AuditExport, scrub_database};
 pub use target::{check_addr, non_public_reason, validate_alert_url};
 pub use worker::{AuditHealth, AuditWorker, alert_signing_secret, run_maintenance};
 pub use writer::Audit;
@@ -96,11 +98,13 @@ pub enum EventType {
     IpBlocked,
     /// Ingestion paused or resumed.
     IngestionPaused,
+    /// One person's records erased (carries no identity; lists the audit entries erased).
+    SubjectErased,
 }
 
 impl EventType {
     /// Every type, in SPEC order.
-    pub const ALL: [EventType; 10] = [
+    pub const ALL: [EventType; 11] = [
         Self::SuspiciousLogin,
         Self::MultipleFailedAuth,
         Self::UnusualApiUsage,
@@ -111,6 +115,7 @@ impl EventType {
         Self::WebhookReplay,
         Self::IpBlocked,
         Self::IngestionPaused,
+        Self::SubjectErased,
     ];
 
     /// The SPEC name, e.g. `WEBHOOK_REPLAY`.
@@ -126,6 +131,7 @@ impl EventType {
             Self::WebhookReplay => "WEBHOOK_REPLAY",
             Self::IpBlocked => "IP_BLOCKED",
             Self::IngestionPaused => "INGESTION_PAUSED",
+            Self::SubjectErased => "SUBJECT_ERASED",
         }
     }
 }
@@ -234,6 +240,16 @@ pub enum ChainBreak {
          (an entry was inserted, deleted or reordered just before it)"
     )]
     Unlinked {
+        /// Position in the chain.
+        seq: i64,
+        /// The entry's id.
+        id: String,
+    },
+    /// The entry's personal fields are gone but no `SUBJECT_ERASED` entry names it.
+    #[error(
+        "audit chain broken at entry #{seq} (id {id}): its personal fields were removed without a recorded erasure"
+    )]
+    ErasedUnrecorded {
         /// Position in the chain.
         seq: i64,
         /// The entry's id.

@@ -9,6 +9,7 @@ mod audit;
 mod health;
 mod keys;
 mod status;
+mod subject;
 mod token;
 mod webhook;
 
@@ -61,6 +62,9 @@ pub enum Command {
     /// Check and read the audit log.
     #[command(subcommand)]
     Audit(audit::AuditCmd),
+    /// Export or erase everything held about one participant identity.
+    #[command(subcommand)]
+    Subject(subject::SubjectCmd),
     /// Print the security status JSON of a running (or local) instance.
     Status {
         /// Base URL of the running instance (default: the configured listen address).
@@ -156,6 +160,7 @@ fn run(cli: Cli, masker: Masker) -> anyhow::Result<()> {
                 Command::Token(cmd) => token::run(cmd, &ctx),
                 Command::Webhook(cmd) => webhook::run(cmd, &ctx),
                 Command::Audit(cmd) => audit::run(cmd, &ctx),
+                Command::Subject(cmd) => subject::run(cmd, &ctx),
                 Command::Status { url } => status(url, &ctx),
                 Command::Health { url } => health::run(url, &ctx),
                 Command::Config(_) | Command::Redact => unreachable_command(),

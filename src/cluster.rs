@@ -70,6 +70,7 @@
 
 mod boot;
 mod epoch;
+mod erase;
 mod fanout;
 mod locks;
 mod rates;

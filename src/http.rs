@@ -56,6 +56,14 @@ pub fn router(state: AppState) -> Router {
         .route("/api/security/unblock", post(routes::security::unblock))
         .route("/api/security/ingestion", post(routes::security::ingestion))
         .route("/api/security/health", get(routes::health::detailed))
+        .route(
+            "/api/security/subjects/export",
+            post(routes::subjects::export),
+        )
+        .route(
+            "/api/security/subjects/erase",
+            post(routes::subjects::erase),
+        )
         .layer(middleware::from_fn_with_state(
             state.clone(),
             request_timeout,

@@ -30,6 +30,7 @@
 //!   seq: a cluster whose Redis lost its data moves the hub to a new epoch
 //!   ([`Hub::move_to_epoch`]), which cuts every open stream with a reset.
 
+pub mod erase;
 mod frame;
 mod history;
 mod journal;
@@ -220,6 +221,16 @@ impl std::fmt::Debug for Hub {
     }
 }
 
+/// Erases a subject from the model's room state and the ring; (frames, rooms) changed.
+fn erase_in_memory(shared: &Shared, needles: &[String]) -> (u64, u64) {
+    let mut model = shared.lock_model();
+    let rooms = model.rooms.erase(needles);
+    let _ = model.rooms.take_dirty();
+    model.cached_snapshot = None;
+    let frames = shared.history.rewrite(|b| erase::redact_frame(b, needles));
+    (frames, rooms)
+}
+
 /// A fresh random epoch.
 fn new_epoch() -> String {
     format!("{:08x}", rand::rng().random::<u32>())
@@ -405,6 +416,57 @@ impl Hub {
         let model = self.shared.lock_model();
         serde_json::to_value(model.rooms.view(&filter))
             .expect("plain derived structs serialise without error")
+    }
+
+    /// Erases a subject (`needles`: its identity and its hash) from the
+    /// history and the room state, on disk and in memory (see `erase`).
+    pub async fn erase_subject(
+        &self,
+        needles: Vec<String>,
+    ) -> Result<erase::HubErasure, Arc<JournalError>> {
+        if let Some(journal) = self.shared.journal.get() {
+            return journal
+                .erase(needles)
+                .await
+                .unwrap_or_else(|_| Err(Arc::new(JournalError::Stopped)));
+        }
+        let (history_frames, rooms) = erase_in_memory(&self.shared, &needles);
+        Ok(erase::HubErasure {
+            history_frames,
+            rooms,
+        })
+    }
+
+    /// Retention: drops the history published before `before_ms`, on disk
+    /// and in memory (a cursor before it is then reset). Returns how many
+    /// frames went (from the disk, for a durable hub).
+    pub async fn expire_history(&self, before_ms: i64) -> Result<u64, Arc<JournalError>> {
+        if let Some(journal) = self.shared.journal.get() {
+            return journal
+                .expire(before_ms)
+                .await
+                .unwrap_or_else(|_| Err(Arc::new(JournalError::Stopped)));
+        }
+        Ok(self.shared.history.expire(|b| erase::expired(b, before_ms)))
+    }
+
+    /// What the history and the room state hold about a subject.
+    pub fn export_subject(&self, needles: &[String]) -> erase::HubExport {
+        let room_state = {
+            let model = self.shared.lock_model();
+            erase::sessions_about(model.rooms.iter(), needles)
+        };
+        let history = self
+            .shared
+            .history
+            .frames_where(|b| erase::redact_frame(b, needles).is_some())
+            .iter()
+            .filter_map(|b| erase::frame_data(b))
+            .collect();
+        erase::HubExport {
+            room_state,
+            history,
+        }
     }
 
     /// Ends every stream after it has delivered what was already published.

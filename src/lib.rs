@@ -52,6 +52,7 @@ pub mod notify;
 pub mod pepper;
 pub mod redact;
 pub mod store;
+pub mod subject;
 pub mod telemetry;
 pub mod tls;
 pub mod token;

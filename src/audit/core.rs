@@ -45,6 +45,8 @@ pub(super) struct Core {
     pub(super) drop_warned: AtomicBool,
     pub(super) log_warned: AtomicBool,
     pub(super) recent: Mutex<VecDeque<NewEvent>>,
+    /// Rotated security log files older than this are deleted.
+    pub(super) log_retention_days: u32,
 }
 
 impl Core {
@@ -73,6 +75,7 @@ impl Core {
             drop_warned: AtomicBool::new(false),
             log_warned: AtomicBool::new(false),
             recent: Mutex::new(VecDeque::new()),
+            log_retention_days: 90,
         }
     }
 
@@ -137,7 +140,7 @@ impl Core {
         }
     }
 
-    fn failed(&self, err: &StoreError) {
+    pub(super) fn failed(&self, err: &StoreError) {
         self.metrics.audit_write_failure();
         let text = err.to_string();
         if self.writable.swap(false, Ordering::Relaxed) {
@@ -151,7 +154,7 @@ impl Core {
         }
     }
 
-    fn after(&self, event: &StoredEvent, at: i64) {
+    pub(super) fn after(&self, event: &StoredEvent, at: i64) {
         tracing::info!(
             security.id = %event.id,
             security.type = event.event.kind.as_str(),

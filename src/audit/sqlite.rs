@@ -8,10 +8,13 @@
 //! deletes of anything not behind the retention anchor — a guard against bugs,
 //! not against someone who can edit the file (verification catches that).
 
-use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use std::collections::HashSet;
 
-use super::chain::{self, GENESIS};
-use super::{ChainBreak, StoredEvent};
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use serde_json::Value;
+
+use super::chain::{self, GENESIS, Personal};
+use super::{ChainBreak, EventType, StoredEvent};
 use crate::store::{Sqlite, StoreError};
 
 const SCHEMA: &str = "
@@ -33,16 +36,42 @@ CREATE TABLE IF NOT EXISTS audit_anchor (
     before_ms INTEGER NOT NULL
 );
 CREATE TABLE IF NOT EXISTS audit_settings (name TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TRIGGER IF NOT EXISTS audit_events_no_update BEFORE UPDATE ON audit_events
-BEGIN SELECT RAISE(ABORT, 'audit_events is append-only'); END;
 CREATE TRIGGER IF NOT EXISTS audit_events_no_delete BEFORE DELETE ON audit_events
 WHEN OLD.seq > coalesce((SELECT seq FROM audit_anchor WHERE one = 1), 0)
 BEGIN SELECT RAISE(ABORT, 'audit_events: only entries behind the retention anchor may be purged'); END;
 ";
 
-/// Creates the audit tables (idempotent).
+/// Erasure is the one update allowed: it may only clear the personal fields
+/// (and, for a version-1 entry, redact its body), never touch id, time, type or hash.
+const UPDATE_GUARD: &str = "
+DROP TRIGGER IF EXISTS audit_events_no_update;
+CREATE TRIGGER audit_events_no_update BEFORE UPDATE ON audit_events
+WHEN NOT (NEW.seq = OLD.seq AND NEW.id = OLD.id AND NEW.ts_ms = OLD.ts_ms AND NEW.type = OLD.type
+          AND NEW.hash = OLD.hash AND NEW.personal IS NULL AND NEW.erased = 1)
+BEGIN SELECT RAISE(ABORT, 'audit_events is append-only (only personal fields may be erased)'); END;
+";
+
+/// Creates the audit tables (idempotent) and migrates a chain written before
+/// personal-data erasure: its entries (version 1) keep verifying as they are;
+/// new entries are version 2 (see [`chain`]).
 pub fn migrate(db: &Sqlite) -> Result<(), StoreError> {
-    db.migrate(SCHEMA)
+    db.migrate(SCHEMA)?;
+    db.with(|c| {
+        let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let has: bool = tx.query_row(
+            "SELECT count(*) FROM pragma_table_info('audit_events') WHERE name = 'personal'",
+            [],
+            |r| r.get::<_, i64>(0).map(|n| n > 0),
+        )?;
+        if !has {
+            tx.execute_batch(
+                "ALTER TABLE audit_events ADD COLUMN personal TEXT;
+                 ALTER TABLE audit_events ADD COLUMN erased INTEGER NOT NULL DEFAULT 0;",
+            )?;
+        }
+        tx.execute_batch(UPDATE_GUARD)?;
+        tx.commit()
+    })
 }
 
 /// The outcome of a successful [`verify_chain`].
@@ -63,7 +92,11 @@ struct Row {
     kind: String,
     body: String,
     hash: String,
+    personal: Option<String>,
+    erased: bool,
 }
+
+const ROW_COLUMNS: &str = "seq, id, ts_ms, type, body, hash, personal, erased";
 
 fn read_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
     Ok(Row {
@@ -73,7 +106,25 @@ fn read_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
         kind: r.get(3)?,
         body: r.get(4)?,
         hash: r.get(5)?,
+        personal: r.get(6)?,
+        erased: r.get::<_, i64>(7)? != 0,
     })
+}
+
+/// The event a stored row holds: its body with, for a version-2 entry, the
+/// personal fields put back (absent once erased).
+fn event_of(body: &str, hash: &str, personal: Option<&str>) -> Option<StoredEvent> {
+    let mut ev: StoredEvent = serde_json::from_str(body).ok()?;
+    ev.hash = hash.to_owned();
+    if let Some(p) = personal.and_then(|p| serde_json::from_str::<Personal>(p).ok()) {
+        ev.event.identity = p.identity;
+        ev.event.source_ip = p.source_ip;
+    }
+    Some(ev)
+}
+
+fn is_v2(body: &Value) -> bool {
+    body.get("v").and_then(Value::as_u64) == Some(chain::V2)
 }
 
 fn head(conn: &Connection) -> rusqlite::Result<String> {
@@ -105,30 +156,146 @@ fn anchor(conn: &Connection) -> rusqlite::Result<Option<(i64, String, i64)>> {
 pub fn append(db: &Sqlite, mut event: StoredEvent, ts_ms: i64) -> Result<StoredEvent, StoreError> {
     db.with(|conn| {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        event.prev_hash = head(&tx)?;
-        chain::seal(&mut event);
-        let body = chain::hashed_body(&event);
-        tx.execute(
-            "INSERT INTO audit_events (id, ts_ms, type, body, hash) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![event.id, ts_ms, event.event.kind.as_str(), body, event.hash],
-        )?;
+        insert(&tx, &mut event, ts_ms)?;
         tx.commit()?;
         Ok(event)
     })
 }
 
-fn check_row(row: &Row, expected_prev: &str) -> Result<StoredEvent, ChainBreak> {
+/// Chains `event` onto the head inside `tx` as a version-2 entry.
+fn insert(tx: &Connection, event: &mut StoredEvent, ts_ms: i64) -> rusqlite::Result<()> {
+    event.prev_hash = head(tx)?;
+    let (body, personal) = chain::seal_v2(event);
+    let personal = personal.map(|p| serde_json::to_string(&p).expect("plain fields serialise"));
+    tx.execute(
+        "INSERT INTO audit_events (id, ts_ms, type, body, hash, personal) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![event.id, ts_ms, event.event.kind.as_str(), body, event.hash, personal],
+    )?;
+    Ok(())
+}
+
+/// True when `ev` is about one of `needles` (a plain identity or its hash).
+fn about(ev: &StoredEvent, needles: &[String]) -> bool {
+    ev.event
+        .identity
+        .as_deref()
+        .is_some_and(|i| needles.iter().any(|n| n == i))
+}
+
+/// Rows that may hold one of `needles` in their personal fields (then checked exactly).
+fn candidates(conn: &Connection, needles: &[String]) -> rusqlite::Result<Vec<Row>> {
+    let mut stmt = conn.prepare(&format!(
+        "SELECT {ROW_COLUMNS} FROM audit_events WHERE erased = 0 ORDER BY seq"
+    ))?;
+    let rows = stmt.query_map([], read_row)?;
+    let mut out = Vec::new();
+    for row in rows {
+        let row = row?;
+        let text = row.personal.as_deref().unwrap_or(&row.body);
+        if needles.iter().any(|n| text.contains(n.as_str())) {
+            out.push(row);
+        }
+    }
+    Ok(out)
+}
+
+/// Every stored event about one of `needles` (oldest first).
+pub fn subject_events(db: &Sqlite, needles: &[String]) -> Result<Vec<StoredEvent>, StoreError> {
+    db.with(|conn| {
+        Ok(candidates(conn, needles)?
+            .into_iter()
+            .filter_map(|r| event_of(&r.body, &r.hash, r.personal.as_deref()))
+            .filter(|ev| about(ev, needles))
+            .collect())
+    })
+}
+
+/// In one transaction: erases the personal fields of every entry about one of
+/// `needles` and appends `event` (a `SUBJECT_ERASED`) listing the erased
+/// entries' ids in `details.entries`, so verification can tell an erasure from
+/// tampering. Nothing is erased unless the event is stored (fail closed).
+pub fn erase_subject(
+    db: &Sqlite,
+    needles: &[String],
+    mut event: StoredEvent,
+    ts_ms: i64,
+) -> Result<(StoredEvent, Vec<String>), StoreError> {
+    db.with(|conn| {
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut ids = Vec::new();
+        for row in candidates(&tx, needles)? {
+            let Some(ev) = event_of(&row.body, &row.hash, row.personal.as_deref()) else {
+                continue;
+            };
+            if !about(&ev, needles) {
+                continue;
+            }
+            let mut body: Value = serde_json::from_str(&row.body)
+                .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
+            if !is_v2(&body)
+                && let Value::Object(map) = &mut body
+            {
+                // Version 1: the fields are in the hashed body itself; the
+                // entry is then verified by its link and by this erasure's record.
+                for f in chain::PERSONAL_FIELDS {
+                    map.insert(f.to_owned(), Value::Null);
+                }
+            }
+            tx.execute(
+                "UPDATE audit_events SET personal = NULL, erased = 1, body = ?1 WHERE seq = ?2",
+                params![chain::canonical(&body), row.seq],
+            )?;
+            ids.push(row.id);
+        }
+        event.event.details.insert(
+            "entries".into(),
+            Value::Array(ids.iter().cloned().map(Value::String).collect()),
+        );
+        insert(&tx, &mut event, ts_ms)?;
+        tx.commit()?;
+        Ok((event, ids))
+    })
+}
+
+/// A row that verified: its event and whether its personal fields were erased.
+struct Checked {
+    event: StoredEvent,
+    erased: bool,
+}
+
+fn check_row(row: &Row, expected_prev: &str) -> Result<Checked, ChainBreak> {
     let altered = || ChainBreak::Altered {
         seq: row.seq,
         id: row.id.clone(),
     };
+    let body: Value = serde_json::from_str(&row.body).map_err(|_| altered())?;
     // The hash covers the stored text itself: no re-serialisation, so no
     // float-formatting round trip can make an intact entry look altered.
-    if chain::sha256_hex(&row.body) != row.hash {
+    let sealed = chain::sha256_hex(&row.body) == row.hash;
+    if is_v2(&body) {
+        if !sealed {
+            return Err(altered());
+        }
+        let commitment = body.get("personal").and_then(Value::as_str);
+        let ok = match (row.personal.as_deref(), commitment) {
+            (Some(p), Some(c)) => {
+                !row.erased
+                    && serde_json::from_str::<Personal>(p).is_ok_and(|p| p.commitment() == c)
+            }
+            // Erased: the commitment stays and proves only that something was there.
+            (None, Some(_)) => row.erased,
+            (Some(_), None) => false,
+            (None, None) => !row.erased,
+        };
+        if !ok {
+            return Err(altered());
+        }
+    } else if !sealed && !row.erased {
+        // A version-1 entry whose personal fields were erased no longer matches
+        // its own hash; its link and the erasure's record vouch for it instead.
         return Err(altered());
     }
-    let mut event: StoredEvent = serde_json::from_str(&row.body).map_err(|_| altered())?;
-    event.hash = row.hash.clone();
+    let event = event_of(&row.body, &row.hash, row.personal.as_deref()).ok_or_else(altered)?;
     let consistent = event.id == row.id
         && event.event.kind.as_str() == row.kind
         && crate::clock::parse_rfc3339_ms(&event.timestamp) == Some(row.ts_ms);
@@ -141,7 +308,10 @@ fn check_row(row: &Row, expected_prev: &str) -> Result<StoredEvent, ChainBreak> 
             id: row.id.clone(),
         });
     }
-    Ok(event)
+    Ok(Checked {
+        event,
+        erased: row.erased,
+    })
 }
 
 /// Walks the whole chain from the anchor (or genesis); stops at the first
@@ -153,17 +323,35 @@ pub fn verify_chain(db: &Sqlite) -> Result<VerifyReport, ChainBreak> {
             Some((_, hash, purged)) => (hash, purged),
             None => (GENESIS.to_owned(), 0),
         };
-        let mut stmt =
-            tx.prepare("SELECT seq, id, ts_ms, type, body, hash FROM audit_events ORDER BY seq")?;
+        let mut stmt = tx.prepare(&format!(
+            "SELECT {ROW_COLUMNS} FROM audit_events ORDER BY seq"
+        ))?;
         let mut rows = stmt.query([])?;
         let mut entries = 0u64;
+        let mut erased: Vec<(i64, String)> = Vec::new();
+        let mut recorded: HashSet<String> = HashSet::new();
         while let Some(r) = rows.next()? {
             let row = read_row(r)?;
             match check_row(&row, &expected) {
-                Ok(ev) => expected = ev.hash,
+                Ok(c) => {
+                    if c.erased {
+                        erased.push((row.seq, row.id.clone()));
+                    }
+                    if c.event.event.kind == EventType::SubjectErased
+                        && let Some(Value::Array(ids)) = c.event.event.details.get("entries")
+                    {
+                        recorded.extend(ids.iter().filter_map(Value::as_str).map(str::to_owned));
+                    }
+                    expected = c.event.hash;
+                }
                 Err(brk) => return Ok(Err(brk)),
             }
             entries += 1;
+        }
+        // An entry whose personal fields are gone must be named by a later,
+        // chained SUBJECT_ERASED: otherwise someone removed them by hand.
+        if let Some((seq, id)) = erased.into_iter().find(|(_, id)| !recorded.contains(id)) {
+            return Ok(Err(ChainBreak::ErasedUnrecorded { seq, id }));
         }
         Ok(Ok(VerifyReport {
             entries,
@@ -177,9 +365,9 @@ pub fn verify_chain(db: &Sqlite) -> Result<VerifyReport, ChainBreak> {
 /// Verifies the newest `n` entries (their seals and links): the cheap check of the health endpoint.
 pub fn verify_head(db: &Sqlite, n: u32) -> Result<u64, ChainBreak> {
     db.with(|conn| {
-        let mut stmt = conn.prepare(
-            "SELECT seq, id, ts_ms, type, body, hash FROM audit_events ORDER BY seq DESC LIMIT ?1",
-        )?;
+        let mut stmt = conn.prepare(&format!(
+            "SELECT {ROW_COLUMNS} FROM audit_events ORDER BY seq DESC LIMIT ?1"
+        ))?;
         let mut rows: Vec<Row> = stmt
             .query_map([i64::from(n) + 1], read_row)?
             .collect::<Result<_, _>>()?;
@@ -191,7 +379,7 @@ pub fn verify_head(db: &Sqlite, n: u32) -> Result<u64, ChainBreak> {
         };
         for row in &rows {
             match check_row(row, &expected) {
-                Ok(ev) => expected = ev.hash,
+                Ok(c) => expected = c.event.hash,
                 Err(brk) => return Ok(Err(brk)),
             }
         }
@@ -263,14 +451,14 @@ pub fn setting_or_insert(db: &Sqlite, name: &str, value: &str) -> Result<String,
     })
 }
 
-/// Parses stored bodies into events (rows from the query functions).
-pub(super) fn parse_bodies(bodies: Vec<(i64, String, String)>) -> Vec<(i64, StoredEvent)> {
+/// Parses stored rows `(seq, body, hash, personal)` into events (rows from the query functions).
+pub(super) fn parse_bodies(
+    bodies: Vec<(i64, String, String, Option<String>)>,
+) -> Vec<(i64, StoredEvent)> {
     bodies
         .into_iter()
-        .filter_map(|(seq, body, hash)| {
-            let mut ev: StoredEvent = serde_json::from_str(&body).ok()?;
-            ev.hash = hash;
-            Some((seq, ev))
+        .filter_map(|(seq, body, hash, personal)| {
+            Some((seq, event_of(&body, &hash, personal.as_deref())?))
         })
         .collect()
 }

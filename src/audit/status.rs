@@ -83,11 +83,11 @@ impl Audit {
             .and_then(|c| c.parse::<i64>().ok())
             .unwrap_or(i64::MAX);
         let kind = kind.map(EventType::as_str);
-        let rows: Vec<(i64, String, String)> = self
+        let rows: Vec<(i64, String, String, Option<String>)> = self
             .store()
             .with(|c| {
                 let mut st = c.prepare(
-                    "SELECT seq, body, hash FROM audit_events
+                    "SELECT seq, body, hash, personal FROM audit_events
                      WHERE seq < ?1 AND ts_ms >= ?2 AND (?3 IS NULL OR type = ?3)
                      ORDER BY seq DESC LIMIT ?4",
                 )?;
@@ -97,7 +97,7 @@ impl Audit {
                     kind,
                     (limit + 1) as i64
                 ];
-                st.query_map(params, |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                st.query_map(params, |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
                     .collect()
             })
             .map_err(AuditError::Store)?;

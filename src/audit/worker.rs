@@ -83,6 +83,16 @@ pub async fn run_maintenance(audit: Audit, shutdown: impl std::future::Future<Ou
             Ok(Err(e)) => tracing::warn!(error = %e, "audit retention failed"),
             Err(e) => tracing::warn!(error = %e, "audit retention task failed"),
         }
+        let a = audit.clone();
+        match tokio::task::spawn_blocking(move || a.sweep_logs(now)).await {
+            Ok(Ok(0)) => {}
+            Ok(Ok(n)) => tracing::info!(
+                deleted = n,
+                "security log retention: old rotated files deleted"
+            ),
+            Ok(Err(e)) => tracing::warn!(error = %e, "security log retention failed"),
+            Err(e) => tracing::warn!(error = %e, "security log retention task failed"),
+        }
     }
 }
 
@@ -114,6 +124,19 @@ impl Audit {
             PURGE_BATCH,
         )
         .map_err(AuditError::Store)
+    }
+
+    /// Deletes rotated security log files past `logging.security_log_retention_days` (relative to `now_ms`).
+    pub fn sweep_logs(&self, now_ms: i64) -> std::io::Result<u64> {
+        let Some(log) = &self.core.log else {
+            return Ok(0);
+        };
+        let log = log.lock().map_err(|_| std::io::Error::other("poisoned"))?;
+        super::logfile::sweep(
+            log.path(),
+            self.core.log_retention_days,
+            crate::clock::from_unix_ms(now_ms).date(),
+        )
     }
 
     /// The audit's database handle (its own connection).

@@ -79,7 +79,7 @@ impl Audit {
             cfg.logging.security_log_max_bytes,
         )));
         let retention_ms = i64::from(cfg.logging.audit_log_retention_days) * 86_400_000;
-        let core = Arc::new(Core::new(
+        let mut core = Core::new(
             db,
             masker,
             clock,
@@ -88,7 +88,9 @@ impl Audit {
             cfg.alerts.min_severity,
             log,
             alerter.clone(),
-        ));
+        );
+        core.log_retention_days = cfg.logging.security_log_retention_days;
+        let core = Arc::new(core);
         let tx = spawn_writer(Arc::clone(&core))?;
         let audit = Self { core, tx: Some(tx) };
         Ok((audit.clone(), AuditWorker { audit, alerter }))

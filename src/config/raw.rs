@@ -109,6 +109,7 @@ pub(crate) struct RawRealtime {
     pub batch_interval_ms: i64,
     pub max_batch_size: i64,
     pub history_size: i64,
+    pub history_retention_hours: i64,
     pub hash_identities: bool,
     pub client_queue_size: i64,
     pub write_timeout_seconds: i64,
@@ -123,6 +124,7 @@ pub(crate) struct RawLogging {
     pub audit_log_retention_days: i64,
     pub security_log_file: String,
     pub security_log_max_bytes: i64,
+    pub security_log_retention_days: i64,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

@@ -205,6 +205,8 @@ pub struct Realtime {
     pub max_batch_size: usize,
     /// Events kept for resume.
     pub history_size: usize,
+    /// History frames older than this many hours are swept.
+    pub history_retention_hours: u32,
     /// Hash participant identities.
     pub hash_identities: bool,
     /// Events queued per client before it is cut off.
@@ -239,6 +241,8 @@ pub struct Logging {
     pub security_log_file: PathBuf,
     /// Rotation size of the security log.
     pub security_log_max_bytes: u64,
+    /// Rotated security log files are deleted after this many days.
+    pub security_log_retention_days: u32,
 }
 
 /// `alerts` section.
@@ -647,6 +651,13 @@ pub(super) fn validate(r: RawConfig) -> Result<Config, ConfigError> {
             )?)
             .unwrap_or(50),
             history_size: count("realtime.history_size", rt.history_size)?,
+            history_retention_hours: u32::try_from(num(
+                "realtime.history_retention_hours",
+                rt.history_retention_hours,
+                1,
+                876_000,
+            )?)
+            .unwrap_or(168),
             hash_identities: rt.hash_identities,
             client_queue_size: usize::try_from(num(
                 "realtime.client_queue_size",
@@ -700,6 +711,13 @@ pub(super) fn validate(r: RawConfig) -> Result<Config, ConfigError> {
                 4096,
                 MAX_LIMIT,
             )? as u64,
+            security_log_retention_days: u32::try_from(num(
+                "logging.security_log_retention_days",
+                lg.security_log_retention_days,
+                1,
+                36_500,
+            )?)
+            .unwrap_or(90),
         },
         alerts: Alerts {
             webhook_url: url("alerts.webhook_url", al.webhook_url.clone())?,

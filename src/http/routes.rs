@@ -6,4 +6,5 @@ pub mod events;
 pub mod health;
 pub mod metrics;
 pub mod security;
+pub mod subjects;
 pub mod webhook;

@@ -271,6 +271,48 @@ impl History {
         wakers
     }
 
+    /// Replaces every held frame for which `f` returns new bytes (same seq and
+    /// room); returns how many. For erasure: a resumed stream no longer replays them.
+    pub(super) fn rewrite(&self, mut f: impl FnMut(&[u8]) -> Option<Bytes>) -> u64 {
+        let mut ring = self.lock();
+        let mut n = 0;
+        for frame in &mut ring.frames {
+            if let Some(bytes) = f(&frame.bytes) {
+                frame.bytes = bytes;
+                n += 1;
+            }
+        }
+        n
+    }
+
+    /// Drops frames from the oldest end while `old` says they are expired
+    /// (retention); a cursor before them is then cut like one that lagged.
+    /// Returns how many.
+    pub(super) fn expire(&self, mut old: impl FnMut(&[u8]) -> bool) -> u64 {
+        let mut ring = self.lock();
+        let mut n = 0;
+        while ring.frames.front().is_some_and(|f| old(&f.bytes)) {
+            let seq = ring.oldest();
+            if let Some(f) = ring.frames.pop_front()
+                && let Some(room) = f.room.as_deref().and_then(|r| ring.rooms.get_mut(r))
+            {
+                room.last_evicted = seq;
+            }
+            n += 1;
+        }
+        n
+    }
+
+    /// The data of every held frame for which `f` is true, oldest first.
+    pub(super) fn frames_where(&self, mut f: impl FnMut(&[u8]) -> bool) -> Vec<Bytes> {
+        let ring = self.lock();
+        ring.frames
+            .iter()
+            .filter(|fr| f(&fr.bytes))
+            .map(|fr| fr.bytes.clone())
+            .collect()
+    }
+
     /// The bytes of the frame held for `seq`, if it is still held.
     pub(super) fn frame_bytes(&self, seq: u64) -> Option<Bytes> {
         let ring = self.lock();

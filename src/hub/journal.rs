@@ -20,6 +20,12 @@
 //! ring's size), `hub_rooms` only live rooms (a finished room's row goes with
 //! it), `webhook_seen` only ids inside the replay window.
 //!
+//! Between two groups the writer also runs personal-data work: a subject's
+//! erasure (its frames rewritten in place, its sessions removed from the
+//! room rows, then the ring and the model patched; see `erase`) and the
+//! retention sweep (the history older than `realtime.history_retention_hours`
+//! deleted, a prefix, and dropped from the ring).
+//!
 //! The epoch is stored in `hub_meta` and kept for the life of the database,
 //! so ids from before a restart still resume; only a new data directory (a
 //! new database) starts a new epoch.
@@ -101,6 +107,24 @@ enum Msg {
         done: oneshot::Sender<Result<u64, Arc<JournalError>>>,
     },
     Flush(mpsc::SyncSender<()>),
+    /// Erase a subject (see `erase`): runs between groups, after every event queued before it.
+    Erase {
+        needles: Vec<String>,
+        done: oneshot::Sender<Result<super::erase::HubErasure, Arc<JournalError>>>,
+    },
+    /// Retention: drop the history published before `before_ms`.
+    Expire {
+        before_ms: i64,
+        done: oneshot::Sender<Result<u64, Arc<JournalError>>>,
+    },
+}
+
+type EraseResult = Result<super::erase::HubErasure, Arc<JournalError>>;
+
+/// Work the writer does between groups.
+enum Maintenance {
+    Erase(Vec<String>, oneshot::Sender<EraseResult>),
+    Expire(i64, oneshot::Sender<Result<u64, Arc<JournalError>>>),
 }
 
 /// The sending side, held by the hub.
@@ -134,7 +158,7 @@ impl Opened {
         }
         let conn = Connection::open(path).map_err(err)?;
         conn.execute_batch(
-            "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA busy_timeout=5000;",
+            "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA busy_timeout=5000; PRAGMA secure_delete=ON;",
         )
         .map_err(err)?;
         conn.execute_batch(SCHEMA).map_err(err)?;
@@ -199,6 +223,26 @@ impl Journal {
         rx
     }
 
+    /// Queues the erasure of a subject; it runs after every event queued before it.
+    pub(super) fn erase(
+        &self,
+        needles: Vec<String>,
+    ) -> oneshot::Receiver<Result<super::erase::HubErasure, Arc<JournalError>>> {
+        let (done, rx) = oneshot::channel();
+        let _ = self.tx.send(Msg::Erase { needles, done });
+        rx
+    }
+
+    /// Queues the retention sweep of the history published before `before_ms`.
+    pub(super) fn expire(
+        &self,
+        before_ms: i64,
+    ) -> oneshot::Receiver<Result<u64, Arc<JournalError>>> {
+        let (done, rx) = oneshot::channel();
+        let _ = self.tx.send(Msg::Expire { before_ms, done });
+        rx
+    }
+
     /// Waits (bounded) until everything queued so far is written.
     pub(super) fn flush(&self) {
         let (done, rx) = mpsc::sync_channel(1);
@@ -230,6 +274,7 @@ impl Writer {
         while let Ok(first) = rx.recv() {
             let mut group = Vec::new();
             let mut flushes = Vec::new();
+            let mut erases = Vec::new();
             let mut next = Some(first);
             while let Some(msg) = next.take() {
                 match msg {
@@ -249,8 +294,13 @@ impl Writer {
                         });
                     }
                     Msg::Flush(ack) => flushes.push(ack),
+                    Msg::Erase { needles, done } => erases.push(Maintenance::Erase(needles, done)),
+                    Msg::Expire { before_ms, done } => {
+                        erases.push(Maintenance::Expire(before_ms, done));
+                    }
                 }
-                if group.len() < MAX_GROUP {
+                // An erasure ends the group: it must see every event queued before it.
+                if group.len() < MAX_GROUP && erases.is_empty() {
                     next = rx.try_recv().ok();
                 }
             }
@@ -265,6 +315,7 @@ impl Writer {
                 for f in flushes {
                     let _ = f.send(());
                 }
+                self.run_erases(erases);
                 continue;
             }
             let result = self.write(&group, &seen);
@@ -291,7 +342,67 @@ impl Writer {
             for f in flushes {
                 let _ = f.send(());
             }
+            self.run_erases(erases);
         }
+    }
+
+    fn run_erases(&mut self, erases: Vec<Maintenance>) {
+        for m in erases {
+            match m {
+                Maintenance::Erase(needles, done) => {
+                    let _ = done.send(self.erase(&needles).map_err(Arc::new));
+                }
+                Maintenance::Expire(before_ms, done) => {
+                    let _ = done.send(self.expire(before_ms).map_err(Arc::new));
+                }
+            }
+        }
+    }
+
+    /// Deletes the history rows published before `before_ms`, then drops
+    /// them from the ring.
+    fn expire(&mut self, before_ms: i64) -> Result<u64, JournalError> {
+        let path = self.opened.path.clone();
+        let err = |source| JournalError::Sqlite {
+            path: path.clone(),
+            source,
+        };
+        let tx = self.opened.conn.transaction().map_err(err)?;
+        let n = super::erase::expire_history_rows(&tx, before_ms).map_err(err)?;
+        tx.commit().map_err(err)?;
+        if let Some(shared) = self.shared.upgrade() {
+            shared
+                .history
+                .expire(|b| super::erase::expired(b, before_ms));
+        }
+        Ok(n)
+    }
+
+    /// Rewrites the subject's history rows and room rows in one transaction,
+    /// then patches the hub's model and ring under their locks.
+    fn erase(&mut self, needles: &[String]) -> Result<super::erase::HubErasure, JournalError> {
+        let path = self.opened.path.clone();
+        let err = |source| JournalError::Sqlite {
+            path: path.clone(),
+            source,
+        };
+        let tx = self.opened.conn.transaction().map_err(err)?;
+        let history_frames = super::erase::erase_history_rows(&tx, needles).map_err(err)?;
+        let rooms = self.rooms.erase(needles);
+        let written =
+            super::erase::write_dirty_rooms(&tx, &mut self.rooms).and_then(|_| tx.commit());
+        if let Err(e) = written {
+            // The copy changed but the disk did not: read it back.
+            self.reload_rooms();
+            return Err(err(e));
+        }
+        if let Some(shared) = self.shared.upgrade() {
+            super::erase_in_memory(&shared, needles);
+        }
+        Ok(super::erase::HubErasure {
+            history_frames,
+            rooms,
+        })
     }
 
     fn write(

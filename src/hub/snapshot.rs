@@ -65,6 +65,27 @@ pub(super) struct Room {
     departed: BTreeMap<String, Order>,
 }
 
+impl Room {
+    /// The subject's sessions and agent jobs here, each as `{room, participant}` or `{room, agent_job}`.
+    pub(super) fn about(&self, needles: &[String]) -> Vec<serde_json::Value> {
+        let is = |i: &str| needles.iter().any(|n| n == i);
+        let room = serde_json::json!({"sid": self.info.sid, "name": self.info.name});
+        let mut out: Vec<serde_json::Value> = self
+            .participants
+            .values()
+            .filter(|p| is(&p.identity))
+            .map(|p| serde_json::json!({"room": room, "participant": p}))
+            .collect();
+        out.extend(
+            self.agents
+                .values()
+                .filter(|j| j.agent_identity.as_deref().is_some_and(is))
+                .map(|j| serde_json::json!({"room": room, "agent_job": j})),
+        );
+        out
+    }
+}
+
 /// The snapshot's `data` object.
 #[derive(Serialize)]
 pub(super) struct SnapshotView<'a> {
@@ -117,6 +138,45 @@ impl Rooms {
                 (sid, room)
             })
             .collect()
+    }
+
+    /// Removes the sessions of the subject (`needles`: its identity and its
+    /// hash) and drops it as an agent's identity; the changed rooms turn dirty.
+    /// Returns how many rooms changed.
+    pub(super) fn erase(&mut self, needles: &[String]) -> u64 {
+        let is = |i: &str| needles.iter().any(|n| n == i);
+        let mut changed = Vec::new();
+        for (sid, room) in &mut self.by_sid {
+            let gone: Vec<String> = room
+                .participants
+                .values()
+                .filter(|p| is(&p.identity))
+                .map(|p| p.sid.clone())
+                .collect();
+            let mut touched = !gone.is_empty();
+            for p in gone {
+                room.participants.remove(&p);
+                room.order.remove(&p);
+            }
+            for job in room.agents.values_mut() {
+                if job.agent_identity.as_deref().is_some_and(is) {
+                    job.agent_identity = None;
+                    touched = true;
+                }
+            }
+            if touched {
+                changed.push(sid.clone());
+            }
+        }
+        for sid in &changed {
+            self.touch(sid);
+        }
+        changed.len() as u64
+    }
+
+    /// Every room held.
+    pub(super) fn iter(&self) -> impl Iterator<Item = &Room> {
+        self.by_sid.values()
     }
 
     fn touch(&mut self, sid: &str) {
