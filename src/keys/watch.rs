@@ -32,8 +32,14 @@ pub async fn watch(
         return;
     };
     tokio::pin!(shutdown);
-    let mut stamp = files.stamp();
+    // The ring was read at start-up, before this task ran: a change made in
+    // between would match the first stamp taken here and never be seen. So
+    // stamp first, then read again; later changes move the stamp.
     let mut seen = ring.last_history_seq();
+    let mut stamp = files.stamp();
+    if let Err(e) = ring.reload(clock.now_ms()) {
+        tracing::error!(error = %e, "key store reload failed; keeping the current keys");
+    }
     loop {
         tokio::select! {
             () = &mut shutdown => return,
