@@ -158,7 +158,7 @@ impl Opened {
         }
         let conn = Connection::open(path).map_err(err)?;
         conn.execute_batch(
-            "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA busy_timeout=5000; PRAGMA secure_delete=ON;",
+            "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA busy_timeout=5000; PRAGMA secure_delete=OFF;",
         )
         .map_err(err)?;
         conn.execute_batch(SCHEMA).map_err(err)?;
@@ -347,6 +347,14 @@ impl Writer {
     }
 
     fn run_erases(&mut self, erases: Vec<Maintenance>) {
+        if erases.is_empty() {
+            return;
+        }
+        // Personal data deleted on purpose (an erasure, the retention sweep)
+        // is zeroed where it lay. The hot path's trim of the oldest frames
+        // runs without it: its pages are reused by the next frames at once,
+        // and zeroing them on every commit cost ~15 % of ingest (issue #18 note).
+        let _ = self.opened.conn.execute_batch("PRAGMA secure_delete=ON;");
         for m in erases {
             match m {
                 Maintenance::Erase(needles, done) => {
@@ -357,6 +365,7 @@ impl Writer {
                 }
             }
         }
+        let _ = self.opened.conn.execute_batch("PRAGMA secure_delete=OFF;");
     }
 
     /// Deletes the history rows published before `before_ms`, then drops
