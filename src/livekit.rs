@@ -280,54 +280,42 @@ fn normalised(
     }
 }
 
-/// Our snapshot, read once: room sid → (display name, participant sids).
-fn current(hub: &Hub) -> BTreeMap<String, (Option<String>, BTreeSet<String>)> {
-    let snap = hub.snapshot_json(&Access::All, &[]);
-    let mut out = BTreeMap::new();
-    for room in snap
-        .get("rooms")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        let Some(sid) = room.get("sid").and_then(Value::as_str) else {
-            continue;
-        };
-        let name = room.get("name").and_then(Value::as_str).map(str::to_owned);
-        let parts = room
-            .get("participants")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten();
-        let sids = parts
-            .filter_map(|p| p.get("sid").and_then(Value::as_str).map(str::to_owned))
-            .collect();
-        out.insert(sid.to_owned(), (name, sids));
-    }
-    out
+/// Our snapshot, read once: per room sid, its display name, participant sids and running job ids.
+#[derive(Default)]
+struct Held {
+    name: Option<String>,
+    participants: BTreeSet<String>,
+    agents: BTreeSet<String>,
 }
 
-/// Our running agent jobs, read once: room sid → job ids.
-fn current_agents(hub: &Hub) -> BTreeMap<String, BTreeSet<String>> {
+fn current(hub: &Hub) -> BTreeMap<String, Held> {
     let snap = hub.snapshot_json(&Access::All, &[]);
-    let mut out = BTreeMap::new();
-    for room in snap
-        .get("rooms")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        let Some(sid) = room.get("sid").and_then(Value::as_str) else {
-            continue;
-        };
-        let jobs = room
-            .get("agents")
+    let ids = |room: &Value, list: &str, key: &str| -> BTreeSet<String> {
+        room.get(list)
             .and_then(Value::as_array)
             .into_iter()
             .flatten()
-            .filter_map(|j| j.get("id").and_then(Value::as_str).map(str::to_owned))
-            .collect();
-        out.insert(sid.to_owned(), jobs);
+            .filter_map(|x| x.get(key).and_then(Value::as_str).map(str::to_owned))
+            .collect()
+    };
+    let mut out = BTreeMap::new();
+    for room in snap
+        .get("rooms")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let Some(sid) = room.get("sid").and_then(Value::as_str) else {
+            continue;
+        };
+        out.insert(
+            sid.to_owned(),
+            Held {
+                name: room.get("name").and_then(Value::as_str).map(str::to_owned),
+                participants: ids(room, "participants", "sid"),
+                agents: ids(room, "agents", "id"),
+            },
+        );
     }
     out
 }
@@ -341,13 +329,13 @@ pub fn agent_changes(
     live: &LiveAgents,
     now_ms: i64,
 ) -> Vec<Event> {
-    let ours = current_agents(hub);
+    let ours = current(hub);
     let mut out = Vec::new();
     for (room, jobs) in live {
         let Some(sid) = room.sid.as_deref() else {
             continue;
         };
-        let held = ours.get(sid);
+        let held = ours.get(sid).map(|h| &h.agents);
         let mut running = BTreeSet::new();
         for job in jobs {
             let Some(ev) = job_event(room, job, identities) else {
@@ -441,7 +429,7 @@ pub fn changes(hub: &Hub, identities: &Identities, live: &LiveState, now_ms: i64
         let Some(sid) = room.sid.as_deref() else {
             continue;
         };
-        let known = ours.get(sid).map(|(_, p)| p);
+        let known = ours.get(sid).map(|h| &h.participants);
         if known.is_none() {
             changes.extend(normalised(room, None, identities).map(|e| (e, "room_added")));
         }
@@ -471,7 +459,7 @@ pub fn changes(hub: &Hub, identities: &Identities, live: &LiveState, now_ms: i64
             );
         }
     }
-    for (sid, (name, _)) in ours
+    for (sid, Held { name, .. }) in ours
         .iter()
         .filter(|(sid, _)| !live_sids.contains(sid.as_str()))
     {

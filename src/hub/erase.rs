@@ -203,31 +203,6 @@ pub(super) fn erase_history_rows(tx: &Connection, needles: &[String]) -> rusqlit
     Ok(n)
 }
 
-/// Writes the rooms `rooms` marks dirty to `hub_rooms`.
-pub(super) fn write_dirty_rooms(tx: &Connection, rooms: &mut Rooms) -> rusqlite::Result<u64> {
-    let dirty: Vec<(String, Option<String>)> = rooms
-        .take_dirty()
-        .into_iter()
-        .map(|(sid, room)| {
-            let json = room.map(|r| {
-                serde_json::to_string(r).expect("plain derived structs serialise without error")
-            });
-            (sid, json)
-        })
-        .collect();
-    for (sid, state) in &dirty {
-        match state {
-            Some(state) => tx.execute(
-                "INSERT INTO hub_rooms (sid, state) VALUES (?1, ?2)
-                 ON CONFLICT(sid) DO UPDATE SET state = excluded.state",
-                params![sid, state],
-            )?,
-            None => tx.execute("DELETE FROM hub_rooms WHERE sid = ?1", [sid])?,
-        };
-    }
-    Ok(dirty.len() as u64)
-}
-
 /// The history rows of a journal that mention the subject (for an export with no server running).
 pub(super) fn history_rows_about(
     conn: &Connection,
@@ -272,7 +247,7 @@ pub fn erase_offline(conn: &mut Connection, needles: &[String]) -> rusqlite::Res
     let rooms = load_rooms(&tx)?;
     let mut rooms = Rooms::restore(rooms, true);
     rooms.erase(needles);
-    let rooms = write_dirty_rooms(&tx, &mut rooms)?;
+    let rooms = super::journal::write_dirty_rooms(&tx, &mut rooms)?;
     tx.commit()?;
     Ok(HubErasure {
         history_frames,

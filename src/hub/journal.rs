@@ -398,8 +398,7 @@ impl Writer {
         let tx = self.opened.conn.transaction().map_err(err)?;
         let history_frames = super::erase::erase_history_rows(&tx, needles).map_err(err)?;
         let rooms = self.rooms.erase(needles);
-        let written =
-            super::erase::write_dirty_rooms(&tx, &mut self.rooms).and_then(|_| tx.commit());
+        let written = write_dirty_rooms(&tx, &mut self.rooms).and_then(|_| tx.commit());
         if let Err(e) = written {
             // The copy changed but the disk did not: read it back.
             self.reload_rooms();
@@ -424,21 +423,11 @@ impl Writer {
             path: path.clone(),
             source,
         };
-        let rooms: Vec<(String, Option<String>)> = self
-            .rooms
-            .take_dirty()
-            .into_iter()
-            .map(|(sid, room)| {
-                let json = room.map(|r| {
-                    serde_json::to_string(r).expect("plain derived structs serialise without error")
-                });
-                (sid, json)
-            })
-            .collect();
         let head = group.last().map_or(self.head, |p| p.seq);
         let capacity = self.opened.capacity as u64;
         let tx = self.opened.conn.transaction().map_err(err)?;
-        write_group(&tx, group, &rooms, head, capacity).map_err(err)?;
+        write_group(&tx, group, head, capacity).map_err(err)?;
+        write_dirty_rooms(&tx, &mut self.rooms).map_err(err)?;
         if !seen.is_empty() {
             crate::webhook::replay::write_seen(&tx, seen).map_err(err)?;
         }
@@ -489,7 +478,6 @@ impl Writer {
 fn write_group(
     tx: &Transaction<'_>,
     group: &[Pending],
-    rooms: &[(String, Option<String>)],
     head: u64,
     capacity: u64,
 ) -> rusqlite::Result<()> {
@@ -502,17 +490,6 @@ fn write_group(
             &p.frame.bytes[..]
         ])?;
     }
-    let mut upsert = tx.prepare_cached(
-        "INSERT INTO hub_rooms (sid, state) VALUES (?1, ?2)
-         ON CONFLICT(sid) DO UPDATE SET state = excluded.state",
-    )?;
-    let mut delete = tx.prepare_cached("DELETE FROM hub_rooms WHERE sid = ?1")?;
-    for (sid, state) in rooms {
-        match state {
-            Some(state) => upsert.execute(params![sid, state])?,
-            None => delete.execute([sid])?,
-        };
-    }
     tx.prepare_cached(
         "INSERT INTO hub_meta (key, value) VALUES ('head', ?1)
          ON CONFLICT(key) DO UPDATE SET value = excluded.value",
@@ -523,6 +500,29 @@ fn write_group(
             .execute([seq_param(head - capacity)])?;
     }
     Ok(())
+}
+
+/// Writes the rooms `rooms` marks dirty to `hub_rooms` (a gone room's row is
+/// deleted): the one place room rows are written, for publishes and erasures.
+pub(super) fn write_dirty_rooms(tx: &Connection, rooms: &mut Rooms) -> rusqlite::Result<u64> {
+    let mut upsert = tx.prepare_cached(
+        "INSERT INTO hub_rooms (sid, state) VALUES (?1, ?2)
+         ON CONFLICT(sid) DO UPDATE SET state = excluded.state",
+    )?;
+    let mut delete = tx.prepare_cached("DELETE FROM hub_rooms WHERE sid = ?1")?;
+    let mut n = 0;
+    for (sid, room) in rooms.take_dirty() {
+        match room {
+            Some(room) => {
+                let state = serde_json::to_string(room)
+                    .expect("plain derived structs serialise without error");
+                upsert.execute(params![sid, state])?
+            }
+            None => delete.execute([&sid])?,
+        };
+        n += 1;
+    }
+    Ok(n)
 }
 
 /// Seqs are stored as SQLite integers (i64); a seq past `i64::MAX` cannot be reached.
