@@ -261,14 +261,7 @@ impl History {
             room.last_evicted = 0;
         }
         self.head.store(0, Ordering::Release);
-        let rooms: Vec<Option<Waker>> = ring
-            .rooms
-            .values_mut()
-            .flat_map(RoomWaiters::take)
-            .collect();
-        let mut wakers = self.take_waiters(&mut ring);
-        wakers.0.extend(rooms);
-        wakers
+        self.take_all_waiters(&mut ring)
     }
 
     /// Replaces every held frame for which `f` returns new bytes (same seq and
@@ -325,16 +318,21 @@ impl History {
         let wakers = {
             let mut ring = self.lock();
             ring.closed = true;
-            let rooms: Vec<Option<Waker>> = ring
-                .rooms
-                .values_mut()
-                .flat_map(RoomWaiters::take)
-                .collect();
-            let mut wakers = self.take_waiters(&mut ring);
-            wakers.0.extend(rooms);
-            wakers
+            self.take_all_waiters(&mut ring)
         };
         wakers.wake();
+    }
+
+    /// Every parked subscriber: the shared slab and every room's.
+    fn take_all_waiters(&self, ring: &mut Ring) -> Wakers {
+        let rooms: Vec<Option<Waker>> = ring
+            .rooms
+            .values_mut()
+            .flat_map(RoomWaiters::take)
+            .collect();
+        let mut wakers = self.take_waiters(ring);
+        wakers.0.extend(rooms);
+        wakers
     }
 
     fn take_waiters(&self, ring: &mut Ring) -> Wakers {
