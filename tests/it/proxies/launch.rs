@@ -67,7 +67,7 @@ impl Proxy {
         program: PathBuf,
         args: &[&std::ffi::OsStr],
         env: &[(&str, &Path)],
-    ) -> Self {
+    ) -> Result<Self, String> {
         let log = std::fs::File::create(dir.path().join("output.log")).expect("log");
         let mut cmd = Command::new(&program);
         cmd.args(args)
@@ -91,21 +91,28 @@ impl Proxy {
             http,
             dir,
         };
-        proxy.wait_until_listening();
-        proxy
+        proxy.wait_until_listening()?;
+        Ok(proxy)
     }
 
-    fn wait_until_listening(&mut self) {
+    /// Waits until both ports accept. A proxy that lost a free port to
+    /// another process between our pick and its bind is an `Err` (the
+    /// caller picks new ports); any other exit fails the test.
+    fn wait_until_listening(&mut self) -> Result<(), String> {
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
             if let Ok(Some(status)) = self.child.try_wait() {
-                panic!("{} exited ({status}): {}", self.name, self.output());
+                let output = self.output();
+                if output.contains("ddress already in use") {
+                    return Err(output);
+                }
+                panic!("{} exited ({status}): {output}", self.name);
             }
             let up = [self.https, self.http]
                 .iter()
                 .all(|p| std::net::TcpStream::connect(("127.0.0.1", *p)).is_ok());
             if up {
-                return;
+                return Ok(());
             }
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -125,6 +132,19 @@ impl Proxy {
             .join("\n")
     }
 
+    /// Starts a proxy on two free ports, with new ports if another process
+    /// took one of them first (free ports are only free when picked).
+    fn on_free_ports(start: impl Fn((u16, u16)) -> Result<Self, String>) -> Self {
+        let mut last = String::new();
+        for _ in 0..5 {
+            match start((free_port(), free_port())) {
+                Ok(proxy) => return proxy,
+                Err(output) => last = output,
+            }
+        }
+        panic!("no free ports after 5 tries: {last}");
+    }
+
     pub fn url(&self) -> String {
         format!("https://127.0.0.1:{}", self.https)
     }
@@ -132,8 +152,11 @@ impl Proxy {
     /// `deploy/nginx/warden.conf` + `warden-locations.conf`, under a minimal
     /// main configuration that keeps every path inside the temporary prefix.
     pub fn nginx(s: &Setup<'_>) -> Self {
+        Self::on_free_ports(|ports| Self::nginx_on(s, ports))
+    }
+
+    fn nginx_on(s: &Setup<'_>, (https, http): (u16, u16)) -> Result<Self, String> {
         let dir = tempfile::tempdir().expect("tempdir");
-        let (https, http) = (free_port(), free_port());
         let site =
             std::fs::read_to_string(recipe_dir("nginx").join("warden.conf")).expect("recipe");
         let site = swap(
@@ -196,8 +219,11 @@ impl Proxy {
 
     /// `deploy/haproxy/haproxy.cfg`, in the foreground (`-db`).
     pub fn haproxy(s: &Setup<'_>) -> Self {
+        Self::on_free_ports(|ports| Self::haproxy_on(s, ports))
+    }
+
+    fn haproxy_on(s: &Setup<'_>, (https, http): (u16, u16)) -> Result<Self, String> {
         let dir = tempfile::tempdir().expect("tempdir");
-        let (https, http) = (free_port(), free_port());
         // HAProxy's certificate file is the chain followed by the key.
         let pem = dir.path().join("warden.pem");
         let mut both = std::fs::read(s.cert).expect("cert");
@@ -226,8 +252,11 @@ impl Proxy {
     /// under global options for the ports, no admin endpoint and its state
     /// in the prefix.
     pub fn caddy(s: &Setup<'_>) -> Self {
+        Self::on_free_ports(|ports| Self::caddy_on(s, ports))
+    }
+
+    fn caddy_on(s: &Setup<'_>, (https, http): (u16, u16)) -> Result<Self, String> {
         let dir = tempfile::tempdir().expect("tempdir");
-        let (https, http) = (free_port(), free_port());
         let site = std::fs::read_to_string(recipe_dir("caddy").join("Caddyfile")).expect("recipe");
         let site = swap(
             &site,
@@ -244,7 +273,7 @@ impl Proxy {
             &format!("reverse_proxy 127.0.0.1:{} {{", s.warden_port),
         );
         let global = format!(
-            "{{\n\tadmin off\n\thttp_port {http}\n\thttps_port {https}\n\tstorage file_system {}\n}}\n\n\
+            "{{\n\tadmin off\n\tdefault_bind 127.0.0.1\n\thttp_port {http}\n\thttps_port {https}\n\tstorage file_system {}\n}}\n\n\
              http://127.0.0.1:{http} {{\n\tredir https://{{host}}{{uri}} 308\n}}\n\n",
             dir.path().join("state").display()
         );
