@@ -226,7 +226,7 @@ impl FromRequestParts<AppState> for Subscriber {
                 state,
                 parts,
                 &claims,
-                "the token grants no room to watch (roomList, or roomAdmin with room)",
+                "the token grants no room to watch (roomList, roomAdmin with room, or roomAdmin and roomCreate)",
             )),
         }
     }

@@ -267,14 +267,16 @@ impl VideoGrant {
         Ok(())
     }
 
-    /// May watch room `room`: `roomList`, or `roomAdmin` for exactly that room.
+    /// May watch room `room`: `roomList`, `roomAdmin` for exactly that room,
+    /// or the admin grants (which watch every room).
     pub fn can_watch_room(&self, room: &str) -> bool {
-        self.room_list || (self.room_admin && self.room_name() == Some(room))
+        self.room_list || (self.room_admin && self.room_name() == Some(room)) || self.is_admin()
     }
 
-    /// May watch every room: `roomList` without a room.
+    /// May watch every room: `roomList` without a room, or the admin grants
+    /// (SPEC: the dashboard's admin token sees the rooms it administers).
     pub fn can_watch_all(&self) -> bool {
-        self.room_list && self.room_name().is_none()
+        (self.room_list && self.room_name().is_none()) || self.is_admin()
     }
 
     /// Admin: `roomAdmin` and `roomCreate` with no room.

@@ -177,7 +177,8 @@ fn access_rights_and_roles() {
         ..Claims::default()
     };
     let admin = with(v.clone());
-    assert!(is_admin(&admin) && !can_watch_all(&admin) && !can_watch_room(&admin, "r"));
+    // SPEC: the admin grants watch every room.
+    assert!(is_admin(&admin) && can_watch_all(&admin) && can_watch_room(&admin, "r"));
     let scoped = with(VideoGrant {
         room: Some("r".into()),
         ..v

@@ -54,6 +54,47 @@ async fn refusals_are_json_with_the_right_status() {
 }
 
 #[tokio::test]
+async fn the_admin_token_watches_every_room() {
+    // SPEC: "all rooms: roomList without room, or the admin grants" - the
+    // README's dashboard token (roomAdmin + roomCreate, no room).
+    let s = support::spawn("").await;
+    let mut admin = Sse::open(
+        &format!("{}/api/events", s.url),
+        Some(&support::admin_token()),
+        &[],
+    )
+    .await;
+    assert_eq!(admin.status, 200, "{}", admin.body);
+    assert_eq!(
+        admin.next(T).await.map(|e| e.event).as_deref(),
+        Some("snapshot")
+    );
+    let (a, b) = (
+        format!("a-{}", support::rand_hex()),
+        format!("b-{}", support::rand_hex()),
+    );
+    for room in [&a, &b] {
+        let body = support::room_started(room, &sid("RM_"));
+        assert_eq!(support::deliver(&s.url, &body).await, 200);
+    }
+    for room in [&a, &b] {
+        let got = admin
+            .next_named("room_started", T)
+            .await
+            .expect("every room");
+        assert_eq!(got.json()["data"]["room"]["name"], room.as_str());
+    }
+    let one = Sse::open(
+        &format!("{}/api/events?room={a}", s.url),
+        Some(&support::admin_token()),
+        &[],
+    )
+    .await;
+    assert_eq!(one.status, 200, "an admin may also watch one room");
+    s.stop().await;
+}
+
+#[tokio::test]
 async fn room_admin_sees_its_room_only_and_list_token_filters_by_query() {
     let s = support::spawn("").await;
     let (mine, other) = (
