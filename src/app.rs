@@ -8,6 +8,7 @@
 //! `server.shutdown_grace_seconds`), flush the audit log.
 
 pub mod admission;
+pub mod banner;
 pub mod lifelines;
 pub mod tickets;
 
@@ -396,8 +397,23 @@ pub fn serve_blocking(
         } else {
             "http"
         };
-        tracing::info!(listen = %local, "warden listening");
+        let banner = banner::Banner::of(&state, local);
+        banner.log();
+        if std::io::IsTerminal::is_terminal(&std::io::stdout()) {
+            print!("{}", banner.text());
+        }
         println!("warden listening on {scheme}://{local}");
+        let started = crate::clock::rfc3339_ms(state.clock.now_ms());
+        let _runfile = crate::runfile::write(
+            &state.config.data_dir(),
+            local,
+            state.config.server.tls.is_some(),
+            started,
+        )
+        .map_err(|e| {
+            tracing::warn!(error = %e, "cannot write the runtime file (warden status and unblock will look at server.listen)");
+        })
+        .ok();
         run_with(state, listener, redirect, shutdown_signal()).await?;
         tracing::info!("warden stopped");
         Ok(())

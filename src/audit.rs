@@ -61,6 +61,18 @@ pub enum Severity {
     Critical,
 }
 
+impl Severity {
+    /// The one spelling used everywhere (API, store, log lines, alerts).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Low => "low",
+            Self::Medium => "medium",
+            Self::High => "high",
+            Self::Critical => "critical",
+        }
+    }
+}
+
 impl FromStr for Severity {
     type Err = ();
     fn from_str(s: &str) -> Result<Self, ()> {

@@ -5,8 +5,10 @@
 //! its configuration the same way (`config::load`). Commands print results on
 //! stdout and errors on stderr, each error as one masked line.
 
+mod admin;
 mod audit;
 mod health;
+mod instance;
 mod keys;
 mod status;
 mod subject;
@@ -41,8 +43,8 @@ pub struct Cli {
 pub enum Command {
     /// Run the gateway.
     Serve {
-        /// Listen address (overrides server.listen).
-        #[arg(long, value_name = "ADDR")]
+        /// Listen address, HOST:PORT (overrides server.listen; `localhost:8080` works).
+        #[arg(long, value_name = "ADDR", value_parser = parse_listen)]
         listen: Option<std::net::SocketAddr>,
     },
     /// Print the commented defaults, or check a configuration file.
@@ -65,9 +67,29 @@ pub enum Command {
     /// Export or erase everything held about one participant identity.
     #[command(subcommand)]
     Subject(subject::SubjectCmd),
-    /// Print the security status JSON of a running (or local) instance.
+    /// The security status of the running instance (else of the local data); exit 1 when it does not answer or a check failed.
     Status {
-        /// Base URL of the running instance (default: the configured listen address).
+        /// Base URL of the running instance (default: found from the runtime file in the data directory, else server.listen).
+        #[arg(long, value_name = "URL")]
+        url: Option<String>,
+        /// JSON even on a terminal.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Lift a lockout on the running instance.
+    Unblock {
+        /// The client address (IPv4, or IPv6: lockouts are per /64).
+        ip: std::net::IpAddr,
+        /// Base URL of the running instance (default: as `status` finds it).
+        #[arg(long, value_name = "URL")]
+        url: Option<String>,
+    },
+    /// Pause or resume webhook processing on the running instance (the kill switch).
+    Ingestion {
+        /// pause or resume.
+        #[arg(value_enum)]
+        action: IngestionAction,
+        /// Base URL of the running instance (default: as `status` finds it).
         #[arg(long, value_name = "URL")]
         url: Option<String>,
     },
@@ -77,6 +99,31 @@ pub enum Command {
         #[arg(long, value_name = "URL")]
         url: Option<String>,
     },
+}
+
+/// `warden ingestion pause|resume`.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum IngestionAction {
+    /// Answer webhooks 503 (LiveKit retries) until resumed.
+    Pause,
+    /// Process webhooks again.
+    Resume,
+}
+
+/// `--listen`: an address, or a host name that resolves (`localhost:8080`).
+fn parse_listen(text: &str) -> Result<std::net::SocketAddr, String> {
+    if let Ok(addr) = text.parse() {
+        return Ok(addr);
+    }
+    let mut addrs: Vec<std::net::SocketAddr> = std::net::ToSocketAddrs::to_socket_addrs(text)
+        .map_err(|_| format!("{text} is not HOST:PORT (e.g. 127.0.0.1:8080 or localhost:8080)"))?
+        .collect();
+    // localhost resolves to ::1 and 127.0.0.1; IPv4 first, as browsers try it.
+    addrs.sort_by_key(|a| !a.is_ipv4());
+    addrs
+        .first()
+        .copied()
+        .ok_or_else(|| format!("{text} resolves to no address"))
 }
 
 /// `warden config …`
@@ -99,6 +146,28 @@ pub(crate) struct Ctx {
     pub clock: Clock,
 }
 
+impl Ctx {
+    /// Where keys were looked for, for "no key" errors: a command run from
+    /// the wrong directory says which file it read.
+    pub(crate) fn key_sources(&self) -> String {
+        format!(
+            "looked in {} (livekit.keys_file{}) and LIVEKIT_KEYS / LIVEKIT_API_KEY; run it where `warden serve` runs, or pass --config",
+            self.config.livekit.keys_file.display(),
+            relative_to_cwd(&self.config.livekit.keys_file)
+        )
+    }
+}
+
+/// `, relative to DIR` for a relative path, so the reader knows where it was looked for.
+pub(crate) fn relative_to_cwd(path: &std::path::Path) -> String {
+    if path.is_relative()
+        && let Ok(cwd) = std::env::current_dir()
+    {
+        return format!(", relative to {}", cwd.display());
+    }
+    String::new()
+}
+
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -109,6 +178,9 @@ pub fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
+    if !matches!(cli.command, Command::Serve { .. }) {
+        quiet_on_broken_pipe();
+    }
     let masker = Masker::new();
     match run(cli, masker.clone()) {
         Ok(()) => ExitCode::SUCCESS,
@@ -118,6 +190,26 @@ pub fn main() -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+/// `warden config check | head -1`: once the reader has gone, the rest of
+/// the output has nowhere to go; end quietly with 0, as `rg` and `git` do,
+/// instead of the standard library's panic ("failed printing to stdout:
+/// Broken pipe", exit 101). Not for `serve`, whose stdout is not its output.
+fn quiet_on_broken_pipe() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let text = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if text.starts_with("failed printing to stdout") && text.contains("Broken pipe") {
+            std::process::exit(0);
+        }
+        default(info);
+    }));
 }
 
 fn load_config(cli_config: Option<&std::path::Path>, masker: &Masker) -> anyhow::Result<Config> {
@@ -161,7 +253,9 @@ fn run(cli: Cli, masker: Masker) -> anyhow::Result<()> {
                 Command::Webhook(cmd) => webhook::run(cmd, &ctx),
                 Command::Audit(cmd) => audit::run(cmd, &ctx),
                 Command::Subject(cmd) => subject::run(cmd, &ctx),
-                Command::Status { url } => status(url, &ctx),
+                Command::Status { url, json } => status::run(url, json, &ctx),
+                Command::Unblock { ip, url } => admin::unblock(ip, url, &ctx),
+                Command::Ingestion { action, url } => admin::ingestion(action, url, &ctx),
                 Command::Health { url } => health::run(url, &ctx),
                 Command::Config(_) | Command::Redact => unreachable_command(),
             }
@@ -188,8 +282,4 @@ fn redact_stdin(masker: &Masker) -> anyhow::Result<()> {
         let _ = writeln!(out);
     }
     Ok(())
-}
-
-fn status(url: Option<String>, ctx: &Ctx) -> anyhow::Result<()> {
-    status::run(url, ctx)
 }

@@ -183,6 +183,16 @@ fn one_line(s: &str) -> String {
     s.lines().next().unwrap_or("").trim().to_owned()
 }
 
+/// The candidate closest to a mistyped `word`, when one is close enough.
+pub(crate) fn did_you_mean<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
+    candidates
+        .iter()
+        .map(|c| (strsim::jaro_winkler(word, c), *c))
+        .filter(|(score, _)| *score > 0.8)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, c)| c)
+}
+
 /// Turns serde's messages into `path: message` with the unknown key named in the path.
 fn describe_serde_error(path: &str, inner: &str) -> ConfigError {
     let base = if path == "." { "" } else { path };
@@ -196,7 +206,27 @@ fn describe_serde_error(path: &str, inner: &str) -> ConfigError {
         } else {
             format!("{base}.{field}")
         };
-        return ConfigError::invalid(key, "unknown setting (see `warden config defaults`)");
+        let expected: Vec<&str> = rest
+            .split_once("expected one of ")
+            .map(|(_, list)| list.split(", ").map(|s| s.trim_matches('`')).collect())
+            .unwrap_or_default();
+        let hint = did_you_mean(field, &expected)
+            .map(|s| format!("; did you mean `{s}`?"))
+            .unwrap_or_default();
+        return ConfigError::invalid(
+            key,
+            format!("unknown setting{hint} (see `warden config defaults`)"),
+        );
+    }
+    if let Some(rest) = inner.strip_prefix("invalid type: ")
+        && let Some((got, expected)) = rest.split_once(", expected ")
+        && expected.starts_with("struct Raw")
+    {
+        // serde names the internal type; the operator wrote a value where a section goes.
+        return ConfigError::invalid(
+            if base.is_empty() { "<config>" } else { base },
+            format!("wrong type: {got}, expected a section (indented `key: value` lines)"),
+        );
     }
     if let Some(rest) = inner.strip_prefix("missing field `") {
         let field = rest.split('`').next().unwrap_or(rest);

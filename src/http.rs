@@ -150,12 +150,24 @@ fn log_request(
 ) {
     let route = matched.map_or("-", MatchedPath::as_str);
     let status = resp.status().as_u16();
-    let ms = start.elapsed().as_secs_f64() * 1000.0;
-    let quiet = status < 400
-        && matches!(
-            route,
-            "/webhooks/livekit" | "/health" | "/metrics" | "/assets/{file}"
-        );
+    let ms = crate::http::routes::webhook::rounded_ms(start.elapsed());
+    // The webhook route writes its own line (accepted, duplicate, refused
+    // and why); dashboard polls, probes, scrapes and assets are DEBUG unless
+    // they fail.
+    let quiet = route == "/webhooks/livekit"
+        || (status < 400
+            && matches!(
+                route,
+                "/health"
+                    | "/metrics"
+                    | "/assets/{file}"
+                    | "/"
+                    | "/api/rooms"
+                    | "/api/security/status"
+                    | "/api/security/health"
+                    | "/api/security/events"
+                    | "/api/auth/sse-token"
+            ));
     if quiet {
         tracing::debug!(http.method = %method, http.route = %route, http.status = status, duration_ms = ms, "request");
     } else {

@@ -51,6 +51,7 @@ pub mod metrics;
 pub mod notify;
 pub mod pepper;
 pub mod redact;
+pub mod runfile;
 pub mod store;
 pub mod subject;
 pub mod telemetry;

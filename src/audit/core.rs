@@ -155,10 +155,18 @@ impl Core {
     }
 
     pub(super) fn after(&self, event: &StoredEvent, at: i64) {
+        // What an operator acts on: type, severity (the API's spelling),
+        // source and the details (already masked; the identity is hashed).
+        let e = &event.event;
+        let source = e.source_ip.map(|ip| ip.to_string());
+        let details = serde_json::Value::Object(e.details.clone()).to_string();
         tracing::info!(
             security.id = %event.id,
-            security.type = event.event.kind.as_str(),
-            security.severity = ?event.event.severity,
+            security.type = e.kind.as_str(),
+            security.severity = e.severity.as_str(),
+            security.source = source.as_deref().unwrap_or("-"),
+            security.key_id = e.key_id.as_deref().unwrap_or("-"),
+            security.details = %details,
             "security event"
         );
         if let Some(log) = &self.log {

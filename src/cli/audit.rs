@@ -31,8 +31,9 @@ fn open_store(ctx: &Ctx) -> anyhow::Result<Sqlite> {
     let path = &ctx.config.storage.path;
     anyhow::ensure!(
         path.exists(),
-        "no audit store at {} (storage.path)",
-        path.display()
+        "no audit store at {} (storage.path{}): run it where `warden serve` runs, or pass --config",
+        path.display(),
+        super::relative_to_cwd(path)
     );
     Sqlite::open(path).with_context(|| format!("opening the audit store {}", path.display()))
 }

@@ -2,14 +2,14 @@
 //! scripts, where no `curl` exists (distroless images).
 //!
 //! It asks `GET /health` of the running instance found from the same
-//! configuration (`server.listen`; an unspecified address such as `0.0.0.0`
-//! is asked on loopback) or of `--url`, and exits 0 when it answers 200
+//! configuration (the runtime file the server wrote in its data directory,
+//! else `server.listen`; an unspecified address such as `0.0.0.0` is asked on
+//! loopback) or of `--url`, and exits 0 when it answers 200
 //! `{"status":"ok"}`, 1 otherwise with one line on stderr. It sends no
 //! credential, so over TLS to a loopback address it does not check the
 //! certificate's name (a certificate is issued for the public name, never for
 //! 127.0.0.1); anywhere else the certificate is verified as usual.
 
-use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -21,7 +21,7 @@ const TIMEOUT: Duration = Duration::from_secs(3);
 
 pub(super) fn run(url: Option<String>, ctx: &Ctx) -> anyhow::Result<()> {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let base = url.unwrap_or_else(|| local_url(ctx));
+    let (base, _, _) = super::instance::locate(url, ctx);
     let parsed = url::Url::parse(&base).with_context(|| format!("not a URL: {base}"))?;
     let loopback = match parsed.host() {
         Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
@@ -54,20 +54,4 @@ pub(super) fn run(url: Option<String>, ctx: &Ctx) -> anyhow::Result<()> {
     } else {
         anyhow::bail!("{target}: not healthy (HTTP {status})")
     }
-}
-
-/// `http(s)://` + the configured listen address, loopback for an unspecified one.
-fn local_url(ctx: &Ctx) -> String {
-    let scheme = if ctx.config.server.tls.is_some() {
-        "https"
-    } else {
-        "http"
-    };
-    let listen = ctx.config.server.listen;
-    let ip = match listen.ip() {
-        IpAddr::V4(v4) if v4.is_unspecified() => IpAddr::from([127, 0, 0, 1]),
-        IpAddr::V6(v6) if v6.is_unspecified() => IpAddr::from(std::net::Ipv6Addr::LOCALHOST),
-        ip => ip,
-    };
-    format!("{scheme}://{}", SocketAddr::new(ip, listen.port()))
 }

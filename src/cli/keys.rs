@@ -53,7 +53,7 @@ pub(super) fn run(cmd: KeysCmd, ctx: &Ctx) -> anyhow::Result<()> {
     }
     let key_file = ctx.config.livekit.keys_file.display().to_string();
     match cmd {
-        KeysCmd::List { json } => list(&ring, now, json),
+        KeysCmd::List { json } => list(&ring, now, json, &ctx.key_sources()),
         KeysCmd::Create => {
             record_first(ctx, "create", None)?;
             let (id, secret) = ring.create_key(now, "cli")?;
@@ -147,7 +147,7 @@ fn export_livekit(ring: &KeyRing, now: i64) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn list(ring: &KeyRing, now: i64, as_json: bool) -> anyhow::Result<()> {
+fn list(ring: &KeyRing, now: i64, as_json: bool, ctx_sources: &str) -> anyhow::Result<()> {
     let owned = match ring.files() {
         Some(f) => f.read(now).context("reading the key store")?,
         None => OwnedKeys::default(),
@@ -169,6 +169,9 @@ fn list(ring: &KeyRing, now: i64, as_json: bool) -> anyhow::Result<()> {
             serde_json::to_string_pretty(&doc).context("serialising")?
         );
         return Ok(());
+    }
+    if rows.is_empty() {
+        eprintln!("warden: no keys: {}", ctx_sources);
     }
     println!(
         "{:<24} {:<9} {:<6} {:<25} {:<40} FINGERPRINT",

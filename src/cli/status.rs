@@ -1,111 +1,169 @@
-//! `warden status`: the security status JSON of a running instance, or —
-//! when none answers — a local report from the key store and the audit log.
+//! `warden status`: the security status of the running instance (found as
+//! [`super::instance`] says), or — when none answers — a local report from
+//! the key store and the audit log.
 //!
-//! The running instance is asked with a 60 s admin token minted from the
-//! local key store (the CLI runs where the keys are), so no token has to be
-//! pasted on a command line. The token goes only over https or to a loopback
-//! address (never in clear across a network), and never follows a redirect.
+//! Output: a short summary on a terminal; JSON when stdout is not a terminal
+//! or with `--json`. Exit 0 when the running instance answered and none of
+//! its health checks is `critical` (degraded still exits 0; security events
+//! never change the exit code); 1 otherwise — not running, unreachable, or a
+//! check failed — with the reason as one line on stderr.
 
-use std::time::Duration;
+use std::fmt::Write as _;
+use std::io::IsTerminal;
 
 use anyhow::Context as _;
 use serde_json::{Value, json};
 
 use super::Ctx;
+use super::instance::{AskError, Instance};
 use crate::clock::rfc3339_ms;
 use crate::keys::{KeyRing, KeyState};
 
-pub(super) fn run(url: Option<String>, ctx: &Ctx) -> anyhow::Result<()> {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let ring = KeyRing::open(&ctx.config, &ctx.clock)?;
-    let scheme = if ctx.config.server.tls.is_some() {
-        "https"
+pub(super) fn run(url: Option<String>, json_out: bool, ctx: &Ctx) -> anyhow::Result<()> {
+    let instance = Instance::new(url, ctx)?;
+    let json_out = json_out || !std::io::stdout().is_terminal();
+    let answered = instance
+        .get("/api/security/status")
+        .and_then(|status| Ok((status, instance.get("/api/security/health")?)));
+    let (doc, failure) = match answered {
+        Ok((mut status, health)) => {
+            let failed: Vec<String> = health["checks"]
+                .as_object()
+                .into_iter()
+                .flatten()
+                .filter(|(_, c)| c["status"] == "critical")
+                .map(|(name, c)| format!("{name}: {}", c["detail"].as_str().unwrap_or("")))
+                .collect();
+            status["running"] = Value::Bool(true);
+            status["instance"] = json!({
+                "url": instance.base,
+                "found_via": instance.via.describe(ctx),
+                "pid": instance.pid,
+            });
+            status["checks"] = health["checks"].clone();
+            let failure =
+                (!failed.is_empty()).then(|| format!("health check failed: {}", failed.join("; ")));
+            (status, failure)
+        }
+        Err(e) => {
+            let why = match &e {
+                AskError::Unreachable(_) => format!(
+                    "no instance answered at {} (found via {}): {e}",
+                    instance.base,
+                    instance.via.describe(ctx)
+                ),
+                AskError::Refused { .. } => {
+                    format!("the instance at {} refused: {e}", instance.base)
+                }
+            };
+            let ring = KeyRing::open(&ctx.config, &ctx.clock)?;
+            let mut doc = local(&ring, ctx)?;
+            doc["instance"] = json!({"url": instance.base, "error": e.to_string()});
+            (doc, Some(why))
+        }
+    };
+    if json_out {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&doc).context("encoding")?
+        );
     } else {
-        "http"
-    };
-    let base = url.unwrap_or_else(|| format!("{scheme}://{}", ctx.config.server.listen));
-    check_transport(&base)?;
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the runtime")?;
-    let remote = rt.block_on(ask(&base, &ring, ctx));
-    let doc = match remote {
-        Ok(doc) => doc,
-        Err(Unreachable(why)) => {
-            eprintln!("warden: no instance answered at {base} ({why}); local status follows");
-            local(&ring, ctx)?
-        }
-    };
-    println!(
-        "{}",
-        serde_json::to_string_pretty(&doc).context("encoding")?
-    );
-    Ok(())
-}
-
-struct Unreachable(String);
-
-/// Refuses a URL the admin token must not be sent to: plain HTTP to
-/// anything but this host (a loopback or unspecified address, `localhost`).
-fn check_transport(base: &str) -> anyhow::Result<()> {
-    let url = url::Url::parse(base).with_context(|| format!("--url {base}: not a URL"))?;
-    let local = match url.host() {
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback() || ip.is_unspecified(),
-        Some(url::Host::Ipv6(ip)) => {
-            ip.is_loopback()
-                || ip.is_unspecified()
-                || ip.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
-        }
-        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
-        None => false,
-    };
-    match url.scheme() {
-        "https" => Ok(()),
-        "http" if local => Ok(()),
-        "http" => anyhow::bail!(
-            "refusing to send an admin token over plain http to {}: use https:// or a loopback address",
-            url.host_str().unwrap_or("?")
-        ),
-        other => anyhow::bail!(
-            "--url {base}: the scheme must be https (or http to a loopback address), not {other}"
-        ),
+        print!("{}", summary(&doc));
+    }
+    match failure {
+        Some(why) => Err(anyhow::anyhow!(why)),
+        None => Ok(()),
     }
 }
 
-async fn ask(base: &str, ring: &KeyRing, ctx: &Ctx) -> Result<Value, Unreachable> {
-    let video = json!({"roomAdmin": true, "roomCreate": true});
-    let token = crate::token::mint_service(ring, "warden-cli", video, ctx.clock.now_ms())
-        .map_err(|e| Unreachable(e.to_string()))?;
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(5))
-        .redirect(reqwest::redirect::Policy::none())
-        .no_proxy()
-        .build()
-        .map_err(|e| Unreachable(e.to_string()))?;
-    let resp = client
-        .get(format!(
-            "{}/api/security/status",
-            base.trim_end_matches('/')
-        ))
-        .bearer_auth(token)
-        .send()
-        .await
-        .map_err(|e| Unreachable(e.without_url().to_string()))?;
-    let status = resp.status();
-    let body: Value = resp
-        .json()
-        .await
-        .map_err(|e| Unreachable(e.without_url().to_string()))?;
-    if status.is_success() {
-        Ok(body)
+/// The terminal summary: overall state first, then what needs attention.
+fn summary(doc: &Value) -> String {
+    let mut out = String::new();
+    let overall = doc["overall_status"].as_str().unwrap_or("unknown");
+    if doc["running"] == true {
+        let _ = writeln!(
+            out,
+            "warden at {} (pid {}): {overall}",
+            doc["instance"]["url"].as_str().unwrap_or("?"),
+            doc["instance"]["pid"]
+                .as_u64()
+                .map_or_else(|| "?".to_owned(), |p| p.to_string())
+        );
     } else {
-        Err(Unreachable(format!(
-            "HTTP {}: {}",
-            status.as_u16(),
-            body["message"].as_str().unwrap_or("")
-        )))
+        let _ = writeln!(out, "warden is not running here; local data: {overall}");
     }
+    if let Some(checks) = doc["checks"].as_object() {
+        for (name, c) in checks {
+            let status = c["status"].as_str().unwrap_or("?");
+            if status != "healthy" {
+                let _ = writeln!(
+                    out,
+                    "  {status:<9} {name}: {}",
+                    c["detail"].as_str().unwrap_or("")
+                );
+            }
+        }
+        let healthy = checks.values().filter(|c| c["status"] == "healthy").count();
+        let _ = writeln!(out, "  {healthy} of {} checks healthy", checks.len());
+    }
+    if let Some(keys) = doc["keys"].as_array() {
+        let list: Vec<String> = keys
+            .iter()
+            .map(|k| {
+                let due = if k["rotation_due"] == true {
+                    ", rotation due"
+                } else {
+                    ""
+                };
+                format!(
+                    "{} ({}{due})",
+                    k["id"].as_str().unwrap_or("?"),
+                    k["state"].as_str().unwrap_or("?")
+                )
+            })
+            .collect();
+        let _ = writeln!(out, "  keys        {}", list.join(", "));
+    }
+    if let Some(c) = doc.get("connections").filter(|c| c.is_object()) {
+        let _ = writeln!(out, "  streams     {} of {}", c["open"], c["max"]);
+    }
+    if let Some(enabled) = doc["ingestion"]["enabled"].as_bool() {
+        let _ = writeln!(
+            out,
+            "  ingestion   {}",
+            if enabled { "on" } else { "PAUSED" }
+        );
+    }
+    if let Some(blocked) = doc["blocked"].as_array() {
+        let list: Vec<String> = blocked
+            .iter()
+            .map(|b| {
+                format!(
+                    "{} until {}",
+                    b["ip"].as_str().unwrap_or("?"),
+                    b["until"].as_str().unwrap_or("?")
+                )
+            })
+            .collect();
+        let shown = if list.is_empty() {
+            "none".to_owned()
+        } else {
+            list.join(", ")
+        };
+        let _ = writeln!(out, "  locked out  {shown}");
+    }
+    if let Some(day) = doc["counts"]["last_day"].as_object() {
+        let mut seen: Vec<String> = day
+            .iter()
+            .filter(|(_, n)| n.as_u64().unwrap_or(0) > 0)
+            .map(|(t, n)| format!("{t} {n}"))
+            .collect();
+        if seen.is_empty() {
+            seen.push("none".to_owned());
+        }
+        let _ = writeln!(out, "  events 24 h {}", seen.join(", "));
+    }
+    out
 }
 
 fn local(ring: &KeyRing, ctx: &Ctx) -> anyhow::Result<Value> {
@@ -122,10 +180,11 @@ fn local(ring: &KeyRing, ctx: &Ctx) -> anyhow::Result<Value> {
             json!({"id": k.id, "state": state, "created": k.created_ms.map(rfc3339_ms), "rotation_due": k.rotation_due})
         })
         .collect();
-    let audit = if !ctx.config.storage.path.exists() {
-        json!({"status": "degraded", "detail": "no audit log yet (warden has not run here)"})
+    let path = &ctx.config.storage.path;
+    let audit = if !path.exists() {
+        json!({"status": "degraded", "detail": format!("no audit log at {} yet (warden has not run with this configuration here)", path.display())})
     } else {
-        match crate::store::Sqlite::open(&ctx.config.storage.path) {
+        match crate::store::Sqlite::open(path) {
             Ok(db) => match crate::audit::verify_chain(&db) {
                 Ok(r) => json!({"status": "healthy", "entries": r.entries, "purged": r.purged}),
                 Err(e) => json!({"status": "critical", "detail": e.to_string()}),
@@ -141,35 +200,7 @@ fn local(ring: &KeyRing, ctx: &Ctx) -> anyhow::Result<Value> {
     } else {
         "healthy"
     };
-    Ok(json!({"running": false, "overall_status": overall, "keys": keys, "audit": audit}))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::check_transport;
-
-    #[test]
-    fn the_admin_token_goes_only_over_https_or_to_this_host() {
-        for ok in [
-            "https://warden.example.com",
-            "https://192.0.2.1:8443",
-            "http://127.0.0.1:8080",
-            "http://127.9.9.9",
-            "http://[::1]:8080",
-            "http://0.0.0.0:8080",
-            "http://localhost:8080",
-        ] {
-            assert!(check_transport(ok).is_ok(), "{ok}");
-        }
-        for bad in [
-            "http://192.0.2.1:8080",
-            "http://warden.example.com",
-            "http://[2001:db8::1]",
-            "ftp://127.0.0.1",
-            "not a url",
-        ] {
-            let e = check_transport(bad).expect_err(bad).to_string();
-            assert!(!e.contains('\n'), "{e}");
-        }
-    }
+    Ok(
+        json!({"running": false, "overall_status": overall, "keys": keys, "checks": {"audit_store": audit}}),
+    )
 }

@@ -58,7 +58,10 @@ pub(super) fn run(cmd: TokenCmd, ctx: &Ctx) -> anyhow::Result<()> {
             }
             let ttl =
                 humantime::parse_duration(ttl.trim()).with_context(|| format!("--ttl {ttl:?}"))?;
-            let jwt = token::mint(&ring, &grants, Some(ttl), now)?;
+            let jwt = token::mint(&ring, &grants, Some(ttl), now).map_err(|e| match e {
+                token::TokenError::NoSigningKey => anyhow::anyhow!("{e}: {}", ctx.key_sources()),
+                e => e.into(),
+            })?;
             println!("{jwt}");
             Ok(())
         }

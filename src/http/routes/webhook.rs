@@ -41,10 +41,64 @@ async fn handle(
     let result = process(state, ip, headers, body, started).await;
     let label = match &result {
         Ok((label, _)) => *label,
-        Err(e) => e.code(),
+        Err(e) => {
+            // A 401's own line (with the verifier's reason) is written where
+            // the reason is known; every other refusal is logged here.
+            if e.status() != StatusCode::UNAUTHORIZED {
+                tracing::warn!(
+                    http.status = e.status().as_u16(),
+                    error.code = e.code(),
+                    reason = e.message(),
+                    client.ip = %ip,
+                    "webhook refused"
+                );
+            }
+            e.code()
+        }
     };
     state.metrics.webhook(label);
     result.map(|(_, r)| r)
+}
+
+/// Milliseconds, rounded to two decimals for the log (`duration_ms=0.09`).
+pub(crate) fn rounded_ms(d: std::time::Duration) -> f64 {
+    (d.as_secs_f64() * 100_000.0).round() / 100.0
+}
+
+/// The INFO line of an accepted webhook: what LiveKit sent, never an
+/// identity. Taken from the event before it is handed over, written once it
+/// is stored (nothing is copied when INFO is off).
+struct AcceptedLine {
+    event: String,
+    room: String,
+    id: String,
+    lag_ms: Option<i64>,
+}
+
+impl AcceptedLine {
+    fn of(event: &crate::event::Event, lag_ms: Option<i64>) -> Option<Self> {
+        tracing::enabled!(tracing::Level::INFO).then(|| Self {
+            event: event.event.clone(),
+            room: event
+                .data
+                .room
+                .as_ref()
+                .map_or_else(|| "-".to_owned(), |r| r.name.clone()),
+            id: event.id.clone(),
+            lag_ms,
+        })
+    }
+
+    fn write(self, started: std::time::Instant) {
+        tracing::info!(
+            event = %self.event,
+            room = %self.room,
+            webhook.id = %self.id,
+            lag_ms = self.lag_ms.unwrap_or(-1),
+            duration_ms = rounded_ms(started.elapsed()),
+            "webhook accepted"
+        );
+    }
 }
 
 async fn process(
@@ -96,20 +150,25 @@ async fn process(
     }
     match state.receiver.receive(ip, &auth, &bytes) {
         Ok(Outcome::Broadcast(event)) => {
-            if let Some(lag) = state
+            let lag = state
                 .sender_lag
-                .record(event.created_at_ms, state.clock.now_ms())
-            {
+                .record(event.created_at_ms, state.clock.now_ms());
+            if let Some(lag) = lag {
                 state.metrics.webhook_lag(lag);
             }
             if let Some(cluster) = &state.cluster {
                 // Boxed: the Redis round trip's future is large, and every
                 // single-node request would otherwise carry (and move) its size.
-                return Box::pin(publish_to_cluster(
+                let result = Box::pin(publish_to_cluster(
                     state, cluster, &event, ip, &bytes, started,
                 ))
                 .await;
+                if let (Ok(_), Some(line)) = (&result, AcceptedLine::of(&event, lag)) {
+                    line.write(started);
+                }
+                return result;
             }
+            let line = AcceptedLine::of(&event, lag);
             let id = event.id.clone();
             // Durable before acknowledged: LiveKit never resends what got a 200.
             if let Err(e) = state
@@ -127,14 +186,26 @@ async fn process(
                 ));
             }
             state.metrics.webhook_to_enqueue(started.elapsed());
+            if let Some(line) = line {
+                line.write(started);
+            }
             Ok(("accepted", accepted("accepted")))
         }
-        Ok(Outcome::Duplicate) => Ok(("duplicate", accepted("duplicate"))),
-        Ok(Outcome::Ignored { .. }) => Ok(("ignored", accepted("ignored"))),
+        Ok(Outcome::Duplicate) => {
+            tracing::info!(
+                reason = "event id already accepted (LiveKit retried it); answered 200, not broadcast again",
+                "webhook duplicate"
+            );
+            Ok(("duplicate", accepted("duplicate")))
+        }
+        Ok(Outcome::Ignored { event }) => {
+            tracing::info!(event = %event, reason = "not an event Warden broadcasts; answered 200", "webhook ignored");
+            Ok(("ignored", accepted("ignored")))
+        }
         Err(e) => {
             let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST);
             if status == StatusCode::UNAUTHORIZED {
-                tracing::info!(reason = %e, "webhook refused");
+                tracing::warn!(http.status = 401, reason = %e, client.ip = %ip, "webhook refused");
                 if auth.is_empty() {
                     return Err(ApiError::unauthenticated());
                 }
