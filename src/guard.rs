@@ -196,6 +196,18 @@ impl Guard {
             .map(Allowed::rated)
     }
 
+    /// [`Guard::check_api`] for a request whose access token verifies with
+    /// the admin grants: a lockout does not stop it — the administrator's
+    /// way out (`warden unblock` from a locked-out host, often the proxy's
+    /// loopback), as a verified signature is LiveKit's. A locked-out guesser
+    /// has no such token; the blocklist and the rate limit still apply.
+    pub fn check_api_past_lockout(&self, ip: IpAddr) -> Result<Allowed, Refusal> {
+        let (ip, key, now) = self.subject(ip);
+        self.refuse_blocklisted(ip, key, now)?;
+        self.limit(&self.inner.api, ip, key, now)
+            .map(Allowed::rated)
+    }
+
     /// Admits a webhook delivery: a source outside a non-empty
     /// `webhooks.allowed_ips` → 403, blocklist → 403, then the per-source
     /// `webhooks.rate_limit_per_minute` → 429. Counts the delivery for the

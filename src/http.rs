@@ -218,6 +218,15 @@ async fn guard_api(State(state): State<AppState>, req: Request, next: Next) -> R
         .to_owned();
     let allowed = match state.guard.check_api(ip) {
         Ok(a) => a,
+        Err(r)
+            if r.kind == crate::guard::RefusalKind::LockedOut
+                && extract::bears_admin_token(&state, req.headers()) =>
+        {
+            match state.guard.check_api_past_lockout(ip) {
+                Ok(a) => a,
+                Err(r) => return refusal(r).into_response(),
+            }
+        }
         Err(r) => return refusal(r).into_response(),
     };
     let start = Instant::now();

@@ -114,4 +114,39 @@ impl Audit {
             next,
         })
     }
+
+    /// For following the log (`warden audit tail -f`): with `after` unset,
+    /// the newest `limit` events recorded at or after `since_ms`; with
+    /// `after` set, the events recorded after that position. Oldest first,
+    /// each with its position.
+    pub fn tail(
+        &self,
+        after: Option<i64>,
+        since_ms: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<(i64, StoredEvent)>, AuditError> {
+        let limit = limit.clamp(1, MAX_LIMIT) as i64;
+        let since = since_ms.unwrap_or(i64::MIN);
+        let rows: Vec<(i64, String, String, Option<String>)> = self
+            .store()
+            .with(|c| {
+                let sql = if after.is_some() {
+                    "SELECT seq, body, hash, personal FROM audit_events
+                     WHERE seq > ?1 AND ts_ms >= ?2 ORDER BY seq ASC LIMIT ?3"
+                } else {
+                    "SELECT seq, body, hash, personal FROM audit_events
+                     WHERE seq > ?1 AND ts_ms >= ?2 ORDER BY seq DESC LIMIT ?3"
+                };
+                let mut st = c.prepare(sql)?;
+                let params = rusqlite::params![after.unwrap_or(i64::MIN), since, limit];
+                st.query_map(params, |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
+                    .collect()
+            })
+            .map_err(AuditError::Store)?;
+        let mut events = sqlite::parse_bodies(rows);
+        if after.is_none() {
+            events.reverse();
+        }
+        Ok(events)
+    }
 }

@@ -35,13 +35,13 @@ impl Via {
             Self::Url => "--url".to_owned(),
             Self::RunFile { pid } => format!("{} (pid {pid})", file.display()),
             Self::Config { stale_pid: None } => format!(
-                "server.listen (no {} : is the server running from this directory?)",
+                "server.listen; there is no {}: is the server running with this configuration?",
                 file.display()
             ),
             Self::Config {
                 stale_pid: Some(pid),
             } => format!(
-                "server.listen ({} names pid {pid}, which is not running)",
+                "server.listen; {} names pid {pid}, which is not running",
                 file.display()
             ),
         }
@@ -166,7 +166,7 @@ impl Instance {
                 .bearer_auth(&self.token)
                 .send()
                 .await
-                .map_err(|e| AskError::Unreachable(e.without_url().to_string()))?;
+                .map_err(|e| AskError::Unreachable(root_cause(&e)))?;
             let status = resp.status();
             let body: Value = resp
                 .json()
@@ -182,6 +182,18 @@ impl Instance {
             }
         })
     }
+}
+
+/// The innermost cause ("Connection refused"), not reqwest's "error sending request".
+fn root_cause(e: &reqwest::Error) -> String {
+    let mut inner: &dyn std::error::Error = e;
+    while let Some(next) = inner.source() {
+        inner = next;
+    }
+    if e.is_timeout() {
+        return "timed out".to_owned();
+    }
+    inner.to_string()
 }
 
 fn is_local(base: &str) -> bool {

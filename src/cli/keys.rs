@@ -185,7 +185,10 @@ fn list(ring: &KeyRing, now: i64, as_json: bool, ctx_sources: &str) -> anyhow::R
             s("state"),
             s("source"),
             s("created"),
-            s("expires"),
+            match (r["expires"].as_str(), r["expires_because"].as_str()) {
+                (Some(at), Some(why)) => format!("{at} ({})", why.replace('_', " ")),
+                _ => "-".to_owned(),
+            },
             s("fingerprint")
         );
     }
@@ -211,21 +214,27 @@ fn list(ring: &KeyRing, now: i64, as_json: bool, ctx_sources: &str) -> anyhow::R
     Ok(())
 }
 
-/// One key as a JSON row; `expires` is when it stops being what it is now.
+/// One key as a JSON row; `expires` is when it stops being what it is now
+/// (a plain RFC 3339 time) and `expires_because` why (`rotation`,
+/// `rotation_due`, `retiring`, `revoked`); the table joins the two.
 fn row(info: &KeyInfo, meta: Option<&KeyMeta>) -> serde_json::Value {
-    let expires = match info.state {
-        KeyState::Active => info.rotation_due_at_ms.map(|d| {
-            let due = rfc3339_ms(d);
-            if info.rotation_due {
-                format!("{due} (rotation due)")
-            } else {
-                format!("{due} (rotation)")
-            }
-        }),
-        KeyState::Retiring { until_ms } => Some(format!("{} (retiring)", rfc3339_ms(until_ms))),
-        KeyState::Revoked => meta
-            .and_then(|m| m.revoked_ms)
-            .map(|r| format!("{} (revoked)", rfc3339_ms(r))),
+    let (expires, because) = match info.state {
+        KeyState::Active => (
+            info.rotation_due_at_ms.map(rfc3339_ms),
+            info.rotation_due_at_ms.map(|_| {
+                if info.rotation_due {
+                    "rotation_due"
+                } else {
+                    "rotation"
+                }
+            }),
+        ),
+        KeyState::Retiring { until_ms } => (Some(rfc3339_ms(until_ms)), Some("retiring")),
+        KeyState::Revoked => {
+            let at = meta.and_then(|m| m.revoked_ms).map(rfc3339_ms);
+            let why = at.as_ref().map(|_| "revoked");
+            (at, why)
+        }
     };
     json!({
         "id": info.id,
@@ -233,6 +242,7 @@ fn row(info: &KeyInfo, meta: Option<&KeyMeta>) -> serde_json::Value {
         "source": match info.source { KeySource::Owned => "file", KeySource::Env => "env" },
         "created": info.created_ms.map(rfc3339_ms),
         "expires": expires,
+        "expires_because": because,
         "retiring_until": match info.state { KeyState::Retiring { until_ms } => Some(rfc3339_ms(until_ms)), _ => None },
         "rotation_due": info.rotation_due,
         "rotated": meta.and_then(|m| m.rotated_ms).map(rfc3339_ms),

@@ -152,7 +152,7 @@ fn summary(doc: &Value) -> String {
         };
         let _ = writeln!(out, "  locked out  {shown}");
     }
-    if let Some(day) = doc["counts"]["last_day"].as_object() {
+    if let Some(day) = doc["counts"]["24h"].as_object() {
         let mut seen: Vec<String> = day
             .iter()
             .filter(|(_, n)| n.as_u64().unwrap_or(0) > 0)

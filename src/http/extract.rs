@@ -169,6 +169,24 @@ pub fn authenticate(
     Ok(claims)
 }
 
+/// Whether `Authorization: Bearer` holds an access token that verifies now
+/// with the admin grants (nothing is recorded: see `Guard::check_api_past_lockout`).
+pub fn bears_admin_token(state: &AppState, headers: &axum::http::HeaderMap) -> bool {
+    let Some(token) = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+    else {
+        return false;
+    };
+    let policy = TokenPolicy {
+        leeway: state.config.webhooks.leeway,
+        max_len: state.config.access_validation.max_token_bytes,
+    };
+    token::verify(token.trim(), &state.keys, state.clock.now_ms(), &policy)
+        .is_ok_and(|claims| token::is_admin(&claims))
+}
+
 /// Records a 403 as `UNAUTHORIZED_ACCESS` (when configured) and returns it.
 pub fn deny(state: &AppState, parts: &Parts, claims: &Claims, why: &str) -> ApiError {
     if state.config.access_validation.log_access_attempts {
