@@ -402,7 +402,6 @@ pub fn serve_blocking(
         if std::io::IsTerminal::is_terminal(&std::io::stdout()) {
             print!("{}", banner.text());
         }
-        println!("warden listening on {scheme}://{local}");
         let started = crate::clock::rfc3339_ms(state.clock.now_ms());
         let _runfile = crate::runfile::write(
             &state.config.data_dir(),
@@ -414,6 +413,8 @@ pub fn serve_blocking(
             tracing::warn!(error = %e, "cannot write the runtime file (warden status and unblock will look at server.listen)");
         })
         .ok();
+        // Last: whoever waits for this line finds the runtime file written.
+        println!("warden listening on {scheme}://{local}");
         run_with(state, listener, redirect, shutdown_signal()).await?;
         tracing::info!("warden stopped");
         Ok(())

@@ -120,7 +120,8 @@ fn redact_masks_stdin() {
 fn status_asks_the_running_instance_or_reports_locally() {
     let bin = Binary::new();
     let o = bin.run(&["status", "--url", "http://127.0.0.1:9"], "");
-    assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
+    // SPEC: 1 when nothing answers, with the local report still on stdout.
+    assert_eq!(code(&o), 1, "{}", String::from_utf8_lossy(&o.stderr));
     let local: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
     assert_eq!(local["running"], false);
     let mut served = bin.serve(&[]);
