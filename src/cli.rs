@@ -185,11 +185,29 @@ pub fn main() -> ExitCode {
     match run(cli, masker.clone()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            let line = format!("{e:#}").replace(['\n', '\r'], " ");
+            let line = one_line(&e);
             let _ = writeln!(std::io::stderr(), "warden: {}", masker.mask(&line));
             ExitCode::from(1)
         }
     }
+}
+
+/// The error and its causes on one line, each said once: a cause whose text
+/// its parent already includes (`malformed token: X` caused by `X`) is not
+/// repeated.
+fn one_line(e: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if line.contains(text.trim()) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(text.trim());
+    }
+    line.replace(['\n', '\r'], " ")
 }
 
 /// `warden config check | head -1`: once the reader has gone, the rest of

@@ -357,6 +357,11 @@ fn a_closed_pipe_ends_quietly_and_errors_come_with_hints() {
     );
     let e = stderr(&empty.run(&["audit", "tail"], ""));
     assert!(e.contains("data/warden.db"), "{e}");
+    // Each error said once, not "X: X".
+    let e = stderr(&empty.run(&["--config", "/nonexistent/warden.yaml", "status"], ""));
+    assert_eq!(e.matches("No such file").count(), 1, "{e}");
+    let e = stderr(&empty.run(&["token", "inspect", "abc"], ""));
+    assert_eq!(e.matches("found 1").count(), 1, "{e}");
     // --listen takes a host name.
     let o = bin.run(&["serve", "--listen", "localhost"], "");
     assert_eq!(code(&o), 2);
