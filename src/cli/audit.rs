@@ -142,7 +142,10 @@ fn tail(
         print_event(&mut out, e, table)?;
     }
     out.flush()?;
-    while follow {
+    if !follow {
+        return Ok(());
+    }
+    loop {
         std::thread::sleep(std::time::Duration::from_secs(1));
         let more = audit.tail(Some(last.unwrap_or(0)), since_ms, audit::MAX_LIMIT)?;
         for (seq, e) in &more {
@@ -153,7 +156,6 @@ fn tail(
         }
         out.flush()?;
     }
-    Ok(())
 }
 
 fn print_event(out: &mut impl Write, e: &audit::StoredEvent, table: bool) -> anyhow::Result<()> {
