@@ -99,11 +99,11 @@ fn unknown_keys_name_their_path() {
 fn out_of_range_values_name_their_path() {
     assert_eq!(
         err("suspicious_activity: {max_failed_attempts: -3}"),
-        "suspicious_activity.max_failed_attempts: must be 1..=1000"
+        "suspicious_activity.max_failed_attempts: must be 1..=1000000000"
     );
     assert_eq!(
         err("suspicious_activity: {max_failed_attempts: 0}"),
-        "suspicious_activity.max_failed_attempts: must be 1..=1000"
+        "suspicious_activity.max_failed_attempts: must be 1..=1000000000"
     );
     assert_eq!(
         err("realtime: {heartbeat_seconds: -1}"),

@@ -435,7 +435,7 @@ pub(super) fn validate(r: RawConfig) -> Result<Config, ConfigError> {
             "server.max_header_bytes",
             s.max_header_bytes,
             8192,
-            1_048_576,
+            MAX_LIMIT,
         )?)
         .unwrap_or(8192),
         shutdown_grace: secs(
@@ -539,7 +539,7 @@ pub(super) fn validate(r: RawConfig) -> Result<Config, ConfigError> {
                 "access_validation.max_token_bytes",
                 a.max_token_bytes,
                 256,
-                1_048_576,
+                MAX_LIMIT,
             )?)
             .unwrap_or(8192),
         },
@@ -548,7 +548,7 @@ pub(super) fn validate(r: RawConfig) -> Result<Config, ConfigError> {
                 "suspicious_activity.max_failed_attempts",
                 sa.max_failed_attempts,
                 1,
-                1000,
+                MAX_LIMIT,
             )?)
             .unwrap_or(5),
             failure_window: secs(
@@ -647,7 +647,7 @@ pub(super) fn validate(r: RawConfig) -> Result<Config, ConfigError> {
                 "realtime.max_batch_size",
                 rt.max_batch_size,
                 1,
-                100_000,
+                MAX_LIMIT,
             )?)
             .unwrap_or(50),
             history_size: count("realtime.history_size", rt.history_size)?,
@@ -663,7 +663,7 @@ pub(super) fn validate(r: RawConfig) -> Result<Config, ConfigError> {
                 "realtime.client_queue_size",
                 rt.client_queue_size,
                 2,
-                1_000_000,
+                MAX_LIMIT,
             )?)
             .unwrap_or(1024),
             write_timeout: secs(

@@ -278,3 +278,20 @@ async fn health_details_for_admins_only() {
     assert_eq!(v["checks"]["audit_store"]["status"], "healthy", "{v}");
     s.stop().await;
 }
+
+#[tokio::test]
+async fn a_cursor_the_server_never_returned_is_a_400_not_a_silent_restart() {
+    let s = support::spawn("").await;
+    let get = |q: &'static str| {
+        support::client()
+            .get(format!("{}/api/security/events?{q}", s.url))
+            .bearer_auth(support::admin_token())
+            .send()
+    };
+    let r = get("cursor=abc").await.expect("req");
+    assert_eq!(r.status(), 400);
+    let body: Value = r.json().await.expect("json");
+    assert_eq!(body["error"], "invalid_cursor", "{body}");
+    assert_eq!(get("cursor=12").await.expect("req").status(), 200);
+    s.stop().await;
+}

@@ -52,16 +52,25 @@ pub async fn events(
         .transpose()?
         .unwrap_or(100)
         .clamp(1, 1000);
-    let page = state
-        .audit
-        .query(kind, since, limit, get("cursor").map(str::to_owned))
-        .map_err(|e| {
-            tracing::warn!(error = %e, "security event query failed");
-            ApiError::bad_request(
-                "invalid_cursor",
-                "the query could not be answered (bad cursor?)",
-            )
-        })?;
+    let cursor = get("cursor")
+        .map(|c| {
+            c.parse::<u64>().map(|_| c.to_owned()).map_err(|_| {
+                ApiError::bad_request(
+                    "invalid_cursor",
+                    "`cursor` is not a cursor this server returned",
+                )
+            })
+        })
+        .transpose()?;
+    let page = state.audit.query(kind, since, limit, cursor).map_err(|e| {
+        // The store failed, not the request: 503 (retry), never a 400.
+        tracing::warn!(error = %e, "security event query failed");
+        ApiError::unavailable(
+            "storage_unavailable",
+            "the audit store could not be read; retry later",
+            5,
+        )
+    })?;
     Ok(Json(json!({"events": page.events, "next": page.next})))
 }
 
