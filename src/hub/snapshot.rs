@@ -23,7 +23,7 @@
 //!   it ends (a late one of an older incarnation ends nothing);
 //! - a track event for a participant not yet known adds it.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde::{Deserialize, Serialize};
 
@@ -63,9 +63,54 @@ pub(super) struct Room {
     /// Sessions that left, with their order, so a late event cannot revive them.
     #[serde(default)]
     departed: BTreeMap<String, Order>,
+    /// Sids held under each identity, so a join finds the identity's older
+    /// sessions without walking every participant (a webinar holds
+    /// thousands). Built on first use, kept by [`upsert_participant`];
+    /// removals leave entries behind that [`Room::sessions_of`] prunes.
+    #[serde(skip)]
+    by_identity: Option<HashMap<String, Vec<String>>>,
 }
 
 impl Room {
+    /// The sids held under `identity` (other than none), pruning entries
+    /// whose participant left or changed identity.
+    fn sessions_of(&mut self, identity: &str) -> Vec<String> {
+        let participants = &self.participants;
+        let index = self.by_identity.get_or_insert_with(|| {
+            let mut index: HashMap<String, Vec<String>> = HashMap::new();
+            for p in participants.values() {
+                index
+                    .entry(p.identity.clone())
+                    .or_default()
+                    .push(p.sid.clone());
+            }
+            index
+        });
+        let Some(sids) = index.get_mut(identity) else {
+            return Vec::new();
+        };
+        sids.retain(|sid| {
+            participants
+                .get(sid)
+                .is_some_and(|p| p.identity == identity)
+        });
+        let held = sids.clone();
+        if sids.is_empty() {
+            index.remove(identity);
+        }
+        held
+    }
+
+    /// Notes that `sid` is held under `identity` (when the index is built).
+    fn index_session(&mut self, identity: &str, sid: &str) {
+        if let Some(index) = &mut self.by_identity {
+            let sids = index.entry(identity.to_owned()).or_default();
+            if !sids.iter().any(|s| s == sid) {
+                sids.push(sid.to_owned());
+            }
+        }
+    }
+
     /// The subject's sessions and agent jobs here, each as `{room, participant}` or `{room, agent_job}`.
     pub(super) fn about(&self, needles: &[String]) -> Vec<serde_json::Value> {
         let is = |i: &str| needles.iter().any(|n| n == i);
@@ -424,20 +469,19 @@ impl Rooms {
 
 /// A join: the session is new or newer; the identity's older sessions go.
 fn join(room: &mut Room, p: &ParticipantInfo, order: Option<Order>) {
-    if let Some(order) = order {
+    if let Some(order) = order
+        && !p.identity.is_empty()
+    {
         let older: Vec<String> = room
-            .participants
-            .values()
-            .filter(|held| {
-                held.sid != p.sid
-                    && !held.identity.is_empty()
-                    && held.identity == p.identity
+            .sessions_of(&p.identity)
+            .into_iter()
+            .filter(|sid| {
+                *sid != p.sid
                     && room
                         .order
-                        .get(&held.sid)
+                        .get(sid)
                         .is_none_or(|o| o.joined_at_ms <= order.joined_at_ms)
             })
-            .map(|held| held.sid.clone())
             .collect();
         for sid in older {
             depart(room, &sid);
@@ -512,6 +556,13 @@ fn update<'r>(
 
 /// Inserts or refreshes a participant, keeping known tracks when the event lists none.
 fn upsert_participant<'r>(room: &'r mut Room, p: &ParticipantInfo) -> &'r mut ParticipantInfo {
+    if room
+        .participants
+        .get(&p.sid)
+        .is_none_or(|held| held.identity != p.identity)
+    {
+        room.index_session(&p.identity, &p.sid);
+    }
     let known = room
         .participants
         .entry(p.sid.clone())

@@ -199,3 +199,47 @@ async fn rooms_scoped_access_sees_only_its_rooms_in_the_snapshot_json() {
     let none = hub.snapshot_json(&Access::Rooms(vec!["b".into()]), &["a".into()]);
     assert_eq!(none["rooms"], serde_json::json!([]));
 }
+
+/// A join by `identity` as session `sid`, started at `joined_at_ms`.
+fn session(sid: &str, identity: &str, joined_at_ms: i64) -> Event {
+    let mut p = participant(sid);
+    p.identity = identity.into();
+    let mut e = event("participant_joined", Some("big"), Some(p), None);
+    e.order = Some(crate::event::Order {
+        joined_at_ms,
+        version: 1,
+    });
+    e
+}
+
+fn sids(hub: &Hub) -> Vec<String> {
+    rooms(hub)[0]["participants"]
+        .as_array()
+        .expect("participants")
+        .iter()
+        .map(|p| p["sid"].as_str().unwrap_or("").to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_join_replaces_the_identitys_older_session_among_many() {
+    let hub = Hub::new(settings(10_000, 100, 50));
+    for i in 0..500 {
+        hub.publish(session(&format!("PA_{i:03}"), &format!("id{i}"), 1000), NOW);
+    }
+    // id7 reconnects: its old session goes, nobody else's.
+    hub.publish(session("PA_new7", "id7", 2000), NOW);
+    let held = sids(&hub);
+    assert_eq!(held.len(), 500);
+    assert!(held.contains(&"PA_new7".to_owned()) && !held.contains(&"PA_007".to_owned()));
+    // An older session of id7 arriving late does not push out the newer one.
+    hub.publish(session("PA_old7", "id7", 500), NOW);
+    assert!(sids(&hub).contains(&"PA_new7".to_owned()));
+    // The session that left no longer counts: id7's next session replaces
+    // only what is held (both sessions the index knew of are checked).
+    hub.publish(session("PA_third7", "id7", 3000), NOW);
+    let held = sids(&hub);
+    assert!(held.contains(&"PA_third7".to_owned()));
+    assert!(!held.contains(&"PA_new7".to_owned()) && !held.contains(&"PA_old7".to_owned()));
+    assert_eq!(held.len(), 500, "{held:?}");
+}
