@@ -180,8 +180,10 @@ async fn metrics_for_a_remote_client_pass_the_api_lockout_and_rate_limit() {
             401
         );
     }
+    // A token that verifies but is not an admin's does not pass the lockout
+    // (only the admin grants do: README, Deviations).
     assert_eq!(
-        get("203.0.113.2", Some(support::admin_token()))
+        get("203.0.113.2", Some(support::list_token()))
             .await
             .expect("m")
             .status(),
