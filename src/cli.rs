@@ -195,7 +195,7 @@ pub fn main() -> ExitCode {
 /// The error and its causes on one line, each said once: a cause whose text
 /// its parent already includes (`malformed token: X` caused by `X`) is not
 /// repeated.
-fn one_line(e: &anyhow::Error) -> String {
+pub(crate) fn one_line(e: &anyhow::Error) -> String {
     let mut line = String::new();
     for cause in e.chain() {
         let text = cause.to_string();

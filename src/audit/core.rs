@@ -159,7 +159,7 @@ impl Core {
         // source and the details (already masked; the identity is hashed).
         let e = &event.event;
         let source = e.source_ip.map(|ip| ip.to_string());
-        let details = serde_json::Value::Object(e.details.clone()).to_string();
+        let details = serde_json::to_string(&e.details).unwrap_or_default();
         tracing::info!(
             security.id = %event.id,
             security.type = e.kind.as_str(),

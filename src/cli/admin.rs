@@ -12,9 +12,10 @@ use serde_json::json;
 
 use super::instance::{AskError, Instance};
 use super::{Ctx, IngestionAction};
+use crate::keys::KeyRing;
 
 pub(super) fn unblock(ip: IpAddr, url: Option<String>, ctx: &Ctx) -> anyhow::Result<()> {
-    let instance = Instance::new(url, ctx)?;
+    let instance = Instance::new(url, ctx, &KeyRing::open(&ctx.config, &ctx.clock)?)?;
     let answer = instance
         .post("/api/security/unblock", &json!({"ip": ip.to_string()}))
         .map_err(|e| failed(&instance, ctx, &e))?;
@@ -31,7 +32,7 @@ pub(super) fn ingestion(
     url: Option<String>,
     ctx: &Ctx,
 ) -> anyhow::Result<()> {
-    let instance = Instance::new(url, ctx)?;
+    let instance = Instance::new(url, ctx, &KeyRing::open(&ctx.config, &ctx.clock)?)?;
     let enabled = matches!(action, IngestionAction::Resume);
     instance
         .post("/api/security/ingestion", &json!({"enabled": enabled}))

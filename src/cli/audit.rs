@@ -168,7 +168,7 @@ fn print_event(out: &mut impl Write, e: &audit::StoredEvent, table: bool) -> any
         return Ok(());
     }
     let ev = &e.event;
-    let mut details = serde_json::Value::Object(ev.details.clone()).to_string();
+    let mut details = serde_json::to_string(&ev.details).context("encoding details")?;
     if let Some(key) = &ev.key_id {
         details = format!("key={key} {details}");
     }

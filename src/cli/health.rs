@@ -23,12 +23,7 @@ pub(super) fn run(url: Option<String>, ctx: &Ctx) -> anyhow::Result<()> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let (base, _, _) = super::instance::locate(url, ctx);
     let parsed = url::Url::parse(&base).with_context(|| format!("not a URL: {base}"))?;
-    let loopback = match parsed.host() {
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
-        None => false,
-    };
+    let loopback = super::instance::is_local(&base);
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

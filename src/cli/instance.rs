@@ -110,14 +110,13 @@ pub(super) fn locate(url: Option<String>, ctx: &Ctx) -> (String, Via, Option<u32
 }
 
 impl Instance {
-    /// Locates the server and prepares an admin token for it.
-    pub(super) fn new(url: Option<String>, ctx: &Ctx) -> anyhow::Result<Self> {
+    /// Locates the server and prepares an admin token for it, signed with a key of `ring`.
+    pub(super) fn new(url: Option<String>, ctx: &Ctx, ring: &KeyRing) -> anyhow::Result<Self> {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let (base, via, pid) = locate(url, ctx);
         check_transport(&base)?;
-        let ring = KeyRing::open(&ctx.config, &ctx.clock)?;
         let video = json!({"roomAdmin": true, "roomCreate": true});
-        let token = crate::token::mint_service(&ring, "warden-cli", video, ctx.clock.now_ms())
+        let token = crate::token::mint_service(ring, "warden-cli", video, ctx.clock.now_ms())
             .map_err(|e| {
                 anyhow::anyhow!(
                     "cannot mint an admin token to ask the server: {e}: {}",
@@ -196,7 +195,8 @@ fn root_cause(e: &reqwest::Error) -> String {
     inner.to_string()
 }
 
-fn is_local(base: &str) -> bool {
+/// Whether `base` names this host: a loopback or unspecified address, or `localhost`.
+pub(super) fn is_local(base: &str) -> bool {
     let Ok(url) = url::Url::parse(base) else {
         return false;
     };

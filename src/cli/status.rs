@@ -20,47 +20,29 @@ use crate::clock::rfc3339_ms;
 use crate::keys::{KeyRing, KeyState};
 
 pub(super) fn run(url: Option<String>, json_out: bool, ctx: &Ctx) -> anyhow::Result<()> {
-    let instance = Instance::new(url, ctx)?;
+    let ring = KeyRing::open(&ctx.config, &ctx.clock)?;
     let json_out = json_out || !std::io::stdout().is_terminal();
-    let answered = instance
-        .get("/api/security/status")
-        .and_then(|status| Ok((status, instance.get("/api/security/health")?)));
-    let (doc, failure) = match answered {
-        Ok((mut status, health)) => {
-            let failed: Vec<String> = health["checks"]
-                .as_object()
-                .into_iter()
-                .flatten()
-                .filter(|(_, c)| c["status"] == "critical")
-                .map(|(name, c)| format!("{name}: {}", c["detail"].as_str().unwrap_or("")))
-                .collect();
-            status["running"] = Value::Bool(true);
-            status["instance"] = json!({
-                "url": instance.base,
-                "found_via": instance.via.describe(ctx),
-                "pid": instance.pid,
-            });
-            status["checks"] = health["checks"].clone();
-            let failure =
-                (!failed.is_empty()).then(|| format!("health check failed: {}", failed.join("; ")));
-            (status, failure)
-        }
-        Err(e) => {
-            let why = match &e {
-                AskError::Unreachable(_) => format!(
-                    "no instance answered at {} (found via {}): {e}",
-                    instance.base,
-                    instance.via.describe(ctx)
-                ),
-                AskError::Refused { .. } => {
-                    format!("the instance at {} refused: {e}", instance.base)
-                }
-            };
-            let ring = KeyRing::open(&ctx.config, &ctx.clock)?;
-            let mut doc = local(&ring, ctx)?;
-            doc["instance"] = json!({"url": instance.base, "error": e.to_string()});
-            (doc, Some(why))
-        }
+    let (doc, failure) = match Instance::new(url, ctx, &ring) {
+        Ok(instance) => match instance.get("/api/security/status") {
+            Ok(status) => answered(status, &instance, ctx),
+            Err(e) => {
+                let why = match &e {
+                    AskError::Unreachable(_) => format!(
+                        "no instance answered at {} (found via {}): {e}",
+                        instance.base,
+                        instance.via.describe(ctx)
+                    ),
+                    AskError::Refused { .. } => {
+                        format!("the instance at {} refused: {e}", instance.base)
+                    }
+                };
+                let mut doc = local(&ring, ctx)?;
+                doc["instance"] = json!({"url": instance.base, "error": e.to_string()});
+                (doc, Some(why))
+            }
+        },
+        // No key to sign with, or a URL the token must not go to: the local report and why.
+        Err(e) => (local(&ring, ctx)?, Some(super::one_line(&e))),
     };
     if json_out {
         println!(
@@ -74,6 +56,26 @@ pub(super) fn run(url: Option<String>, json_out: bool, ctx: &Ctx) -> anyhow::Res
         Some(why) => Err(anyhow::anyhow!(why)),
         None => Ok(()),
     }
+}
+
+/// The running server's status (its `checks` included): failed when a check is critical.
+fn answered(mut status: Value, instance: &Instance, ctx: &Ctx) -> (Value, Option<String>) {
+    let failed: Vec<String> = status["checks"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter(|(_, c)| c["status"] == "critical")
+        .map(|(name, c)| format!("{name}: {}", c["detail"].as_str().unwrap_or("")))
+        .collect();
+    status["running"] = Value::Bool(true);
+    status["instance"] = json!({
+        "url": instance.base,
+        "found_via": instance.via.describe(ctx),
+        "pid": instance.pid,
+    });
+    let failure =
+        (!failed.is_empty()).then(|| format!("health check failed: {}", failed.join("; ")));
+    (status, failure)
 }
 
 /// The terminal summary: overall state first, then what needs attention.

@@ -57,7 +57,7 @@ fn invalid_input_exits_1_with_one_line() {
     let bin = Binary::new();
     std::fs::write(
         bin.dir.path().join("bad.yaml"),
-        "suspicious_activity: {max_failed_attempts: 5000}\n",
+        "suspicious_activity: {max_failed_attempts: 5000000000}\n",
     )
     .expect("write");
     let o = bin.run(&["config", "check", "bad.yaml"], "");
@@ -65,7 +65,7 @@ fn invalid_input_exits_1_with_one_line() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(err.trim().lines().count(), 1, "{err}");
     assert!(
-        err.contains("suspicious_activity.max_failed_attempts: must be 1..=1000"),
+        err.contains("suspicious_activity.max_failed_attempts: must be 1..=1000000000"),
         "{err}"
     );
     let o = bin.run(&["config", "check", "missing.yaml"], "");

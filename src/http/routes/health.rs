@@ -261,6 +261,7 @@ pub fn status_json(state: &AppState) -> Value {
     json!({
         "overall_status": overall,
         "reason": reasons.join("; "),
+        "checks": checks,
         "counts": counts,
         "recent_events": recent,
         "blocked": blocked,

@@ -60,18 +60,12 @@ async fn handle(
     result.map(|(_, r)| r)
 }
 
-/// Milliseconds, rounded to two decimals for the log (`duration_ms=0.09`).
-pub(crate) fn rounded_ms(d: std::time::Duration) -> f64 {
-    (d.as_secs_f64() * 100_000.0).round() / 100.0
-}
-
 /// The INFO line of an accepted webhook: what LiveKit sent, never an
 /// identity. Taken from the event before it is handed over, written once it
 /// is stored (nothing is copied when INFO is off).
 struct AcceptedLine {
     event: String,
     room: String,
-    id: String,
     lag_ms: Option<i64>,
 }
 
@@ -84,18 +78,17 @@ impl AcceptedLine {
                 .room
                 .as_ref()
                 .map_or_else(|| "-".to_owned(), |r| r.name.clone()),
-            id: event.id.clone(),
             lag_ms,
         })
     }
 
-    fn write(self, started: std::time::Instant) {
+    fn write(self, id: &str, started: std::time::Instant) {
         tracing::info!(
             event = %self.event,
             room = %self.room,
-            webhook.id = %self.id,
+            webhook.id = %id,
             lag_ms = self.lag_ms.unwrap_or(-1),
-            duration_ms = rounded_ms(started.elapsed()),
+            duration_ms = crate::http::rounded_ms(started.elapsed()),
             "webhook accepted"
         );
     }
@@ -164,7 +157,7 @@ async fn process(
                 ))
                 .await;
                 if let (Ok(_), Some(line)) = (&result, AcceptedLine::of(&event, lag)) {
-                    line.write(started);
+                    line.write(&event.id, started);
                 }
                 return result;
             }
@@ -187,7 +180,7 @@ async fn process(
             }
             state.metrics.webhook_to_enqueue(started.elapsed());
             if let Some(line) = line {
-                line.write(started);
+                line.write(&id, started);
             }
             Ok(("accepted", accepted("accepted")))
         }
