@@ -243,6 +243,8 @@ pub fn erase_offline(conn: &mut Connection, needles: &[String]) -> rusqlite::Res
     if !has_tables(&tx)? {
         return Ok(HubErasure::default());
     }
+    // A database from before participant rows: the rewrite below splits them.
+    tx.execute_batch(super::journal::SCHEMA)?;
     let history_frames = erase_history_rows(&tx, needles)?;
     let rooms = load_rooms(&tx)?;
     let mut rooms = Rooms::restore(rooms, true);
@@ -276,16 +278,12 @@ fn has_tables(conn: &Connection) -> rusqlite::Result<bool> {
 }
 
 fn load_rooms(conn: &Connection) -> rusqlite::Result<Vec<Room>> {
-    let mut stmt = conn.prepare("SELECT state FROM hub_rooms ORDER BY sid")?;
-    let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
-    let mut out = Vec::new();
-    for row in rows {
-        // An unreadable row is left as it is (the server refuses to start on it too).
-        if let Ok(room) = serde_json::from_str(&row?) {
-            out.push(room);
-        }
+    match super::journal::read_rooms(conn, false) {
+        Ok(rooms) => Ok(rooms),
+        Err(super::journal::Load::Sqlite(e)) => Err(e),
+        // Not strict: unreadable rows were skipped, not reported.
+        Err(super::journal::Load::Json(_)) => Ok(Vec::new()),
     }
-    Ok(out)
 }
 
 #[cfg(test)]

@@ -11,14 +11,15 @@
 //! commit is fsynced) and does group commit: it takes whatever queued while
 //! the previous transaction was being written, assigns the seqs, builds each
 //! frame once, applies the events to its own copy of the room state (so it
-//! knows which room rows to rewrite), writes one transaction, and only then
+//! knows which rows to rewrite: a changed room's own row, small, and one row
+//! per participant that changed in it), writes one transaction, and only then
 //! hands the frames to the hub and answers the callers. Under load one fsync
 //! covers many webhooks; on an idle server an event costs one fsync (see
 //! BENCH.md for the figures on this machine).
 //!
 //! Bounded on disk: `hub_history` keeps the newest `capacity` frames (the
-//! ring's size), `hub_rooms` only live rooms (a finished room's row goes with
-//! it), `webhook_seen` only ids inside the replay window.
+//! ring's size), `hub_rooms` and `hub_participants` only live rooms and the
+//! participants in them (a finished room's rows go with it), `webhook_seen` only ids inside the replay window.
 //!
 //! Between two groups the writer also runs personal-data work: a subject's
 //! erasure (its frames rewritten in place, its sessions removed from the
@@ -30,6 +31,7 @@
 //! so ids from before a restart still resume; only a new data directory (a
 //! new database) starts a new epoch.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::sync::{Arc, Weak};
@@ -40,11 +42,11 @@ use tokio::sync::oneshot;
 
 use super::Shared;
 use super::frame::{self, Frame};
-use super::snapshot::{Room, Rooms};
+use super::snapshot::{Changed, Room, Rooms};
 use crate::event::Event;
 use crate::webhook::ReplayStore;
 
-const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS hub_meta (
+pub(super) const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS hub_meta (
     key TEXT PRIMARY KEY NOT NULL,
     value TEXT NOT NULL
 );
@@ -56,7 +58,13 @@ CREATE TABLE IF NOT EXISTS hub_history (
 CREATE TABLE IF NOT EXISTS hub_rooms (
     sid TEXT PRIMARY KEY NOT NULL,
     state TEXT NOT NULL
-);";
+);
+CREATE TABLE IF NOT EXISTS hub_participants (
+    room TEXT NOT NULL,
+    sid TEXT NOT NULL,
+    state TEXT NOT NULL,
+    PRIMARY KEY (room, sid)
+) WITHOUT ROWID;";
 
 /// Most events in one transaction.
 const MAX_GROUP: usize = 4096;
@@ -502,27 +510,98 @@ fn write_group(
     Ok(())
 }
 
-/// Writes the rooms `rooms` marks dirty to `hub_rooms` (a gone room's row is
-/// deleted): the one place room rows are written, for publishes and erasures.
+/// Writes the rooms `rooms` marks dirty to `hub_rooms` and the participants
+/// changed in them to `hub_participants` (a gone room's rows are deleted):
+/// the one place room rows are written, for publishes and erasures.
 pub(super) fn write_dirty_rooms(tx: &Connection, rooms: &mut Rooms) -> rusqlite::Result<u64> {
     let mut upsert = tx.prepare_cached(
         "INSERT INTO hub_rooms (sid, state) VALUES (?1, ?2)
          ON CONFLICT(sid) DO UPDATE SET state = excluded.state",
     )?;
     let mut delete = tx.prepare_cached("DELETE FROM hub_rooms WHERE sid = ?1")?;
+    let mut upsert_p = tx.prepare_cached(
+        "INSERT INTO hub_participants (room, sid, state) VALUES (?1, ?2, ?3)
+         ON CONFLICT(room, sid) DO UPDATE SET state = excluded.state",
+    )?;
+    let mut delete_p =
+        tx.prepare_cached("DELETE FROM hub_participants WHERE room = ?1 AND sid = ?2")?;
+    let mut delete_all_p = tx.prepare_cached("DELETE FROM hub_participants WHERE room = ?1")?;
     let mut n = 0;
-    for (sid, room) in rooms.take_dirty() {
-        match room {
-            Some(room) => {
-                let state = serde_json::to_string(room)
-                    .expect("plain derived structs serialise without error");
-                upsert.execute(params![sid, state])?
-            }
-            None => delete.execute([&sid])?,
+    for dirty in rooms.take_dirty() {
+        let Some(room) = dirty.room else {
+            delete.execute([&dirty.sid])?;
+            delete_all_p.execute([&dirty.sid])?;
+            n += 1;
+            continue;
         };
+        let state =
+            serde_json::to_string(room).expect("plain derived structs serialise without error");
+        upsert.execute(params![dirty.sid, state])?;
+        match dirty.participants {
+            Changed::All => {
+                delete_all_p.execute([&dirty.sid])?;
+                for sid in room.participant_sids() {
+                    if let Some(row) = room.participant_row(sid) {
+                        upsert_p.execute(params![dirty.sid, sid, row])?;
+                    }
+                }
+            }
+            Changed::Some(sids) => {
+                for sid in sids {
+                    match room.participant_row(&sid) {
+                        Some(row) => upsert_p.execute(params![dirty.sid, sid, row])?,
+                        None => delete_p.execute(params![dirty.sid, sid])?,
+                    };
+                }
+            }
+        }
         n += 1;
     }
     Ok(n)
+}
+
+/// Every room with its participants, from `hub_rooms` and `hub_participants`
+/// (the latter absent in a database no server of this version has opened).
+/// `strict`: an unreadable row is an error (the server refuses to start on
+/// it); otherwise it is skipped and left as it is (offline export and erasure).
+pub(super) fn read_rooms(conn: &Connection, strict: bool) -> Result<Vec<Room>, Load> {
+    let mut rooms = BTreeMap::new();
+    let mut stmt = conn.prepare("SELECT sid, state FROM hub_rooms ORDER BY sid")?;
+    let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
+    for row in rows {
+        let (sid, state) = row?;
+        match serde_json::from_str::<Room>(&state) {
+            Ok(mut room) => {
+                room.note_legacy_row();
+                rooms.insert(sid, room);
+            }
+            Err(e) if strict => return Err(Load::Json(e)),
+            Err(_) => {}
+        }
+    }
+    let split: bool = conn.query_row(
+        "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'hub_participants'",
+        [],
+        |r| r.get::<_, i64>(0).map(|n| n == 1),
+    )?;
+    if split {
+        let mut stmt = conn.prepare("SELECT room, state FROM hub_participants")?;
+        let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
+        for row in rows {
+            let (sid, state) = row?;
+            // A row of a room that is gone is left for the room's next delete.
+            let Some(room) = rooms.get_mut(&sid) else {
+                continue;
+            };
+            match room.restore_participant(&state) {
+                Ok(()) => {}
+                Err(e) if strict => return Err(Load::Json(e)),
+                Err(_) => {}
+            }
+        }
+    }
+    debug_assert!(rooms.iter().all(|(sid, r)| sid == r.sid()));
+    Ok(rooms.into_values().collect())
 }
 
 /// Seqs are stored as SQLite integers (i64); a seq past `i64::MAX` cannot be reached.
@@ -530,7 +609,7 @@ fn seq_param(seq: u64) -> i64 {
     i64::try_from(seq).unwrap_or(i64::MAX)
 }
 
-enum Load {
+pub(super) enum Load {
     Sqlite(rusqlite::Error),
     Json(serde_json::Error),
 }
@@ -552,7 +631,9 @@ fn load(conn: &Connection, capacity: usize) -> Result<Restored, Load> {
         None => {
             let e = super::new_epoch();
             // A new epoch means a new history: nothing older may resume into it.
-            conn.execute_batch("DELETE FROM hub_history; DELETE FROM hub_rooms;")?;
+            conn.execute_batch(
+                "DELETE FROM hub_history; DELETE FROM hub_rooms; DELETE FROM hub_participants;",
+            )?;
             conn.execute(
                 "INSERT INTO hub_meta (key, value) VALUES ('epoch', ?1)
                  ON CONFLICT(key) DO UPDATE SET value = excluded.value",
@@ -608,13 +689,7 @@ fn load(conn: &Connection, capacity: usize) -> Result<Restored, Load> {
 }
 
 fn load_rooms(conn: &Connection) -> Result<Vec<Room>, Load> {
-    let mut stmt = conn.prepare("SELECT state FROM hub_rooms ORDER BY sid")?;
-    let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
-    let mut rooms = Vec::new();
-    for row in rows {
-        rooms.push(serde_json::from_str(&row?).map_err(Load::Json)?);
-    }
-    Ok(rooms)
+    read_rooms(conn, true)
 }
 
 /// An epoch as ids carry it: non-empty lowercase hex.

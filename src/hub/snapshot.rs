@@ -44,21 +44,26 @@ pub(super) struct Rooms {
     dirty: Option<BTreeSet<String>>,
 }
 
-/// One room's whole state; also its persisted form (the journal stores one
-/// JSON row per live room).
+/// One room's whole state; also its persisted form: the journal stores one
+/// JSON row per live room without its participants, and one row per
+/// participant (so a join writes one small row, not the whole room: a
+/// webinar holds thousands). Rows written before the split carry the
+/// participants inside the room row; they are read and rewritten split.
 #[derive(Debug, Default, Clone, Serialize, Deserialize)]
 pub(super) struct Room {
     /// Raw room name, compared with the token's grant; `None` = only full access sees it.
     key: Option<String>,
     info: RoomInfo,
+    #[serde(default, skip_serializing)]
     participants: BTreeMap<String, ParticipantInfo>,
     egress: BTreeMap<String, EgressInfo>,
     ingress: BTreeMap<String, IngressInfo>,
     /// Running agent jobs, by job id.
     #[serde(default)]
     agents: BTreeMap<String, JobInfo>,
-    /// LiveKit's order of each participant held (see module docs).
-    #[serde(default)]
+    /// LiveKit's order of each participant held (see module docs); persisted
+    /// in the participant's row.
+    #[serde(default, skip_serializing)]
     order: BTreeMap<String, Order>,
     /// Sessions that left, with their order, so a late event cannot revive them.
     #[serde(default)]
@@ -69,9 +74,95 @@ pub(super) struct Room {
     /// removals leave entries behind that [`Room::sessions_of`] prunes.
     #[serde(skip)]
     by_identity: Option<HashMap<String, Vec<String>>>,
+    /// Participants changed since the journal last wrote this room (only
+    /// in the journal's copy: `None` elsewhere, so nothing accumulates).
+    #[serde(skip)]
+    changed: Option<BTreeSet<String>>,
+    /// Every participant row is to be rewritten: a new incarnation of the
+    /// sid, or a room read from a row that still held its participants.
+    #[serde(skip)]
+    rewrite_all: bool,
+}
+
+/// A participant's persisted row (see [`Room`]).
+#[derive(Serialize)]
+struct ParticipantRowRef<'a> {
+    info: &'a ParticipantInfo,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    order: Option<&'a Order>,
+}
+
+#[derive(Deserialize)]
+struct ParticipantRow {
+    info: ParticipantInfo,
+    #[serde(default)]
+    order: Option<Order>,
+}
+
+/// What the journal writes for one changed room.
+pub(super) struct DirtyRoom<'a> {
+    /// The room's sid.
+    pub sid: String,
+    /// The room as held, `None` when it is gone (its rows go).
+    pub room: Option<&'a Room>,
+    /// Which participant rows to write.
+    pub participants: Changed,
+}
+
+/// Which participant rows of a room changed.
+pub(super) enum Changed {
+    /// All of them: delete the room's rows, then write those held.
+    All,
+    /// These sids: each written if held, deleted otherwise.
+    Some(Vec<String>),
 }
 
 impl Room {
+    /// Notes that participant `sid` changed (in the journal's copy).
+    fn mark(&mut self, sid: &str) {
+        if let Some(changed) = &mut self.changed
+            && !changed.contains(sid)
+        {
+            changed.insert(sid.to_owned());
+        }
+    }
+
+    /// The sid the room is stored under.
+    pub(super) fn sid(&self) -> &str {
+        &self.info.sid
+    }
+
+    /// Participant `sid`'s row, if held.
+    pub(super) fn participant_row(&self, sid: &str) -> Option<String> {
+        let info = self.participants.get(sid)?;
+        let row = ParticipantRowRef {
+            info,
+            order: self.order.get(sid),
+        };
+        Some(serde_json::to_string(&row).expect("plain derived structs serialise without error"))
+    }
+
+    /// The sids of every participant held.
+    pub(super) fn participant_sids(&self) -> impl Iterator<Item = &String> {
+        self.participants.keys()
+    }
+
+    /// Adds a participant read from its row.
+    pub(super) fn restore_participant(&mut self, row: &str) -> serde_json::Result<()> {
+        let row: ParticipantRow = serde_json::from_str(row)?;
+        if let Some(order) = row.order {
+            self.order.insert(row.info.sid.clone(), order);
+        }
+        self.participants.insert(row.info.sid.clone(), row.info);
+        Ok(())
+    }
+
+    /// Marks a room read from a row that still held its participants, so
+    /// the journal's first write splits them into their own rows.
+    pub(super) fn note_legacy_row(&mut self) {
+        self.rewrite_all = !self.participants.is_empty();
+    }
+
     /// The sids held under `identity` (other than none), pruning entries
     /// whose participant left or changed identity.
     fn sessions_of(&mut self, identity: &str) -> Vec<String> {
@@ -166,21 +257,48 @@ impl Rooms {
     /// Rooms restored from their persisted rows; `track_dirty` for the
     /// journal's copy (see [`Rooms::take_dirty`]).
     pub(super) fn restore(rooms: Vec<Room>, track_dirty: bool) -> Self {
-        Self {
-            by_sid: rooms.into_iter().map(|r| (r.info.sid.clone(), r)).collect(),
-            dirty: track_dirty.then(BTreeSet::new),
+        let mut by_sid = BTreeMap::new();
+        let mut dirty = track_dirty.then(BTreeSet::new);
+        for mut room in rooms {
+            match &mut dirty {
+                Some(dirty) => {
+                    room.changed = Some(BTreeSet::new());
+                    if room.rewrite_all {
+                        dirty.insert(room.info.sid.clone());
+                    }
+                }
+                None => room.rewrite_all = false,
+            }
+            by_sid.insert(room.info.sid.clone(), room);
         }
+        Self { by_sid, dirty }
     }
 
-    /// The sids of the rooms changed since the last call, each with its
-    /// current state (`None`: the room is gone).
-    pub(super) fn take_dirty(&mut self) -> Vec<(String, Option<&Room>)> {
+    /// The rooms changed since the last call, each with its current state
+    /// (`None`: the room is gone) and the participants that changed in it.
+    pub(super) fn take_dirty(&mut self) -> Vec<DirtyRoom<'_>> {
         let dirty = self.dirty.as_mut().map(std::mem::take).unwrap_or_default();
-        dirty
+        let mut drained = Vec::with_capacity(dirty.len());
+        for sid in dirty {
+            let participants = match self.by_sid.get_mut(&sid) {
+                Some(room) => {
+                    let changed = room.changed.as_mut().map(std::mem::take);
+                    if std::mem::take(&mut room.rewrite_all) {
+                        Changed::All
+                    } else {
+                        Changed::Some(changed.unwrap_or_default().into_iter().collect())
+                    }
+                }
+                None => Changed::All,
+            };
+            drained.push((sid, participants));
+        }
+        drained
             .into_iter()
-            .map(|sid| {
-                let room = self.by_sid.get(&sid);
-                (sid, room)
+            .map(|(sid, participants)| DirtyRoom {
+                room: self.by_sid.get(&sid),
+                sid,
+                participants,
             })
             .collect()
     }
@@ -202,6 +320,7 @@ impl Rooms {
             for p in gone {
                 room.participants.remove(&p);
                 room.order.remove(&p);
+                room.mark(&p);
             }
             for job in room.agents.values_mut() {
                 if job.agent_identity.as_deref().is_some_and(is) {
@@ -365,7 +484,13 @@ impl Rooms {
             self.replace_older_incarnations(event, &sid);
         }
         self.touch(&sid);
-        let room = self.by_sid.entry(sid.clone()).or_default();
+        let tracked = self.dirty.is_some();
+        // A new room (or a new incarnation of a sid) rewrites all its rows.
+        let room = self.by_sid.entry(sid.clone()).or_insert_with(|| Room {
+            changed: tracked.then(BTreeSet::new),
+            rewrite_all: tracked,
+            ..Room::default()
+        });
         room.info.sid = sid;
         if !info.name.is_empty() {
             room.info.name.clone_from(&info.name);
@@ -506,6 +631,7 @@ fn leave(room: &mut Room, p: &ParticipantInfo, order: Option<Order>) {
 }
 
 fn depart(room: &mut Room, sid: &str) {
+    room.mark(sid);
     room.participants.remove(sid);
     let order = room.order.remove(sid).unwrap_or_default();
     remember_departed(room, sid, order);
@@ -546,11 +672,14 @@ fn update<'r>(
         if let Some(held) = room.order.get(&p.sid)
             && order < *held
         {
+            // Older than what is held: only its tracks may still apply.
+            room.mark(&p.sid);
             return room.participants.get_mut(&p.sid);
         }
         room.order.insert(p.sid.clone(), order);
     }
     room.departed.remove(&p.sid);
+    room.mark(&p.sid);
     Some(upsert_participant(room, p))
 }
 

@@ -1,5 +1,6 @@
 //! Hub tests: real subscriptions polled as the HTTP body polls them.
 
+mod journal;
 mod lifecycle;
 mod pressure;
 mod resume;

@@ -284,6 +284,7 @@ async fn history_and_room_rows_stay_bounded() {
     };
     assert_eq!(count("hub_history"), 20, "150 events, history_size 20");
     assert_eq!(count("hub_rooms"), 0, "every room finished");
+    assert_eq!(count("hub_participants"), 0, "and its participants with it");
     let head: String = db
         .query_row("SELECT value FROM hub_meta WHERE key = 'head'", [], |r| {
             r.get(0)
