@@ -119,7 +119,37 @@ impl Audit {
 
     /// Records a security event. Never blocks: when the writer is behind the
     /// event is dropped and counted; a store failure is logged and alerted.
+    /// An identical repeat of a recent denial is counted instead, and written
+    /// as one summary once its window is over (see [`super::coalesce`]).
     pub fn record(&self, event: NewEvent) {
+        let verdict = self.core.coalescer.offer(&event, self.core.clock.now_ms());
+        for summary in verdict.summaries {
+            self.append(summary);
+        }
+        if verdict.write {
+            self.append(event);
+        }
+    }
+
+    /// Writes the summaries of the denial runs whose window is over (the
+    /// audit worker calls this every few seconds, so a run ends on time
+    /// even when no other event follows it).
+    pub fn write_due_summaries(&self) {
+        for summary in self.core.coalescer.due(self.core.clock.now_ms()) {
+            self.append(summary);
+        }
+    }
+
+    /// Shutdown: writes the summaries of every open denial run, then waits
+    /// until everything recorded is written.
+    pub async fn close(&self) {
+        for summary in self.core.coalescer.drain() {
+            self.append(summary);
+        }
+        self.flush().await;
+    }
+
+    fn append(&self, event: NewEvent) {
         let event = self.core.prepare(event);
         let at = self.core.clock.now_ms();
         match &self.tx {
