@@ -501,11 +501,11 @@
 
   // ---------------------------------------------------------------- the security panel (admins)
   // The status gives the overview; the events come from the paged audit query (newest first).
-  async function refreshSecurity() {
+  async function refreshSecurity(full) {
     if (!session || !session.admin || ui.security.hidden) return;
     const type = ui.secType.value;
     const query = `/api/security/events?limit=${secLimit}${type ? `&type=${encodeURIComponent(type)}` : ''}`;
-    const withTimeline = secRefreshes++ % TIMELINE_EVERY === 0;
+    const withTimeline = secRefreshes++ % TIMELINE_EVERY === 0 || full === true;
     try {
       const [s, ev, tl] = await Promise.all([api('GET', '/api/security/status'), api('GET', query).catch((e) => e),
         withTimeline ? api('GET', '/api/security/timeline').catch((e) => e) : null]);
@@ -679,7 +679,7 @@
       roomsShown: 'rooms-shown' })) ui[k] = $(id);
     ui.signinForm.addEventListener('submit', onSignIn);
     ui.signout.addEventListener('click', onSignOut);
-    ui.secRefresh.addEventListener('click', refreshSecurity);
+    ui.secRefresh.addEventListener('click', () => refreshSecurity(true));
     ui.ingestToggle.addEventListener('click', onIngestToggle);
     ui.ingestYes.addEventListener('click', onIngestConfirm);
     ui.ingestNo.addEventListener('click', () => { show(ui.ingestConfirm, false); ui.ingestToggle.focus(); });

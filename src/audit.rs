@@ -45,8 +45,8 @@ pub use alerts::{AlertError, AlertStatus, Alerter, RetryPolicy, SigningKey};
 pub use sqlite::{VerifyReport, verify_chain, verify_head};
 pub use status::{Counts, MAX_LIMIT, Page};
 pub use subject::{AuditErasure, AuditExport, scrub_database};
-pub use timeline::{MinuteCounter, Timeline};
 pub use target::{check_addr, non_public_reason, validate_alert_url};
+pub use timeline::{MinuteCounter, Timeline};
 pub use worker::{AuditHealth, AuditWorker, alert_signing_secret, run_maintenance};
 pub use writer::Audit;
 

@@ -254,7 +254,10 @@ mod tests {
         let other = NewEvent::new(EventType::RateLimitExceeded, Severity::Medium)
             .ip("203.0.113.7".parse().expect("ip"));
         assert!(c.offer(&other, T0 + 3).write, "type");
-        assert!(c.offer(&other, T0 + 4).write, "types not coalesced always pass");
+        assert!(
+            c.offer(&other, T0 + 4).write,
+            "types not coalesced always pass"
+        );
         assert!(!c.offer(&denial("203.0.113.7", "a"), T0 + 5).write);
         assert_eq!(c.open_runs(), 3);
     }

@@ -112,10 +112,7 @@ impl Timeline {
 impl Audit {
     /// Stored events per type per minute, for the [`MINUTES`] minutes
     /// starting at minute `first` (minutes since the epoch).
-    fn minutes_by_type(
-        &self,
-        first: i64,
-    ) -> Result<BTreeMap<&'static str, Vec<u64>>, AuditError> {
+    fn minutes_by_type(&self, first: i64) -> Result<BTreeMap<&'static str, Vec<u64>>, AuditError> {
         let rows: Vec<(String, i64, i64)> = self
             .store()
             .with(|c| {
@@ -134,7 +131,8 @@ impl Audit {
             .map(|t| (t.as_str(), vec![0; MINUTES]))
             .collect();
         for (kind, minute, n) in rows {
-            let (Ok(t), Ok(i)) = (kind.parse::<EventType>(), usize::try_from(minute - first)) else {
+            let (Ok(t), Ok(i)) = (kind.parse::<EventType>(), usize::try_from(minute - first))
+            else {
                 continue;
             };
             if let Some(slot) = out.get_mut(t.as_str()).and_then(|v| v.get_mut(i)) {
@@ -184,7 +182,10 @@ mod tests {
     fn security_events_are_bucketed_by_type_and_minute() {
         let audit = Audit::in_memory();
         for _ in 0..3 {
-            audit.record(NewEvent::new(EventType::RateLimitExceeded, Severity::Medium));
+            audit.record(NewEvent::new(
+                EventType::RateLimitExceeded,
+                Severity::Medium,
+            ));
         }
         audit.record(NewEvent::new(EventType::KeyRotation, Severity::Low));
         // The in-memory audit stamps events with the system clock: the hour up to now holds them.
@@ -202,7 +203,11 @@ mod tests {
         assert_eq!(total("KEY_ROTATION"), 1);
         assert_eq!(total("WEBHOOK_REPLAY"), 0);
         let newest = |k: &str| t.security_events[k][MINUTES - 2..].iter().sum::<u64>();
-        assert_eq!(newest("RATE_LIMIT_EXCEEDED"), 3, "in the newest minute (or the one before)");
+        assert_eq!(
+            newest("RATE_LIMIT_EXCEEDED"),
+            3,
+            "in the newest minute (or the one before)"
+        );
         assert!(t.security_events.values().all(|v| v.len() == MINUTES));
         assert_eq!(t.webhooks_accepted, vec![0; MINUTES]);
         assert_eq!(t.bucket_seconds, 60);

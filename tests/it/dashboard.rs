@@ -4,9 +4,10 @@
 //! directory and runs `tests/browser/e2e.mjs` (Node + playwright-core) against
 //! it. The script signs in, sends signed webhooks, checks hostile names, the
 //! CSP, the admin panel and the non-admin view; when it prints `RESTART` this
-//! test restarts the server on the same port and directory (a new process,
-//! the same history and room state) and answers `RESTARTED` on the script's
-//! stdin, so the page must resume without a reset; on `RESTART_FRESH` it
+//! test stops the server and answers `STOPPED` (the pages must show they are
+//! offline), and on `START` starts it again on the same port and directory (a
+//! new process, the same history and room state) and answers `RESTARTED` on
+//! the script's stdin, so the page must resume without a reset; on `RESTART_FRESH` it
 //! removes the database first (a new history) and answers `RESTARTED_FRESH`,
 //! so the page must reset and say why in words. Screenshots land in `target/screenshots/`.
 //!
@@ -181,7 +182,9 @@ fn dashboard_in_headless_chromium() {
     );
     // Tokens expire on the second (the expired-session step), and the pages of the
     // run, all from 127.0.0.1, share one client's API budget.
-    bin.write_config("webhooks: {leeway_seconds: 0}\nsuspicious_activity: {rate_limit_per_minute: 1000}\n");
+    bin.write_config(
+        "webhooks: {leeway_seconds: 0}\nsuspicious_activity: {rate_limit_per_minute: 1000}\n",
+    );
     let port = free_port();
     let mut server = Server::start(&bin, port, 0);
     let shots = root.join("target/screenshots");
@@ -211,7 +214,11 @@ fn dashboard_in_headless_chromium() {
         report.push_str(&line);
         report.push('\n');
         if line.trim() == "RESTART" {
+            // Stopped until the script has looked at its pages while Warden is unreachable.
             server.stop();
+            writeln!(stdin, "STOPPED").expect("answer the script");
+        }
+        if line.trim() == "START" {
             generation += 1;
             server = Server::start(&bin, port, generation);
             writeln!(stdin, "RESTARTED").expect("answer the script");
@@ -269,7 +276,10 @@ async fn the_timeline_is_admin_only_and_counts_the_last_hour_per_minute() {
     assert_eq!(none.status(), 401);
     let body: Value = none.json().await.expect("json error");
     assert_eq!(body["error"], "unauthorized", "{body}");
-    assert_eq!(timeline(&base, Some(&support::list_token())).await.status(), 403);
+    assert_eq!(
+        timeline(&base, Some(&support::list_token())).await.status(),
+        403
+    );
 
     let first = support::room_started("tl-a", "RM_tl_a");
     assert_eq!(support::deliver(&base, &first).await, 200);
@@ -285,10 +295,14 @@ async fn the_timeline_is_admin_only_and_counts_the_last_hour_per_minute() {
     assert_eq!(resp.status(), 200);
     let t: Value = resp.json().await.expect("timeline json");
     assert_eq!(t["bucket_seconds"], 60);
-    let start = warden::clock::parse_rfc3339_ms(t["start"].as_str().expect("start")).expect("rfc3339");
+    let start =
+        warden::clock::parse_rfc3339_ms(t["start"].as_str().expect("start")).expect("rfc3339");
     let now = s.state.clock.now_ms();
     assert_eq!(start % 60_000, 0, "buckets are whole minutes");
-    assert!((now - 3_600_000..=now - 3_540_000).contains(&start), "start {start} now {now}");
+    assert!(
+        (now - 3_600_000..=now - 3_540_000).contains(&start),
+        "start {start} now {now}"
+    );
     let hooks: Vec<u64> = serde_json::from_value(t["webhooks_accepted"].clone()).expect("series");
     assert_eq!(hooks.len(), 60);
     assert_eq!(hooks.iter().sum::<u64>(), 2, "{hooks:?}");
@@ -342,7 +356,11 @@ async fn a_stream_hammered_with_a_refused_token_is_one_event_then_one_summary() 
         clock.advance(Duration::from_secs(1));
     }
     let first = denials(&s).await;
-    assert_eq!(first.len(), 1, "one event for {TRIES} identical denials: {first:?}");
+    assert_eq!(
+        first.len(),
+        1,
+        "one event for {TRIES} identical denials: {first:?}"
+    );
     assert_eq!(first[0].event.details["route"], "/api/events");
     assert!(first[0].event.details.get("count").is_none());
 
@@ -362,7 +380,8 @@ async fn a_stream_hammered_with_a_refused_token_is_one_event_then_one_summary() 
     assert_eq!(summary.details["reason"], first[0].event.details["reason"]);
     assert_eq!(summary.source_ip, first[0].event.source_ip);
     let seen = |k: &str| {
-        warden::clock::parse_rfc3339_ms(summary.details[k].as_str().expect("time")).expect("rfc3339")
+        warden::clock::parse_rfc3339_ms(summary.details[k].as_str().expect("time"))
+            .expect("rfc3339")
     };
     let t0 = warden::clock::parse_rfc3339_ms(&all[0].timestamp).expect("ts");
     assert_eq!(seen("first_seen"), t0 + 1000);

@@ -122,7 +122,10 @@ pub async fn asset(Path(file): Path<String>) -> Result<Response, ApiError> {
 
 /// `GET /api/security/timeline`: the last hour per minute (security events
 /// by type, accepted webhooks) and the open event-stream connections.
-pub async fn timeline(State(state): State<AppState>, _admin: Admin) -> Result<Json<Timeline>, ApiError> {
+pub async fn timeline(
+    State(state): State<AppState>,
+    _admin: Admin,
+) -> Result<Json<Timeline>, ApiError> {
     let connections = Connections {
         open: state.admission.open(),
         max: state.admission.max_total(),
