@@ -227,6 +227,7 @@
     if (source) source.close();
     clearTimeout(retryTimer);
     show(ui.denied, false);
+    show(ui.live, true);
     if (!offlineSince) setConn(lastId ? 'reconnecting' : 'connecting');
     // A recreated EventSource cannot send Last-Event-ID, so the id goes in the query.
     const url = lastId ? `/api/events?lastEventId=${encodeURIComponent(lastId)}` : '/api/events';
@@ -301,6 +302,7 @@
   function denyStream(message, code) {
     if (source) { source.close(); source = null; }
     clearTimeout(retryTimer);
+    show(ui.live, false); // nothing to show: no snapshot is coming
     setConn('denied', code);
     ui.deniedText.replaceChildren('Warden answered 403: ', text(message), ' (', el('code', {}, code), ').');
     show(ui.denied, true);

@@ -128,6 +128,9 @@ impl Audit {
         }
         if verdict.write {
             self.append(event);
+        } else {
+            // Counted where rates are watched, even though not appended one by one.
+            self.core.metrics.security_event(event.kind);
         }
     }
 

@@ -493,6 +493,7 @@ async function refusalFlow(browser) {
     const said = await page.locator('#denied-text').textContent();
     assert(said.includes('the token grants no room to watch') && said.includes('(forbidden)'), `reason shown: ${said}`);
     eq(await connState(page), 'denied', 'connection state');
+    assert(await page.locator('#live').isHidden(), 'an empty live view under the refusal');
     await shot(page, '11-stream-refused');
     await page.waitForTimeout(8000); // the old page retried every 3 s
     eq(streams.length, 1, 'stream requests after a 403');

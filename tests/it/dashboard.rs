@@ -361,6 +361,21 @@ async fn a_stream_hammered_with_a_refused_token_is_one_event_then_one_summary() 
         1,
         "one event for {TRIES} identical denials: {first:?}"
     );
+    // The metric still counts every denial (rates are watched there).
+    let scrape = c
+        .get(format!("{}/metrics", s.url))
+        .send()
+        .await
+        .expect("scrape")
+        .text()
+        .await
+        .expect("metrics text");
+    let counted = scrape
+        .lines()
+        .find(|l| l.contains("security_events_total{") && l.contains("\"UNAUTHORIZED_ACCESS\""))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse::<f64>().ok());
+    assert_eq!(counted, Some(TRIES as f64), "{scrape}");
     assert_eq!(first[0].event.details["route"], "/api/events");
     assert!(first[0].event.details.get("count").is_none());
 
