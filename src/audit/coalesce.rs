@@ -146,6 +146,29 @@ impl Coalescer {
         self.due(i64::MAX)
     }
 
+    /// Closes the runs about one of `identities` (hashed) and returns their
+    /// summaries: written before that person's erasure, they are erased with
+    /// the rest instead of landing after it.
+    pub fn drain_about(&self, identities: &[String]) -> Vec<NewEvent> {
+        let Ok(mut runs) = self.runs.lock() else {
+            return Vec::new();
+        };
+        let about: Vec<String> = runs
+            .open
+            .iter()
+            .filter(|(_, r)| {
+                r.event
+                    .identity
+                    .as_deref()
+                    .is_some_and(|i| identities.iter().any(|n| n == i))
+            })
+            .map(|(k, _)| k.clone())
+            .collect();
+        let mut closed: Vec<Run> = about.iter().filter_map(|k| runs.open.remove(k)).collect();
+        closed.sort_by_key(|r| r.started_ms);
+        closed.into_iter().filter_map(Run::summary).collect()
+    }
+
     /// Runs open now (for tests and health).
     pub fn open_runs(&self) -> usize {
         self.runs.lock().map(|r| r.open.len()).unwrap_or(0)
@@ -286,6 +309,21 @@ mod tests {
         assert_eq!(left[0].details["count"], 1);
         assert_eq!(c.open_runs(), 0);
         assert!(c.drain().is_empty());
+    }
+
+    #[test]
+    fn an_erasure_closes_the_runs_about_that_person_only() {
+        let c = Coalescer::default();
+        let alice = denial("203.0.113.7", "a").identity("aaaa1111");
+        let bob = denial("203.0.113.7", "a").identity("bbbb2222");
+        for e in [&alice, &alice, &bob, &bob] {
+            c.offer(e, T0);
+        }
+        let closed = c.drain_about(&["aaaa1111".to_owned()]);
+        assert_eq!(closed.len(), 1);
+        assert_eq!(closed[0].identity.as_deref(), Some("aaaa1111"));
+        assert_eq!(c.open_runs(), 1, "bob's run stays open");
+        assert!(c.offer(&alice, T0 + 1).write, "alice starts a new run");
     }
 
     #[test]

@@ -152,6 +152,14 @@ impl Audit {
         self.flush().await;
     }
 
+    /// Writes the summaries of the open denial runs about `identities`
+    /// (hashed), so an erasure that follows finds them (see [`super::coalesce`]).
+    pub fn write_summaries_about(&self, identities: &[String]) {
+        for summary in self.core.coalescer.drain_about(identities) {
+            self.append(summary);
+        }
+    }
+
     fn append(&self, event: NewEvent) {
         let event = self.core.prepare(event);
         let at = self.core.clock.now_ms();
