@@ -425,3 +425,52 @@ async fn a_stream_hammered_with_a_refused_token_is_one_event_then_one_summary() 
     assert_eq!(after.len(), 4, "the open run was summarised at shutdown");
     assert_eq!(after[0].event.details["count"], 2);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn counted_denials_of_an_erased_person_are_erased_with_the_rest() {
+    let s = support::spawn("").await;
+    let c = support::client();
+    for _ in 0..3 {
+        let r = c
+            .get(format!("{}/api/events", s.url))
+            .bearer_auth(watch_nothing_token())
+            .send()
+            .await
+            .expect("stream request");
+        assert_eq!(r.status(), 403);
+    }
+    let hash = s.state.pepper.hash_identity("no-rooms");
+    let before = denials(&s).await;
+    assert_eq!(before.len(), 1);
+    assert_eq!(before[0].event.identity.as_deref(), Some(hash.as_str()));
+    let r = c
+        .post(format!("{}/api/security/subjects/erase", s.url))
+        .bearer_auth(support::admin_token())
+        .json(&json!({"identity": "no-rooms"}))
+        .send()
+        .await
+        .expect("erase");
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap_or_default());
+    let after = denials(&s).await;
+    assert_eq!(
+        after.len(),
+        2,
+        "the first and the summary of its repeats: {after:?}"
+    );
+    assert_eq!(after[1].event.details["count"], 2);
+    assert!(
+        after.iter().all(|e| e.event.identity.is_none()),
+        "an identity outlived the erasure: {after:?}"
+    );
+    let audit = s.state.audit.clone();
+    s.stop().await;
+    let last = audit
+        .query(Some(EventType::UnauthorizedAccess), None, 10, None)
+        .expect("query")
+        .events;
+    assert_eq!(
+        last.len(),
+        2,
+        "nothing about the person was written at shutdown"
+    );
+}
