@@ -79,7 +79,12 @@
       opts.headers['Content-Type'] = 'application/json';
       opts.body = JSON.stringify(body);
     }
-    const res = await fetch(path, opts);
+    let res;
+    try {
+      res = await fetch(path, opts);
+    } catch (_) {
+      throw Object.assign(new Error('Warden cannot be reached'), { offline: true });
+    }
     let data = null;
     try { data = await res.json(); } catch (_) { data = null; }
     if (!res.ok) {
@@ -518,7 +523,7 @@
       if (tl && !(tl instanceof Error)) renderCharts(tl);
       show(ui.secError, false);
     } catch (e) {
-      if (e.status === undefined) markOffline();
+      if (e.offline) markOffline();
       if (e.status === 401) { showSignIn(tokenExpired() ? expiredText() : 'Your session ended. Sign in again.'); return; }
       if (e.status === 403) { show(ui.security, false); clearInterval(secTimer); return; }
       ui.secError.textContent = `Could not load the security status: ${e.message}. Retrying every 5 s.`;
