@@ -330,7 +330,7 @@
     ui.roomsEmpty.dataset.ready = '1';
     markOnline();
     goLive();
-    refreshSecurity(); // a fresh snapshot often follows a restart: bring the panel up to date too
+    refreshSecurity(true); // a fresh snapshot often follows a restart: bring the panel (and its gauge) up to date too
     queueRender();
   }
   // After a reset the indicator keeps saying so for a moment, so a person can see it happened.
