@@ -82,7 +82,8 @@ pub struct Timeline {
     pub start: String,
     /// Width of a bucket.
     pub bucket_seconds: u32,
-    /// Security events recorded per minute, every type present (zeros included).
+    /// Security events per minute, every type present (zeros included); a
+    /// summary of repeated denials counts as its repeats.
     pub security_events: BTreeMap<&'static str, Vec<u64>>,
     /// Webhooks accepted per minute by this process.
     pub webhooks_accepted: Vec<u64>,
@@ -111,14 +112,21 @@ impl Timeline {
 
 impl Audit {
     /// Stored events per type per minute, for the [`MINUTES`] minutes
-    /// starting at minute `first` (minutes since the epoch).
+    /// starting at minute `first` (minutes since the epoch); a summary of
+    /// counted denials counts as the repeats it stands for.
     fn minutes_by_type(&self, first: i64) -> Result<BTreeMap<&'static str, Vec<u64>>, AuditError> {
         let rows: Vec<(String, i64, i64)> = self
             .store()
             .with(|c| {
+                // A summary of counted denials (see `coalesce`) weighs its count.
                 let mut st = c.prepare(
-                    "SELECT type, ts_ms / 60000, count(*) FROM audit_events
-                     WHERE ts_ms >= ?1 GROUP BY type, ts_ms / 60000",
+                    "SELECT type, ts_ms / 60000, sum(
+                         CASE WHEN json_valid(body) THEN
+                             CASE WHEN json_extract(body, '$.details.first_seen') IS NOT NULL
+                                   AND json_type(body, '$.details.count') = 'integer'
+                                 THEN max(1, json_extract(body, '$.details.count')) ELSE 1 END
+                         ELSE 1 END)
+                     FROM audit_events WHERE ts_ms >= ?1 GROUP BY type, ts_ms / 60000",
                 )?;
                 st.query_map([first * MINUTE_MS], |r| {
                     Ok((r.get(0)?, r.get(1)?, r.get(2)?))

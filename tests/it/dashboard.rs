@@ -401,6 +401,22 @@ async fn a_stream_hammered_with_a_refused_token_is_one_event_then_one_summary() 
     let t0 = warden::clock::parse_rfc3339_ms(&all[0].timestamp).expect("ts");
     assert_eq!(seen("first_seen"), t0 + 1000);
     assert_eq!(seen("last_seen"), t0 + (TRIES as i64 - 1) * 1000);
+    // The timeline counts every denial: the first, and the summary as its repeats.
+    let t: Value = c
+        .get(format!("{}/api/security/timeline", s.url))
+        .bearer_auth(support::admin_token())
+        .send()
+        .await
+        .expect("timeline")
+        .json()
+        .await
+        .expect("timeline json");
+    let drawn: u64 =
+        serde_json::from_value::<Vec<u64>>(t["security_events"]["UNAUTHORIZED_ACCESS"].clone())
+            .expect("series")
+            .iter()
+            .sum();
+    assert_eq!(drawn, TRIES, "{t}");
     // Both are links of the one chain.
     assert_eq!(all[1].prev_hash, all[0].hash);
     warden::audit::verify_chain(s.state.audit.store()).expect("the chain verifies");
