@@ -508,7 +508,7 @@ async function refusalFlow(browser) {
   });
   await step('a session whose token expires asks for a new token', async () => {
     const page = await newPage(browser);
-    await signIn(page, accessToken('e2e-short', { roomList: true }, SECRET, 4));
+    await signIn(page, accessToken('e2e-short', { roomList: true }, SECRET, 6));
     await page.locator('#signin').waitFor({ state: 'visible', timeout: 30000 });
     await page.locator('#signin-error', { hasText: 'expired' }).waitFor({ timeout: T });
     const said = await page.locator('#signin-error').textContent();
