@@ -1,4 +1,5 @@
-// Warden dashboard: sign-in, the live view from /api/events, the admin security panel.
+// Warden dashboard: sign-in, the live view from /api/events, the admin security panel
+// and its pictures (inline SVG drawn here from /api/security/timeline).
 //
 // Safe by construction: every string that came from the network is put in the page
 // with createTextNode (via `el`), never parsed as HTML; nothing here uses innerHTML,
@@ -14,6 +15,15 @@
   const SEC_PAGE = 25;          // security events shown, then more per "Show more"
   const SEC_MAX_EVENTS = 500;
   const RESET_MIN_MS = 2000;    // "reset" stays visible at least this long
+  const RETRY_MIN_MS = 3000;    // first retry of a stream the server ended with an error status
+  const RETRY_MAX_MS = 60000;   // retries back off up to this
+  const OFFLINE_RETRY_MS = 5000; // while Warden is unreachable, look again this often
+  const TIMELINE_EVERY = 3;     // the timeline is fetched on every third security refresh (15 s)
+  const NARROW = '(max-width: 800px)'; // phone layout: the security panel starts collapsed
+  // Security event types in SPEC order; the index picks the colour class (t-0 … t-10) of a chart.
+  const EVENT_TYPES = ['SUSPICIOUS_LOGIN', 'MULTIPLE_FAILED_AUTH', 'UNUSUAL_API_USAGE', 'KEY_ROTATION',
+    'UNAUTHORIZED_ACCESS', 'RATE_LIMIT_EXCEEDED', 'WEBHOOK_INVALID_SIGNATURE', 'WEBHOOK_REPLAY', 'IP_BLOCKED',
+    'INGESTION_PAUSED', 'SUBJECT_ERASED'];
   const LIVEKIT_EVENTS = ['room_started', 'room_finished', 'participant_joined', 'participant_left',
     'participant_connection_aborted', 'track_published', 'track_unpublished', 'egress_started',
     'egress_updated', 'egress_ended', 'ingress_started', 'ingress_ended', 'agent_job_started', 'agent_job_ended'];
@@ -25,6 +35,10 @@
   let source = null;       // the EventSource
   let lastId = '';         // last SSE id seen, to resume a stream we had to recreate
   let retryTimer = 0;
+  let retryDelay = RETRY_MIN_MS;
+  let offlineSince = 0;    // when Warden stopped answering (0: it answers)
+  let probing = false;
+  let secRefreshes = 0;
   let secTimer = 0;
   let secLimit = SEC_PAGE;
   let resetAt = 0;
@@ -65,7 +79,12 @@
       opts.headers['Content-Type'] = 'application/json';
       opts.body = JSON.stringify(body);
     }
-    const res = await fetch(path, opts);
+    let res;
+    try {
+      res = await fetch(path, opts);
+    } catch (_) {
+      throw Object.assign(new Error('Warden cannot be reached'), { offline: true });
+    }
     let data = null;
     try { data = await res.json(); } catch (_) { data = null; }
     if (!res.ok) {
@@ -79,6 +98,7 @@
   const CONN_TEXT = {
     offline: 'Not connected', connecting: 'Connecting…', live: 'Live',
     reconnecting: 'Reconnecting…', reset: 'Reset: rebuilding from a fresh snapshot',
+    unreachable: 'Offline', denied: 'Refused',
   };
   // Why a stream was reset, in an operator's words (the wire reason stays in the title).
   const RESET_TEXT = {
@@ -95,7 +115,42 @@
   }
   function setConn(state, detail) {
     ui.conn.dataset.state = state;
-    ui.conn.textContent = detail ? `${CONN_TEXT[state]} (${detail})` : CONN_TEXT[state];
+    ui.conn.textContent = state === 'unreachable' ? `Offline since ${detail}`
+      : detail ? `${CONN_TEXT[state]} (${detail})` : CONN_TEXT[state];
+  }
+
+  // ---------------------------------------------------------------- offline: the shown state dimmed
+  function markOffline() {
+    if (!session) return;
+    if (!offlineSince) offlineSince = Date.now();
+    const at = new Date(offlineSince).toLocaleTimeString();
+    ui.live.dataset.stale = 'true';
+    ui.stale.textContent = `Offline since ${at}: Warden cannot be reached. What you see is how it was then; ` +
+      'the page reconnects on its own.';
+    show(ui.stale, true);
+    setConn('unreachable', at);
+  }
+  function markOnline() {
+    if (!offlineSince) return;
+    offlineSince = 0;
+    delete ui.live.dataset.stale;
+    show(ui.stale, false);
+    if (ui.conn.dataset.state === 'unreachable') {
+      setConn(source && source.readyState === EventSource.OPEN ? 'live' : 'reconnecting');
+    }
+  }
+  // Any answer at all (even an error status) means Warden is there.
+  async function probeReachable() {
+    if (probing) return;
+    probing = true;
+    try {
+      await fetch('/health', { cache: 'no-store', credentials: 'omit' });
+      markOnline();
+    } catch (_) {
+      markOffline();
+    } finally {
+      probing = false;
+    }
   }
 
   // ---------------------------------------------------------------- sign-in / session
@@ -103,6 +158,10 @@
     stopAll();
     clearState();
     session = null;
+    offlineSince = 0;
+    delete ui.live.dataset.stale;
+    show(ui.stale, false);
+    show(ui.denied, false);
     show(ui.live, false);
     show(ui.who, false);
     show(ui.signin, true);
@@ -122,7 +181,12 @@
       (expires ? ` · until ${expires.toLocaleString()}` : '');
     show(ui.who, true);
     show(ui.security, Boolean(s.admin));
-    if (s.admin) { refreshSecurity(); secTimer = setInterval(refreshSecurity, SEC_REFRESH_MS); }
+    if (s.admin) {
+      setSecOpen(!window.matchMedia(NARROW).matches);
+      secRefreshes = 0;
+      refreshSecurity();
+      secTimer = setInterval(refreshSecurity, SEC_REFRESH_MS);
+    }
     if (!ageTimer) ageTimer = setInterval(() => { if ([...rooms.values()].some((r) => r.agents.size)) queueRender(); }, 5000);
     connect();
   }
@@ -152,30 +216,48 @@
     clearTimeout(retryTimer);
     clearInterval(secTimer);
     secTimer = 0;
+    retryDelay = RETRY_MIN_MS;
+  }
+  function tokenExpired() {
+    const exp = session && localTime(session.expires_at);
+    return Boolean(exp) && exp.getTime() <= Date.now();
+  }
+  function expiredText() {
+    const exp = session && localTime(session.expires_at);
+    return `Your token expired at ${exp ? exp.toLocaleString() : 'an unknown time'}. Paste a new token to sign in again.`;
   }
 
   // ---------------------------------------------------------------- the event stream
   function connect() {
     if (source) source.close();
-    setConn(lastId ? 'reconnecting' : 'connecting');
+    clearTimeout(retryTimer);
+    show(ui.denied, false);
+    show(ui.live, true);
+    if (!offlineSince) setConn(lastId ? 'reconnecting' : 'connecting');
     // A recreated EventSource cannot send Last-Event-ID, so the id goes in the query.
     const url = lastId ? `/api/events?lastEventId=${encodeURIComponent(lastId)}` : '/api/events';
     const es = new EventSource(url, { withCredentials: true });
     source = es;
-    es.onopen = () => { if (ui.conn.dataset.state !== 'reset') setConn('live'); };
+    es.onopen = () => {
+      if (source !== es) return;
+      retryDelay = RETRY_MIN_MS;
+      markOnline();
+      if (ui.conn.dataset.state !== 'reset') setConn('live');
+    };
     es.onerror = () => {
       if (source !== es) return;
-      if (es.readyState === EventSource.CONNECTING) { setConn('reconnecting'); return; }
-      // CLOSED: the server answered with an error status. Find out whether we are still signed in.
+      if (es.readyState === EventSource.CONNECTING) {
+        // The browser retries on its own (the connection dropped): is Warden there at all?
+        if (!offlineSince) setConn('reconnecting');
+        probeReachable();
+        return;
+      }
+      // CLOSED: the server answered with an error status, which EventSource does not
+      // tell; retrying blindly would repeat a refusal (each one a security event).
       es.close();
       source = null;
-      setConn('reconnecting');
-      api('GET', '/api/auth/session').then(() => {
-        retryTimer = setTimeout(connect, 3000);
-      }, (e) => {
-        if (e.status === 401) showSignIn('Your session ended. Sign in again.');
-        else retryTimer = setTimeout(connect, 5000);
-      });
+      if (!offlineSince) setConn('reconnecting');
+      diagnose();
     };
     es.addEventListener('snapshot', (e) => onSnapshot(e));
     es.addEventListener('reconciled', (e) => onSnapshot(e, true));
@@ -190,6 +272,45 @@
     });
     for (const name of LIVEKIT_EVENTS) es.addEventListener(name, (e) => onLiveKit(e));
     es.onmessage = (e) => onLiveKit(e);
+  }
+  // Asks the stream's JSON twin (same credential, same checks) why the stream was refused:
+  // 401 (or 403 once the token has expired) asks for a new token; 403 shows the reason and
+  // stops; anything else (a connection cap, a restart) is retried with a growing delay.
+  async function diagnose() {
+    let res;
+    let body = null;
+    try {
+      res = await fetch('/api/rooms', { credentials: 'same-origin', cache: 'no-store', headers: { Accept: 'application/json' } });
+      body = await res.json().catch(() => null);
+    } catch (_) {
+      markOffline();
+      scheduleConnect(OFFLINE_RETRY_MS);
+      return;
+    }
+    if (!session) return;
+    markOnline();
+    const code = body && typeof body.error === 'string' ? body.error : `http_${res.status}`;
+    const message = body && typeof body.message === 'string' ? body.message : `HTTP ${res.status}`;
+    if (res.status === 401 || (res.status === 403 && tokenExpired())) {
+      showSignIn(tokenExpired() ? expiredText() : 'Your session ended. Sign in again.');
+      return;
+    }
+    if (res.status === 403) { denyStream(message, code); return; }
+    scheduleConnect(retryDelay, res.ok ? '' : message);
+    retryDelay = Math.min(retryDelay * 2, RETRY_MAX_MS);
+  }
+  function scheduleConnect(delay, detail) {
+    clearTimeout(retryTimer);
+    if (detail && !offlineSince) setConn('reconnecting', detail);
+    retryTimer = setTimeout(connect, delay);
+  }
+  function denyStream(message, code) {
+    if (source) { source.close(); source = null; }
+    clearTimeout(retryTimer);
+    show(ui.live, false); // nothing to show: no snapshot is coming
+    setConn('denied', code);
+    ui.deniedText.replaceChildren('Warden answered 403: ', text(message), ' (', el('code', {}, code), ').');
+    show(ui.denied, true);
   }
   function track(e) { if (e.lastEventId) lastId = e.lastEventId; }
   function parse(s) { try { return JSON.parse(s); } catch (_) { return null; } }
@@ -207,8 +328,9 @@
     }
     if (reconciled) addFeed({ event: 'reconciled', timestamp: Date.now(), note: 'state reconciled with LiveKit' });
     ui.roomsEmpty.dataset.ready = '1';
+    markOnline();
     goLive();
-    refreshSecurity(); // a fresh snapshot often follows a restart: bring the panel up to date too
+    refreshSecurity(true); // a fresh snapshot often follows a restart: bring the panel (and its gauge) up to date too
     queueRender();
   }
   // After a reset the indicator keeps saying so for a moment, so a person can see it happened.
@@ -321,11 +443,17 @@
     setTimeout(() => { renderQueued = false; renderRooms(); }, 0);
   }
   function renderRooms() {
-    const list = [...rooms.values()].sort((a, b) => String(a.name).localeCompare(String(b.name)));
+    const all = [...rooms.values()].sort((a, b) => String(a.name).localeCompare(String(b.name)));
+    const q = ui.roomFilter.value.trim().toLowerCase();
+    const list = q ? all.filter((r) => String(r.name || '').toLowerCase().includes(q)) : all;
     ui.roomsEmpty.textContent = ui.roomsEmpty.dataset.ready
       ? 'No active rooms. Rooms appear here as soon as LiveKit reports them.'
       : 'Waiting for the first snapshot…';
-    show(ui.roomsEmpty, list.length === 0);
+    show(ui.roomsEmpty, all.length === 0);
+    ui.roomsShown.textContent = !q ? ''
+      : list.length ? `${list.length} of ${all.length} room${all.length === 1 ? '' : 's'} match “${ui.roomFilter.value.trim()}”.`
+        : `No room matches “${ui.roomFilter.value.trim()}” (${all.length} hidden).`;
+    show(ui.roomsShown, Boolean(q) && all.length > 0);
     ui.roomList.replaceChildren(...list.map(roomCard));
   }
   function roomCard(room) {
@@ -380,18 +508,23 @@
 
   // ---------------------------------------------------------------- the security panel (admins)
   // The status gives the overview; the events come from the paged audit query (newest first).
-  async function refreshSecurity() {
+  async function refreshSecurity(full) {
     if (!session || !session.admin || ui.security.hidden) return;
     const type = ui.secType.value;
     const query = `/api/security/events?limit=${secLimit}${type ? `&type=${encodeURIComponent(type)}` : ''}`;
+    const withTimeline = secRefreshes++ % TIMELINE_EVERY === 0 || full === true;
     try {
-      const [s, ev] = await Promise.all([api('GET', '/api/security/status'), api('GET', query).catch((e) => e)]);
+      const [s, ev, tl] = await Promise.all([api('GET', '/api/security/status'), api('GET', query).catch((e) => e),
+        withTimeline ? api('GET', '/api/security/timeline').catch((e) => e) : null]);
       if (!session) return;
+      markOnline();
       if (ev instanceof Error && (ev.status === 401 || ev.status === 403)) throw ev;
       renderSecurity(s, ev instanceof Error ? null : ev);
+      if (tl && !(tl instanceof Error)) renderCharts(tl);
       show(ui.secError, false);
     } catch (e) {
-      if (e.status === 401) { showSignIn('Your session ended. Sign in again.'); return; }
+      if (e.offline) markOffline();
+      if (e.status === 401) { showSignIn(tokenExpired() ? expiredText() : 'Your session ended. Sign in again.'); return; }
       if (e.status === 403) { show(ui.security, false); clearInterval(secTimer); return; }
       ui.secError.textContent = `Could not load the security status: ${e.message}. Retrying every 5 s.`;
       show(ui.secError, true);
@@ -436,6 +569,77 @@
       cell('Details', 'details', text(typeof e.details === 'object' && e.details !== null ? JSON.stringify(e.details) : e.details))))
       : [el('tr', {}, el('td', { colspan: 6, class: 'empty' }, 'No security events recorded.'))]));
     ui.secUpdated.textContent = `Updated ${new Date().toLocaleTimeString()}; refreshes every 5 s.`;
+    const hour = s.counts && s.counts['1h'] && typeof s.counts['1h'] === 'object'
+      ? Object.values(s.counts['1h']).reduce((a, n) => a + (Number(n) || 0), 0) : 0;
+    ui.secSummary.textContent = `Overall: ${s.overall_status || 'unknown'} · ${blocked.length} blocked · ` +
+      `${hour} security event${hour === 1 ? '' : 's'} in the last hour`;
+  }
+  function setSecOpen(open) {
+    show(ui.secBody, open);
+    show(ui.secSummary, !open);
+    ui.secToggle.setAttribute('aria-expanded', String(open));
+    ui.secToggle.textContent = open ? 'Hide' : 'Show';
+  }
+
+  // ---------------------------------------------------------------- pictures (inline SVG, no script from elsewhere)
+  const SVG_NS = 'http://www.w3.org/2000/svg';
+  function svg(tag, attrs, ...children) {
+    const node = document.createElementNS(SVG_NS, tag);
+    for (const [k, v] of Object.entries(attrs || {})) node.setAttribute(k, String(v));
+    for (const c of children) node.append(c instanceof Node ? c : document.createTextNode(String(c)));
+    return node;
+  }
+  // Stacked bars, one per minute: series = [{name, cls, values}], oldest minute first.
+  function barChart(series, startMs, label) {
+    const W = 600, H = 120, n = Math.max(1, ...series.map((x) => x.values.length));
+    const totals = Array.from({ length: n }, (_, i) => series.reduce((a, x) => a + (Number(x.values[i]) || 0), 0));
+    const max = Math.max(1, ...totals);
+    const bw = W / n;
+    const root = svg('svg', { class: 'chart', viewBox: `0 0 ${W} ${H}`, preserveAspectRatio: 'none',
+      role: 'img', 'aria-label': label, 'data-max': max, 'data-total': totals.reduce((a, b) => a + b, 0) });
+    for (let i = 0; i < n; i++) {
+      let y = H;
+      const at = new Date(startMs + i * 60000).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
+      for (const x of series) {
+        const v = Number(x.values[i]) || 0;
+        if (!v) continue;
+        const h = (v / max) * (H - 4);
+        y -= h;
+        root.append(svg('rect', { x: (i * bw + 0.5).toFixed(2), y: y.toFixed(2), width: Math.max(1, bw - 1).toFixed(2),
+          height: h.toFixed(2), class: `bar ${x.cls}`, 'data-series': x.name, 'data-count': v, 'data-minute': i },
+        svg('title', {}, `${at} · ${x.name}: ${v}`)));
+      }
+    }
+    root.append(svg('line', { class: 'axis', x1: 0, y1: H - 0.5, x2: W, y2: H - 0.5 }));
+    const scale = el('div', { class: 'chart-scale' }, el('span', {}, '60 min ago'), el('span', {}, `peak ${max === 1 && !totals.some(Boolean) ? 0 : max}/min`), el('span', {}, 'now'));
+    return [root, scale];
+  }
+  function gauge(open, max) {
+    const len = Math.PI * 80;
+    const frac = max > 0 ? Math.min(1, open / max) : 0;
+    const shown = open > 0 ? Math.max(3, len * frac) : 0;
+    const arc = 'M 20 95 A 80 80 0 0 1 180 95';
+    return svg('svg', { class: 'chart gauge', viewBox: '0 0 200 105', role: 'img',
+      'aria-label': `${open} open event-stream connections of at most ${max}`, 'data-open': open, 'data-max': max },
+    svg('path', { class: 'gauge-track', d: arc }),
+    svg('path', { class: `gauge-value${frac >= 0.8 ? ' high' : ''}`, d: arc, 'stroke-dasharray': `${shown.toFixed(2)} ${len.toFixed(2)}` }));
+  }
+  function renderCharts(t) {
+    const start = localTime(t.start);
+    const startMs = start ? start.getTime() : Date.now() - 3600e3;
+    const byType = t.security_events && typeof t.security_events === 'object' ? t.security_events : {};
+    const series = EVENT_TYPES.map((name, i) => ({ name, cls: `t-${i}`, values: Array.isArray(byType[name]) ? byType[name] : [] }));
+    ui.chartSec.replaceChildren(...barChart(series, startMs, 'Security events per minute over the last hour, by type'));
+    const seen = series.map((x) => [x, x.values.reduce((a, n) => a + (Number(n) || 0), 0)]).filter(([, n]) => n > 0);
+    ui.chartSecLegend.replaceChildren(...(seen.length ? seen.map(([x, n]) => el('li', { 'data-type': x.name },
+      el('span', { class: `swatch ${x.cls}` }), `${x.name} ${n}`)) : [el('li', { class: 'empty' }, 'No security events in the last hour.')]));
+    const hooks = Array.isArray(t.webhooks_accepted) ? t.webhooks_accepted : [];
+    ui.chartHooks.replaceChildren(...barChart([{ name: 'accepted', cls: 'bar-hooks', values: hooks }], startMs,
+      'Webhooks accepted per minute over the last hour'));
+    const c = t.connections || {};
+    const open = Number(c.open) || 0, max = Number(c.max) || 0;
+    ui.gaugeConn.replaceChildren(gauge(open, max));
+    ui.gaugeText.textContent = `${open} open of at most ${max}`;
   }
   async function secAction(path, body) {
     try {
@@ -475,16 +679,24 @@
       ingestToggle: 'ingest-toggle', ingestConfirm: 'ingest-confirm', ingestQuestion: 'ingest-question',
       ingestYes: 'ingest-yes', ingestNo: 'ingest-no', secBlocked: 'sec-blocked', secKeys: 'sec-keys',
       secEvents: 'sec-events', secType: 'sec-type', secMore: 'sec-more', secUpdated: 'sec-updated', roomsEmpty: 'rooms-empty', roomList: 'room-list',
-      feedEmpty: 'feed-empty', feedList: 'feed-list', notice: 'notice' })) ui[k] = $(id);
+      feedEmpty: 'feed-empty', feedList: 'feed-list', notice: 'notice', stale: 'stale', denied: 'denied',
+      deniedText: 'denied-text', deniedRetry: 'denied-retry', deniedSignin: 'denied-signin', secToggle: 'sec-toggle',
+      secBody: 'sec-body', secSummary: 'sec-summary', chartSec: 'chart-sec', chartSecLegend: 'chart-sec-legend',
+      chartHooks: 'chart-hooks', gaugeConn: 'gauge-conn', gaugeText: 'gauge-text', roomFilter: 'room-filter',
+      roomsShown: 'rooms-shown' })) ui[k] = $(id);
     ui.signinForm.addEventListener('submit', onSignIn);
     ui.signout.addEventListener('click', onSignOut);
-    ui.secRefresh.addEventListener('click', refreshSecurity);
+    ui.secRefresh.addEventListener('click', () => refreshSecurity(true));
     ui.ingestToggle.addEventListener('click', onIngestToggle);
     ui.ingestYes.addEventListener('click', onIngestConfirm);
     ui.ingestNo.addEventListener('click', () => { show(ui.ingestConfirm, false); ui.ingestToggle.focus(); });
     ui.secBlocked.addEventListener('click', onBlockedClick);
     ui.secType.addEventListener('change', () => { secLimit = SEC_PAGE; refreshSecurity(); });
     ui.secMore.addEventListener('click', () => { secLimit += SEC_PAGE; refreshSecurity(); });
+    ui.secToggle.addEventListener('click', () => setSecOpen(ui.secBody.hidden));
+    ui.roomFilter.addEventListener('input', queueRender);
+    ui.deniedRetry.addEventListener('click', connect);
+    ui.deniedSignin.addEventListener('click', () => showSignIn(''));
     setConn('offline');
     // `/?token=` with a token the server refused comes back as `/?signin=refused`;
     // the session (if any) was left alone.

@@ -85,6 +85,8 @@ pub struct Inner {
     pub started_ms: i64,
     /// How old webhooks are when they arrive.
     pub sender_lag: crate::webhook::lag::SenderLag,
+    /// Webhooks accepted per minute over the last hour (the dashboard's timeline).
+    pub webhook_minutes: crate::audit::MinuteCounter,
 }
 
 impl Deref for AppState {
@@ -208,6 +210,7 @@ impl AppState {
             ready: AtomicBool::new(false),
             started_ms,
             sender_lag: crate::webhook::lag::SenderLag::default(),
+            webhook_minutes: crate::audit::MinuteCounter::default(),
         };
         Ok((Self(Arc::new(inner)), report))
     }
@@ -290,7 +293,7 @@ pub async fn run_with(
     .await;
     state.hub.flush();
     state.receiver.replay_store().flush();
-    state.audit.flush().await;
+    state.audit.close().await;
     Ok(())
 }
 

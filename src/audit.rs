@@ -8,7 +8,9 @@
 //! (`warden_audit_dropped_total`), logged once per burst. The writer appends
 //! it to the SQLite hash chain ([`sqlite`]), writes it as a JSON line to
 //! `logging.security_log_file` ([`logfile`]) and, at or above
-//! `alerts.min_severity`, queues an alert ([`alerts`]).
+//! `alerts.min_severity`, queues an alert ([`alerts`]). Repeated identical
+//! denials from one client are counted, not appended one by one
+//! ([`coalesce`]).
 //!
 //! Invariants: an event's untrusted strings are JSON values, never spliced
 //! into a message; `hash` = SHA-256 of the canonical JSON of every other field
@@ -19,6 +21,7 @@
 
 mod alerts;
 pub mod chain;
+pub mod coalesce;
 mod core;
 mod logfile;
 mod signing;
@@ -26,6 +29,7 @@ mod sqlite;
 mod status;
 mod subject;
 mod target;
+pub mod timeline;
 mod worker;
 mod writer;
 
@@ -42,6 +46,7 @@ pub use sqlite::{VerifyReport, verify_chain, verify_head};
 pub use status::{Counts, MAX_LIMIT, Page};
 pub use subject::{AuditErasure, AuditExport, scrub_database};
 pub use target::{check_addr, non_public_reason, validate_alert_url};
+pub use timeline::{MinuteCounter, Timeline};
 pub use worker::{AuditHealth, AuditWorker, alert_signing_secret, run_maintenance};
 pub use writer::Audit;
 

@@ -53,6 +53,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/api/security/status", get(routes::security::status))
         .route("/api/security/events", get(routes::security::events))
+        .route("/api/security/timeline", get(routes::dashboard::timeline))
         .route("/api/security/unblock", post(routes::security::unblock))
         .route("/api/security/ingestion", post(routes::security::ingestion))
         .route("/api/security/health", get(routes::health::detailed))
@@ -171,6 +172,7 @@ fn log_request(
                     | "/api/security/status"
                     | "/api/security/health"
                     | "/api/security/events"
+                    | "/api/security/timeline"
                     | "/api/auth/sse-token"
             ));
     if quiet {

@@ -128,7 +128,9 @@ pub async fn erase(
 ) -> Result<Erasure, SubjectError> {
     validate(identity)?;
     let needles = needles(identity, &state.pepper);
-    // Events already queued are written first, so none lands after the erasure.
+    // Events already queued (and counted repeats of a denial) are written
+    // first, so none lands after the erasure.
+    state.audit.write_summaries_about(&needles);
     state.audit.flush().await;
     let audit = state.audit.clone();
     let n = needles.clone();

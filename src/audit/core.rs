@@ -47,6 +47,8 @@ pub(super) struct Core {
     pub(super) recent: Mutex<VecDeque<NewEvent>>,
     /// Rotated security log files older than this are deleted.
     pub(super) log_retention_days: u32,
+    /// Repeated identical denials, counted before they reach the chain.
+    pub(super) coalescer: super::coalesce::Coalescer,
 }
 
 impl Core {
@@ -76,6 +78,7 @@ impl Core {
             log_warned: AtomicBool::new(false),
             recent: Mutex::new(VecDeque::new()),
             log_retention_days: 90,
+            coalescer: super::coalesce::Coalescer::default(),
         }
     }
 

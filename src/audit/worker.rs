@@ -58,8 +58,18 @@ impl AuditWorker {
         tokio::select! {
             () = shutdown => {}
             () = alerts => {}
-            () = run_maintenance(self.audit, std::future::pending()) => {}
+            () = run_maintenance(self.audit.clone(), std::future::pending()) => {}
+            () = summarise_denials(self.audit) => {}
         }
+    }
+}
+
+/// Ends the denial runs whose window is over, every 2 s (see [`super::coalesce`]).
+async fn summarise_denials(audit: Audit) {
+    let mut tick = tokio::time::interval(Duration::from_secs(2));
+    loop {
+        tick.tick().await;
+        audit.write_due_summaries();
     }
 }
 

@@ -119,7 +119,48 @@ impl Audit {
 
     /// Records a security event. Never blocks: when the writer is behind the
     /// event is dropped and counted; a store failure is logged and alerted.
+    /// An identical repeat of a recent denial is counted instead, and written
+    /// as one summary once its window is over (see [`super::coalesce`]).
     pub fn record(&self, event: NewEvent) {
+        let verdict = self.core.coalescer.offer(&event, self.core.clock.now_ms());
+        for summary in verdict.summaries {
+            self.append(summary);
+        }
+        if verdict.write {
+            self.append(event);
+        } else {
+            // Counted where rates are watched, even though not appended one by one.
+            self.core.metrics.security_event(event.kind);
+        }
+    }
+
+    /// Writes the summaries of the denial runs whose window is over (the
+    /// audit worker calls this every few seconds, so a run ends on time
+    /// even when no other event follows it).
+    pub fn write_due_summaries(&self) {
+        for summary in self.core.coalescer.due(self.core.clock.now_ms()) {
+            self.append(summary);
+        }
+    }
+
+    /// Shutdown: writes the summaries of every open denial run, then waits
+    /// until everything recorded is written.
+    pub async fn close(&self) {
+        for summary in self.core.coalescer.drain() {
+            self.append(summary);
+        }
+        self.flush().await;
+    }
+
+    /// Writes the summaries of the open denial runs about `identities`
+    /// (hashed), so an erasure that follows finds them (see [`super::coalesce`]).
+    pub fn write_summaries_about(&self, identities: &[String]) {
+        for summary in self.core.coalescer.drain_about(identities) {
+            self.append(summary);
+        }
+    }
+
+    fn append(&self, event: NewEvent) {
         let event = self.core.prepare(event);
         let at = self.core.clock.now_ms();
         match &self.tx {

@@ -2,8 +2,9 @@
 //
 // Usage: WARDEN_URL=http://127.0.0.1:PORT LIVEKIT_API_KEY=K LIVEKIT_API_SECRET=S node e2e.mjs
 // Normally run by `cargo test --test it dashboard` (tests/it/dashboard.rs), which starts the
-// server and sets E2E_RESTART=stdin: this script then prints RESTART on stdout and waits for
-// RESTARTED on stdin while the wrapper restarts the server. Screenshots go to SCREENSHOT_DIR
+// server and sets E2E_RESTART=stdin: this script then prints RESTART on stdout, gets STOPPED on
+// stdin once the server is down, looks at the offline pages, prints START and waits for
+// RESTARTED while the wrapper starts the server again. Screenshots go to SCREENSHOT_DIR
 // (default target/screenshots). Prints "ok - …"/"not ok - …" per step, then "N passed, N failed".
 import crypto from 'node:crypto';
 import fs from 'node:fs';
@@ -31,11 +32,13 @@ function jwt(claims, secret = SECRET) {
   return `${head}.${crypto.createHmac('sha256', secret).update(head).digest('base64url')}`;
 }
 const now = () => Math.floor(Date.now() / 1000);
-function accessToken(identity, video, secret = SECRET) {
+function accessToken(identity, video, secret = SECRET, ttl = 3600) {
   const t = now();
-  return jwt({ iss: KEY, sub: identity, name: identity, jti: crypto.randomUUID(), nbf: t, exp: t + 3600, video }, secret);
+  return jwt({ iss: KEY, sub: identity, name: identity, jti: crypto.randomUUID(), nbf: t, exp: t + ttl, video }, secret);
 }
 const ADMIN = accessToken('e2e-admin', { roomAdmin: true, roomCreate: true, roomList: true });
+// Valid, but grants no room to watch: every stream request is refused with 403.
+const NO_ROOMS = accessToken('e2e-no-rooms', { roomJoin: true, room: 'lobby' });
 const VIEWER = accessToken('e2e-viewer', { roomList: true });
 const rand = (n = 10) => crypto.randomBytes(n).toString('hex').slice(0, n);
 const sid = (p) => `${p}_${rand(12)}`;
@@ -140,7 +143,8 @@ async function signIn(page, token) {
 async function pageSafety(page) {
   const s = await page.evaluate(() => ({
     pwned: window.__pwned, csp: window.__csp, scripts: document.scripts.length,
-    injected: document.querySelectorAll('#main img, #main script, #main svg, #main iframe, [onerror], [onload]').length,
+    // The page's own charts are SVG with class "chart"; any other SVG would come from data.
+    injected: document.querySelectorAll('#main img, #main script, #main svg:not(.chart), #main iframe, [onerror], [onload]').length,
   }));
   eq(s.pwned, 0, 'a hostile script ran');
   eq(s.csp, [], 'CSP violations');
@@ -251,6 +255,30 @@ async function adminFlow(browser) {
     await shot(page, '03-rooms-live');
   });
 
+  await step('rooms can be filtered by name, client-side', async () => {
+    const other = { sid: sid('RM'), name: `e2e-other-${rand(6)}` };
+    await hook({ event: 'room_started', room: roomObj(other) });
+    await roomCard(page, other.name).waitFor({ timeout: T });
+    const total = await page.locator('article.room').count();
+    assert(total >= 2, `rooms shown: ${total}`);
+    await page.fill('#room-filter', room.name.slice(4).toUpperCase());
+    await page.waitForFunction((n) => [...document.querySelectorAll('article.room')].map((a) => a.dataset.room).join() === n,
+      room.name, { timeout: T });
+    await page.locator('#rooms-shown', { hasText: `1 of ${total} rooms match` }).waitFor({ timeout: T });
+    await shot(page, '03b-rooms-filtered');
+    // The filter holds while events arrive.
+    await hook({ event: 'room_started', room: roomObj({ sid: sid('RM'), name: `e2e-third-${rand(6)}` }) });
+    await page.waitForTimeout(500);
+    eq(await page.locator('article.room').count(), 1, 'rooms shown while filtered');
+    await page.fill('#room-filter', 'no-such-room-zz');
+    await page.locator('#rooms-shown', { hasText: 'No room matches' }).waitFor({ timeout: T });
+    eq(await page.locator('article.room').count(), 0, 'rooms shown for a filter that matches none');
+    await page.fill('#room-filter', '');
+    await page.waitForFunction((n) => document.querySelectorAll('article.room').length === n, total + 1, { timeout: T });
+    assert(await page.locator('#rooms-shown').isHidden(), 'the filter hint stays after clearing');
+    await hook({ event: 'room_finished', room: roomObj(other) });
+  });
+
   await step('agents and SIP callers: badges, running agents with their age, a failed job\'s hostile error as text', async () => {
     const caller = { sid: sid('PA'), identity: `+1555${rand(6)}`, name: 'Front desk caller' };
     await hook({ event: 'participant_joined', room: roomObj(room), participant: { ...pObj(caller), kind: 'SIP' } });
@@ -344,6 +372,33 @@ async function adminFlow(browser) {
     eq(await getFrom(ip, '/api/rooms', { Authorization: `Bearer ${VIEWER}` }), 200, 'unblocked client');
   });
 
+  await step('the security panel draws the last hour (events by type, webhooks per minute) and the connections gauge', async () => {
+    const t = await json('/api/security/timeline');
+    const hooks = t.webhooks_accepted.reduce((a, b) => a + b, 0);
+    assert(hooks >= 8, `webhooks accepted this hour: ${hooks}`);
+    await page.click('#sec-refresh');
+    await page.waitForFunction((n) => {
+      const svg = document.querySelector('#chart-hooks svg.chart');
+      return svg && Number(svg.dataset.total) === n;
+    }, hooks, { timeout: T });
+    const bars = await page.locator('#chart-hooks rect.bar').evaluateAll((r) => r.map((x) => Number(x.dataset.count)));
+    eq(bars.reduce((a, b) => a + b, 0), hooks, 'webhook bars add up to the accepted webhooks');
+    for (const type of ['IP_BLOCKED', 'SUSPICIOUS_LOGIN']) {
+      const want = t.security_events[type].reduce((a, b) => a + b, 0);
+      assert(want > 0, `${type} in the timeline`);
+      await page.locator(`#chart-sec-legend li[data-type="${type}"]`).waitFor({ timeout: T });
+      const drawn = await page.locator(`#chart-sec rect[data-series="${type}"]`).evaluateAll((r) => r.reduce((a, x) => a + Number(x.dataset.count), 0));
+      assert(drawn >= want, `${type}: ${drawn} drawn, ${want} in the timeline`);
+    }
+    const g = page.locator('#gauge-conn svg.gauge');
+    const open = Number(await g.getAttribute('data-open'));
+    assert(open >= 1 && open <= t.connections.open + 2, `gauge shows ${open} open, the server ${t.connections.open}`);
+    eq(Number(await g.getAttribute('data-max')), t.connections.max, 'gauge maximum');
+    await page.locator('#gauge-text', { hasText: `of at most ${t.connections.max}` }).waitFor({ timeout: T });
+    await pageSafety(page);
+    await page.locator('.charts').screenshot({ path: path.join(SHOTS, '04b-charts.png') });
+  });
+
   await step('the ingestion kill switch pauses and resumes webhooks, with a confirm step', async () => {
     await page.click('#ingest-toggle');
     await page.locator('#ingest-confirm').waitFor({ state: 'visible', timeout: T });
@@ -400,7 +455,79 @@ async function viewerFlow(browser, room, admin) {
     await fitsPhone(page, '07-phone');
     await fitsPhone(admin, '07-phone-admin');
   });
+  await step('on a phone the rooms come first and the security panel starts collapsed below them', async () => {
+    const phone = await newPage(browser, { width: 390, height: 844 });
+    await signIn(phone, ADMIN);
+    await roomCard(phone, room.name).waitFor({ timeout: T });
+    await phone.locator('#sec-summary', { hasText: 'Overall:' }).waitFor({ timeout: T });
+    assert(await phone.locator('#sec-body').isHidden(), 'the security panel is open on a phone');
+    eq(await phone.locator('#sec-toggle').getAttribute('aria-expanded'), 'false', 'aria-expanded');
+    const top = (sel) => phone.evaluate((s) => document.querySelector(s).getBoundingClientRect().top + window.scrollY, sel);
+    const [rooms, security] = [await top('#rooms'), await top('#security')];
+    assert(rooms < 300, `the rooms start ${rooms}px down`);
+    assert(security > rooms, `security (${security}px) above the rooms (${rooms}px)`);
+    await shot(phone, '07b-phone-admin-collapsed');
+    await phone.click('#sec-toggle');
+    await phone.locator('#sec-body').waitFor({ state: 'visible', timeout: T });
+    assert(await top('#rooms') === rooms, 'opening the panel moved the rooms');
+    const over = await phone.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    assert(over <= 0, `the open panel is ${over}px wider than the phone`);
+    await shot(phone, '07c-phone-admin-open');
+    await pageSafety(phone);
+    await phone.context().close();
+    pages.splice(pages.indexOf(phone), 1);
+  });
   return page;
+}
+
+async function refusalFlow(browser) {
+  await step('a stream refused with 403 shows the reason and is not retried', async () => {
+    const page = await newPage(browser);
+    const streams = [];
+    page.on('request', (r) => { if (r.url().includes('/api/events')) streams.push(r.url()); });
+    await page.goto(`${BASE}/`);
+    await page.locator('#signin').waitFor({ state: 'visible', timeout: T });
+    await page.fill('#token', NO_ROOMS);
+    await page.click('#signin-submit');
+    await page.locator('#denied').waitFor({ state: 'visible', timeout: T });
+    const said = await page.locator('#denied-text').textContent();
+    assert(said.includes('the token grants no room to watch') && said.includes('(forbidden)'), `reason shown: ${said}`);
+    eq(await connState(page), 'denied', 'connection state');
+    assert(await page.locator('#live').isHidden(), 'an empty live view under the refusal');
+    await shot(page, '11-stream-refused');
+    await page.waitForTimeout(8000); // the old page retried every 3 s
+    eq(streams.length, 1, 'stream requests after a 403');
+    const ev = await json('/api/security/events?type=UNAUTHORIZED_ACCESS&limit=1000');
+    const onStream = ev.events.filter((e) => e.details && e.details.route === '/api/events');
+    eq(onStream.length, 1, 'UNAUTHORIZED_ACCESS events for the stream');
+    await page.click('#denied-signin');
+    await page.locator('#signin').waitFor({ state: 'visible', timeout: T });
+    await pageSafety(page);
+    await page.context().close();
+    pages.splice(pages.indexOf(page), 1);
+  });
+  await step('a session whose token expires asks for a new token', async () => {
+    const page = await newPage(browser);
+    await signIn(page, accessToken('e2e-short', { roomList: true }, SECRET, 6));
+    await page.locator('#signin').waitFor({ state: 'visible', timeout: 30000 });
+    await page.locator('#signin-error', { hasText: 'expired' }).waitFor({ timeout: T });
+    const said = await page.locator('#signin-error').textContent();
+    assert(said.includes('Paste a new token'), `prompt: ${said}`);
+    await shot(page, '12-token-expired');
+    await pageSafety(page);
+    await page.context().close();
+    pages.splice(pages.indexOf(page), 1);
+  });
+  await step('a link with a refused token, without a session, says so on the sign-in form', async () => {
+    const page = await newPage(browser);
+    await page.goto(`${BASE}/?token=${accessToken('e2e-link', { roomList: true }, 'y'.repeat(43))}`);
+    await page.locator('#signin-error', { hasText: 'The token in the link was refused' }).waitFor({ state: 'visible', timeout: T });
+    eq(new URL(page.url()).search, '', 'query left in the address bar');
+    eq((await page.context().cookies()).filter((c) => c.name === 'warden_token').length, 0, 'a cookie was set');
+    await pageSafety(page);
+    await page.context().close();
+    pages.splice(pages.indexOf(page), 1);
+  });
 }
 
 async function rawHostileFlow(browser) {
@@ -437,14 +564,31 @@ async function restartFlow(admin, viewer, room) {
   await viewer.context().clearCookies(); // its stream must come back 401 after the restart
   const lines = readline.createInterface({ input: process.stdin });
   let freshRestarted;
+  let stopped;
   const restarted = new Promise((resolve) => {
-    freshRestarted = new Promise((resolveFresh) => lines.on('line', (l) => {
-      if (l.trim() === 'RESTARTED') resolve();
-      if (l.trim() === 'RESTARTED_FRESH') resolveFresh();
-    }));
+    stopped = new Promise((resolveStopped) => {
+      freshRestarted = new Promise((resolveFresh) => lines.on('line', (l) => {
+        if (l.trim() === 'STOPPED') resolveStopped();
+        if (l.trim() === 'RESTARTED') resolve();
+        if (l.trim() === 'RESTARTED_FRESH') resolveFresh();
+      }));
+    });
   });
   const before = await admin.evaluate(() => window.__conn.length);
   console.log('RESTART');
+  await Promise.race([stopped, new Promise((_, rej) => setTimeout(() => rej(new Error('no STOPPED')), 60000))]);
+  await step('while Warden is unreachable the page dims what it shows and says since when', async () => {
+    await waitConn(admin, 'unreachable');
+    const conn = await admin.locator('#conn').textContent();
+    assert(/^Offline since \d/.test(conn), `connection text: ${conn}`);
+    await admin.locator('#stale', { hasText: 'Offline since' }).waitFor({ state: 'visible', timeout: T });
+    eq(await admin.locator('#live').getAttribute('data-stale'), 'true', 'the live view is marked stale');
+    const opacity = await admin.evaluate(() => Number(getComputedStyle(document.getElementById('rooms')).opacity));
+    assert(opacity < 0.6, `rooms opacity while offline: ${opacity}`);
+    assert(await admin.locator('article.room').count() > 0, 'the rooms stay shown while offline');
+    await shot(admin, '09a-offline');
+  });
+  console.log('START');
   await Promise.race([restarted, new Promise((_, rej) => setTimeout(() => rej(new Error('no RESTARTED')), 60000))]);
   await step('after a server restart the stream resumes where it was: reconnecting, then live, no reset, the same rooms', async () => {
     await admin.waitForFunction((n) => {
@@ -456,6 +600,9 @@ async function restartFlow(admin, viewer, room) {
     });
     const states = await admin.evaluate((n) => window.__conn.slice(n), before);
     assert(!states.includes('reset'), `no reset across a restart: ${JSON.stringify(states)}`);
+    assert(states.includes('unreachable'), `the outage was shown: ${JSON.stringify(states)}`);
+    eq(await admin.locator('#live').getAttribute('data-stale'), null, 'still marked stale once live');
+    assert(await admin.locator('#stale').isHidden(), 'the offline note stays once live');
     eq(await admin.locator('#feed-list li.ev-reset').count(), 0, 'reset lines in the feed');
     const fresh = (await json('/api/rooms')).rooms.map((r) => r.name).sort();
     const shown = (await admin.locator('article.room').evaluateAll((a) => a.map((x) => x.dataset.room))).sort();
@@ -505,6 +652,12 @@ async function signOutFlow(page) {
     await waitConn(page, 'live');
     eq(await session(), before, 'the session cookie');
     await shot(page, '10a-link-refused');
+    // A link whose token is signed right but has expired: refused the same way, the session kept.
+    const expired = jwt({ iss: KEY, sub: 'e2e-old', nbf: now() - 7200, exp: now() - 3600, video: { roomList: true } });
+    await page.goto(`${BASE}/?token=${expired}`);
+    await page.locator('#notice', { hasText: 'refused' }).waitFor({ state: 'visible', timeout: T });
+    await waitConn(page, 'live');
+    eq(await session(), before, 'the session cookie after an expired link');
   });
   await step('sign-out clears the session cookie and returns to sign-in', async () => {
     await page.click('#signout');
@@ -526,6 +679,7 @@ try {
   await httpChecks();
   const { page: admin, room } = await adminFlow(browser);
   const viewer = await viewerFlow(browser, room, admin);
+  await refusalFlow(browser);
   await rawHostileFlow(browser);
   await restartFlow(admin, viewer, room);
   await signOutFlow(admin);

@@ -1,4 +1,5 @@
-//! `GET /` (the dashboard, embedded) and `GET /assets/{file}`.
+//! `GET /` (the dashboard, embedded), `GET /assets/{file}` and the data of
+//! its pictures, `GET /api/security/timeline` (admins).
 //!
 //! The page carries a strict Content-Security-Policy with a fresh nonce per
 //! response: scripts and styles load only with that nonce, nothing inline
@@ -8,6 +9,7 @@
 //! or the history; one that does not is dropped the same way, without
 //! touching the session, and the page says it was refused.
 
+use axum::Json;
 use axum::extract::{Path, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -17,9 +19,11 @@ use rand::RngCore;
 use axum::http::request::Parts;
 
 use crate::app::AppState;
+use crate::audit::Timeline;
+use crate::audit::timeline::Connections;
 use crate::http::cookie;
 use crate::http::error::{ApiError, AuthFailed};
-use crate::http::extract::{claimed_key_id, query_pairs};
+use crate::http::extract::{Admin, claimed_key_id, query_pairs};
 use crate::token::{self, TokenPolicy};
 
 const INDEX: &str = include_str!("../../../assets/index.html");
@@ -114,4 +118,31 @@ pub async fn asset(Path(file): Path<String>) -> Result<Response, ApiError> {
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(ctype));
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     Ok(resp)
+}
+
+/// `GET /api/security/timeline`: the last hour per minute (security events
+/// by type, accepted webhooks) and the open event-stream connections.
+pub async fn timeline(
+    State(state): State<AppState>,
+    _admin: Admin,
+) -> Result<Json<Timeline>, ApiError> {
+    let connections = Connections {
+        open: state.admission.open(),
+        max: state.admission.max_total(),
+    };
+    Timeline::build(
+        &state.audit,
+        &state.webhook_minutes,
+        state.clock.now_ms(),
+        connections,
+    )
+    .map(Json)
+    .map_err(|e| {
+        tracing::warn!(error = %e, "security timeline query failed");
+        ApiError::unavailable(
+            "storage_unavailable",
+            "the audit store could not be read; retry later",
+            5,
+        )
+    })
 }

@@ -57,6 +57,9 @@ async fn handle(
         }
     };
     state.metrics.webhook(label);
+    if label == "accepted" {
+        state.webhook_minutes.record(state.clock.now_ms());
+    }
     result.map(|(_, r)| r)
 }
 
