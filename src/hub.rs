@@ -482,11 +482,11 @@ impl Hub {
     /// The counters.
     pub fn stats(&self) -> HubStats {
         // One lock, released before the counters are read.
-        let (rooms, last_seq) = {
+        let (totals, last_seq) = {
             let model = self.shared.lock_model();
-            (model.rooms.len() as u64, model.head)
+            (model.rooms.totals(), model.head)
         };
-        self.shared.stats.read(rooms, last_seq)
+        self.shared.stats.read(totals, last_seq)
     }
 
     /// The seq after which a resume from `id` continues.
