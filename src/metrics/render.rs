@@ -312,7 +312,7 @@ fn keys(w: &mut Writer, r: &Readings) {
     gauge(
         w,
         "warden_key_rotation_due",
-        "1 when an active key Warden owns is past key_rotation.rotation_interval",
+        "1 when an active key Warden owns is past key_rotation.rotation_interval_hours",
         flag(k.rotation_due),
     );
 }
