@@ -350,3 +350,56 @@ async fn the_grafana_dashboard_parses_and_queries_only_metrics_that_exist() {
     }
     s.stop().await;
 }
+
+#[tokio::test]
+async fn sse_refusals_are_counted_by_reason_and_open_streams_by_gauge() {
+    let s = support::spawn(
+        "realtime: {max_connections: 3, max_connections_per_ip: 1}\nserver: {trusted_proxies: [127.0.0.1]}",
+    )
+    .await;
+    let url = format!("{}/api/events", s.url);
+    let tok = support::list_token();
+    let open = |ip: &'static str| {
+        let (url, tok) = (url.clone(), tok.clone());
+        async move { support::Sse::open(&url, Some(&tok), &[("x-forwarded-for", ip)]).await }
+    };
+    let a1 = open("198.51.100.1").await;
+    let b1 = open("198.51.100.2").await;
+    assert_eq!((a1.status, b1.status), (200, 200));
+    assert_eq!(open("198.51.100.1").await.status, 429);
+    let c1 = open("198.51.100.3").await;
+    assert_eq!(c1.status, 200);
+    assert_eq!(open("198.51.100.4").await.status, 503);
+    // Through the trusted proxy, as a client on its host (loopback).
+    let text = support::client()
+        .get(format!("{}/metrics", s.url))
+        .header("x-forwarded-for", "127.0.0.1")
+        .send()
+        .await
+        .expect("scrape")
+        .text()
+        .await
+        .expect("body");
+    for (series, want) in [
+        (r#"warden_sse_refusals_total{reason="per_ip_limit"}"#, 1.0),
+        (r#"warden_sse_refusals_total{reason="global_limit"}"#, 1.0),
+        (r#"warden_sse_refusals_total{reason="unauthorized"}"#, 0.0),
+        ("warden_sse_connections", 3.0),
+        (
+            r#"warden_http_requests_total{route="/api/events",status="2xx"}"#,
+            3.0,
+        ),
+        (
+            r#"warden_http_requests_total{route="/api/events",status="4xx"}"#,
+            1.0,
+        ),
+        (
+            r#"warden_http_requests_total{route="/api/events",status="5xx"}"#,
+            1.0,
+        ),
+    ] {
+        assert_eq!(value(&text, series), Some(want), "{series}:\n{text}");
+    }
+    drop((a1, b1, c1));
+    s.stop().await;
+}
