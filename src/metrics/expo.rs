@@ -187,7 +187,7 @@ fn float(f: f64) -> String {
 /// Escapes `\` and newlines (both formats' HELP and label values), and `"`
 /// (label values, and OpenMetrics' HELP).
 fn escape(s: &str, quotes: bool) -> std::borrow::Cow<'_, str> {
-    if !s.contains(['\\', '\n']) && !(quotes && s.contains('"')) {
+    if !(s.contains(['\\', '\n']) || (quotes && s.contains('"'))) {
         return s.into();
     }
     let mut out = String::with_capacity(s.len() + 8);

@@ -60,7 +60,7 @@ fn value(text: &str, series: &str) -> Option<f64> {
 /// Every `warden_*` and `process_*` name in a PromQL text.
 fn metric_names(promql: &str) -> BTreeSet<String> {
     let mut out = BTreeSet::new();
-    for (i, _) in promql.match_indices(|c: char| c == 'w' || c == 'p') {
+    for (i, _) in promql.match_indices(['w', 'p']) {
         let rest = &promql[i..];
         let before = promql[..i].chars().next_back();
         if before.is_some_and(|c| c.is_ascii_alphanumeric() || c == '_') {
