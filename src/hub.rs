@@ -479,7 +479,8 @@ impl Hub {
         self.shared.history.is_closed()
     }
 
-    /// The counters.
+    /// The counters, and the room state's totals (a walk over the rooms:
+    /// call it per scrape, not per event).
     pub fn stats(&self) -> HubStats {
         // One lock, released before the counters are read.
         let (totals, last_seq) = {

@@ -5,9 +5,9 @@
 //! counters, the key ring, the alert queue, Redis) are read at scrape time
 //! from [`Readings`] instead of being copied on their hot paths.
 //!
-//! Why our own exposition writer ([`expo`]) rather than a client library:
+//! Why our own exposition writer (`expo`) rather than a client library:
 //! every family here has a label set known at compile time, so a family is
-//! an array of atomics ([`family`]) — every series exists at zero from the
+//! an array of atomics (`family`) — every series exists at zero from the
 //! first scrape (so `rate()` and `increase()` alerts work before the first
 //! event), counting is one relaxed add with no lock, hash or allocation,
 //! and no request-controlled string can ever become a label value. It also

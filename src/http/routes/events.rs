@@ -39,6 +39,7 @@ pub async fn stream(
     })
 }
 
+/// The stream, or why it is refused.
 async fn open(state: &AppState, ip: std::net::IpAddr, req: Request) -> Result<Response, ApiError> {
     let permit = state.admission.admit(ip).map_err(|e| match e {
         AdmissionError::Global => ApiError::unavailable(
