@@ -13,6 +13,7 @@ use std::collections::BTreeSet;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
@@ -401,5 +402,29 @@ async fn sse_refusals_are_counted_by_reason_and_open_streams_by_gauge() {
         assert_eq!(value(&text, series), Some(want), "{series}:\n{text}");
     }
     drop((a1, b1, c1));
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_up_follows_redis_in_cluster_mode() {
+    let mut redis = crate::cluster::server::RedisServer::start();
+    let yaml = format!(
+        "storage: {{backend: redis, redis_url: \"{}\"}}",
+        redis.url()
+    );
+    let s = support::spawn(&yaml).await;
+    let (_, _, text) = scrape(&s.url, None).await;
+    assert_eq!(value(&text, "warden_redis_up"), Some(1.0), "{text}");
+    let (ok, said) = promtool(&["check", "metrics"], Path::new("."), &text);
+    assert!(ok && said.trim().is_empty(), "promtool: {said}");
+    assert!(!text.contains(&redis.url()), "the Redis URL stays out");
+    redis.kill();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut up = Some(1.0);
+    while up != Some(0.0) && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        up = value(&scrape(&s.url, None).await.2, "warden_redis_up");
+    }
+    assert_eq!(up, Some(0.0), "Redis down shows as 0");
     s.stop().await;
 }
