@@ -277,7 +277,7 @@ async fn alert_rules_pass_promtool_and_their_unit_tests_on_metrics_that_exist() 
     let used = metric_names(&rules);
     assert!(used.len() >= 10, "{used:?}");
     for name in &used {
-        // warden_redis_up exists in cluster mode only (tests/it/cluster.rs).
+        // warden_redis_up exists in cluster mode only (redis_up_follows_redis_in_cluster_mode).
         assert!(
             names.contains(name) || name == "warden_redis_up",
             "{name} is not in a scrape"
