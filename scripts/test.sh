@@ -2,7 +2,7 @@
 # Runs Warden's whole test suite on a fresh machine: installs what the tests
 # drive for real (LiveKit's Node and Python SDKs, redis-server, Chromium,
 # nginx, HAProxy and Caddy in front of Warden, systemd-analyze for the unit
-# file), then
+# file, promtool and Prometheus for the metrics), then
 # `cargo test`. Idempotent: what is already installed is kept.
 #   scripts/test.sh            # everything
 #   scripts/test.sh keys::     # extra arguments go to cargo test
@@ -19,6 +19,7 @@ command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need_apt+=(nginx)
 command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || need_apt+=(haproxy)
 command -v caddy >/dev/null 2>&1 || need_apt+=(caddy)
 command -v systemd-analyze >/dev/null 2>&1 || need_apt+=(systemd)
+command -v promtool >/dev/null 2>&1 || need_apt+=(prometheus)
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
   echo "installing: ${need_apt[*]}"

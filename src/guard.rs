@@ -372,9 +372,12 @@ impl Guard {
     ) -> Refusal {
         let inner = &self.inner;
         inner.counters.bump(&inner.counters.rate_limited);
+        let slot = limiter.policy() as usize;
+        inner
+            .counters
+            .bump(&inner.counters.rate_limited_by_policy[slot]);
         let window_ms =
             i64::try_from(limited.info.window_secs.saturating_mul(1000)).unwrap_or(i64::MAX);
-        let slot = limiter.policy() as usize;
         let due = inner.clients.upsert(&key, now, |c| {
             let last = &mut c.rate_reported_ms[slot];
             let due = *last == 0 || now - *last >= window_ms;

@@ -115,6 +115,10 @@ async fn edge(State(state): State<AppState>, mut req: Request, next: Next) -> Re
     let mut resp = next.run(req).await;
     count_auth_failure(&state, ip, &resp);
     security_headers(&state, &mut resp);
+    let route = matched.as_ref().map(MatchedPath::as_str);
+    state
+        .metrics
+        .http_request(route, resp.status().as_u16(), start.elapsed());
     log_request(&method, matched.as_ref(), ip, &resp, start);
     resp
 }
@@ -231,10 +235,10 @@ async fn guard_api(State(state): State<AppState>, req: Request, next: Next) -> R
         {
             match state.guard.check_api_past_lockout(ip) {
                 Ok(a) => a,
-                Err(r) => return refusal(r).into_response(),
+                Err(r) => return refused(&state, &route, r),
             }
         }
-        Err(r) => return refusal(r).into_response(),
+        Err(r) => return refused(&state, &route, r),
     };
     let start = Instant::now();
     let mut resp = next.run(req).await;
@@ -247,6 +251,15 @@ async fn guard_api(State(state): State<AppState>, req: Request, next: Next) -> R
         }
     }
     resp
+}
+
+/// A refusal by the guard in front of `/api/*`; one of the SSE stream also
+/// counts as an SSE refusal.
+fn refused(state: &AppState, route: &str, r: Refusal) -> Response {
+    if route == "/api/events" {
+        state.metrics.sse_refusal(r.kind.code());
+    }
+    refusal(r).into_response()
 }
 
 /// `/metrics`: the local scraper (a loopback client) passes; any other

@@ -479,14 +479,15 @@ impl Hub {
         self.shared.history.is_closed()
     }
 
-    /// The counters.
+    /// The counters, and the room state's totals (a walk over the rooms:
+    /// call it per scrape, not per event).
     pub fn stats(&self) -> HubStats {
         // One lock, released before the counters are read.
-        let (rooms, last_seq) = {
+        let (totals, last_seq) = {
             let model = self.shared.lock_model();
-            (model.rooms.len() as u64, model.head)
+            (model.rooms.totals(), model.head)
         };
-        self.shared.stats.read(rooms, last_seq)
+        self.shared.stats.read(totals, last_seq)
     }
 
     /// The seq after which a resume from `id` continues.

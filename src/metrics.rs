@@ -1,81 +1,168 @@
 //! Operational metrics, rendered for `GET /metrics`.
 //!
-//! [`Metrics`] is a cheap `Clone` handle (every metric inside is an `Arc`)
-//! that the other components increment. It is built on `prometheus-client`
-//! (the official Prometheus Rust client: atomics, no global registry) and
-//! renders the OpenMetrics text format, which Prometheus scrapes as is.
+//! [`Metrics`] is a cheap `Clone` handle that the other components count
+//! into; figures that a component already keeps (the hub's and the guard's
+//! counters, the key ring, the alert queue, Redis) are read at scrape time
+//! from [`Readings`] instead of being copied on their hot paths.
 //!
-//! Invariant: label values are bounded. Every method takes a `&'static str`
-//! or an [`EventType`], so no request-controlled string can become a label
-//! (which would let a client grow the series set without bound).
+//! Why our own exposition writer (`expo`) rather than a client library:
+//! every family here has a label set known at compile time, so a family is
+//! an array of atomics (`family`) — every series exists at zero from the
+//! first scrape (so `rate()` and `increase()` alerts work before the first
+//! event), counting is one relaxed add with no lock, hash or allocation,
+//! and no request-controlled string can ever become a label value. It also
+//! writes both formats Prometheus reads (text 0.0.4 for `Accept:
+//! text/plain`, OpenMetrics 1.0.0 when asked for), which
+//! `prometheus-client` does not.
+//!
+//! Invariants: label values are bounded (methods take a `&'static str` that
+//! must be one of the family's listed values, an [`EventType`], or a route
+//! template from [`ROUTES`]); no metric carries a secret, a token, an
+//! identity, a client address or a key id.
 
-use std::fmt;
+mod expo;
+mod family;
+mod process;
+mod render;
+
 use std::sync::Arc;
 use std::time::Duration;
 
-use prometheus_client::encoding::text::encode;
-use prometheus_client::metrics::counter::Counter;
-use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::metrics::histogram::Histogram;
-use prometheus_client::registry::{Metric, Registry};
-
+pub use self::expo::Format;
+use self::expo::Writer;
+use self::family::{Buckets, Counter, Gauge, Histogram, Labelled, buckets};
 use crate::audit::EventType;
+use crate::guard::GuardStats;
+use crate::hub::HubStats;
 
-/// The `Content-Type` of [`Metrics::render`]'s output.
-pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
-
-type Label = [(&'static str, &'static str); 1];
-
-/// Latency buckets in seconds: 0.5 ms to 2.5 s.
-const LATENCY_BUCKETS: [f64; 12] = [
-    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+/// The routes counted by `warden_http_requests_total`: the router's route
+/// templates (never a raw path), and `other` for a request no route matched.
+pub const ROUTES: &[&str] = &[
+    "/",
+    "/api/auth/session",
+    "/api/auth/sse-token",
+    "/api/events",
+    "/api/rooms",
+    "/api/security/events",
+    "/api/security/health",
+    "/api/security/ingestion",
+    "/api/security/status",
+    "/api/security/subjects/erase",
+    "/api/security/subjects/export",
+    "/api/security/unblock",
+    "/assets/{file}",
+    "/health",
+    "/metrics",
+    "/webhooks/livekit",
+    "other",
 ];
 
-/// Handle to every metric Warden exports.
+/// Status classes of `warden_http_requests_total`.
+const STATUS_CLASSES: [&str; 4] = ["2xx", "3xx", "4xx", "5xx"];
+
+/// Webhook results: the 200 answers, then every error code the route can answer.
+const WEBHOOK_RESULTS: &[&str] = &[
+    "accepted",
+    "duplicate",
+    "ignored",
+    "unauthorized",
+    "forbidden",
+    "blocked",
+    "locked_out",
+    "rate_limited",
+    "ingestion_paused",
+    "body_too_large",
+    "body_unreadable",
+    "malformed_body",
+    "invalid_event",
+    "storage_unavailable",
+    "cluster_unavailable",
+    "other",
+];
+
+/// Why an SSE connection was refused.
+pub const SSE_REFUSALS: &[&str] = &[
+    "global_limit",
+    "per_ip_limit",
+    "rate_limited",
+    "blocked",
+    "locked_out",
+    "unauthorized",
+    "forbidden",
+    "other",
+];
+
+/// Rate-limit scopes, in the order of [`GuardStats::rate_limited_by_policy`].
+const RATE_LIMIT_SCOPES: [&str; 3] = ["api", "webhook", "sse"];
+
+/// Latency buckets in seconds: 0.5 ms to 2.5 s.
+const LATENCY: Buckets = buckets![
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5
+];
+/// HTTP request buckets: 0.5 ms to 10 s (fewer: one series per route).
+const HTTP: Buckets = buckets![
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1, 0.5, 2.5, 10.0
+];
+/// Webhook lag buckets (LiveKit gives up on a webhook at about 30 s).
+const LAG: Buckets = buckets![0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0];
+
+/// Handle to every metric Warden counts itself.
 #[derive(Clone)]
 pub struct Metrics {
     inner: Arc<Inner>,
 }
 
 struct Inner {
-    /// Last totals copied from the hub and guard counters (see [`Metrics::sync_totals`]).
-    synced: std::sync::Mutex<[u64; 7]>,
-    registry: Registry,
-    webhooks: Family<Label, Counter>,
-    sse_connections: Gauge,
-    sse_refusals: Family<Label, Counter>,
-    deliveries: Counter,
-    slow_consumer_cuts: Counter,
-    replay_resets: Counter,
-    webhook_to_enqueue: Histogram,
+    webhooks: Labelled,
     webhook_lag: Histogram,
-    enqueue_to_write: Histogram,
-    lockouts: Counter,
-    history_commits: Counter,
-    history_stored: Counter,
-    rate_limit_hits: Family<Label, Counter>,
-    security_events: Family<Label, Counter>,
+    webhook_to_enqueue: Histogram,
+    sse_connections: Gauge,
+    sse_refusals: Labelled,
+    sse_cuts: Labelled,
+    tcp_connections: Gauge,
+    tcp_refusals: Labelled,
+    client_identity: Labelled,
+    security_events: Labelled,
     audit_dropped: Counter,
     audit_write_failures: Counter,
-    alerts: Family<Label, Counter>,
-    cluster_data_loss: Family<Label, Counter>,
+    alerts: Labelled,
+    cluster_data_loss: Labelled,
     cluster_epoch_changes: Counter,
     cluster_seq_conflicts: Counter,
-    tcp_connections: Gauge,
-    tcp_refusals: Family<Label, Counter>,
-    sse_cuts: Family<Label, Counter>,
-    client_identity: Family<Label, Counter>,
+    /// Per route (as [`ROUTES`]), per status class.
+    http_requests: Box<[[Counter; 4]]>,
+    /// Per route.
+    http_durations: Box<[Histogram]>,
 }
 
-/// Registers `metric` under `name` and returns the handle kept by [`Metrics`].
-fn reg<M: Metric + Clone>(r: &mut Registry, name: &str, help: &str, metric: M) -> M {
-    r.register(name, help, metric.clone());
-    metric
+/// Figures other components keep, read for one scrape.
+#[derive(Clone, Debug, Default)]
+pub struct Readings {
+    /// The hub's counters and room state.
+    pub hub: HubStats,
+    /// The guard's counters.
+    pub guard: GuardStats,
+    /// The key ring.
+    pub keys: KeyReadings,
+    /// Alerts waiting to be delivered (0 when alerts are not configured).
+    pub alert_queue: usize,
+    /// Redis reachable: `None` on a single node (no Redis).
+    pub redis_up: Option<bool>,
 }
 
-impl fmt::Debug for Metrics {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+/// The key ring, aggregated (no key id becomes a label).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct KeyReadings {
+    /// Keys by state: active, retiring, revoked.
+    pub by_state: [u64; 3],
+    /// Age of the oldest active key Warden owns (environment keys have no age).
+    pub oldest_active_age_seconds: Option<f64>,
+    /// An active owned key is past its rotation interval.
+    pub rotation_due: bool,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Metrics").finish_non_exhaustive()
     }
 }
@@ -86,320 +173,152 @@ impl Default for Metrics {
     }
 }
 
+/// The `type` values of `warden_security_events_total`: every [`EventType`].
+fn event_types() -> &'static [&'static str] {
+    static TYPES: std::sync::OnceLock<Vec<&'static str>> = std::sync::OnceLock::new();
+    TYPES.get_or_init(|| EventType::ALL.iter().map(|t| t.as_str()).collect())
+}
+
 impl Metrics {
     /// A fresh set of metrics, all at zero.
     pub fn new() -> Self {
-        let mut r = Registry::with_prefix("warden");
-        let r = &mut r;
         let inner = Inner {
-            synced: std::sync::Mutex::new([0; 7]),
-            webhooks: reg(
-                r,
-                "webhooks",
-                "Webhook requests by result",
-                Family::default(),
+            webhooks: Labelled::new("result", WEBHOOK_RESULTS),
+            webhook_lag: Histogram::new(LAG),
+            webhook_to_enqueue: Histogram::new(LATENCY),
+            sse_connections: Gauge::default(),
+            sse_refusals: Labelled::new("reason", SSE_REFUSALS),
+            sse_cuts: Labelled::new("reason", &["revoked", "stalled", "expired"]),
+            tcp_connections: Gauge::default(),
+            tcp_refusals: Labelled::new("reason", &["per_ip_limit", "total_limit", "fd_exhausted"]),
+            client_identity: Labelled::new("outcome", &["forwarding_ignored", "unknown_client"]),
+            security_events: Labelled::new("type", event_types()),
+            audit_dropped: Counter::default(),
+            audit_write_failures: Counter::default(),
+            alerts: Labelled::new(
+                "outcome",
+                &["sent", "failed", "refused", "deduplicated", "dropped"],
             ),
-            sse_connections: reg(
-                r,
-                "sse_connections",
-                "Open SSE connections",
-                Gauge::default(),
+            cluster_data_loss: Labelled::new(
+                "cause",
+                &[
+                    "epoch_missing",
+                    "seq_behind",
+                    "stream_behind",
+                    "seq_conflict",
+                    "other",
+                ],
             ),
-            sse_refusals: reg(
-                r,
-                "sse_refusals",
-                "SSE connections refused, by reason",
-                Family::default(),
-            ),
-            deliveries: reg(
-                r,
-                "deliveries",
-                "Events written to SSE clients",
-                Counter::default(),
-            ),
-            slow_consumer_cuts: reg(
-                r,
-                "slow_consumer_cuts",
-                "SSE clients cut off for falling behind",
-                Counter::default(),
-            ),
-            replay_resets: reg(
-                r,
-                "replay_resets",
-                "Resumes that could not be served from history (event: reset)",
-                Counter::default(),
-            ),
-            webhook_lag: reg(
-                r,
-                "webhook_lag_seconds",
-                "Age of webhook events when they arrive (LiveKit's createdAt to receipt; LiveKit drops them at about 30 s)",
-                Histogram::new([0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0]),
-            ),
-            webhook_to_enqueue: reg(
-                r,
-                "webhook_to_enqueue_seconds",
-                "Webhook received to event queued",
-                Histogram::new(LATENCY_BUCKETS),
-            ),
-            enqueue_to_write: reg(
-                r,
-                "enqueue_to_write_seconds",
-                "Event queued to written to an SSE client",
-                Histogram::new(LATENCY_BUCKETS),
-            ),
-            lockouts: reg(r, "lockouts", "Clients locked out", Counter::default()),
-            history_commits: reg(
-                r,
-                "history_commits",
-                "Transactions (one fsync each) that stored events in the embedded history",
-                Counter::default(),
-            ),
-            history_stored: reg(
-                r,
-                "history_events_stored",
-                "Events stored in the embedded history (per commit: events sharing one fsync)",
-                Counter::default(),
-            ),
-            rate_limit_hits: reg(
-                r,
-                "rate_limit_hits",
-                "Requests refused by a rate limit, by scope",
-                Family::default(),
-            ),
-            security_events: reg(
-                r,
-                "security_events",
-                "Security events recorded, by type",
-                Family::default(),
-            ),
-            audit_dropped: reg(
-                r,
-                "audit_dropped",
-                "Security events dropped because the audit queue was full",
-                Counter::default(),
-            ),
-            audit_write_failures: reg(
-                r,
-                "audit_write_failures",
-                "Security events the audit store could not write",
-                Counter::default(),
-            ),
-            alerts: reg(r, "alerts", "Security alerts by outcome", Family::default()),
-            cluster_data_loss: reg(
-                r,
-                "cluster_data_loss",
-                "Times this node found that Redis lost data it had seen and started a new epoch, by what showed it",
-                Family::default(),
-            ),
-            cluster_epoch_changes: reg(
-                r,
-                "cluster_epoch_changes",
-                "Times this node moved to a new cluster epoch (every SSE stream reset as history_lost)",
-                Counter::default(),
-            ),
-            cluster_seq_conflicts: reg(
-                r,
-                "cluster_seq_conflicts",
-                "Events read from the shared stream under a seq this node had already sent with other content",
-                Counter::default(),
-            ),
-            tcp_connections: reg(
-                r,
-                "tcp_connections",
-                "Open TCP connections on the listeners",
-                Gauge::default(),
-            ),
-            tcp_refusals: reg(
-                r,
-                "tcp_refusals",
-                "TCP connections closed at accept, by reason (per_ip_limit, total_limit, fd_exhausted)",
-                Family::default(),
-            ),
-            sse_cuts: reg(
-                r,
-                "sse_cuts",
-                "SSE streams ended by the server, by reason (revoked, stalled, expired)",
-                Family::default(),
-            ),
-            client_identity: reg(
-                r,
-                "client_identity",
-                "Requests whose client address was not given as expected: forwarding headers ignored from a peer outside server.trusted_proxies, or a trusted proxy naming no client",
-                Family::default(),
-            ),
-            registry: std::mem::take(r),
+            cluster_epoch_changes: Counter::default(),
+            cluster_seq_conflicts: Counter::default(),
+            http_requests: ROUTES.iter().map(|_| Default::default()).collect(),
+            http_durations: ROUTES.iter().map(|_| Histogram::new(HTTP)).collect(),
         };
         Self {
             inner: Arc::new(inner),
         }
     }
 
-    /// Brings the counters that the hub and the guard keep themselves (they
-    /// count on their hot paths with plain atomics) up to date before a render:
-    /// `[deliveries, slow-consumer cuts, resets, lockouts, rate-limit hits,
-    /// history commits, events stored]`, each a total since start.
-    pub fn sync_totals(&self, totals: [u64; 7]) {
-        let Ok(mut last) = self.inner.synced.lock() else {
-            return;
-        };
-        let delta = |i: usize, last: &mut [u64; 7]| {
-            let d = totals[i].saturating_sub(last[i]);
-            last[i] = last[i].max(totals[i]);
-            d
-        };
-        self.inner.deliveries.inc_by(delta(0, &mut last));
-        self.inner.slow_consumer_cuts.inc_by(delta(1, &mut last));
-        self.inner.replay_resets.inc_by(delta(2, &mut last));
-        self.inner.lockouts.inc_by(delta(3, &mut last));
-        self.inner.history_commits.inc_by(delta(5, &mut last));
-        self.inner.history_stored.inc_by(delta(6, &mut last));
-        let hits = delta(4, &mut last);
-        if hits > 0 {
-            self.inner
-                .rate_limit_hits
-                .get_or_create(&[("scope", "all")])
-                .inc_by(hits);
-        }
+    /// One webhook request with its `result`: `accepted`, `duplicate`,
+    /// `ignored`, or the error code it was answered with.
+    pub fn webhook(&self, result: &'static str) {
+        self.inner.webhooks.inc(result);
     }
 
-    /// One webhook request with its `result` (e.g. `accepted`, `duplicate`, `invalid_signature`).
-    pub fn webhook(&self, result: &'static str) {
-        self.inner
-            .webhooks
-            .get_or_create(&[("result", result)])
-            .inc();
+    /// One HTTP request: its matched route template (`None`: no route
+    /// matched), status and time to the response head (for the SSE stream:
+    /// to the stream's start).
+    pub fn http_request(&self, route: Option<&str>, status: u16, elapsed: Duration) {
+        let r = route
+            .and_then(|t| ROUTES.iter().position(|r| *r == t))
+            .unwrap_or(ROUTES.len() - 1);
+        let class = match status {
+            0..300 => 0,
+            300..400 => 1,
+            400..500 => 2,
+            _ => 3,
+        };
+        self.inner.http_requests[r][class].add(1);
+        self.inner.http_durations[r].observe(elapsed);
     }
 
     /// An SSE connection opened (`+1`) or closed (`-1`).
     pub fn sse_connection(&self, delta: i64) {
-        self.inner.sse_connections.inc_by(delta);
+        self.inner.sse_connections.add(delta);
     }
 
-    /// An SSE connection refused for `reason` (e.g. `per_ip_limit`, `global_limit`, `unauthorized`).
+    /// An SSE connection refused for `reason` (one of [`SSE_REFUSALS`]).
     pub fn sse_refusal(&self, reason: &'static str) {
-        self.inner
-            .sse_refusals
-            .get_or_create(&[("reason", reason)])
-            .inc();
+        self.inner.sse_refusals.inc(reason);
     }
 
     /// A TCP connection accepted (`+1`) or closed (`-1`).
     pub fn tcp_connection(&self, delta: i64) {
-        self.inner.tcp_connections.inc_by(delta);
+        self.inner.tcp_connections.add(delta);
     }
 
     /// A TCP connection closed at accept for `reason` (`per_ip_limit`, `total_limit`, `fd_exhausted`).
     pub fn tcp_refusal(&self, reason: &'static str) {
-        self.inner
-            .tcp_refusals
-            .get_or_create(&[("reason", reason)])
-            .inc();
+        self.inner.tcp_refusals.inc(reason);
     }
 
     /// An SSE stream ended by the server for `reason` (`revoked`, `stalled`, `expired`).
     pub fn sse_cut(&self, reason: &'static str) {
-        self.inner
-            .sse_cuts
-            .get_or_create(&[("reason", reason)])
-            .inc();
-    }
-
-    /// `n` events written to SSE clients.
-    pub fn deliveries(&self, n: u64) {
-        self.inner.deliveries.inc_by(n);
-    }
-
-    /// A slow SSE client cut off.
-    pub fn slow_consumer_cut(&self) {
-        self.inner.slow_consumer_cuts.inc();
-    }
-
-    /// A resume answered with `event: reset`.
-    pub fn replay_reset(&self) {
-        self.inner.replay_resets.inc();
+        self.inner.sse_cuts.inc(reason);
     }
 
     /// This node found that Redis lost data it had seen (`cause`: `epoch_missing`,
     /// `seq_behind`, `stream_behind`, `seq_conflict`) and started a new epoch.
     pub fn cluster_data_loss(&self, cause: &'static str) {
-        self.inner
-            .cluster_data_loss
-            .get_or_create(&[("cause", cause)])
-            .inc();
+        self.inner.cluster_data_loss.inc(cause);
     }
 
     /// This node moved to a new cluster epoch.
     pub fn cluster_epoch_change(&self) {
-        self.inner.cluster_epoch_changes.inc();
+        self.inner.cluster_epoch_changes.add(1);
     }
 
     /// A seq read twice from the shared stream with other content.
     pub fn cluster_seq_conflict(&self) {
-        self.inner.cluster_seq_conflicts.inc();
+        self.inner.cluster_seq_conflicts.add(1);
     }
 
-    /// How old a webhook's event was when it arrived, in ms.
+    /// How old a webhook's event was when it arrived, in ms (a sender clock
+    /// ahead of ours counts as 0).
     pub fn webhook_lag(&self, lag_ms: i64) {
-        #[allow(clippy::cast_precision_loss)] // milliseconds, far below 2^52
-        self.inner.webhook_lag.observe(lag_ms as f64 / 1000.0);
+        let ms = u64::try_from(lag_ms).unwrap_or(0);
+        self.inner.webhook_lag.observe(Duration::from_millis(ms));
     }
 
     /// Time from a webhook's arrival to its event being queued on the hub.
     pub fn webhook_to_enqueue(&self, d: Duration) {
-        self.inner.webhook_to_enqueue.observe(d.as_secs_f64());
-    }
-
-    /// Time from an event being queued to its write to an SSE client.
-    pub fn enqueue_to_write(&self, d: Duration) {
-        self.inner.enqueue_to_write.observe(d.as_secs_f64());
-    }
-
-    /// A client locked out.
-    pub fn lockout(&self) {
-        self.inner.lockouts.inc();
-    }
-
-    /// A request refused by the rate limit of `scope` (e.g. `api`, `webhook`).
-    pub fn rate_limit_hit(&self, scope: &'static str) {
-        self.inner
-            .rate_limit_hits
-            .get_or_create(&[("scope", scope)])
-            .inc();
+        self.inner.webhook_to_enqueue.observe(d);
     }
 
     /// A security event recorded (counted by the audit module; others need not call it).
     pub fn security_event(&self, kind: EventType) {
-        self.inner
-            .security_events
-            .get_or_create(&[("type", kind.as_str())])
-            .inc();
+        self.inner.security_events.inc(kind.as_str());
     }
 
     /// A security event dropped because the audit queue was full.
     pub fn audit_dropped(&self) {
-        self.inner.audit_dropped.inc();
+        self.inner.audit_dropped.add(1);
     }
 
     /// A security event the audit store failed to write.
     pub fn audit_write_failure(&self) {
-        self.inner.audit_write_failures.inc();
+        self.inner.audit_write_failures.add(1);
     }
 
-    /// An alert outcome: `sent`, `failed`, `deduplicated`, `dropped`, `refused`.
+    /// An alert outcome: `sent`, `failed`, `refused`, `deduplicated`, `dropped`.
     pub fn alert(&self, outcome: &'static str) {
-        self.inner
-            .alerts
-            .get_or_create(&[("outcome", outcome)])
-            .inc();
+        self.inner.alerts.inc(outcome);
     }
 
     /// A request whose client was not given as expected: `forwarding_ignored`
     /// or `unknown_client` (see `guard/forwarding.rs`).
     pub fn client_identity(&self, outcome: &'static str) {
-        self.inner
-            .client_identity
-            .get_or_create(&[("outcome", outcome)])
-            .inc();
+        self.inner.client_identity.inc(outcome);
     }
 
     /// Security events dropped so far (for the health check).
@@ -407,14 +326,12 @@ impl Metrics {
         self.inner.audit_dropped.get()
     }
 
-    /// The OpenMetrics text exposition of every metric (serve with [`CONTENT_TYPE`]).
-    pub fn render(&self) -> String {
-        let mut out = String::new();
-        // Writing into a String cannot fail; an encoder error would be a bug in a metric type.
-        if encode(&mut out, &self.inner.registry).is_err() {
-            tracing::error!("metrics encoding failed");
-        }
-        out
+    /// The exposition of every metric in `format` (served with
+    /// [`Format::content_type`]), with `readings` for the figures kept elsewhere.
+    pub fn render(&self, format: Format, readings: &Readings) -> String {
+        let mut w = Writer::new(format);
+        render::all(&mut w, &self.inner, readings, process::read().as_ref());
+        w.finish()
     }
 }
 

@@ -256,6 +256,11 @@ impl Alerter {
         true
     }
 
+    /// Alerts waiting now.
+    pub fn queued(&self) -> usize {
+        self.inner.queue.lock().map(|q| q.len()).unwrap_or(0)
+    }
+
     /// Delivery state.
     pub fn status(&self) -> AlertStatus {
         let mut st = self
@@ -264,7 +269,7 @@ impl Alerter {
             .lock()
             .map(|s| s.clone())
             .unwrap_or_default();
-        st.queued = self.inner.queue.lock().map(|q| q.len()).unwrap_or(0);
+        st.queued = self.queued();
         st
     }
 

@@ -159,6 +159,11 @@ impl Audit {
         &self.core.metrics
     }
 
+    /// Alerts waiting to be delivered (0 when alerts are not configured).
+    pub fn alert_queue_len(&self) -> usize {
+        self.core.alerter.as_ref().map_or(0, Alerter::queued)
+    }
+
     /// Store writability, drops, the newest 100 entries verified, alert delivery.
     pub fn health(&self) -> AuditHealth {
         let (head_verified, head_detail) = match sqlite::verify_head(&self.core.db, 100) {

@@ -164,6 +164,8 @@ pub struct GuardStats {
     pub auth_failures_total: u64,
     /// Requests refused by a rate limit since start.
     pub rate_limited_total: u64,
+    /// The same by policy: api, webhook, sse.
+    pub rate_limited_by_policy: [u64; 3],
     /// Requests refused by the blocklist since start.
     pub blocked_total: u64,
     /// Requests refused by a lockout since start.

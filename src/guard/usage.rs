@@ -19,6 +19,8 @@ const MAX_ENDPOINT_LEN: usize = 128;
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
     pub rate_limited: AtomicU64,
+    /// Rate-limit refusals per policy (indexed by `Policy as usize`).
+    pub rate_limited_by_policy: [AtomicU64; super::limits::Policy::COUNT],
     pub refused_blocked: AtomicU64,
     pub refused_locked: AtomicU64,
     pub auth_failures: AtomicU64,
@@ -115,6 +117,7 @@ impl Guard {
             lockouts_total: get(&c.lockouts),
             auth_failures_total: get(&c.auth_failures),
             rate_limited_total: get(&c.rate_limited),
+            rate_limited_by_policy: c.rate_limited_by_policy.each_ref().map(get),
             blocked_total: get(&c.refused_blocked),
             locked_out_total: get(&c.refused_locked),
             anomalies_total: get(&c.anomalies),

@@ -453,9 +453,14 @@ impl Rooms {
         SnapshotView { rooms }
     }
 
-    /// Number of rooms held.
-    pub(super) fn len(&self) -> usize {
-        self.by_sid.len()
+    /// Rooms, participants and running agent jobs held (a walk over the rooms).
+    pub(super) fn totals(&self) -> [u64; 3] {
+        let (mut participants, mut agents) = (0, 0);
+        for room in self.by_sid.values() {
+            participants += room.participants.len() as u64;
+            agents += room.agents.len() as u64;
+        }
+        [self.by_sid.len() as u64, participants, agents]
     }
 
     /// The sid the event's room is stored under: its own sid, or — when

@@ -27,6 +27,10 @@ pub struct HubStats {
     pub history_stored: u64,
     /// Rooms in the snapshot state.
     pub rooms: u64,
+    /// Participants in those rooms.
+    pub participants: u64,
+    /// Running agent jobs in those rooms.
+    pub agents: u64,
     /// Seq of the last event published.
     pub last_seq: u64,
 }
@@ -48,7 +52,7 @@ pub(super) struct Counters {
 
 impl Counters {
     /// A consistent-enough copy of the counters plus the model's figures.
-    pub(super) fn read(&self, rooms: u64, last_seq: u64) -> HubStats {
+    pub(super) fn read(&self, [rooms, participants, agents]: [u64; 3], last_seq: u64) -> HubStats {
         let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
         HubStats {
             subscribers: load(&self.subscribers),
@@ -62,6 +66,8 @@ impl Counters {
             history_commits: load(&self.history_commits),
             history_stored: load(&self.history_stored),
             rooms,
+            participants,
+            agents,
             last_seq,
         }
     }

@@ -1,6 +1,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::*;
+use crate::guard::GuardStats;
+use crate::hub::HubStats;
 
 /// A small checker of the text exposition format (Prometheus 0.0.4 / OpenMetrics):
 /// `# HELP`/`# TYPE`/`# UNIT` lines, samples `name{k="v",…} value`, every sample
@@ -109,73 +111,222 @@ fn check_labels(mut s: &str) -> Result<(), String> {
     Ok(())
 }
 
+fn render(m: &Metrics, format: Format) -> (String, BTreeMap<String, f64>) {
+    let text = m.render(format, &Readings::default());
+    let samples = parse_exposition(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    (text, samples)
+}
+
 #[test]
-fn rendered_metrics_parse_as_exposition_and_carry_the_counts() {
+fn every_labelled_series_exists_at_zero_before_anything_happens() {
+    let m = Metrics::new();
+    let (text, samples) = render(&m, Format::Text);
+    let zero = |series: &str| {
+        assert_eq!(samples.get(series), Some(&0.0), "{series} missing:\n{text}");
+    };
+    for t in EventType::ALL {
+        zero(&format!(
+            "warden_security_events_total{{type=\"{}\"}}",
+            t.as_str()
+        ));
+    }
+    for r in WEBHOOK_RESULTS {
+        zero(&format!("warden_webhooks_total{{result=\"{r}\"}}"));
+    }
+    for r in SSE_REFUSALS {
+        zero(&format!("warden_sse_refusals_total{{reason=\"{r}\"}}"));
+    }
+    for s in RATE_LIMIT_SCOPES {
+        zero(&format!("warden_rate_limit_hits_total{{scope=\"{s}\"}}"));
+    }
+    for o in ["sent", "failed", "refused", "deduplicated", "dropped"] {
+        zero(&format!("warden_alerts_total{{outcome=\"{o}\"}}"));
+    }
+    for r in ["per_ip_limit", "total_limit", "fd_exhausted"] {
+        zero(&format!("warden_tcp_refusals_total{{reason=\"{r}\"}}"));
+    }
+    for r in ["revoked", "stalled", "expired"] {
+        zero(&format!("warden_sse_cuts_total{{reason=\"{r}\"}}"));
+    }
+    for route in ROUTES {
+        for class in STATUS_CLASSES {
+            zero(&format!(
+                "warden_http_requests_total{{route=\"{route}\",status=\"{class}\"}}"
+            ));
+        }
+        zero(&format!(
+            "warden_http_request_duration_seconds_bucket{{route=\"{route}\",le=\"+Inf\"}}"
+        ));
+    }
+    zero("warden_active_lockouts");
+    zero("warden_key_rotation_due");
+    assert_eq!(
+        samples.get(&format!(
+            "warden_build_info{{version=\"{}\"}}",
+            env!("CARGO_PKG_VERSION")
+        )),
+        Some(&1.0)
+    );
+    // A single node has no Redis: the family is declared, with no sample.
+    assert!(text.contains("# TYPE warden_redis_up gauge"), "{text}");
+    assert!(!samples.keys().any(|k| k.starts_with("warden_redis_up")));
+}
+
+#[test]
+fn counts_land_in_their_series_and_readings_are_shown() {
     let m = Metrics::new();
     m.webhook("accepted");
     m.webhook("accepted");
-    m.webhook("invalid_signature");
+    m.webhook("unauthorized");
+    m.webhook("some_new_code"); // an unlisted error code: `other`
     m.sse_connection(3);
     m.sse_connection(-1);
     m.sse_refusal("per_ip_limit");
-    m.deliveries(7);
-    m.slow_consumer_cut();
-    m.replay_reset();
     m.webhook_to_enqueue(Duration::from_millis(2));
-    m.enqueue_to_write(Duration::from_secs(10));
-    m.lockout();
-    m.rate_limit_hit("api");
+    m.webhook_lag(-5); // a sender clock ahead: 0 s
+    m.webhook_lag(45_000);
     m.security_event(EventType::WebhookReplay);
     m.audit_dropped();
     m.alert("sent");
-    let text = m.render();
+    m.http_request(Some("/api/rooms"), 200, Duration::from_micros(300));
+    m.http_request(Some("/api/rooms"), 404, Duration::from_millis(3));
+    // A raw path is never a label: it is not a route template.
+    m.http_request(
+        Some("/api/rooms?token=secret"),
+        503,
+        Duration::from_secs(20),
+    );
+    m.http_request(None, 404, Duration::from_millis(1));
+    let readings = Readings {
+        hub: HubStats {
+            rooms: 2,
+            participants: 5,
+            agents: 1,
+            delivered_frames: 7,
+            ..HubStats::default()
+        },
+        guard: GuardStats {
+            rate_limited_by_policy: [1, 2, 3],
+            active_lockouts: 4,
+            lockouts_total: 6,
+            ..GuardStats::default()
+        },
+        keys: KeyReadings {
+            by_state: [1, 2, 0],
+            oldest_active_age_seconds: Some(90.5),
+            rotation_due: true,
+        },
+        alert_queue: 3,
+        redis_up: Some(false),
+    };
+    let text = m.render(Format::Text, &readings);
     let samples = parse_exposition(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
-    assert_eq!(
-        samples.get(r#"warden_webhooks_total{result="accepted"}"#),
-        Some(&2.0),
-        "{text}"
-    );
-    assert_eq!(
-        samples.get(r#"warden_webhooks_total{result="invalid_signature"}"#),
-        Some(&1.0)
-    );
-    assert_eq!(samples.get("warden_sse_connections"), Some(&2.0));
-    assert_eq!(samples.get("warden_deliveries_total"), Some(&7.0));
-    assert_eq!(
-        samples.get(r#"warden_security_events_total{type="WEBHOOK_REPLAY"}"#),
-        Some(&1.0)
-    );
-    assert_eq!(
-        samples.get(r#"warden_webhook_to_enqueue_seconds_bucket{le="0.0025"}"#),
-        Some(&1.0)
-    );
-    assert_eq!(
-        samples.get(r#"warden_webhook_to_enqueue_seconds_bucket{le="0.001"}"#),
-        Some(&0.0)
-    );
-    // 10 s is above every finite bucket: only +Inf holds it.
-    assert_eq!(
-        samples.get(r#"warden_enqueue_to_write_seconds_bucket{le="2.5"}"#),
-        Some(&0.0)
-    );
-    assert_eq!(
-        samples.get(r#"warden_enqueue_to_write_seconds_bucket{le="+Inf"}"#),
-        Some(&1.0)
-    );
+    let expect = [
+        (r#"warden_webhooks_total{result="accepted"}"#, 2.0),
+        (r#"warden_webhooks_total{result="unauthorized"}"#, 1.0),
+        (r#"warden_webhooks_total{result="other"}"#, 1.0),
+        ("warden_sse_connections", 2.0),
+        (r#"warden_sse_refusals_total{reason="per_ip_limit"}"#, 1.0),
+        (
+            r#"warden_webhook_to_enqueue_seconds_bucket{le="0.001"}"#,
+            0.0,
+        ),
+        (
+            r#"warden_webhook_to_enqueue_seconds_bucket{le="0.0025"}"#,
+            1.0,
+        ),
+        (r#"warden_webhook_lag_seconds_bucket{le="0.5"}"#, 1.0),
+        (r#"warden_webhook_lag_seconds_bucket{le="30.0"}"#, 1.0),
+        (r#"warden_webhook_lag_seconds_bucket{le="+Inf"}"#, 2.0),
+        ("warden_webhook_lag_seconds_sum", 45.0),
+        (
+            r#"warden_security_events_total{type="WEBHOOK_REPLAY"}"#,
+            1.0,
+        ),
+        ("warden_audit_dropped_total", 1.0),
+        (r#"warden_alerts_total{outcome="sent"}"#, 1.0),
+        (
+            r#"warden_http_requests_total{route="/api/rooms",status="2xx"}"#,
+            1.0,
+        ),
+        (
+            r#"warden_http_requests_total{route="/api/rooms",status="4xx"}"#,
+            1.0,
+        ),
+        (
+            r#"warden_http_requests_total{route="other",status="5xx"}"#,
+            1.0,
+        ),
+        (
+            r#"warden_http_requests_total{route="other",status="4xx"}"#,
+            1.0,
+        ),
+        (
+            r#"warden_http_request_duration_seconds_bucket{route="/api/rooms",le="0.0005"}"#,
+            1.0,
+        ),
+        (
+            r#"warden_http_request_duration_seconds_count{route="/api/rooms"}"#,
+            2.0,
+        ),
+        (
+            r#"warden_http_request_duration_seconds_bucket{route="other",le="10.0"}"#,
+            1.0,
+        ),
+        ("warden_rooms", 2.0),
+        ("warden_participants", 5.0),
+        ("warden_agents", 1.0),
+        ("warden_deliveries_total", 7.0),
+        (r#"warden_rate_limit_hits_total{scope="sse"}"#, 3.0),
+        ("warden_active_lockouts", 4.0),
+        ("warden_lockouts_total", 6.0),
+        (r#"warden_keys{state="retiring"}"#, 2.0),
+        ("warden_key_age_seconds", 90.5),
+        ("warden_key_rotation_due", 1.0),
+        ("warden_alert_queue_depth", 3.0),
+        ("warden_redis_up", 0.0),
+    ];
+    for (series, value) in expect {
+        assert_eq!(samples.get(series), Some(&value), "{series}:\n{text}");
+    }
+    assert!(!text.contains("secret"), "{text}");
     assert_eq!(m.audit_dropped_count(), 1);
-    let families: BTreeSet<&str> = text
-        .lines()
-        .filter_map(|l| l.strip_prefix("# TYPE "))
-        .filter_map(|l| l.split(' ').next())
-        .collect();
-    for f in [
-        "warden_lockouts",
-        "warden_rate_limit_hits",
-        "warden_slow_consumer_cuts",
-        "warden_replay_resets",
-        "warden_audit_dropped",
-    ] {
-        assert!(families.contains(f), "{f} missing:\n{text}");
+}
+
+#[test]
+fn both_formats_declare_every_family_with_help_and_type() {
+    let m = Metrics::new();
+    for format in [Format::Text, Format::OpenMetrics] {
+        let (text, _) = render(&m, format);
+        let declared = |kw: &str| -> BTreeSet<String> {
+            text.lines()
+                .filter_map(|l| l.strip_prefix(kw))
+                .filter_map(|l| l.split(' ').next())
+                .map(str::to_owned)
+                .collect()
+        };
+        let (help, types) = (declared("# HELP "), declared("# TYPE "));
+        assert_eq!(help, types, "{format:?}");
+        assert!(types.len() > 40, "{types:?}");
+        let counter = if format == Format::Text {
+            "warden_webhooks_total"
+        } else {
+            "warden_webhooks"
+        };
+        assert!(
+            text.contains(&format!("# TYPE {counter} counter\n")),
+            "{text}"
+        );
+        assert!(text.contains("warden_webhooks_total{result=\"accepted\"} 0\n"));
+        assert_eq!(text.ends_with("\n# EOF\n"), format == Format::OpenMetrics);
+        assert_eq!(
+            text.matches("# EOF").count(),
+            usize::from(format == Format::OpenMetrics)
+        );
+        // OpenMetrics: no family is declared with a `_total` suffix.
+        if format == Format::OpenMetrics {
+            assert!(!types.iter().any(|t| t.ends_with("_total")), "{types:?}");
+        }
     }
 }
 

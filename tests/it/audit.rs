@@ -300,7 +300,9 @@ async fn alerts_reach_a_local_receiver_signed_retried_and_deduplicated() {
     let v: serde_json::Value = serde_json::from_slice(&body).expect("json");
     assert_eq!(v["type"], "audit.store_failure", "{v}");
     assert_eq!(v["data"]["severity"], "critical");
-    let metrics = audit.metrics().render();
+    let metrics = audit
+        .metrics()
+        .render(warden::metrics::Format::Text, &Default::default());
     assert!(
         metrics.contains("warden_alerts_total{outcome=\"deduplicated\"} 4"),
         "{metrics}"

@@ -15,6 +15,7 @@ mod hostile;
 mod http;
 mod keys;
 mod logging;
+mod metrics;
 mod operator;
 mod personal;
 mod proxies;

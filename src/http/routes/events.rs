@@ -22,11 +22,25 @@ use crate::hub::{SubscribeRequest, Subscription};
 
 /// Admission (global cap → 503, per-client cap → 429, connect rate → 429)
 /// before any expensive work; then the token; then per-room authorisation.
+/// Every refusal is counted by its reason.
 pub async fn stream(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
     req: Request,
 ) -> Result<Response, ApiError> {
+    open(&state, ip, req).await.inspect_err(|e| {
+        let reason = match (e.status().as_u16(), e.code()) {
+            (503, "too_many_connections") => "global_limit",
+            (429, "too_many_connections") => "per_ip_limit",
+            // The guard's and the token's codes; anything else counts as `other`.
+            (_, code) => code,
+        };
+        state.metrics.sse_refusal(reason);
+    })
+}
+
+/// The stream, or why it is refused.
+async fn open(state: &AppState, ip: std::net::IpAddr, req: Request) -> Result<Response, ApiError> {
     let permit = state.admission.admit(ip).map_err(|e| match e {
         AdmissionError::Global => ApiError::unavailable(
             "too_many_connections",
@@ -44,10 +58,10 @@ pub async fn stream(
         .check_sse_connect(ip)
         .map_err(crate::http::refusal)?;
     let (mut parts, _) = req.into_parts();
-    let sub = Subscriber::from_request_parts(&mut parts, &state).await?;
+    let sub = Subscriber::from_request_parts(&mut parts, state).await?;
     let query = query_pairs(&parts);
     let rooms = requested_rooms(&query);
-    check_rooms(&state, &parts, &sub, &rooms)?;
+    check_rooms(state, &parts, &sub, &rooms)?;
     let last_event_id = parts
         .headers
         .get("last-event-id")
