@@ -60,9 +60,8 @@ impl Core {
             return Ok(p.clone());
         }
         let dir = self.config.data_dir();
-        let p = Pepper::load_or_create(&dir).map_err(|e| {
-            self.error::<ConfigError>(format!("pepper in {}: {e}", dir.display()))
-        })?;
+        let p = Pepper::load_or_create(&dir)
+            .map_err(|e| self.error::<ConfigError>(format!("pepper in {}: {e}", dir.display())))?;
         *slot = Some(p.clone());
         Ok(p)
     }
@@ -88,8 +87,8 @@ impl Core {
             let fail = |e: &dyn std::fmt::Display| {
                 ConfigError::new_err(patterns.mask(&e.to_string()).into_owned())
             };
-            let config = config::load(config_path.as_deref(), &Env::from_process())
-                .map_err(|e| fail(&e))?;
+            let config =
+                config::load(config_path.as_deref(), &Env::from_process()).map_err(|e| fail(&e))?;
             let clock = Clock::system();
             let keys = KeyRing::open(&config, &clock).map_err(|e| fail(&e))?;
             let masker = Masker::new();
@@ -124,7 +123,11 @@ impl Core {
 
     /// Why `key` is not `API` + 12 base57 characters, or `None`.
     fn api_key_format_error(&self, key: &str) -> PyResult<Option<String>> {
-        guarded(|| Ok(keys::validate_api_key_format(key).err().map(|e| e.to_string())))
+        guarded(|| {
+            Ok(keys::validate_api_key_format(key)
+                .err()
+                .map(|e| e.to_string()))
+        })
     }
 
     /// HMAC-SHA256 of `key` with the deployment pepper, hex.
@@ -152,7 +155,11 @@ impl Core {
 
     /// Why `token` is not a well-formed JWT, or `None`.
     fn jwt_structure_error(&self, token: &str) -> PyResult<Option<String>> {
-        guarded(|| Ok(token::validate_jwt_token_structure(token).err().map(|e| e.to_string())))
+        guarded(|| {
+            Ok(token::validate_jwt_token_structure(token)
+                .err()
+                .map(|e| e.to_string()))
+        })
     }
 
     /// The permissions of `required` that `grants_json` (a `video` grant,
@@ -174,7 +181,9 @@ impl Core {
     /// Verifies an access token now; its claims as JSON, or `TokenError`.
     fn verify_token(&self, token: &str) -> PyResult<String> {
         guarded(|| {
-            let claims = self.verify(token).map_err(|e| self.error::<TokenError>(e))?;
+            let claims = self
+                .verify(token)
+                .map_err(|e| self.error::<TokenError>(e))?;
             serde_json::to_string(&claims).map_err(|e| self.error::<WardenError>(e))
         })
     }
@@ -242,7 +251,8 @@ impl Core {
                 Some(i) => Some(self.pepper()?.hash_identity(i)),
                 None => None,
             };
-            self.guard.record_auth_attempt(ip, success, hashed.as_deref());
+            self.guard
+                .record_auth_attempt(ip, success, hashed.as_deref());
             Ok(())
         })
     }
@@ -277,8 +287,15 @@ impl Core {
                 .recent_events(RECENT_EVENTS)
                 .map_err(|e| self.error::<WardenError>(e))?;
             let recent: Vec<Value> = recent.iter().map(event_summary).collect();
-            let counts = self.audit.counts(now).map_err(|e| self.error::<WardenError>(e))?;
-            let active = self.keys.key_infos(now).iter().any(|k| k.state == KeyState::Active);
+            let counts = self
+                .audit
+                .counts(now)
+                .map_err(|e| self.error::<WardenError>(e))?;
+            let active = self
+                .keys
+                .key_infos(now)
+                .iter()
+                .any(|k| k.state == KeyState::Active);
             let due = keys.iter().any(|k| k["rotation_due"] == true);
             let overall = if !active {
                 "critical"
@@ -325,7 +342,10 @@ impl Core {
     fn __repr__(&self) -> String {
         let n = self.keys.key_infos(self.clock.now_ms()).len();
         match &self.config.source {
-            Some(p) => format!("<warden.SecurityManager config={:?} keys={n}>", p.display().to_string()),
+            Some(p) => format!(
+                "<warden.SecurityManager config={:?} keys={n}>",
+                p.display().to_string()
+            ),
             None => format!("<warden.SecurityManager config=defaults keys={n}>"),
         }
     }

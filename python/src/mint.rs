@@ -43,7 +43,9 @@ pub(crate) fn mint_with_key(
 ) -> PyResult<String> {
     guarded(|| {
         if api_key.is_empty() || api_secret.is_empty() {
-            return Err(PyValueError::new_err("api_key and api_secret must not be empty"));
+            return Err(PyValueError::new_err(
+                "api_key and api_secret must not be empty",
+            ));
         }
         let secret = Secret::new(api_secret);
         let masker = Masker::new();

@@ -41,13 +41,18 @@ impl Receiver {
             let settings = ReceiverSettings::from_config(&core.config);
             let (ring, masker) = match keys {
                 Some(pairs) => {
-                    if pairs.iter().any(|(id, secret)| id.is_empty() || secret.is_empty()) {
+                    if pairs
+                        .iter()
+                        .any(|(id, secret)| id.is_empty() || secret.is_empty())
+                    {
                         return Err(PyValueError::new_err(
                             "webhook keys need a key id and a secret",
                         ));
                     }
-                    let pairs: Vec<(String, Secret)> =
-                        pairs.into_iter().map(|(id, s)| (id, Secret::new(s))).collect();
+                    let pairs: Vec<(String, Secret)> = pairs
+                        .into_iter()
+                        .map(|(id, s)| (id, Secret::new(s)))
+                        .collect();
                     let masker = Masker::new();
                     masker.set_known_secrets(pairs.iter().map(|(_, s)| s));
                     (KeyRing::from_keys(pairs), masker)
