@@ -26,7 +26,11 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent / "tests"))
+HERE = Path(__file__).resolve().parent
+# The installed package, not the source tree beside this file (it lacks the
+# compiled `_native`); the test helpers for the shared corpus.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
+sys.path.insert(0, str(HERE / "tests"))
 
 import corpus  # noqa: E402
 from livekit import api  # noqa: E402
