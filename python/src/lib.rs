@@ -20,6 +20,7 @@ mod core;
 mod mint;
 mod receiver;
 
+use std::any::Any;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use pyo3::create_exception;
@@ -51,23 +52,39 @@ create_exception!(
     "The configuration or the key store could not be loaded."
 );
 
+/// A panic's message, masked: it may quote data.
+fn panic_text(payload: &(dyn Any + Send)) -> String {
+    let what = payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".to_owned());
+    warden::redact::Masker::new().mask(&what).into_owned()
+}
+
 /// Runs `f`, turning a panic into `WardenError` instead of PyO3's
-/// `PanicException`. The panic's message is masked: it may quote data.
+/// `PanicException`.
 pub(crate) fn guarded<T>(f: impl FnOnce() -> PyResult<T>) -> PyResult<T> {
     match catch_unwind(AssertUnwindSafe(f)) {
         Ok(result) => result,
-        Err(payload) => {
-            let what = payload
-                .downcast_ref::<&str>()
-                .map(|s| (*s).to_owned())
-                .or_else(|| payload.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "unknown panic".to_owned());
-            let masked = warden::redact::Masker::new().mask(&what).into_owned();
-            Err(WardenError::new_err(format!(
-                "internal error in Warden's native core (a bug; please report it): {masked}"
-            )))
-        }
+        Err(payload) => Err(WardenError::new_err(format!(
+            "internal error in Warden's native core (a bug; please report it): {}",
+            panic_text(payload.as_ref())
+        ))),
     }
+}
+
+/// Std's default hook writes a panic's message to stderr as it is; this one
+/// writes it masked, on one line. The extension links its own copy of std,
+/// so the hook covers this module's panics and no one else's.
+fn masked_panic_hook() {
+    std::panic::set_hook(Box::new(|info| {
+        let place = info
+            .location()
+            .map(|l| format!("{}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        eprintln!("warden: panic at {place}: {}", panic_text(info.payload()));
+    }));
 }
 
 /// Panics with `message`: lets the test suite prove that a panic in the
@@ -86,6 +103,7 @@ fn mask_patterns(text: &str) -> PyResult<String> {
 
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    masked_panic_hook();
     let py = m.py();
     m.add("WardenError", py.get_type::<WardenError>())?;
     m.add("TokenError", py.get_type::<TokenError>())?;

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 from conftest import KEY, SECRET, write_config
 
@@ -71,3 +74,19 @@ def test_wrong_argument_types_are_type_errors(manager):
         manager.validate_access_rights(["roomJoin"], ["roomJoin"])  # type: ignore[arg-type]
     with pytest.raises(ValueError):
         manager.validate_access_rights({"roomJoin": "yes"}, ["roomJoin"])
+
+
+def test_a_panic_is_reported_masked_on_stderr():
+    # Std's default hook would print the raw message; the module's hook masks it.
+    code = (
+        "import warden\n"
+        "try:\n"
+        "    warden._native._panic_for_tests('leaked password=correcthorse')\n"
+        "except warden.WardenError as e:\n"
+        "    print(type(e).__name__)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "WardenError"
+    assert "warden: panic at" in out.stderr and "password=***MASKED***" in out.stderr
+    assert "correcthorse" not in out.stderr
