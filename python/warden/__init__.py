@@ -30,7 +30,7 @@ import os
 import threading
 import urllib.error
 import urllib.request
-from typing import Any, Callable, Iterable, Mapping, Optional, TypeVar, Union
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple, TypeVar, Union, cast
 
 from . import _native
 from ._native import ConfigError, TokenError, WardenError, WebhookError
@@ -135,19 +135,19 @@ class SecurityManager:
         """
         return not self.missing_grants(grants, required)
 
-    def missing_grants(self, grants: Mapping[str, Any], required: Iterable[str]) -> list:
+    def missing_grants(self, grants: Mapping[str, Any], required: Iterable[str]) -> List[str]:
         """The permissions of ``required`` that ``grants`` lack (see :meth:`validate_access_rights`)."""
         video = grants.get("video", grants) if isinstance(grants, Mapping) else grants
         if not isinstance(video, Mapping):
             raise TypeError("grants must be a mapping")
         return self._core.missing_grants(json.dumps(dict(video)), _names(required))
 
-    def verify_token(self, token: str) -> dict:
+    def verify_token(self, token: str) -> Dict[str, Any]:
         """Verifies an access token now and returns its claims (LiveKit names).
 
         Raises :class:`TokenError` saying why it was refused (never the token).
         """
-        return json.loads(self._core.verify_token(token))
+        return _json(self._core.verify_token(token))
 
     def authorize(
         self,
@@ -156,7 +156,7 @@ class SecurityManager:
         *,
         ip: Optional[str] = None,
         what: str = "-",
-    ) -> dict:
+    ) -> Dict[str, Any]:
         """What :func:`security_required` does: verify ``token`` and its grants, record the attempt.
 
         Returns the claims; raises :class:`AccessDenied`. With ``ip``, a
@@ -177,7 +177,7 @@ class SecurityManager:
             raise AccessDenied(f"invalid access token: {e}") from e
         if missing:
             raise AccessDenied("missing grants: " + ", ".join(missing), missing)
-        return json.loads(claims)
+        return _json(claims)
 
     # -- suspicious activity --------------------------------------------------
 
@@ -197,7 +197,7 @@ class SecurityManager:
         url: Optional[str] = None,
         token: Optional[str] = None,
         timeout: float = 5.0,
-    ) -> dict:
+    ) -> Dict[str, Any]:
         """This manager's state, or with ``url`` the running gateway's ``/api/security/status``.
 
         Locally: ``overall_status``, ``keys`` (ids, states, fingerprints),
@@ -207,7 +207,7 @@ class SecurityManager:
         :meth:`validate_connection_protocol` before a token is sent to it.
         """
         if url is None:
-            return json.loads(self._core.status())
+            return _json(self._core.status())
         why = self._core.connection_protocol_error(url)
         if why is not None:
             raise WardenError(f"refusing to send an admin token: {why}")
@@ -218,7 +218,7 @@ class SecurityManager:
         )
         try:
             with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310 - scheme checked above
-                return json.loads(resp.read().decode("utf-8"))
+                return _json(resp.read().decode("utf-8"))
         except urllib.error.HTTPError as e:
             raise WardenError(f"the gateway answered {e.code}: {self._core.mask(_body(e))}") from None
         except (urllib.error.URLError, OSError, ValueError) as e:
@@ -232,7 +232,11 @@ def _body(e: urllib.error.HTTPError) -> str:
         return ""
 
 
-def _names(required: Iterable[str]) -> list:
+def _json(text: str) -> Dict[str, Any]:
+    return cast(Dict[str, Any], json.loads(text))
+
+
+def _names(required: Iterable[str]) -> List[str]:
     if isinstance(required, str):
         return [required]
     return [str(r) for r in required]
@@ -330,7 +334,8 @@ def security_required(
         sig = inspect.signature(fn)
         what = getattr(fn, "__qualname__", getattr(fn, "__name__", "-"))
 
-        def check(args: tuple, kwargs: dict) -> None:
+        def check(args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> None:
+            bound: Mapping[str, Any]
             try:
                 bound = sig.bind_partial(*args, **kwargs).arguments
             except TypeError:
@@ -378,7 +383,7 @@ class WebhookReceiver:
 
     def __init__(
         self,
-        keys: Optional[Union[Mapping[str, str], Iterable[tuple]]] = None,
+        keys: Optional[Union[Mapping[str, str], Iterable[Tuple[str, str]]]] = None,
         *,
         manager: Optional[SecurityManager] = None,
     ) -> None:
@@ -398,7 +403,7 @@ class WebhookReceiver:
         body: Union[bytes, str],
         auth: Optional[str],
         source_ip: Optional[str] = None,
-    ) -> Optional[dict]:
+    ) -> Optional[Dict[str, Any]]:
         """Verifies one delivery (the raw body and its ``Authorization`` header).
 
         Returns the sanitised event, shaped as the gateway's SSE ``data``
@@ -410,7 +415,7 @@ class WebhookReceiver:
         if isinstance(body, str):
             body = body.encode("utf-8")
         doc = self._rx.receive(bytes(body), auth or "", source_ip)
-        return None if doc is None else json.loads(doc)
+        return None if doc is None else _json(doc)
 
 
 # -- minting --------------------------------------------------------------------
@@ -421,7 +426,7 @@ def _camel(name: str) -> str:
     return head + "".join(p[:1].upper() + p[1:] for p in rest)
 
 
-def _grant_dict(grants: Any) -> dict:
+def _grant_dict(grants: Any) -> Dict[str, Any]:
     if dataclasses.is_dataclass(grants) and not isinstance(grants, type):
         grants = dataclasses.asdict(grants)
     if not isinstance(grants, Mapping):
@@ -451,7 +456,7 @@ class AccessToken:
         self._manager = manager
         self.identity = ""
         self.ttl: Optional[int] = None
-        self.claims: dict = {}
+        self.claims: Dict[str, Any] = {}
 
     def __repr__(self) -> str:
         key = self.api_key or "the manager's signing key"
