@@ -55,9 +55,7 @@ class PyMasker:
         bearer = r"(?P<scheme>\b(?i:bearer|basic)\s+)(?P<cred>[A-Za-z0-9._~+/=-]{4,})"
         whsec = r"(?P<whsec>\bwhsec_[A-Za-z0-9+/=_-]{8,})"
         userinfo = r"(?P<userinfo>\b[A-Za-z][A-Za-z0-9+.-]*://[^/\s:@]*:)(?P<upw>[^@\s/]+)@"
-        kv = (
-            r"(?P<kv>(?i:\b" + self.KEY_NAMES + r")\b[\"']?\s*[:=]\s*)(?P<q>[\"']?)(?P<val>[^\"'\s,;&}\]]+)"
-        )
+        kv = r"(?P<kv>(?i:\b" + self.KEY_NAMES + r")\b[\"']?\s*[:=]\s*)(?P<q>[\"']?)(?P<val>[^\"'\s,;&}\]]+)"
         self.pattern = re.compile("|".join((pem, jwt, whsec, userinfo, bearer, kv)))
         known = sorted((k for k in known if len(k) >= 8), key=len, reverse=True)
         self.known = re.compile("|".join(map(re.escape, known))) if known else None

@@ -42,7 +42,7 @@ class Handler(BaseHTTPRequestHandler):
             print(json.dumps(event), flush=True)
         self.answer(200, {"ok": True})
 
-    def answer(self, status: int, doc: "dict[str, object]") -> None:
+    def answer(self, status: int, doc: dict[str, object]) -> None:
         payload = json.dumps(doc).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")

@@ -266,54 +266,34 @@ impl Core {
     fn status(&self) -> PyResult<String> {
         guarded(|| {
             let now = self.clock.now_ms();
-            let keys: Vec<Value> = self
-                .keys
-                .key_infos(now)
-                .iter()
-                .map(|k| {
-                    json!({"id": k.id, "state": k.state.name(), "fingerprint": k.fingerprint,
-                        "created": k.created_ms.map(rfc3339_ms), "rotation_due": k.rotation_due})
-                })
-                .collect();
+            let infos = self.keys.key_infos(now);
             let blocked: Vec<Value> = self
                 .guard
                 .blocked()
                 .iter()
                 .map(|b| json!({"client": b.client, "until": rfc3339_ms(b.until_ms)}))
                 .collect();
-            let stats = self.guard.stats();
-            let recent = self
-                .audit
-                .recent_events(RECENT_EVENTS)
-                .map_err(|e| self.error::<WardenError>(e))?;
-            let recent: Vec<Value> = recent.iter().map(event_summary).collect();
-            let counts = self
-                .audit
-                .counts(now)
-                .map_err(|e| self.error::<WardenError>(e))?;
-            let active = self
-                .keys
-                .key_infos(now)
-                .iter()
-                .any(|k| k.state == KeyState::Active);
-            let due = keys.iter().any(|k| k["rotation_due"] == true);
-            let overall = if !active {
+            let audit_err = |e| self.error::<WardenError>(e);
+            let recent = self.audit.recent_events(RECENT_EVENTS).map_err(audit_err)?;
+            let counts = self.audit.counts(now).map_err(audit_err)?;
+            let overall = if !infos.iter().any(|k| k.state == KeyState::Active) {
                 "critical"
-            } else if due || !blocked.is_empty() {
+            } else if infos.iter().any(|k| k.rotation_due) || !blocked.is_empty() {
                 "degraded"
             } else {
                 "healthy"
             };
+            let stats = self.guard.stats();
             let doc = json!({
                 "overall_status": overall,
                 "source": "local",
                 "config": self.config.source.as_ref().map(|p| p.display().to_string()),
-                "keys": keys,
+                "keys": infos.iter().map(key_summary).collect::<Vec<_>>(),
                 "blocked": blocked,
                 "guard": {"tracked_clients": stats.tracked_clients, "active_lockouts": stats.active_lockouts,
                     "auth_failures_total": stats.auth_failures_total, "lockouts_total": stats.lockouts_total},
                 "counts": counts,
-                "recent_events": recent,
+                "recent_events": recent.iter().map(event_summary).collect::<Vec<_>>(),
             });
             serde_json::to_string(&doc).map_err(|e| self.error::<WardenError>(e))
         })
@@ -349,6 +329,12 @@ impl Core {
             None => format!("<warden.SecurityManager config=defaults keys={n}>"),
         }
     }
+}
+
+/// A key as the status lists it: id, state, fingerprint; never the secret.
+fn key_summary(k: &warden::keys::KeyInfo) -> Value {
+    json!({"id": k.id, "state": k.state.name(), "fingerprint": k.fingerprint,
+        "created": k.created_ms.map(rfc3339_ms), "rotation_due": k.rotation_due})
 }
 
 /// A stored event as the status lists it: what, when, from where; no chain fields.

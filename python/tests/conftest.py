@@ -47,7 +47,7 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
     monkeypatch.setenv("LIVEKIT_API_KEY", KEY)
     monkeypatch.setenv("LIVEKIT_API_SECRET", SECRET)
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(warden, "_manager", None)
+    monkeypatch.setattr(warden._manager, "_instance", None)
 
 
 @pytest.fixture

@@ -39,7 +39,10 @@ def _expr(expr: str, names: dict) -> str:
     m = re.fullmatch(r"format!\(" + _STR + r"\)", expr)
     if m:
         # `{{` and `}}` are literal braces, `{name}` an argument, read left to right.
-        return re.sub(r"\{\{|\}\}|\{(\w+)\}", lambda v: names[v.group(1)] if v.group(1) else v.group(0)[0], _unescape(m.group(1)))
+        def piece(v: re.Match) -> str:
+            return names[v.group(1)] if v.group(1) else v.group(0)[0]
+
+        return re.sub(r"\{\{|\}\}|\{(\w+)\}", piece, _unescape(m.group(1)))
     m = re.fullmatch(_STR + r"(?:\.into\(\))?", expr)
     if m:
         return _unescape(m.group(1))
