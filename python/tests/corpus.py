@@ -1,7 +1,7 @@
 """The masking corpus the Rust tests use, read from the repository.
 
 From `src/redact/corpus.txt` when it exists (lines `MASK<TAB>input<TAB>secret`
-or `KEEP<TAB>input`, `#` comments, `\\n`/`\\t`/`\\\\` escapes), else parsed
+or `KEEP<TAB>input`, optionally `SECRET<TAB>known secret`, `#` comments, `\\n`/`\\t`/`\\\\` escapes), else parsed
 from the `must_mask()` / `must_keep()` lists of `src/redact/tests.rs`, so
 Python is checked against exactly the lines the gateway is.
 """
@@ -73,6 +73,8 @@ def _from_corpus_txt(path: Path, secret: str) -> Tuple[str, List[Tuple[str, str]
             masked.append((fields[0], fields[1]))
         elif kind == "KEEP":
             kept.append(fields[0])
+        elif kind == "SECRET":
+            secret = fields[0]
         else:
             raise ValueError(f"corpus.txt: unknown line kind {kind!r}")
     return secret, masked, kept

@@ -22,6 +22,13 @@ def test_corpus_is_the_rust_one_and_complete():
     assert any("PRIVATE KEY" in line for line, _ in MUST_MASK)
 
 
+def test_the_corpus_data_file_format_is_read(tmp_path):
+    # The format the corpus may move to (src/redact/corpus.txt): this reader is ready for it.
+    f = tmp_path / "corpus.txt"
+    f.write_text("# comment\nSECRET\tknown-secret-1234\nMASK\ta\\nb password=x1\tx1\n\nKEEP\ttokens: 5\n")
+    assert corpus._from_corpus_txt(f, "") == ("known-secret-1234", [("a\nb password=x1", "x1")], ["tokens: 5"])
+
+
 @pytest.mark.parametrize("line,secret", MUST_MASK, ids=[f"mask{i}" for i in range(len(MUST_MASK))])
 def test_secrets_are_masked(manager, line, secret):
     out = manager.protect_api_keys_in_logs(line)
