@@ -95,7 +95,7 @@ fn _panic_for_tests(message: &str) -> PyResult<()> {
 }
 
 /// The masking function with patterns only (no known secrets): what
-/// `MaskingFilter` uses before a `SecurityManager` exists.
+/// `MaskingFilter` falls back to when no `SecurityManager` can be loaded.
 #[pyfunction]
 fn mask_patterns(text: &str) -> PyResult<String> {
     guarded(|| Ok(warden::redact::Masker::new().mask(text).into_owned()))
