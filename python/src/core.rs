@@ -13,6 +13,7 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::str::FromStr;
 use std::sync::Mutex;
+use std::time::Duration;
 
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
@@ -257,6 +258,29 @@ impl Core {
         })
     }
 
+    /// Records one handled API call of `endpoint` (a route name, never a raw
+    /// URI) from `ip`; `UNUSUAL_API_USAGE` when the client passes
+    /// `unusual_usage_threshold` calls in an hour or jumps far above its baseline.
+    fn record_api_usage(&self, endpoint: &str, ip: &str, response_time: f64) -> PyResult<()> {
+        guarded(|| {
+            let took = Duration::try_from_secs_f64(response_time)
+                .map_err(|_| PyValueError::new_err("response_time must be seconds >= 0"))?;
+            self.guard.record_api_usage(endpoint, self.ip(ip)?, took);
+            Ok(())
+        })
+    }
+
+    /// True when an active key Warden owns is older than `rotation_interval_hours`.
+    fn is_key_rotation_due(&self) -> PyResult<bool> {
+        guarded(|| {
+            Ok(self
+                .keys
+                .key_infos(self.clock.now_ms())
+                .iter()
+                .any(|k| k.rotation_due))
+        })
+    }
+
     /// True when `ip` is on the blocklist or locked out now.
     fn is_ip_blocked(&self, ip: &str) -> PyResult<bool> {
         guarded(|| Ok(self.guard.is_blocked(self.ip(ip)?)))
@@ -291,7 +315,8 @@ impl Core {
                 "keys": infos.iter().map(key_summary).collect::<Vec<_>>(),
                 "blocked": blocked,
                 "guard": {"tracked_clients": stats.tracked_clients, "active_lockouts": stats.active_lockouts,
-                    "auth_failures_total": stats.auth_failures_total, "lockouts_total": stats.lockouts_total},
+                    "auth_failures_total": stats.auth_failures_total, "lockouts_total": stats.lockouts_total,
+                    "api_requests_total": stats.api_requests_total},
                 "counts": counts,
                 "recent_events": recent.iter().map(event_summary).collect::<Vec<_>>(),
             });

@@ -170,3 +170,32 @@ def test_get_security_manager_is_process_wide(monkeypatch, config_file):
     a = warden.get_security_manager()
     assert a is warden.get_security_manager()
     assert isinstance(a, warden.SecurityManager)
+
+
+def test_record_api_usage_counts_and_flags_unusual_usage(tmp_path):
+    m = warden.SecurityManager(write_config(tmp_path, "  unusual_usage_threshold: 5\n"))
+    for _ in range(7):
+        m.record_api_usage("create_room", "198.51.100.20", response_time=0.5)
+    status = m.get_security_status()
+    assert status["guard"]["api_requests_total"] == 7
+    (event,) = [e for e in status["recent_events"] if e["type"] == "UNUSUAL_API_USAGE"]
+    assert event["source_ip"] == "198.51.100.20"
+    with pytest.raises(ValueError):
+        m.record_api_usage("x", "198.51.100.20", response_time=-1)
+
+
+def test_is_key_rotation_due(manager, tmp_path, monkeypatch):
+    # Keys from the environment are never rotated by Warden.
+    assert not manager.is_key_rotation_due()
+    # A key Warden owns (key file + metadata) created in 2023 is due under the 24 h default.
+    data = tmp_path / "data"
+    data.mkdir(exist_ok=True)
+    keys = data / "keys.yaml"
+    keys.write_text(f"APIownedKey2345: {OTHER_SECRET}\n")
+    keys.chmod(0o600)
+    meta = '{"version": 1, "keys": {"APIownedKey2345": {"created_ms": 1700000000000, "state": "active", "fingerprint": "00000000"}}}'
+    (data / "keys.yaml.meta.json").write_text(meta)
+    (data / "keys.yaml.meta.json").chmod(0o600)
+    owned = warden.SecurityManager(write_config(tmp_path, name="owned.yaml"))
+    assert owned.is_key_rotation_due()
+    assert owned.get_security_status()["overall_status"] == "degraded"

@@ -142,6 +142,18 @@ class SecurityManager:
         """
         self._core.record_auth_attempt(str(ip), bool(success), user_identity)
 
+    def record_api_usage(self, endpoint: str, ip: str, response_time: float = 0.0) -> None:
+        """Records one API call (``endpoint`` a route name, never a URL with its query).
+
+        Raises an ``UNUSUAL_API_USAGE`` event when the client passes
+        ``unusual_usage_threshold`` calls in an hour or far exceeds its baseline.
+        """
+        self._core.record_api_usage(endpoint, str(ip), float(response_time))
+
+    def is_key_rotation_due(self) -> bool:
+        """True when an active key Warden owns is older than ``rotation_interval_hours``."""
+        return self._core.is_key_rotation_due()
+
     def is_ip_blocked(self, ip: str) -> bool:
         """True when ``ip`` is on the blocklist or locked out now."""
         return self._core.is_ip_blocked(str(ip))
