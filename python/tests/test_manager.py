@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
@@ -193,8 +194,9 @@ def test_is_key_rotation_due(manager, tmp_path, monkeypatch):
     keys = data / "keys.yaml"
     keys.write_text(f"APIownedKey2345: {OTHER_SECRET}\n")
     keys.chmod(0o600)
-    meta = '{"version": 1, "keys": {"APIownedKey2345": {"created_ms": 1700000000000, "state": "active", "fingerprint": "00000000"}}}'
-    (data / "keys.yaml.meta.json").write_text(meta)
+    created = {"created_ms": 1700000000000, "state": "active", "fingerprint": "00000000"}
+    meta = {"version": 1, "keys": {"APIownedKey2345": created}}
+    (data / "keys.yaml.meta.json").write_text(json.dumps(meta))
     (data / "keys.yaml.meta.json").chmod(0o600)
     owned = warden.SecurityManager(write_config(tmp_path, name="owned.yaml"))
     assert owned.is_key_rotation_due()
