@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Supply chain, offline: Cargo.lock against the RustSec advisory database
-# snapshot in ../shared/advisory-db (see its SNAPSHOT.md), plus licenses,
-# sources and banned crates (deny.toml). Fails on a known vulnerability.
+# Supply chain, offline: Cargo.lock and python/Cargo.lock against the RustSec
+# advisory database snapshot in ../shared/advisory-db (see its SNAPSHOT.md),
+# plus licenses, sources and banned crates (deny.toml). Fails on a known vulnerability.
 # Installs cargo-deny (pinned) unless that version is already installed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -31,6 +31,12 @@ export DENY_DB_ROOT="$root"
 
 echo "-- cargo deny check (advisories as of ${date:-?}, licenses, sources, bans)"
 cargo deny --offline check --hide-inclusion-graph
+
+# The Python package (python/) is a workspace of its own with its own lock
+# file: the same policy applies to it (its crates fetched first, as below).
+echo "-- cargo deny check: the Python package (python/Cargo.lock)"
+cargo fetch --quiet --locked --manifest-path python/Cargo.toml
+cargo deny --offline --manifest-path python/Cargo.toml --config deny.toml check --hide-inclusion-graph
 
 # The canary: a lock file holding rsa 0.9.10 must fail the same advisory
 # check with RUSTSEC-2023-0071 — else the database did not load and the

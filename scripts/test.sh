@@ -2,8 +2,9 @@
 # Runs Warden's whole test suite on a fresh machine: installs what the tests
 # drive for real (LiveKit's Node and Python SDKs, redis-server, Chromium,
 # nginx, HAProxy and Caddy in front of Warden, systemd-analyze for the unit
-# file, promtool and Prometheus for the metrics), then
-# `cargo test`. Idempotent: what is already installed is kept.
+# file, promtool and Prometheus for the metrics), then `cargo test`, then
+# the Python package's pytest suite (python/).
+# Idempotent: what is already installed is kept.
 #   scripts/test.sh            # everything
 #   scripts/test.sh keys::     # extra arguments go to cargo test
 set -euo pipefail
@@ -50,3 +51,21 @@ if [ "$(cat "$venv/.stamp" 2>/dev/null)" != "$want" ]; then
 fi
 
 cargo test --all-targets "$@"
+
+# The Python package (python/): built from this checkout with maturin into its
+# own venv, then its pytest suite, which also asks the gateway binary just
+# built for status. Here it is built in the dev profile into the same target
+# directory as `cargo test` (its lock pins the same versions), so only pyo3 and
+# the binding crate compile; a user's `pip install ./python` builds release.
+pyvenv="$root/python/.venv"
+want="$(sha256sum python/requirements-dev.txt | cut -d' ' -f1)"
+if [ "$(cat "$pyvenv/.stamp" 2>/dev/null)" != "$want" ]; then
+  python3 -m venv "$pyvenv"
+  "$pyvenv/bin/pip" install --quiet --disable-pip-version-check -r python/requirements-dev.txt
+  echo "$want" > "$pyvenv/.stamp"
+fi
+# The build backend runs `maturin` from PATH: the venv's.
+PATH="$pyvenv/bin:$PATH" CARGO_TARGET_DIR="$root/target" MATURIN_PEP517_ARGS="--profile dev" \
+  "$pyvenv/bin/pip" install --quiet --disable-pip-version-check \
+  --no-build-isolation --no-deps --force-reinstall ./python
+WARDEN_BIN="$root/target/debug/warden" "$pyvenv/bin/python" -m pytest -q -p no:cacheprovider python/tests
