@@ -236,7 +236,8 @@ fn replacement(text: &str, c: &Captures<'_>) -> Result<String, usize> {
         return Err(text.len());
     };
     let quote = c.name("q").map_or("", |q| q.as_str());
-    if val.as_str().starts_with("***") {
+    // Already masked, or a placeholder in a usage text (`"token": "<access token>"`).
+    if val.as_str().starts_with("***") || val.as_str().starts_with('<') {
         return Err(val.end());
     }
     if is_prose(text, key, val, quote) && !is_credential(val.as_str()) {
@@ -272,18 +273,25 @@ fn is_prose(text: &str, key: Match<'_>, val: Match<'_>, quote: &str) -> bool {
     !(starts_line && ends_line)
 }
 
-/// At least 8 characters and not a word (letters in one case, words joined
-/// by hyphens): a digit, a symbol or mixed case inside (`sk-live1234`,
-/// `abc.def.ghi`, `hunter2hunter2`). `expired`, `unknown`, `not-yet-valid`,
-/// `Mismatch` are words. Sentence punctuation at the end does not count.
+/// At least 8 characters and not words (letters in one case, joined by
+/// `-`, `_` or `.`): a digit, a symbol or mixed case inside (`sk-live1234`,
+/// `hunter2hunter2`, `AbCdEfGh`). `expired`, `unknown`, `not-yet-valid`,
+/// `Mismatch`, `storage.redis_url` are words. Quotes and sentence
+/// punctuation around it do not count, and a value that ends in a colon is
+/// the label of what follows (`signature: alerts.webhook_url: …`).
 fn is_credential(value: &str) -> bool {
-    let v = value.trim_end_matches(['.', ':', ')', '!', '?']);
+    if value.ends_with(':') {
+        return false;
+    }
+    let v = value
+        .trim_start_matches(['`', '('])
+        .trim_end_matches(['.', ')', '!', '?', '`']);
     v.len() >= 8 && !is_words(v)
 }
 
-/// Words joined by hyphens (`not-yet-valid`), each in one case.
+/// Words joined by `-`, `_` or `.` (`not-yet-valid`, `storage.redis_url`), each in one case.
 fn is_words(v: &str) -> bool {
-    v.split('-').all(is_word)
+    v.split(['-', '_', '.']).all(is_word)
 }
 
 fn is_word(part: &str) -> bool {
@@ -307,5 +315,7 @@ fn looks_generated(segment: &str) -> bool {
         && (has(u8::is_ascii_digit) || (has(u8::is_ascii_lowercase) && has(u8::is_ascii_uppercase)))
 }
 
+#[cfg(test)]
+mod own_messages;
 #[cfg(test)]
 mod tests;

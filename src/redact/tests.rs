@@ -88,7 +88,11 @@ fn must_keep() -> Vec<String> {
 fn corpus_has_120_lines_half_of_them_look_alikes() {
     let (mask, keep) = (must_mask().len(), must_keep().len());
     assert!(mask + keep >= 120, "{mask} + {keep} cases");
-    assert!(keep * 2 >= mask + keep, "{keep} look-alikes of {}", mask + keep);
+    assert!(
+        keep * 2 >= mask + keep,
+        "{keep} look-alikes of {}",
+        mask + keep
+    );
 }
 
 #[test]
