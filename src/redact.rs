@@ -6,10 +6,20 @@
 //! passes through [`Masker::mask`] before it is written (see `telemetry`), and
 //! `warden redact` applies the same function to stdin. It masks JWTs,
 //! `Bearer …`/`Basic …` credentials, the values of secret-looking keys
-//! (`api_key=`, `"secret": "…"`, `token=`, `access_token=`, `password=` …,
-//! quoted or not), PEM private keys, `whsec_…` signing secrets and — by exact
-//! match — every API secret Warden knows. Look-alikes stay: a 40-hex git sha,
-//! a UUID, a room name or `region=eu` are not secrets.
+//! (`api_key=`, `"secret": "…"`, `token=`, `access_token=`, `password=`,
+//! `sig=` …, quoted or not), PEM private keys, URL passwords, webhook URLs
+//! whose path is the credential (Slack, Discord, Teams, `…/hooks/<token>`:
+//! the host stays), tokens known by their prefix (`whsec_`, GitHub, GitLab,
+//! Slack, Stripe-style, AWS access key ids) and — by exact match — every
+//! secret Warden knows.
+//!
+//! Both ways matter: Warden's own diagnostics must come out as written
+//! (`invalid webhook signature: unknown key`), so in a sentence a key's value
+//! is masked only when it looks like a credential, and look-alikes stay (a
+//! 40-hex git sha, a UUID, a room name, `region=eu`, `tokens: 5`). The cases
+//! are in `redact/corpus.txt`; `redact/own_messages.rs` checks every message
+//! of the source. Cost: one pass of one combined regex, plus an Aho–Corasick
+//! scan for the known secrets.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -276,16 +286,12 @@ fn is_prose(text: &str, key: Match<'_>, val: Match<'_>, quote: &str) -> bool {
 /// At least 8 characters and not words (letters in one case, joined by
 /// `-`, `_` or `.`): a digit, a symbol or mixed case inside (`sk-live1234`,
 /// `hunter2hunter2`, `AbCdEfGh`). `expired`, `unknown`, `not-yet-valid`,
-/// `Mismatch`, `storage.redis_url` are words. Quotes and sentence
-/// punctuation around it do not count, and a value that ends in a colon is
-/// the label of what follows (`signature: alerts.webhook_url: …`).
+/// `Mismatch`, `storage.redis_url` (`signature: alerts.webhook_url: …`) are
+/// words. Quotes and sentence punctuation around it do not count.
 fn is_credential(value: &str) -> bool {
-    if value.ends_with(':') {
-        return false;
-    }
     let v = value
         .trim_start_matches(['`', '('])
-        .trim_end_matches(['.', ')', '!', '?', '`']);
+        .trim_end_matches(['.', ':', ')', '!', '?', '`']);
     v.len() >= 8 && !is_words(v)
 }
 
