@@ -16,7 +16,7 @@ fn masking(c: &mut Criterion) {
     let masker = Masker::new();
     let known = [Secret::new("Xk3vP9qLmT2wR7yB4nH6jD8fG5sA1cZ0eU3iO7pQ2rW")];
     masker.set_known_secrets(known.iter());
-    // Not a benchmark of a broken masker: both lines must come out as expected.
+    // Not a benchmark of a broken masker: every line must come out as expected.
     assert!(matches!(masker.mask(CLEAN), std::borrow::Cow::Borrowed(_)));
     assert!(matches!(
         masker.mask(CLEAN_UTF8),
