@@ -342,6 +342,8 @@ fn the_source_is_read() {
         all.iter()
             .any(|(_, m)| m.starts_with("key APIabcdEFGH2345"))
     );
+    // Field names of `warn!(key.id = %id, reason = %e, "…")`, in both log formats.
+    assert!(has("key.id=unknown") && has("{\"reason\":\"unknown key\"}"));
 }
 
 #[test]
