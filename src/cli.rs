@@ -10,16 +10,16 @@ mod audit;
 mod health;
 mod instance;
 mod keys;
+mod redact;
 mod status;
 mod subject;
 mod token;
 mod webhook;
 
-use std::io::{IsTerminal, Read, Write};
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 
 use crate::clock::Clock;
@@ -254,7 +254,7 @@ fn run(cli: Cli, masker: Masker) -> anyhow::Result<()> {
             print!("{}", cfg.to_masked_yaml(&masker));
             Ok(())
         }
-        Command::Redact => redact_stdin(&masker),
+        Command::Redact => redact::run(cli.config.as_deref(), &masker),
         command => {
             let config = load_config(cli.config.as_deref(), &masker)?;
             let ctx = Ctx {
@@ -283,21 +283,4 @@ fn run(cli: Cli, masker: Masker) -> anyhow::Result<()> {
 
 fn unreachable_command() -> anyhow::Result<()> {
     anyhow::bail!("internal: command dispatched twice")
-}
-
-/// `warden redact`: masks stdin as a whole (so multi-line PEM blocks go too).
-fn redact_stdin(masker: &Masker) -> anyhow::Result<()> {
-    let mut input = Vec::new();
-    std::io::stdin()
-        .read_to_end(&mut input)
-        .context("reading stdin")?;
-    let text = String::from_utf8_lossy(&input);
-    let mut out = std::io::stdout().lock();
-    out.write_all(masker.mask(&text).as_bytes())
-        .context("writing stdout")?;
-    out.flush().context("writing stdout")?;
-    if std::io::stdout().is_terminal() && !text.ends_with('\n') {
-        let _ = writeln!(out);
-    }
-    Ok(())
 }

@@ -116,6 +116,72 @@ fn redact_masks_stdin() {
     );
 }
 
+/// A line that only a known secret makes secret: no pattern matches it.
+fn signed_with(secret: &str) -> String {
+    format!("webhook from livekit signed with {secret} ok\n")
+}
+
+fn redact(bin: &Binary, input: &str) -> (String, String) {
+    let o = bin.run(&["redact"], input);
+    assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
+    (
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn redact_masks_the_secrets_of_every_key_source() {
+    let masked = "webhook from livekit signed with ***MASKED*** ok\n";
+    let in_keys = "KeysEnvOnly7xQ2mP9vR4tW8yZ1bC3dF5gHj";
+    let in_api = "ApiSecretOnly3nB6vC9xZ2lK5jH8gF1dSaq";
+    // Without a source, the patterns alone leave the line as it is.
+    let bare = Binary::without_keys();
+    assert_eq!(redact(&bare, &signed_with(in_keys)).0, signed_with(in_keys));
+
+    let mut keys_env = Binary::without_keys();
+    keys_env
+        .env
+        .push(("LIVEKIT_KEYS".into(), format!("APIkeysOnly1: {in_keys}")));
+    assert_eq!(redact(&keys_env, &signed_with(in_keys)).0, masked);
+
+    let mut pair = Binary::without_keys();
+    pair.env
+        .push(("LIVEKIT_API_KEY".into(), "APIpairOnly1".into()));
+    pair.env.push(("LIVEKIT_API_SECRET".into(), in_api.into()));
+    assert_eq!(redact(&pair, &signed_with(in_api)).0, masked);
+
+    // LIVEKIT_API_SECRET alone: the configuration refuses it, redact still
+    // masks it and says why on stderr (without the secret).
+    let mut half = Binary::without_keys();
+    half.env.push(("LIVEKIT_API_SECRET".into(), in_api.into()));
+    let (out, err) = redact(&half, &signed_with(in_api));
+    assert_eq!(out, masked);
+    assert!(
+        err.contains("LIVEKIT_API_KEY") && !err.contains(in_api),
+        "{err}"
+    );
+
+    // A key only in the key file (created by `keys create`, printed once).
+    let home = Binary::without_keys();
+    let created = home.run(&["keys", "create"], "");
+    assert_eq!(
+        code(&created),
+        0,
+        "{}",
+        String::from_utf8_lossy(&created.stderr)
+    );
+    let created = String::from_utf8_lossy(&created.stdout).into_owned();
+    let in_file = created
+        .lines()
+        .find_map(|l| l.strip_prefix("api_secret:"))
+        .map(str::trim)
+        .expect("keys create prints the secret");
+    let (out, err) = redact(&home, &signed_with(in_file));
+    assert_eq!(out, masked, "{err}");
+    assert!(err.is_empty(), "{err}");
+}
+
 #[test]
 fn status_asks_the_running_instance_or_reports_locally() {
     let bin = Binary::new();
