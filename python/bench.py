@@ -40,7 +40,10 @@ SECRET = "Xk3vP9qLmT2wR7yB4nH6jD8fG5sA1cZ0eU3iO7pQ2rW"
 
 
 class PyMasker:
-    """The gateway's masking patterns written with Python's `re` (the pure-Python baseline)."""
+    """The gateway's core masking patterns (JWT, PEM, bearer, userinfo, `key=value`)
+    written with Python's `re`: the pure-Python baseline. It leaves out the
+    gateway's later rules (webhook URLs, forge tokens, prose), so it is the
+    cheaper of the two; the bench prints on how many lines they agree."""
 
     MASK = "***MASKED***"
     KEY_NAMES = (
@@ -116,8 +119,8 @@ def main() -> None:
     import warden
 
     manager = warden.SecurityManager(cfg)
-    known, masked, kept = corpus.load()
-    lines = [line for line, _ in masked] + kept
+    shared = corpus.read()
+    lines = [m.line for m in shared.masked] + shared.kept
     py = PyMasker([SECRET])
     agree = sum(py.mask(line) == manager.protect_api_keys_in_logs(line) for line in lines)
 

@@ -1,90 +1,59 @@
-"""The masking corpus the Rust tests use, read from the repository.
+"""The masking corpus the Rust tests use, read from `src/redact/corpus.txt`,
+so Python is checked against exactly the lines the gateway is.
 
-From `src/redact/corpus.txt` when it exists (lines `MASK<TAB>input<TAB>secret`
-or `KEEP<TAB>input`, optionally `SECRET<TAB>known secret`, `#` comments, `\\n`/`\\t`/`\\\\` escapes), else parsed
-from the `must_mask()` / `must_keep()` lists of `src/redact/tests.rs`, so
-Python is checked against exactly the lines the gateway is.
+One case a line, fields separated by one TAB, `#` comments and blank lines
+ignored, `\\n` / `\\t` / `\\\\` escapes in a field (the file's header says the
+same):
+
+    KNOWN  secret                     an exact secret the masker is given
+    MASK   input  secret  [expected]  `secret` is gone; when given, the output is `expected`
+    KEEP   input                      the output is the input
 """
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
-from typing import List, Tuple
+from typing import List, NamedTuple, Optional
 
-REDACT = Path(__file__).resolve().parents[2] / "src" / "redact"
-
-_STR = r'"((?:[^"\\]|\\.)*)"'
-_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "\\": "\\", '"': '"', "'": "'", "0": "\0"}
+CORPUS = Path(__file__).resolve().parents[2] / "src" / "redact" / "corpus.txt"
 
 
-def _unescape(s: str) -> str:
-    return re.sub(r"\\(.)", lambda m: _ESCAPES.get(m.group(1), m.group(0)), s)
+class Mask(NamedTuple):
+    line: str
+    secret: str
+    expected: Optional[str]
 
 
-def _consts(src: str) -> dict:
-    return {m.group(1): _unescape(m.group(2)) for m in re.finditer(r"const (\w+): &str = " + _STR + ";", src)}
+class Corpus(NamedTuple):
+    known: List[str]
+    masked: List[Mask]
+    kept: List[str]
 
 
-def _body(src: str, name: str) -> str:
-    start = src.index(f"fn {name}()")
-    end = src.index("\n}\n", start)
-    return src[start:end]
+def _unescape(field: str) -> str:
+    out, chars = [], iter(field)
+    for c in chars:
+        if c != "\\":
+            out.append(c)
+            continue
+        nxt = next(chars, "")
+        out.append({"n": "\n", "t": "\t", "\\": "\\"}.get(nxt, "\\" + nxt))
+    return "".join(out)
 
 
-def _expr(expr: str, names: dict) -> str:
-    expr = expr.strip()
-    if expr in names:
-        return names[expr]
-    m = re.fullmatch(r"format!\(" + _STR + r"\)", expr)
-    if m:
-        # `{{` and `}}` are literal braces, `{name}` an argument, read left to right.
-        def piece(v: re.Match) -> str:
-            return names[v.group(1)] if v.group(1) else v.group(0)[0]
-
-        return re.sub(r"\{\{|\}\}|\{(\w+)\}", piece, _unescape(m.group(1)))
-    m = re.fullmatch(_STR + r"(?:\.into\(\))?", expr)
-    if m:
-        return _unescape(m.group(1))
-    raise ValueError(f"corpus: cannot read {expr!r}")
-
-
-def _from_tests_rs(path: Path) -> Tuple[str, List[Tuple[str, str]], List[str]]:
-    src = path.read_text()
-    names = _consts(src)
-    names["s"] = names["SECRET"]
-    item = r"(format!\(" + _STR + r"\)|" + _STR + r"(?:\.into\(\))?)"
-    masked = [
-        (_expr(m.group(1), names), _expr(m.group(4), names))
-        for m in re.finditer(r"\(\s*" + item + r",\s*(\w+|" + _STR + r")\s*\)", _body(src, "must_mask"))
-    ]
-    kept = [_unescape(m.group(1)) for m in re.finditer(_STR, _body(src, "must_keep"))]
-    return names["SECRET"], masked, kept
-
-
-def _from_corpus_txt(path: Path, secret: str) -> Tuple[str, List[Tuple[str, str]], List[str]]:
-    masked, kept = [], []
-    for line in path.read_text().splitlines():
-        if not line.strip() or line.startswith("#"):
+def read(path: Path = CORPUS) -> Corpus:
+    corpus = Corpus([], [], [])
+    for n, line in enumerate(path.read_text().splitlines(), 1):
+        if not line or line.startswith("#"):
             continue
         kind, *rest = line.split("\t")
         fields = [_unescape(f) for f in rest]
-        if kind == "MASK":
-            masked.append((fields[0], fields[1]))
-        elif kind == "KEEP":
-            kept.append(fields[0])
-        elif kind == "SECRET":
-            secret = fields[0]
+        if kind == "KNOWN" and len(fields) == 1:
+            corpus.known.append(fields[0])
+        elif kind == "MASK" and len(fields) in (2, 3):
+            corpus.masked.append(Mask(fields[0], fields[1], fields[2] if len(fields) == 3 else None))
+        elif kind == "KEEP" and len(fields) == 1:
+            corpus.kept.append(fields[0])
         else:
-            raise ValueError(f"corpus.txt: unknown line kind {kind!r}")
-    return secret, masked, kept
-
-
-def load() -> Tuple[str, List[Tuple[str, str]], List[str]]:
-    """(the known secret, [(line, secret part that must go)], [lines that must stay])."""
-    tests_rs = REDACT / "tests.rs"
-    secret = _consts(tests_rs.read_text()).get("SECRET", "") if tests_rs.exists() else ""
-    corpus = REDACT / "corpus.txt"
-    if corpus.exists():
-        return _from_corpus_txt(corpus, secret)
-    return _from_tests_rs(tests_rs)
+            raise ValueError(f"{path.name} line {n}: {line!r} is no case")
+    return corpus

@@ -12,40 +12,55 @@ from conftest import SECRET
 
 import warden
 
-KNOWN, MUST_MASK, MUST_KEEP = corpus.load()
+CORPUS = corpus.read()
+MUST_MASK = CORPUS.masked
+MUST_KEEP = CORPUS.kept
+
+
+@pytest.fixture
+def corpus_manager(monkeypatch, config_file):
+    """A manager that knows the corpus's exact secrets, as the Rust test's masker does."""
+    keys = "\n".join(f"APIcorpus{i:06d}: {s}" for i, s in enumerate(CORPUS.known))
+    monkeypatch.setenv("LIVEKIT_KEYS", keys)
+    return warden.SecurityManager(config_file)
 
 
 def test_corpus_is_the_rust_one_and_complete():
-    # The same >= 40 lines the Rust corpus test asks for, and the same known secret.
-    assert len(MUST_MASK) + len(MUST_KEEP) >= 40
-    assert KNOWN == SECRET
-    assert any("PRIVATE KEY" in line for line, _ in MUST_MASK)
+    # The Rust corpus test asks for >= 120 cases, half of them look-alikes.
+    assert len(MUST_MASK) + len(MUST_KEEP) >= 120
+    assert len(MUST_KEEP) * 2 >= len(MUST_MASK) + len(MUST_KEEP) - 1
+    assert SECRET in CORPUS.known
+    assert any("PRIVATE KEY" in m.line for m in MUST_MASK)
 
 
 def test_the_corpus_data_file_format_is_read(tmp_path):
-    # The format the corpus may move to (src/redact/corpus.txt): this reader is ready for it.
     f = tmp_path / "corpus.txt"
-    f.write_text("# comment\nSECRET\tknown-secret-1234\nMASK\ta\\nb password=x1\tx1\n\nKEEP\ttokens: 5\n")
-    assert corpus._from_corpus_txt(f, "") == ("known-secret-1234", [("a\nb password=x1", "x1")], ["tokens: 5"])
+    f.write_text("# comment\nKNOWN\tknown-secret-1234\nMASK\ta\\nb password=x1\tx1\n\nKEEP\ttokens: 5\n")
+    assert corpus.read(f) == (["known-secret-1234"], [("a\nb password=x1", "x1", None)], ["tokens: 5"])
+    f.write_text("MASKED\tx\n")
+    with pytest.raises(ValueError, match="line 1"):
+        corpus.read(f)
 
 
-@pytest.mark.parametrize("line,secret", MUST_MASK, ids=[f"mask{i}" for i in range(len(MUST_MASK))])
-def test_secrets_are_masked(manager, line, secret):
-    out = manager.protect_api_keys_in_logs(line)
-    assert secret not in out, f"{line!r} -> {out!r}"
+@pytest.mark.parametrize("case", MUST_MASK, ids=[f"mask{i}" for i in range(len(MUST_MASK))])
+def test_secrets_are_masked(corpus_manager, case):
+    out = corpus_manager.protect_api_keys_in_logs(case.line)
+    assert case.secret not in out, f"{case.line!r} -> {out!r}"
     assert warden.MASK in out
+    if case.expected is not None:
+        assert out == case.expected
 
 
 @pytest.mark.parametrize("line", MUST_KEEP, ids=[f"keep{i}" for i in range(len(MUST_KEEP))])
-def test_look_alikes_are_kept(manager, line):
-    assert manager.protect_api_keys_in_logs(line) == line
+def test_look_alikes_are_kept(corpus_manager, line):
+    assert corpus_manager.protect_api_keys_in_logs(line) == line
 
 
 def test_masking_keeps_the_surrounding_text_and_is_idempotent(manager):
     out = manager.protect_api_keys_in_logs('Connecting with api_key="sk-secret123456789" region=eu')
     assert out == 'Connecting with api_key="***MASKED***" region=eu'
-    for line, _ in MUST_MASK:
-        once = manager.protect_api_keys_in_logs(line)
+    for case in MUST_MASK:
+        once = manager.protect_api_keys_in_logs(case.line)
         assert manager.protect_api_keys_in_logs(once) == once
 
 
