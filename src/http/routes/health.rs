@@ -44,7 +44,10 @@ pub fn checks(state: &AppState) -> serde_json::Map<String, Value> {
         match signing {
             Some((id, _)) => check(
                 "healthy",
-                format!("{} keys; signing with {id}", infos.len()),
+                match infos.len() {
+                    1 => format!("1 key; signing with {id}"),
+                    n => format!("{n} keys; signing with {id}"),
+                },
             ),
             None => check("critical", "no active API key"),
         },
