@@ -139,7 +139,6 @@ pub enum ConfigCmd {
 }
 
 /// What every command gets: its configuration and the masker.
-#[allow(dead_code)] // `clock` is for the keys and token commands
 pub(crate) struct Ctx {
     pub config: Config,
     pub masker: Masker,

@@ -7,8 +7,6 @@
 //! here (`hs256`, independent of Warden's signer) exactly as LiveKit makes them; interoperability
 //! with LiveKit's own SDKs is proven separately.
 
-#![allow(dead_code)]
-
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
