@@ -2,8 +2,8 @@
 //!
 //! hyper's HTTP/1 connection keeps an 8 KiB read buffer and an 8 KiB write
 //! buffer for as long as the connection lives; for tens of thousands of idle
-//! SSE streams that was nearly all of Warden's memory (17.5 kB per
-//! connection). So on plain HTTP the first request head of each connection
+//! SSE streams that was nearly all of Warden's memory (BENCH.md, "Idle
+//! memory", has the figures). So on plain HTTP the first request head of each connection
 //! is read here, into a small buffer, and parsed with `httparse` (hyper's
 //! own parser):
 //!
