@@ -55,7 +55,7 @@ fn every_section_is_read_from_a_file() {
 server: {listen: "0.0.0.0:9000", trusted_proxies: ["10.0.0.0/8", "192.0.2.7"], tls: {cert: c.pem, key: k.pem}}
 wss_enforcement: {enabled: false, allowed_protocols: [https], redirect_http_to_https: false}
 key_rotation: {rotation_interval_hours: 48, overlap_period_minutes: 10, auto_rotation: true}
-access_validation: {strict_mode: false, validate_all_grants: false, log_access_attempts: false}
+access_validation: {strict_mode: false, validate_all_grants: true, log_access_attempts: false}
 suspicious_activity: {max_failed_attempts: 3, lockout_duration_minutes: 2, rate_limit_per_minute: 7, unusual_usage_threshold: 9, allowlist: ["::1"]}
 webhooks: {allowed_ips: ["203.0.113.0/24"], rate_limit_per_minute: 11, max_body_bytes: 1024, replay_window_seconds: 900, leeway_seconds: 5}
 realtime: {max_connections: 20000, max_connections_per_ip: 2, heartbeat_seconds: 3, max_connection_age_hours: 1, batch_interval_ms: 5, max_batch_size: 4, history_size: 100, hash_identities: false}
@@ -309,4 +309,25 @@ fn connection_limits_and_idle_timeout_are_read_and_checked() {
         err("server: {max_tcp_connections: -1}")
             .starts_with("server.max_tcp_connections: must be 0..=")
     );
+}
+
+#[test]
+fn validate_all_grants_false_is_refused_with_what_replaced_it() {
+    let e = from_yaml(
+        "access_validation: {validate_all_grants: false}",
+        &Env::default(),
+    )
+    .expect_err("refused");
+    let msg = e.to_string();
+    assert!(
+        msg.contains("access_validation.validate_all_grants"),
+        "{msg}"
+    );
+    assert!(msg.contains("always checks every grant"), "{msg}");
+    // `true` (what SPEC's example and the defaults say) is accepted.
+    from_yaml(
+        "access_validation: {validate_all_grants: true}",
+        &Env::default(),
+    )
+    .expect("true");
 }

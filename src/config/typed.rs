@@ -138,8 +138,6 @@ pub struct KeyRotation {
 pub struct AccessValidation {
     /// Refuse weak secrets and insecure loopback URLs.
     pub strict_mode: bool,
-    /// Check every required grant.
-    pub validate_all_grants: bool,
     /// Record denials as security events.
     pub log_access_attempts: bool,
     /// Longest accepted token.
@@ -489,6 +487,14 @@ pub(super) fn validate(r: RawConfig) -> Result<Config, ConfigError> {
     }
     let k = &r.key_rotation;
     let a = &r.access_validation;
+    if !a.validate_all_grants {
+        // Kept in the file format because the origin configuration has it;
+        // turning grant checks off is not something Warden offers.
+        return Err(ConfigError::invalid(
+            "access_validation.validate_all_grants",
+            "false is not supported: Warden always checks every grant a route requires; remove the key or set it to true",
+        ));
+    }
     let sa = &r.suspicious_activity;
     let wh = &r.webhooks;
     let leeway = secs("webhooks.leeway_seconds", wh.leeway_seconds, 0, 3600, 1)?;
@@ -533,7 +539,6 @@ pub(super) fn validate(r: RawConfig) -> Result<Config, ConfigError> {
         },
         access_validation: AccessValidation {
             strict_mode: a.strict_mode,
-            validate_all_grants: a.validate_all_grants,
             log_access_attempts: a.log_access_attempts,
             max_token_bytes: usize::try_from(num(
                 "access_validation.max_token_bytes",
