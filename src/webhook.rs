@@ -89,8 +89,10 @@ pub enum Outcome {
     },
 }
 
-/// Why a delivery was refused. [`WebhookError::status`] and [`WebhookError::code`]
-/// are what the client sees; `Display` (one line, no token, no body content) is for logs.
+/// Why a delivery was refused. [`WebhookError::code`] and
+/// [`WebhookError::public_message`] are what the client sees (the HTTP layer
+/// picks the status from the variant); `Display` (one line, no token, no body
+/// content) is for logs.
 #[derive(Debug, thiserror::Error)]
 pub enum WebhookError {
     /// Missing or invalid signature, unknown key, expired (401).
@@ -130,13 +132,12 @@ pub enum WebhookError {
 }
 
 impl WebhookError {
-    /// HTTP status for this refusal.
-    pub fn status(&self) -> u16 {
-        match self {
-            Self::Signature(_) => 401,
-            Self::BodyTooLarge { .. } => 413,
-            Self::NotUtf8 | Self::TooDeep { .. } | Self::Syntax { .. } | Self::Schema { .. } => 400,
-        }
+    /// The body is not a LiveKit event (as opposed to a signature or size refusal).
+    pub fn is_bad_body(&self) -> bool {
+        matches!(
+            self,
+            Self::NotUtf8 | Self::TooDeep { .. } | Self::Syntax { .. } | Self::Schema { .. }
+        )
     }
 
     /// Stable error code for the JSON error body.

@@ -166,6 +166,23 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// A webhook refusal: 413 for a body over the limit, 400 for a body that is
+/// not a LiveKit event. (A signature failure is the route's 401, which also
+/// names the key the token claimed: [`ApiError::unauthorized`].)
+impl From<crate::webhook::WebhookError> for ApiError {
+    fn from(e: crate::webhook::WebhookError) -> Self {
+        use crate::webhook::WebhookError as W;
+        let status = match &e {
+            W::Signature(_) => StatusCode::UNAUTHORIZED,
+            W::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            W::NotUtf8 | W::TooDeep { .. } | W::Syntax { .. } | W::Schema { .. } => {
+                StatusCode::BAD_REQUEST
+            }
+        };
+        Self::new(status, e.code(), e.public_message())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -185,6 +202,33 @@ mod tests {
             .expect("body");
         let v: serde_json::Value = serde_json::from_slice(&body).expect("json");
         assert_eq!(v, json!({"error": "rate_limited", "message": "slow  down"}));
+    }
+
+    #[test]
+    fn webhook_refusals_map_to_their_statuses_here() {
+        use crate::webhook::WebhookError as W;
+        let cases = [
+            (
+                W::Signature(crate::webhook::SignatureError::Expired),
+                401,
+                "invalid_signature",
+            ),
+            (W::BodyTooLarge { size: 2, limit: 1 }, 413, "body_too_large"),
+            (W::NotUtf8, 400, "malformed_body"),
+            (W::TooDeep { max: 64 }, 400, "malformed_body"),
+            (W::Syntax { line: 1, column: 2 }, 400, "malformed_body"),
+            (
+                W::Schema {
+                    reason: "event".into(),
+                },
+                400,
+                "invalid_event",
+            ),
+        ];
+        for (e, status, code) in cases {
+            let api = ApiError::from(e);
+            assert_eq!((api.status().as_u16(), api.code()), (status, code));
+        }
     }
 
     #[test]

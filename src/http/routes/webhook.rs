@@ -199,8 +199,7 @@ async fn process(
             Ok(("ignored", accepted("ignored")))
         }
         Err(e) => {
-            let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST);
-            if status == StatusCode::UNAUTHORIZED {
+            if matches!(e, crate::webhook::WebhookError::Signature(_)) {
                 tracing::warn!(http.status = 401, reason = %e, client.ip = %ip, "webhook refused");
                 if auth.is_empty() {
                     return Err(ApiError::unauthenticated());
@@ -210,7 +209,7 @@ async fn process(
                     .and_then(|a| claimed_key_id(a.trim_start_matches("Bearer ").trim()));
                 return Err(ApiError::unauthorized(key));
             }
-            Err(ApiError::new(status, e.code(), e.public_message()))
+            Err(e.into())
         }
     }
 }

@@ -86,7 +86,7 @@ proptest! {
         let h = harness();
         match h.rx.receive(ip(), &[sign(&body)], &body) {
             Ok(_) => {}
-            Err(e) => prop_assert!(matches!(e.status(), 400), "{e}"),
+            Err(e) => prop_assert!(e.is_bad_body(), "{e}"),
         }
     }
 
