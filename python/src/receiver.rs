@@ -103,7 +103,9 @@ impl Receiver {
                     let err = WebhookError::new_err(self.masker.mask(&e.to_string()).into_owned());
                     let value = err.value(py);
                     value.setattr("code", e.code())?;
-                    value.setattr("status", e.status())?;
+                    // The status the gateway answers, from the gateway's one error map.
+                    let status = warden::http::error::ApiError::from(e).status().as_u16();
+                    value.setattr("status", status)?;
                     return Err(err);
                 }
             };
