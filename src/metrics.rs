@@ -49,6 +49,7 @@ pub const ROUTES: &[&str] = &[
     "/api/security/status",
     "/api/security/subjects/erase",
     "/api/security/subjects/export",
+    "/api/security/timeline",
     "/api/security/unblock",
     "/assets/{file}",
     "/health",

@@ -347,3 +347,26 @@ fn the_checker_rejects_malformed_exposition() {
     );
     assert!(parse_exposition("# TYPE 1a counter\n").is_err(), "bad name");
 }
+
+/// Every route the router serves is counted under its own template: a route
+/// added to `http.rs` without its entry here would be counted as `other`.
+#[test]
+fn every_route_of_the_router_is_a_metric_route() {
+    let src = include_str!("../http.rs");
+    let mut found = 0;
+    for part in src.split(".route(").skip(1) {
+        let Some(template) = part
+            .trim_start()
+            .strip_prefix('"')
+            .and_then(|t| t.split('"').next())
+        else {
+            continue;
+        };
+        found += 1;
+        assert!(
+            ROUTES.contains(&template),
+            "{template} is served but not in metrics::ROUTES"
+        );
+    }
+    assert!(found >= 15, "only {found} routes read from http.rs");
+}
