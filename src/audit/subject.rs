@@ -122,7 +122,7 @@ impl Audit {
 }
 
 /// Makes deleted data unrecoverable from the database file: `VACUUM` (no free
-/// page keeps old rows; `secure_delete` is on for every connection anyway),
+/// page keeps old rows, whether or not it was deleted with `secure_delete`),
 /// then a `wal_checkpoint(TRUNCATE)` (no WAL frame keeps them), retried while
 /// readers hold the WAL. True when both were done; false when the database
 /// stayed busy (the erasure itself holds: run it again to scrub the file).

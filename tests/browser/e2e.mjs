@@ -282,6 +282,8 @@ async function adminFlow(browser) {
   await step('agents and SIP callers: badges, running agents with their age, a failed job\'s hostile error as text', async () => {
     const caller = { sid: sid('PA'), identity: `+1555${rand(6)}`, name: 'Front desk caller' };
     await hook({ event: 'participant_joined', room: roomObj(room), participant: { ...pObj(caller), kind: 'SIP' } });
+    const bot = { sid: sid('PA'), identity: `agent-${rand(6)}`, name: 'Voice bot' };
+    await hook({ event: 'participant_joined', room: roomObj(room), participant: { ...pObj(bot), kind: 'AGENT' } });
     const startedNs = `${now() - 125}000000000`;
     const job = (id, status, extra = {}) => ({ id, type: 'JT_ROOM', agentName: 'receptionist', room: roomObj(room),
       state: { status, startedAt: startedNs, workerId: 'W_browser', ...extra } });
@@ -290,6 +292,8 @@ async function adminFlow(browser) {
     await hook({ event: 'agent_job_started', job: { id: 'AJ_pend', agentName: 'notetaker', room: roomObj(room) } });
     const card = roomCard(page, room.name);
     await card.locator('li.participant', { hasText: 'Front desk caller' }).locator('.badge.kind-sip', { hasText: 'SIP caller' }).waitFor({ timeout: T });
+    await card.locator('li.participant', { hasText: 'Voice bot' }).locator('.badge.kind-agent', { hasText: 'agent' }).waitFor({ timeout: T });
+    eq(await card.locator('li.participant', { hasText: 'Front desk caller' }).locator('.badge.kind-agent').count(), 0, 'agent badge on the SIP caller');
     const running = card.locator('li.agent[data-job="AJ_run"]');
     await running.waitFor({ timeout: T });
     const line = await running.textContent();
@@ -312,6 +316,7 @@ async function adminFlow(browser) {
     await hook({ event: 'agent_job_ended', job: job('AJ_pend', 'JS_SUCCESS') });
     await card.locator('li.agent').first().waitFor({ state: 'detached', timeout: T });
     await hook({ event: 'participant_left', room: roomObj(room), participant: pObj(caller, 'DISCONNECTED') });
+    await hook({ event: 'participant_left', room: roomObj(room), participant: { ...pObj(bot, 'DISCONNECTED'), kind: 'AGENT' } });
   });
 
   await step('participant_left removes a participant', async () => {

@@ -203,6 +203,18 @@ async fn agent_jobs_are_carried_minimised_and_tracked_in_the_room_state() {
     );
     assert_eq!(agent_ids(&rooms(&s.url).await, "RM_agents"), ["AJ_sip1"]);
 
+    // An error of any length is cut to a bound on the stream.
+    let mut long = job_failed("AJ_sip1");
+    long["job"]["state"]["error"] = json!("E".repeat(5_000));
+    send(&s.url, &long).await;
+    let d = sse.next(T).await.expect("ended").json()["data"].clone();
+    let error = d["job"]["error"].as_str().expect("error");
+    assert!(
+        error.starts_with("EEE") && error.chars().count() <= 300,
+        "bounded: {} chars",
+        error.chars().count()
+    );
+
     // Nothing the proto marks as PII, no worker or agent id, no TURN password, anywhere.
     let stream = format!("{}{}", snap.data, r);
     let dir = s.dir.path().to_path_buf();
@@ -438,4 +450,32 @@ async fn sender_lag_is_measured_and_warns_near_livekits_30_s() {
         "{metrics}"
     );
     s.stop().await;
+}
+
+/// The real binary at DEBUG: what it logs about agent jobs carries none of
+/// the fields that are never kept, and neither does any file it writes.
+#[tokio::test(flavor = "multi_thread")]
+async fn agent_job_pii_never_reaches_the_log_or_any_file() {
+    let bin = support::Binary::new();
+    bin.write_config("logging: {log_level: DEBUG}\n");
+    let mut served = bin.serve(&[]);
+    for v in [
+        room_job_pending("AJ_log1"),
+        sip_job_running("AJ_log2"),
+        job_failed("AJ_log1"),
+    ] {
+        send(&served.url, &v).await;
+    }
+    let r = rooms(&served.url).await;
+    assert_eq!(agent_ids(&r, "RM_agents"), ["AJ_log2"], "{r}");
+    served.terminate();
+    let logged = served.output();
+    assert!(
+        logged.contains("agent_job_started") && logged.contains("agent_job_ended"),
+        "each accepted job event is logged: {logged}"
+    );
+    let written = format!("{logged}{}", everything_written(bin.dir.path()));
+    for never in NEVER {
+        assert!(!written.contains(never), "{never} was written: {logged}");
+    }
 }

@@ -256,23 +256,27 @@ fn warden_send(url: &str, event: &str, secret: &str) -> std::process::Output {
     let dir =
         std::env::temp_dir().join(format!("warden-it-webhook-{}-{event}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
+    let mut args = vec![
+        "webhook",
+        "send",
+        "--url",
+        url,
+        "--event",
+        event,
+        "--room",
+        "drill-room",
+        "--identity",
+        "drill-user",
+    ];
+    if event.starts_with("agent_job_") {
+        args.extend(["--agent", "drill-voice"]);
+    }
     let out = Command::new(env!("CARGO_BIN_EXE_warden"))
         .current_dir(&dir)
         .env_clear()
         .env("LIVEKIT_API_KEY", KEY)
         .env("LIVEKIT_API_SECRET", secret)
-        .args([
-            "webhook",
-            "send",
-            "--url",
-            url,
-            "--event",
-            event,
-            "--room",
-            "drill-room",
-            "--identity",
-            "drill-user",
-        ])
+        .args(&args)
         .output()
         .expect("run warden");
     let _ = std::fs::remove_dir_all(&dir);
@@ -322,7 +326,7 @@ fn warden_webhook_send_is_accepted_by_the_official_receiver() {
         if event.starts_with("agent_job_") {
             assert_eq!(
                 str_at(&report, "/agent"),
-                Some("warden-drill-agent"),
+                Some("drill-voice"),
                 "{event}: {report}"
             );
         }
