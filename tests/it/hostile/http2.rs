@@ -1,5 +1,6 @@
 //! HTTP/2 event streams are bound like HTTP/1 ones: a stream whose client
-//! never opens its flow-control window is cut by the write deadline, token
+//! never opens its flow-control window is cut by the write deadline, one that
+//! falls past the queue bound is cut when it can be written again, token
 //! expiry and revocation end it by a timer, and the gauges go down.
 
 use std::time::{Duration, Instant};
@@ -7,7 +8,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use serde_json::json;
 
-use super::{TlsServer, h2_client, metric, tls_server};
+use super::{TlsServer, h2_client, metric, tls_connect, tls_server};
 use crate::support;
 
 /// Opens `GET /api/events` over HTTP/2 with `token`; returns the body once
@@ -151,6 +152,88 @@ async fn revoking_the_key_ends_a_starved_stream() {
     assert_eq!(
         metric(&s.url, "warden_sse_cuts_total{reason=\"revoked\"}").await,
         1.0
+    );
+    gauges_are_down(&s).await;
+}
+
+/// A client that grants no window at first and opens it when told to.
+async fn h2_client_opened_later(
+    s: &TlsServer,
+) -> (
+    h2::client::SendRequest<Bytes>,
+    tokio::sync::oneshot::Sender<u32>,
+) {
+    let tls = tls_connect([127, 0, 0, 1].into(), s.addr, &s.cert, &[b"h2"])
+        .await
+        .expect("tls");
+    let (client, mut conn) = h2::client::Builder::new()
+        .initial_window_size(0)
+        .handshake::<_, Bytes>(tls)
+        .await
+        .expect("h2 handshake");
+    let (open, mut opened) = tokio::sync::oneshot::channel::<u32>();
+    tokio::spawn(async move {
+        let mut waiting = true;
+        loop {
+            tokio::select! {
+                _ = &mut conn => return,
+                w = &mut opened, if waiting => {
+                    waiting = false;
+                    if let Ok(w) = w {
+                        conn.set_initial_window_size(w).expect("window");
+                    }
+                }
+            }
+        }
+    });
+    (client, open)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_starved_stream_past_the_queue_bound_is_cut_when_it_gets_window() {
+    // The write deadline is far away: only the queue bound can end this stream.
+    let s = tls_server("realtime: {write_timeout_seconds: 600, client_queue_size: 4}").await;
+    let (mut client, open) = h2_client_opened_later(&s).await;
+    let mut body = open_stream(&mut client, &s, &support::list_token()).await;
+    for i in 0..12 {
+        let hook = support::room_started(&format!("h2q{i}"), &format!("RM_h2q{i}"));
+        let status = super::insecure_client()
+            .post(format!("{}/webhooks/livekit", s.url))
+            .header(
+                "authorization",
+                support::sign_webhook(&hook, support::KEY, support::SECRET),
+            )
+            .body(hook)
+            .send()
+            .await
+            .expect("webhook")
+            .status();
+        assert_eq!(status, 200);
+    }
+    assert_eq!(s.state.admission.open(), 1, "still held while starved");
+    open.send(65_535).expect("client task");
+    let start = Instant::now();
+    let mut seen = String::new();
+    loop {
+        match tokio::time::timeout(Duration::from_secs(5), body.data()).await {
+            Err(_) => panic!("not cut within 5 s: {seen}"),
+            Ok(Some(Ok(chunk))) => {
+                seen.push_str(&String::from_utf8_lossy(&chunk));
+                let _ = body.flow_control().release_capacity(chunk.len());
+            }
+            Ok(Some(Err(e))) => panic!("reset instead of a clean end: {e} after {seen}"),
+            Ok(None) => break,
+        }
+    }
+    assert!(start.elapsed() < Duration::from_secs(3));
+    assert!(seen.contains("event: snapshot"), "{seen}");
+    assert!(
+        seen.contains("event: reset") && seen.contains("slow_consumer"),
+        "{seen}"
+    );
+    assert!(
+        !seen.contains("RM_h2q11"),
+        "a client past the bound got every event: {seen}"
     );
     gauges_are_down(&s).await;
 }
