@@ -30,6 +30,7 @@ use crate::cluster::Cluster;
 use crate::config::Config;
 use crate::guard::Guard;
 use crate::hub::{Hub, HubSettings};
+use crate::ingest::{Ingest, Publisher};
 use crate::keys::KeyRing;
 use crate::metrics::Metrics;
 use crate::pepper::Pepper;
@@ -69,24 +70,18 @@ pub struct Inner {
     pub hub: Hub,
     /// Membership of a cluster (`storage.backend: redis`); `None` on one node.
     pub cluster: Option<Cluster>,
-    /// Webhook verification.
-    pub receiver: Receiver,
+    /// Webhook ingest: kill switch, verification, dedupe, publishing.
+    pub ingest: Ingest,
     /// Single-use SSE tickets.
     pub tickets: Tickets,
     /// SSE connection caps.
     pub admission: Admission,
     /// Open streams by signing key (revocation ends them).
     pub lifelines: Lifelines,
-    /// The ingestion kill switch (true = webhooks processed).
-    pub ingestion: AtomicBool,
     /// False while starting and once shutdown begins (`/health` answers 503).
     pub ready: AtomicBool,
     /// Unix ms at start.
     pub started_ms: i64,
-    /// How old webhooks are when they arrive.
-    pub sender_lag: crate::webhook::lag::SenderLag,
-    /// Webhooks accepted per minute over the last hour (the dashboard's timeline).
-    pub webhook_minutes: crate::audit::MinuteCounter,
 }
 
 impl Deref for AppState {
@@ -148,9 +143,13 @@ impl AppState {
             }
             None => None,
         };
+        // One node dedupes in its replay store; a cluster in its publish script.
         let replay = match &boot {
-            Some(_) => ReplayStore::deferred(),
-            None => ReplayStore::sqlite(store.clone(), crate::webhook::replay::DEFAULT_CAP)?,
+            Some(_) => None,
+            None => Some(ReplayStore::sqlite(
+                store.clone(),
+                crate::webhook::replay::DEFAULT_CAP,
+            )?),
         };
         // One node keeps its history and room state in the embedded database;
         // a cluster keeps them in Redis' shared stream.
@@ -159,7 +158,7 @@ impl AppState {
             None => Hub::durable(
                 HubSettings::from_config(&config),
                 &config.storage.path,
-                Some(replay.clone()),
+                replay.clone(),
             )
             .with_context(|| format!("event history in {}", config.storage.path.display()))?,
         };
@@ -180,8 +179,23 @@ impl AppState {
             audit.clone(),
             clock.clone(),
             ReceiverSettings::from_config(&config),
-            replay,
         );
+        let publisher = match (&cluster, replay) {
+            (Some(cluster), _) => Publisher::Cluster(cluster.clone()),
+            (None, Some(replay)) => Publisher::Local {
+                hub: hub.clone(),
+                replay,
+            },
+            (None, None) => anyhow::bail!("a cluster node started without its cluster"),
+        };
+        let ingest = Ingest::new(crate::ingest::Parts {
+            guard: guard.clone(),
+            receiver,
+            publisher,
+            audit: audit.clone(),
+            metrics: metrics.clone(),
+            clock: clock.clone(),
+        });
         let admission = Admission::new(
             config.realtime.max_connections,
             config.realtime.max_connections_per_ip,
@@ -202,22 +216,19 @@ impl AppState {
             guard,
             hub,
             cluster,
-            receiver,
+            ingest,
             tickets: Tickets::new(100_000),
             admission,
             lifelines: Lifelines::default(),
-            ingestion: AtomicBool::new(true),
             ready: AtomicBool::new(false),
             started_ms,
-            sender_lag: crate::webhook::lag::SenderLag::default(),
-            webhook_minutes: crate::audit::MinuteCounter::default(),
         };
         Ok((Self(Arc::new(inner)), report))
     }
 
     /// True while webhooks are processed.
     pub fn ingestion_enabled(&self) -> bool {
-        self.ingestion.load(Ordering::Relaxed)
+        self.ingest.enabled()
     }
 }
 
@@ -292,7 +303,7 @@ pub async fn run_with(
     })
     .await;
     state.hub.flush();
-    state.receiver.replay_store().flush();
+    state.ingest.flush();
     state.audit.close().await;
     Ok(())
 }

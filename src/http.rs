@@ -145,11 +145,6 @@ fn resolve_client_ip(state: &AppState, req: &Request) -> std::net::IpAddr {
     resolved.ip
 }
 
-/// Milliseconds, rounded to two decimals for the log (`duration_ms=0.09`).
-pub(crate) fn rounded_ms(d: std::time::Duration) -> f64 {
-    (d.as_secs_f64() * 100_000.0).round() / 100.0
-}
-
 /// One log line per request: method, matched route, status, duration. Never the URI.
 fn log_request(
     method: &axum::http::Method,
@@ -160,7 +155,7 @@ fn log_request(
 ) {
     let route = matched.map_or("-", MatchedPath::as_str);
     let status = resp.status().as_u16();
-    let ms = rounded_ms(start.elapsed());
+    let ms = crate::telemetry::rounded_ms(start.elapsed());
     // The webhook route writes its own line (accepted, duplicate, refused
     // and why); dashboard polls, probes, scrapes and assets are DEBUG unless
     // they fail.

@@ -45,6 +45,7 @@ pub mod event;
 pub mod guard;
 pub mod http;
 pub mod hub;
+pub mod ingest;
 pub mod keys;
 pub mod livekit;
 pub mod metrics;

@@ -183,6 +183,30 @@ impl From<crate::webhook::WebhookError> for ApiError {
     }
 }
 
+/// An ingest refusal: the guard's (403/429; a locked-out source's unverified
+/// delivery 429, which LiveKit retries), 503 while paused or when the event
+/// cannot be stored or queued (LiveKit retries), 413/400 for the body, 401
+/// for the signature (all 401s alike; one naming a key counts towards the
+/// client's lockout).
+impl From<crate::ingest::IngestError> for ApiError {
+    fn from(e: crate::ingest::IngestError) -> Self {
+        use crate::ingest::IngestError as I;
+        let code = e.code();
+        match e {
+            I::Refused(r) | I::LockedOut(r) => crate::http::refusal(r),
+            I::Paused => Self::unavailable(code, e.to_string(), 30),
+            I::Storage | I::Cluster => Self::unavailable(code, e.to_string(), 1),
+            I::BodyTooLarge { .. } => Self::new(StatusCode::PAYLOAD_TOO_LARGE, code, e.to_string()),
+            I::BodyUnreadable => Self::bad_request(code, e.to_string()),
+            I::Unauthorized {
+                presented: false, ..
+            } => Self::unauthenticated(),
+            I::Unauthorized { claimed_key, .. } => Self::unauthorized(claimed_key),
+            I::Webhook(w) => w.into(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
