@@ -186,12 +186,13 @@ impl Guard {
         (ip, self.client_key(ip), self.inner.clock.now_ms())
     }
 
-    /// Admits an `/api/*` request (SSE connects included): blocklist → 403,
-    /// active lockout → 403 with `Retry-After`, then the per-client
-    /// `rate_limit_per_minute` → 429.
+    /// Admits an `/api/*` request (SSE connects included): blocklist
+    /// ([`RefusalKind::Blocked`]), active lockout ([`RefusalKind::LockedOut`],
+    /// with the time left), then the per-client `rate_limit_per_minute`
+    /// ([`RefusalKind::RateLimited`]).
     pub fn check_api(&self, ip: IpAddr) -> Result<Allowed, Refusal> {
         let (ip, key, now) = self.subject(ip);
-        self.refuse_blocked(ip, key, now, 403)?;
+        self.refuse_blocked(ip, key, now)?;
         self.limit(&self.inner.api, ip, key, now)
             .map(Allowed::rated)
     }
@@ -209,22 +210,22 @@ impl Guard {
     }
 
     /// Admits a webhook delivery: a source outside a non-empty
-    /// `webhooks.allowed_ips` → 403, blocklist → 403, then the per-source
-    /// `webhooks.rate_limit_per_minute` → 429. Counts the delivery for the
-    /// per-source rate anomaly.
+    /// `webhooks.allowed_ips` ([`RefusalKind::NotAllowedSource`]), blocklist,
+    /// then the per-source `webhooks.rate_limit_per_minute`. Counts the
+    /// delivery for the per-source rate anomaly.
     ///
     /// A source that is locked out is admitted on one condition, carried in
     /// [`Allowed::locked_until_ms`]: its delivery must carry a LiveKit
     /// signature that verifies (SPEC, lockouts: refusing LiveKit's own
     /// deliveries loses events once its retries run out). Anything else from
-    /// it is answered with [`Guard::webhook_lockout`] — **429**, not 403,
-    /// since LiveKit retries 429 and drops other 4xx. The rate limit applies
+    /// it is answered with [`Guard::webhook_lockout`] (which the HTTP layer
+    /// answers so that LiveKit retries; see `ingest`). The rate limit applies
     /// first either way, so a locked-out sender cannot buy unlimited HMAC work.
     pub fn check_webhook(&self, ip: IpAddr) -> Result<Allowed, Refusal> {
         let (ip, key, now) = self.subject(ip);
         let sources = &self.inner.settings.webhook_sources;
         if !sources.is_empty() && !is_in(ip, sources) {
-            return Err(Refusal::new(RefusalKind::NotAllowedSource, 403));
+            return Err(Refusal::new(RefusalKind::NotAllowedSource));
         }
         self.refuse_blocklisted(ip, key, now)?;
         let locked_until_ms = self.locked_until(key, now);
@@ -237,14 +238,14 @@ impl Guard {
     }
 
     /// The answer to a webhook from a locked-out source whose signature did
-    /// not verify: 429 with `Retry-After` (and `IP_BLOCKED`, once per lockout).
+    /// not verify: a lockout with the time left (and `IP_BLOCKED`, once per lockout).
     pub fn webhook_lockout(&self, ip: IpAddr, locked_until_ms: i64) -> Refusal {
         let (ip, key, now) = self.subject(ip);
-        self.locked_out(ip, key, now, locked_until_ms, 429)
+        self.locked_out(ip, key, now, locked_until_ms)
     }
 
     /// Admits an SSE connect under the connection-rate limit (burst
-    /// `realtime.max_connections_per_ip`, one more per second) → 429. Call it
+    /// `realtime.max_connections_per_ip`, one more per second). Call it
     /// after [`Guard::check_api`], which does blocklist and lockout.
     pub fn check_sse_connect(&self, ip: IpAddr) -> Result<Allowed, Refusal> {
         let (ip, key, now) = self.subject(ip);
@@ -263,21 +264,15 @@ impl Guard {
                 .unwrap_or(false)
     }
 
-    fn refuse_blocked(
-        &self,
-        ip: IpAddr,
-        key: ClientKey,
-        now: i64,
-        lockout_status: u16,
-    ) -> Result<(), Refusal> {
+    fn refuse_blocked(&self, ip: IpAddr, key: ClientKey, now: i64) -> Result<(), Refusal> {
         self.refuse_blocklisted(ip, key, now)?;
         match self.locked_until(key, now) {
-            Some(until) => Err(self.locked_out(ip, key, now, until, lockout_status)),
+            Some(until) => Err(self.locked_out(ip, key, now, until)),
             None => Ok(()),
         }
     }
 
-    /// The static blocklist: 403 (`IP_BLOCKED` once per `lockout_duration`).
+    /// The static blocklist (`IP_BLOCKED` once per `lockout_duration`).
     fn refuse_blocklisted(&self, ip: IpAddr, key: ClientKey, now: i64) -> Result<(), Refusal> {
         let inner = &self.inner;
         if !is_in(ip, &inner.settings.blocklist) {
@@ -298,7 +293,7 @@ impl Guard {
                     .detail("reason", "blocklist"),
             );
         }
-        Err(Refusal::new(RefusalKind::Blocked, 403))
+        Err(Refusal::new(RefusalKind::Blocked))
     }
 
     /// The end of `key`'s lockout, if it is locked out at `now`.
@@ -311,7 +306,7 @@ impl Guard {
 
     /// A refusal for a lockout until `until`: counted, `IP_BLOCKED` once per
     /// lockout, `Retry-After` the time left.
-    fn locked_out(&self, ip: IpAddr, key: ClientKey, now: i64, until: i64, status: u16) -> Refusal {
+    fn locked_out(&self, ip: IpAddr, key: ClientKey, now: i64, until: i64) -> Refusal {
         let inner = &self.inner;
         inner.counters.bump(&inner.counters.refused_locked);
         let report = inner
@@ -330,7 +325,7 @@ impl Guard {
         .max(1);
         Refusal {
             retry_after_secs: Some(retry),
-            ..Refusal::new(RefusalKind::LockedOut, status)
+            ..Refusal::new(RefusalKind::LockedOut)
         }
     }
 
@@ -360,7 +355,7 @@ impl Guard {
     }
 
     /// Counts a rate-limit refusal, records `RATE_LIMIT_EXCEEDED` once per
-    /// client, policy and window, and builds the 429.
+    /// client, policy and window, and builds the refusal.
     fn rate_limited(
         &self,
         limiter: &Limiter,
@@ -402,7 +397,7 @@ impl Guard {
         Refusal {
             retry_after_secs: Some(limited.retry_after_secs),
             rate: Some(limited.info),
-            ..Refusal::new(RefusalKind::RateLimited, 429)
+            ..Refusal::new(RefusalKind::RateLimited)
         }
     }
 

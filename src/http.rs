@@ -38,7 +38,7 @@ use axum::routing::{get, post};
 use self::error::{ApiError, AuthFailed};
 use self::extract::ClientIp;
 use crate::app::AppState;
-use crate::guard::{Refusal, RefusalKind};
+use crate::guard::Refusal;
 
 /// The whole HTTP surface of Warden.
 pub fn router(state: AppState) -> Router {
@@ -238,8 +238,8 @@ async fn guard_api(State(state): State<AppState>, req: Request, next: Next) -> R
     let start = Instant::now();
     let mut resp = next.run(req).await;
     state.guard.record_api_usage(&route, ip, start.elapsed());
-    if let Some(rate) = allowed.rate {
-        for (name, value) in rate.headers() {
+    if let Some(rate) = &allowed.rate {
+        for (name, value) in error::rate_limit_headers(rate) {
             if let Ok(v) = HeaderValue::try_from(value) {
                 resp.headers_mut().insert(name, v);
             }
@@ -254,7 +254,7 @@ fn refused(state: &AppState, route: &str, r: Refusal) -> Response {
     if route == "/api/events" {
         state.metrics.sse_refusal(r.kind.code());
     }
-    refusal(r).into_response()
+    ApiError::from(r).into_response()
 }
 
 /// `/metrics`: the local scraper (a loopback client) passes; any other
@@ -285,17 +285,4 @@ pub async fn within_request_timeout(
         )
         .into_response(),
     }
-}
-
-/// A guard refusal as an API error: status, code and headers (Retry-After,
-/// RateLimit) are the guard's; only the message is chosen here.
-pub fn refusal(r: Refusal) -> ApiError {
-    let status = StatusCode::from_u16(r.status).unwrap_or(StatusCode::FORBIDDEN);
-    let message = match r.kind {
-        RefusalKind::Blocked => "this client is blocked",
-        RefusalKind::LockedOut => "too many failed authentications; try again later",
-        RefusalKind::RateLimited => "rate limit exceeded",
-        RefusalKind::NotAllowedSource => "this source may not deliver webhooks",
-    };
-    ApiError::new(status, r.kind.code(), message).with_headers(r.headers())
 }

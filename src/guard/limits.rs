@@ -56,8 +56,9 @@ impl Policy {
     }
 }
 
-/// What the HTTP layer needs for the IETF `RateLimit` / `RateLimit-Policy`
-/// headers (draft-ietf-httpapi-ratelimit-headers).
+/// A client's standing under one rate limit: what the IETF `RateLimit` /
+/// `RateLimit-Policy` headers advertise (draft-ietf-httpapi-ratelimit-headers;
+/// written by `http/error.rs`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RateInfo {
     /// Policy name (`api`, `webhook`, `sse`).
@@ -72,24 +73,6 @@ pub struct RateInfo {
     /// some remains; until the next request is admitted when none does (so it
     /// never ends after `Retry-After`, as the draft requires).
     pub reset_secs: u64,
-}
-
-impl RateInfo {
-    /// `RateLimit-Policy: "api";q=100;w=60` and `RateLimit: "api";r=57;t=12`
-    /// (Structured Field Lists of one String Item with Integer parameters).
-    pub fn headers(&self) -> Vec<(&'static str, String)> {
-        let name = self.policy_name;
-        vec![
-            (
-                "RateLimit-Policy",
-                format!("\"{name}\";q={};w={}", self.limit, self.window_secs),
-            ),
-            (
-                "RateLimit",
-                format!("\"{name}\";r={};t={}", self.remaining, self.reset_secs),
-            ),
-        ]
-    }
 }
 
 /// Governor's clock, read from Warden's [`Clock`].

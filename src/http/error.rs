@@ -1,14 +1,19 @@
-//! `ApiError`: the only place that picks status codes and error bodies.
+//! `ApiError`: the only place that picks status codes, error bodies and the
+//! `Retry-After` / `RateLimit` headers.
 //!
-//! Every refusal is `{"error": "<stable code>", "message": "<one line>"}`.
-//! `IntoResponse` has no side effects and shows nothing internal: causes are
-//! logged (masked) where they happen, the client sees the code. All 401s look
-//! the same whatever the cause. 429 and 503 always carry `Retry-After`.
+//! Domain errors carry kinds; a `From` impl here turns each into its answer
+//! (the guard's [`Refusal`], SSE admission, ingest, webhook). Every refusal
+//! is `{"error": "<stable code>", "message": "<one line>"}`. `IntoResponse`
+//! has no side effects and shows nothing internal: causes are logged (masked)
+//! where they happen, the client sees the code. All 401s look the same
+//! whatever the cause. 429 and 503 always carry `Retry-After`.
 
 use axum::Json;
 use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
+
+use crate::guard::{RateInfo, Refusal, RefusalKind};
 
 /// Marker put in a 401 response's extensions so the guard layer can count the
 /// failure against the client (and the key id the credential named, if any).
@@ -183,6 +188,71 @@ impl From<crate::webhook::WebhookError> for ApiError {
     }
 }
 
+/// A guard refusal: 429 for a rate limit, 403 otherwise (blocklist,
+/// lockout, a webhook source not allowed); `Retry-After` and the `RateLimit`
+/// headers as they apply.
+impl From<Refusal> for ApiError {
+    fn from(r: Refusal) -> Self {
+        let status = match r.kind {
+            RefusalKind::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            RefusalKind::Blocked | RefusalKind::LockedOut | RefusalKind::NotAllowedSource => {
+                StatusCode::FORBIDDEN
+            }
+        };
+        refusal(status, r)
+    }
+}
+
+/// `r` answered with `status`: the guard's code, a message chosen here, its headers.
+fn refusal(status: StatusCode, r: Refusal) -> ApiError {
+    let message = match r.kind {
+        RefusalKind::Blocked => "this client is blocked",
+        RefusalKind::LockedOut => "too many failed authentications; try again later",
+        RefusalKind::RateLimited => "rate limit exceeded",
+        RefusalKind::NotAllowedSource => "this source may not deliver webhooks",
+    };
+    let mut headers: Vec<_> = r
+        .rate
+        .as_ref()
+        .map(rate_limit_headers)
+        .into_iter()
+        .flatten()
+        .collect();
+    if let Some(secs) = r.retry_after_secs {
+        headers.push(("Retry-After", secs.to_string()));
+    }
+    ApiError::new(status, r.kind.code(), message).with_headers(headers)
+}
+
+/// `RateLimit-Policy: "api";q=100;w=60` and `RateLimit: "api";r=57;t=12`
+/// (Structured Field Lists of one String Item with Integer parameters), for
+/// refused and admitted requests alike.
+pub fn rate_limit_headers(rate: &RateInfo) -> [(&'static str, String); 2] {
+    let name = rate.policy_name;
+    [
+        (
+            "RateLimit-Policy",
+            format!("\"{name}\";q={};w={}", rate.limit, rate.window_secs),
+        ),
+        (
+            "RateLimit",
+            format!("\"{name}\";r={};t={}", rate.remaining, rate.reset_secs),
+        ),
+    ]
+}
+
+/// An SSE connection over a cap: 503 for the server's, 429 for the client's.
+impl From<crate::app::admission::AdmissionError> for ApiError {
+    fn from(e: crate::app::admission::AdmissionError) -> Self {
+        use crate::app::admission::AdmissionError as A;
+        let message = e.to_string();
+        match e {
+            A::Global => Self::unavailable("too_many_connections", message, 5),
+            A::PerClient => Self::too_many("too_many_connections", message, 5),
+        }
+    }
+}
+
 /// An ingest refusal: the guard's (403/429; a locked-out source's unverified
 /// delivery 429, which LiveKit retries), 503 while paused or when the event
 /// cannot be stored or queued (LiveKit retries), 413/400 for the body, 401
@@ -193,7 +263,10 @@ impl From<crate::ingest::IngestError> for ApiError {
         use crate::ingest::IngestError as I;
         let code = e.code();
         match e {
-            I::Refused(r) | I::LockedOut(r) => crate::http::refusal(r),
+            I::Refused(r) => r.into(),
+            // LiveKit retries a 429 and drops other 4xx: a locked-out source's
+            // unverified delivery must not be lost for good.
+            I::LockedOut(r) => refusal(StatusCode::TOO_MANY_REQUESTS, r),
             I::Paused => Self::unavailable(code, e.to_string(), 30),
             I::Storage | I::Cluster => Self::unavailable(code, e.to_string(), 1),
             I::BodyTooLarge { .. } => Self::new(StatusCode::PAYLOAD_TOO_LARGE, code, e.to_string()),
@@ -253,6 +326,60 @@ mod tests {
             let api = ApiError::from(e);
             assert_eq!((api.status().as_u16(), api.code()), (status, code));
         }
+    }
+
+    #[test]
+    fn guard_and_ingest_refusals_get_their_statuses_and_headers_here() {
+        let rate = RateInfo {
+            policy_name: "api",
+            limit: 3,
+            window_secs: 60,
+            remaining: 0,
+            reset_secs: 20,
+        };
+        let limited = Refusal {
+            kind: RefusalKind::RateLimited,
+            retry_after_secs: Some(20),
+            rate: Some(rate),
+        };
+        let resp = ApiError::from(limited).into_response();
+        assert_eq!(resp.status(), 429);
+        let h = resp.headers();
+        assert_eq!(h["ratelimit-policy"], "\"api\";q=3;w=60");
+        assert_eq!(h["ratelimit"], "\"api\";r=0;t=20");
+        assert_eq!(h["retry-after"], "20");
+        let locked = Refusal {
+            kind: RefusalKind::LockedOut,
+            retry_after_secs: Some(900),
+            rate: None,
+        };
+        let api = ApiError::from(locked.clone()).into_response();
+        assert_eq!(
+            (
+                api.status().as_u16(),
+                api.headers()["retry-after"].to_str().ok()
+            ),
+            (403, Some("900"))
+        );
+        // The same lockout met by a webhook: LiveKit retries 429 only.
+        let hook = ApiError::from(crate::ingest::IngestError::LockedOut(locked));
+        assert_eq!((hook.status().as_u16(), hook.code()), (429, "locked_out"));
+        for kind in [RefusalKind::Blocked, RefusalKind::NotAllowedSource] {
+            let e = ApiError::from(Refusal {
+                kind,
+                retry_after_secs: None,
+                rate: None,
+            });
+            assert_eq!((e.status().as_u16(), e.code()), (403, kind.code()));
+        }
+        use crate::app::admission::AdmissionError as A;
+        let global = ApiError::from(A::Global);
+        let per_client = ApiError::from(A::PerClient);
+        assert_eq!(
+            (global.status().as_u16(), per_client.status().as_u16()),
+            (503, 429)
+        );
+        assert_eq!(global.code(), "too_many_connections");
     }
 
     #[test]
