@@ -24,6 +24,7 @@
 //! (`guard/shared_rates.rs`) are also shared with the other nodes, without
 //! ever waiting on Redis in a check.
 
+pub mod admission;
 mod anomaly;
 mod auth;
 pub mod client;
@@ -46,6 +47,7 @@ use std::time::Duration;
 
 use ipnet::IpNet;
 
+pub use self::admission::{Admission, AdmissionError, ConnPermit};
 pub use self::anomaly::{BASELINE_ALPHA, JUMP_FACTOR, WARMUP_HOURS, WEBHOOK_MIN_VOLUME};
 pub use self::client::{ClientKey, UNKNOWN_CLIENT, client_ip};
 pub use self::forwarding::{IdentitySnapshot, Resolved, Source};

@@ -53,6 +53,7 @@ pub mod notify;
 pub mod pepper;
 pub mod redact;
 pub mod runfile;
+pub mod server;
 pub mod store;
 pub mod subject;
 pub mod telemetry;
@@ -61,4 +62,4 @@ pub mod token;
 pub mod transport;
 pub mod webhook;
 
-pub use app::run;
+pub use server::run;

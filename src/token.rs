@@ -13,6 +13,7 @@
 mod claims;
 pub mod grants;
 pub mod jws;
+pub mod tickets;
 
 use std::time::Duration;
 
@@ -26,6 +27,7 @@ pub use self::grants::{
     AgentGrant, ClaimGrants, Denied, InferenceGrant, ObservabilityGrant, SipGrant, UnknownGrant,
     VIDEO_GRANT_NAMES, VideoGrant, validate_access_rights,
 };
+pub use self::tickets::Tickets;
 use crate::keys::{KeyError, KeyRing};
 
 /// Lifetime of a minted token when none is given (LiveKit's default).

@@ -242,9 +242,9 @@ pub fn rate_limit_headers(rate: &RateInfo) -> [(&'static str, String); 2] {
 }
 
 /// An SSE connection over a cap: 503 for the server's, 429 for the client's.
-impl From<crate::app::admission::AdmissionError> for ApiError {
-    fn from(e: crate::app::admission::AdmissionError) -> Self {
-        use crate::app::admission::AdmissionError as A;
+impl From<crate::guard::AdmissionError> for ApiError {
+    fn from(e: crate::guard::AdmissionError) -> Self {
+        use crate::guard::AdmissionError as A;
         let message = e.to_string();
         match e {
             A::Global => Self::unavailable("too_many_connections", message, 5),
@@ -372,7 +372,7 @@ mod tests {
             });
             assert_eq!((e.status().as_u16(), e.code()), (403, kind.code()));
         }
-        use crate::app::admission::AdmissionError as A;
+        use crate::guard::AdmissionError as A;
         let global = ApiError::from(A::Global);
         let per_client = ApiError::from(A::PerClient);
         assert_eq!(

@@ -17,9 +17,9 @@ use axum::http::{HeaderMap, header};
 
 use super::error::ApiError;
 use crate::app::AppState;
-use crate::app::tickets::TICKET_PREFIX;
 use crate::audit::{EventType, NewEvent, Severity};
 use crate::hub::Access;
+use crate::token::tickets::TICKET_PREFIX;
 use crate::token::{self, Claims, TokenPolicy};
 
 /// The cookie the dashboard keeps the access token in (HttpOnly, SameSite=Strict).

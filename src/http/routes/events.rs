@@ -13,8 +13,9 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use futures_util::Stream;
 
-use crate::app::admission::AdmissionError;
-use crate::app::{AppState, ConnPermit, Lifeline};
+use crate::app::{AppState, Lifeline};
+use crate::guard::AdmissionError;
+use crate::guard::ConnPermit;
 use crate::http::error::ApiError;
 use crate::http::extract::{ClientIp, Subscriber, deny, query_pairs};
 use crate::http::serve::stream::Probe;
