@@ -31,6 +31,7 @@ pub mod client;
 pub mod forwarding;
 mod limits;
 mod lockout;
+mod policy;
 mod shared;
 mod shared_rates;
 mod state;
@@ -51,8 +52,9 @@ pub use self::admission::{Admission, AdmissionError, ConnPermit};
 pub use self::anomaly::{BASELINE_ALPHA, JUMP_FACTOR, WARMUP_HOURS, WEBHOOK_MIN_VOLUME};
 pub use self::client::{ClientKey, UNKNOWN_CLIENT, client_ip};
 pub use self::forwarding::{IdentitySnapshot, Resolved, Source};
-pub use self::limits::{Policy, RateInfo};
+pub use self::limits::RateInfo;
 pub use self::lockout::MAX_KEY_FAILURE_CLIENTS;
+pub use self::policy::Policy;
 pub use self::shared::{SharedSink, SharedUpdate, parse_client_key};
 pub use self::shared_rates::{RateDelta, SharedQuota};
 pub use self::types::{

@@ -53,6 +53,7 @@ pub mod notify;
 pub mod pepper;
 pub mod redact;
 pub mod runfile;
+pub mod security;
 pub mod server;
 pub mod store;
 pub mod subject;

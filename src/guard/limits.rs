@@ -27,34 +27,10 @@ use governor::state::StateStore;
 use governor::{Quota, RateLimiter};
 
 use super::client::ClientKey;
+use super::policy::Policy;
 use super::state::ClientState;
 use super::table::Table;
 use crate::clock::Clock;
-
-/// A rate-limit policy; indexes the per-client GCRA slots.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Policy {
-    /// `/api/*` requests.
-    Api = 0,
-    /// Webhook deliveries.
-    Webhook = 1,
-    /// SSE connects.
-    Sse = 2,
-}
-
-impl Policy {
-    /// Number of policies (slots per client).
-    pub const COUNT: usize = 3;
-
-    /// The policy name used in the `RateLimit` headers and events.
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Api => "api",
-            Self::Webhook => "webhook",
-            Self::Sse => "sse",
-        }
-    }
-}
 
 /// A client's standing under one rate limit: what the IETF `RateLimit` /
 /// `RateLimit-Policy` headers advertise (draft-ietf-httpapi-ratelimit-headers;
