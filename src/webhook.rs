@@ -3,13 +3,14 @@
 //! [`Receiver::receive`] is the part of [`crate::ingest`] that reads the
 //! delivery, in an order that keeps unauthenticated input cheap and inert:
 //!
-//! 1. size: more than `webhooks.max_body_bytes` → 413 (the HTTP layer caps the
-//!    read at [`Receiver::max_body_bytes`] first; this is the backstop);
-//! 2. signature on the exact bytes ([`verify`]) → 401, recorded as
+//! 1. size: more than `webhooks.max_body_bytes` → [`WebhookError::BodyTooLarge`]
+//!    (ingest caps the read at [`Receiver::max_body_bytes`] first; this is
+//!    the backstop);
+//! 2. signature on the exact bytes ([`verify`]) → [`WebhookError::Signature`], recorded as
 //!    `WEBHOOK_INVALID_SIGNATURE` with the source IP and claimed key id, never
 //!    the token. Nothing is parsed before this passes;
-//! 3. UTF-8, nesting depth (a flat byte scan), JSON → 400;
-//! 4. lenient typed decoding ([`decode`]) and required parts → 400; unknown
+//! 3. UTF-8, nesting depth (a flat byte scan), JSON → a bad body;
+//! 4. lenient typed decoding ([`decode`]) and required parts → a bad body; unknown
 //!    event names → [`Outcome::Ignored`];
 //! 5. sanitising and minimising ([`normalize`]), with the body digest the
 //!    signature check computed, for the dedupe that follows (the event id
@@ -92,10 +93,10 @@ pub enum Outcome {
 /// content) is for logs.
 #[derive(Debug, thiserror::Error)]
 pub enum WebhookError {
-    /// Missing or invalid signature, unknown key, expired (401).
+    /// Missing or invalid signature, unknown key, expired.
     #[error("invalid webhook signature: {0}")]
     Signature(#[from] SignatureError),
-    /// Body larger than allowed (413).
+    /// Body larger than allowed.
     #[error("webhook body of {size} bytes exceeds the {limit}-byte limit")]
     BodyTooLarge {
         /// Bytes received.
@@ -103,16 +104,16 @@ pub enum WebhookError {
         /// The limit.
         limit: usize,
     },
-    /// Body is not UTF-8 (400).
+    /// Body is not UTF-8.
     #[error("webhook body is not UTF-8")]
     NotUtf8,
-    /// JSON nested deeper than allowed (400).
+    /// JSON nested deeper than allowed.
     #[error("webhook body nests deeper than {max} levels")]
     TooDeep {
         /// The limit.
         max: usize,
     },
-    /// Not JSON (400).
+    /// Not JSON.
     #[error("webhook body is not JSON (line {line}, column {column})")]
     Syntax {
         /// 1-based line.
@@ -120,7 +121,7 @@ pub enum WebhookError {
         /// 1-based column.
         column: usize,
     },
-    /// JSON that is not a LiveKit event (400).
+    /// JSON that is not a LiveKit event.
     #[error("webhook body is not a LiveKit event: {reason}")]
     Schema {
         /// What is wrong (a field path or a missing part; never body content).
@@ -211,7 +212,7 @@ impl Receiver {
 
     /// True when `authorization` is a LiveKit signature over `body` that
     /// verifies now. Records nothing: it is asked about deliveries from a
-    /// locked-out source, whose failures are answered 429 and covered by the
+    /// locked-out source, whose failures are refused as the lockout and covered by the
     /// lockout's one `IP_BLOCKED` event, not written to the audit log one by one.
     pub fn signature_verifies<A: AsRef<[u8]>>(&self, authorization: &[A], body: &[u8]) -> bool {
         let leeway_ms = i64::try_from(self.inner.settings.leeway.as_millis()).unwrap_or(i64::MAX);
