@@ -11,9 +11,10 @@
 //! lockout). `/api/*` additionally passes the guard (blocklist, lockout → 403,
 //! per-client rate limit → 429 with RateLimit headers) and, but for the SSE
 //! stream, a request timeout; so does `/metrics` from a non-loopback client.
-//! The webhook route applies its own guard policy (a locked-out source passes
-//! only with a verified signature, else 429, because LiveKit drops 4xx and
-//! retries 429) and its own timeout ([`routes::webhook::receive`]).
+//! The webhook route has its own timeout ([`routes::webhook::receive`]) and
+//! its guard policy is ingest's ([`crate::ingest`]: a locked-out source
+//! passes only with a verified signature, else 429, because LiveKit drops
+//! 4xx and retries 429).
 //!
 //! Why one middleware and not four: axum applies `Router::layer` to every
 //! route, and each `from_fn` layer clones the whole stack beneath it and boxes
