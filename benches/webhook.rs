@@ -1,4 +1,5 @@
 //! Webhook verification + decode + normalisation (`webhook::Receiver::receive`)
+//! and the in-memory dedupe that follows it in `ingest` (`ReplayStore::check`)
 //! on a real LiveKit `participant_joined` body: the per-request cost of ingest.
 //! Every iteration gets a body with a fresh event id (made outside the timed
 //! part), so the replay store never turns it into a cheap duplicate.
@@ -13,7 +14,9 @@ use warden::config::Config;
 use warden::keys::KeyRing;
 use warden::pepper::Pepper;
 use warden::redact::Secret;
-use warden::webhook::{Outcome, Receiver, ReceiverSettings, ReplayStore, emit, replay, verify};
+use warden::webhook::{
+    Outcome, Receiver, ReceiverSettings, ReplayStore, Seen, emit, replay, verify,
+};
 
 const KEY: &str = "APIbenchKey2345";
 const SECRET: &str = "Xk3vP9qLmT2wR7yB4nH6jD8fG5sA1cZ0eU3iO7pQ2rW";
@@ -32,18 +35,21 @@ fn receive(c: &mut Criterion) {
         Audit::in_memory(),
         Clock::manual(NOW_MS),
         ReceiverSettings::from_config(&Config::defaults()),
-        ReplayStore::memory(100_000),
     );
+    let seen = ReplayStore::memory(100_000);
+    let window = rx.replay_window();
     let ip = IpAddr::V4(Ipv4Addr::LOCALHOST);
     let (body, auth) = signed();
     let first = rx.receive(ip, &[auth.as_str()], &body);
-    assert!(matches!(first, Ok(Outcome::Broadcast(_))), "{first:?}");
+    assert!(matches!(first, Ok(Outcome::Event(..))), "{first:?}");
     c.bench_function("webhook receive (verify + decode + normalise)", |b| {
         b.iter_batched(
             signed,
-            |(body, auth)| {
-                let out = rx.receive(ip, &[auth.as_str()], black_box(&body));
-                matches!(out, Ok(Outcome::Broadcast(_)))
+            |(body, auth)| match rx.receive(ip, &[auth.as_str()], black_box(&body)) {
+                Ok(Outcome::Event(event, digest)) => {
+                    seen.check(&event.id, digest, NOW_MS, window) == Seen::New
+                }
+                _ => false,
             },
             BatchSize::SmallInput,
         )

@@ -263,7 +263,7 @@ fn run(cli: Cli, masker: Masker) -> anyhow::Result<()> {
             };
             match command {
                 Command::Serve { listen } => {
-                    crate::app::serve_blocking(ctx.config, listen, ctx.masker)
+                    crate::server::serve_blocking(ctx.config, listen, ctx.masker)
                 }
                 Command::Keys(cmd) => keys::run(cmd, &ctx),
                 Command::Token(cmd) => token::run(cmd, &ctx),

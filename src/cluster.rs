@@ -78,13 +78,11 @@ mod reconciler;
 mod scripts;
 mod wire;
 
-use std::net::IpAddr;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use redis::aio::ConnectionManager;
 
-use crate::audit::{EventType, NewEvent, Severity};
 use crate::config::Config;
 use crate::event::Event;
 use crate::store::{Redis, RedisError};
@@ -138,16 +136,6 @@ pub enum Published {
     Retry,
     /// Already processed with another body: recorded as `WEBHOOK_REPLAY`.
     Replay,
-}
-
-impl Published {
-    /// The `status` of the webhook's 200 answer.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::New(_) => "accepted",
-            Self::Retry | Self::Replay => "duplicate",
-        }
-    }
 }
 
 /// The `redis` health check.
@@ -254,30 +242,20 @@ impl Cluster {
 
     /// Dedupes and appends a verified event to the shared stream (see the
     /// module docs); every node's reader then broadcasts it. An error means
-    /// the event is not queued: answer 503 so LiveKit retries.
+    /// the event is not queued: answer 503 so LiveKit retries. A
+    /// [`Published::Replay`] is recorded by the caller (`ingest`).
     pub async fn publish(
         &self,
         event: &Event,
-        source_ip: IpAddr,
         body: BodyDigest,
     ) -> Result<Published, ClusterError> {
-        let inner = &self.inner;
         let (_, seq, seen) = self
             .append(event, &wire::encode(event), &hex::encode(body))
             .await?;
         Ok(match seen {
             0 => Published::New(seq),
             1 => Published::Retry,
-            _ => {
-                inner.parts.audit.record(
-                    NewEvent::new(EventType::WebhookReplay, Severity::High)
-                        .ip(source_ip)
-                        .detail("event_id", event.id.clone())
-                        .detail("event", event.event.clone())
-                        .detail("scope", "cluster"),
-                );
-                Published::Replay
-            }
+            _ => Published::Replay,
         })
     }
 

@@ -24,12 +24,15 @@
 //! (`guard/shared_rates.rs`) are also shared with the other nodes, without
 //! ever waiting on Redis in a check.
 
+pub mod admission;
 mod anomaly;
 mod auth;
 pub mod client;
 pub mod forwarding;
 mod limits;
 mod lockout;
+mod policy;
+mod refuse;
 mod shared;
 mod shared_rates;
 mod state;
@@ -46,11 +49,13 @@ use std::time::Duration;
 
 use ipnet::IpNet;
 
+pub use self::admission::{Admission, AdmissionError, ConnPermit};
 pub use self::anomaly::{BASELINE_ALPHA, JUMP_FACTOR, WARMUP_HOURS, WEBHOOK_MIN_VOLUME};
 pub use self::client::{ClientKey, UNKNOWN_CLIENT, client_ip};
 pub use self::forwarding::{IdentitySnapshot, Resolved, Source};
-pub use self::limits::{Policy, RateInfo};
+pub use self::limits::RateInfo;
 pub use self::lockout::MAX_KEY_FAILURE_CLIENTS;
+pub use self::policy::Policy;
 pub use self::shared::{SharedSink, SharedUpdate, parse_client_key};
 pub use self::shared_rates::{RateDelta, SharedQuota};
 pub use self::types::{
@@ -186,12 +191,13 @@ impl Guard {
         (ip, self.client_key(ip), self.inner.clock.now_ms())
     }
 
-    /// Admits an `/api/*` request (SSE connects included): blocklist → 403,
-    /// active lockout → 403 with `Retry-After`, then the per-client
-    /// `rate_limit_per_minute` → 429.
+    /// Admits an `/api/*` request (SSE connects included): blocklist
+    /// ([`RefusalKind::Blocked`]), active lockout ([`RefusalKind::LockedOut`],
+    /// with the time left), then the per-client `rate_limit_per_minute`
+    /// ([`RefusalKind::RateLimited`]).
     pub fn check_api(&self, ip: IpAddr) -> Result<Allowed, Refusal> {
         let (ip, key, now) = self.subject(ip);
-        self.refuse_blocked(ip, key, now, 403)?;
+        self.refuse_blocked(ip, key, now)?;
         self.limit(&self.inner.api, ip, key, now)
             .map(Allowed::rated)
     }
@@ -209,22 +215,22 @@ impl Guard {
     }
 
     /// Admits a webhook delivery: a source outside a non-empty
-    /// `webhooks.allowed_ips` → 403, blocklist → 403, then the per-source
-    /// `webhooks.rate_limit_per_minute` → 429. Counts the delivery for the
-    /// per-source rate anomaly.
+    /// `webhooks.allowed_ips` ([`RefusalKind::NotAllowedSource`]), blocklist,
+    /// then the per-source `webhooks.rate_limit_per_minute`. Counts the
+    /// delivery for the per-source rate anomaly.
     ///
     /// A source that is locked out is admitted on one condition, carried in
     /// [`Allowed::locked_until_ms`]: its delivery must carry a LiveKit
     /// signature that verifies (SPEC, lockouts: refusing LiveKit's own
     /// deliveries loses events once its retries run out). Anything else from
-    /// it is answered with [`Guard::webhook_lockout`] — **429**, not 403,
-    /// since LiveKit retries 429 and drops other 4xx. The rate limit applies
+    /// it is answered with [`Guard::webhook_lockout`] (which the HTTP layer
+    /// answers so that LiveKit retries; see `ingest`). The rate limit applies
     /// first either way, so a locked-out sender cannot buy unlimited HMAC work.
     pub fn check_webhook(&self, ip: IpAddr) -> Result<Allowed, Refusal> {
         let (ip, key, now) = self.subject(ip);
         let sources = &self.inner.settings.webhook_sources;
         if !sources.is_empty() && !is_in(ip, sources) {
-            return Err(Refusal::new(RefusalKind::NotAllowedSource, 403));
+            return Err(Refusal::new(RefusalKind::NotAllowedSource));
         }
         self.refuse_blocklisted(ip, key, now)?;
         let locked_until_ms = self.locked_until(key, now);
@@ -237,14 +243,14 @@ impl Guard {
     }
 
     /// The answer to a webhook from a locked-out source whose signature did
-    /// not verify: 429 with `Retry-After` (and `IP_BLOCKED`, once per lockout).
+    /// not verify: a lockout with the time left (and `IP_BLOCKED`, once per lockout).
     pub fn webhook_lockout(&self, ip: IpAddr, locked_until_ms: i64) -> Refusal {
         let (ip, key, now) = self.subject(ip);
-        self.locked_out(ip, key, now, locked_until_ms, 429)
+        self.locked_out(ip, key, now, locked_until_ms)
     }
 
     /// Admits an SSE connect under the connection-rate limit (burst
-    /// `realtime.max_connections_per_ip`, one more per second) → 429. Call it
+    /// `realtime.max_connections_per_ip`, one more per second). Call it
     /// after [`Guard::check_api`], which does blocklist and lockout.
     pub fn check_sse_connect(&self, ip: IpAddr) -> Result<Allowed, Refusal> {
         let (ip, key, now) = self.subject(ip);
@@ -261,149 +267,6 @@ impl Guard {
                 .clients
                 .get_mut(&key, |c| c.lock.locked_until(now).is_some())
                 .unwrap_or(false)
-    }
-
-    fn refuse_blocked(
-        &self,
-        ip: IpAddr,
-        key: ClientKey,
-        now: i64,
-        lockout_status: u16,
-    ) -> Result<(), Refusal> {
-        self.refuse_blocklisted(ip, key, now)?;
-        match self.locked_until(key, now) {
-            Some(until) => Err(self.locked_out(ip, key, now, until, lockout_status)),
-            None => Ok(()),
-        }
-    }
-
-    /// The static blocklist: 403 (`IP_BLOCKED` once per `lockout_duration`).
-    fn refuse_blocklisted(&self, ip: IpAddr, key: ClientKey, now: i64) -> Result<(), Refusal> {
-        let inner = &self.inner;
-        if !is_in(ip, &inner.settings.blocklist) {
-            return Ok(());
-        }
-        inner.counters.bump(&inner.counters.refused_blocked);
-        let dedupe_ms = inner.settings.rules.lockout_ms;
-        let report = inner.clients.upsert(&key, now, |c| {
-            let due = c.blocked_reported_ms == 0 || now - c.blocked_reported_ms >= dedupe_ms;
-            if due {
-                c.blocked_reported_ms = now;
-            }
-            due
-        });
-        if report {
-            self.emit(
-                self.event(EventType::IpBlocked, Severity::Medium, ip, key)
-                    .detail("reason", "blocklist"),
-            );
-        }
-        Err(Refusal::new(RefusalKind::Blocked, 403))
-    }
-
-    /// The end of `key`'s lockout, if it is locked out at `now`.
-    fn locked_until(&self, key: ClientKey, now: i64) -> Option<i64> {
-        self.inner
-            .clients
-            .get_mut(&key, |c| c.lock.locked_until(now))
-            .flatten()
-    }
-
-    /// A refusal for a lockout until `until`: counted, `IP_BLOCKED` once per
-    /// lockout, `Retry-After` the time left.
-    fn locked_out(&self, ip: IpAddr, key: ClientKey, now: i64, until: i64, status: u16) -> Refusal {
-        let inner = &self.inner;
-        inner.counters.bump(&inner.counters.refused_locked);
-        let report = inner
-            .clients
-            .get_mut(&key, |c| c.lock.take_blocked_report())
-            .unwrap_or(false);
-        if report {
-            let event = self
-                .event(EventType::IpBlocked, Severity::Medium, ip, key)
-                .detail("reason", "lockout");
-            self.emit(event.detail("until", crate::clock::rfc3339_ms(until)));
-        }
-        let retry = limits::ceil_secs(Duration::from_millis(
-            u64::try_from(until - now).unwrap_or(0),
-        ))
-        .max(1);
-        Refusal {
-            retry_after_secs: Some(retry),
-            ..Refusal::new(RefusalKind::LockedOut, status)
-        }
-    }
-
-    /// The rate limit of `limiter`'s policy: first a refusal the cluster
-    /// decided (the client's requests on all nodes together are over the
-    /// limit), then this node's own limiter; an admitted request is counted
-    /// for the cluster.
-    fn limit(
-        &self,
-        limiter: &Limiter,
-        ip: IpAddr,
-        key: ClientKey,
-        now: i64,
-    ) -> Result<RateInfo, Refusal> {
-        let rates = &self.inner.rates;
-        if let Some(until) = rates.limited_until(&key, limiter.policy(), now) {
-            let wait = Duration::from_millis(u64::try_from(until - now).unwrap_or(0));
-            return Err(self.rate_limited(limiter, limiter.refusal(wait), ip, key, now, true));
-        }
-        match limiter.check(&key) {
-            Ok(info) => {
-                rates.count(&key, limiter.policy());
-                Ok(info)
-            }
-            Err(limited) => Err(self.rate_limited(limiter, limited, ip, key, now, false)),
-        }
-    }
-
-    /// Counts a rate-limit refusal, records `RATE_LIMIT_EXCEEDED` once per
-    /// client, policy and window, and builds the 429.
-    fn rate_limited(
-        &self,
-        limiter: &Limiter,
-        limited: limits::Limited,
-        ip: IpAddr,
-        key: ClientKey,
-        now: i64,
-        cluster: bool,
-    ) -> Refusal {
-        let inner = &self.inner;
-        inner.counters.bump(&inner.counters.rate_limited);
-        let slot = limiter.policy() as usize;
-        inner
-            .counters
-            .bump(&inner.counters.rate_limited_by_policy[slot]);
-        let window_ms =
-            i64::try_from(limited.info.window_secs.saturating_mul(1000)).unwrap_or(i64::MAX);
-        let due = inner.clients.upsert(&key, now, |c| {
-            let last = &mut c.rate_reported_ms[slot];
-            let due = *last == 0 || now - *last >= window_ms;
-            if due {
-                *last = now;
-            }
-            due
-        });
-        if due {
-            let info = &limited.info;
-            let event = self
-                .event(EventType::RateLimitExceeded, Severity::Medium, ip, key)
-                .detail("policy", info.policy_name)
-                .detail("limit", info.limit)
-                .detail("window_seconds", info.window_secs);
-            self.emit(if cluster {
-                event.detail("scope", "cluster")
-            } else {
-                event
-            });
-        }
-        Refusal {
-            retry_after_secs: Some(limited.retry_after_secs),
-            rate: Some(limited.info),
-            ..Refusal::new(RefusalKind::RateLimited, 429)
-        }
     }
 
     fn event(&self, kind: EventType, severity: Severity, ip: IpAddr, key: ClientKey) -> NewEvent {

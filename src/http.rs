@@ -11,9 +11,10 @@
 //! lockout). `/api/*` additionally passes the guard (blocklist, lockout → 403,
 //! per-client rate limit → 429 with RateLimit headers) and, but for the SSE
 //! stream, a request timeout; so does `/metrics` from a non-loopback client.
-//! The webhook route applies its own guard policy (a locked-out source passes
-//! only with a verified signature, else 429, because LiveKit drops 4xx and
-//! retries 429) and its own timeout ([`routes::webhook::receive`]).
+//! The webhook route has its own timeout ([`routes::webhook::receive`]) and
+//! its guard policy is ingest's ([`crate::ingest`]: a locked-out source
+//! passes only with a verified signature, else 429, because LiveKit drops
+//! 4xx and retries 429).
 //!
 //! Why one middleware and not four: axum applies `Router::layer` to every
 //! route, and each `from_fn` layer clones the whole stack beneath it and boxes
@@ -38,7 +39,7 @@ use axum::routing::{get, post};
 use self::error::{ApiError, AuthFailed};
 use self::extract::ClientIp;
 use crate::app::AppState;
-use crate::guard::{Refusal, RefusalKind};
+use crate::guard::Refusal;
 
 /// The whole HTTP surface of Warden.
 pub fn router(state: AppState) -> Router {
@@ -145,11 +146,6 @@ fn resolve_client_ip(state: &AppState, req: &Request) -> std::net::IpAddr {
     resolved.ip
 }
 
-/// Milliseconds, rounded to two decimals for the log (`duration_ms=0.09`).
-pub(crate) fn rounded_ms(d: std::time::Duration) -> f64 {
-    (d.as_secs_f64() * 100_000.0).round() / 100.0
-}
-
 /// One log line per request: method, matched route, status, duration. Never the URI.
 fn log_request(
     method: &axum::http::Method,
@@ -160,7 +156,7 @@ fn log_request(
 ) {
     let route = matched.map_or("-", MatchedPath::as_str);
     let status = resp.status().as_u16();
-    let ms = rounded_ms(start.elapsed());
+    let ms = crate::telemetry::rounded_ms(start.elapsed());
     // The webhook route writes its own line (accepted, duplicate, refused
     // and why); dashboard polls, probes, scrapes and assets are DEBUG unless
     // they fail.
@@ -243,8 +239,8 @@ async fn guard_api(State(state): State<AppState>, req: Request, next: Next) -> R
     let start = Instant::now();
     let mut resp = next.run(req).await;
     state.guard.record_api_usage(&route, ip, start.elapsed());
-    if let Some(rate) = allowed.rate {
-        for (name, value) in rate.headers() {
+    if let Some(rate) = &allowed.rate {
+        for (name, value) in error::rate_limit_headers(rate) {
             if let Ok(v) = HeaderValue::try_from(value) {
                 resp.headers_mut().insert(name, v);
             }
@@ -259,7 +255,7 @@ fn refused(state: &AppState, route: &str, r: Refusal) -> Response {
     if route == "/api/events" {
         state.metrics.sse_refusal(r.kind.code());
     }
-    refusal(r).into_response()
+    ApiError::from(r).into_response()
 }
 
 /// `/metrics`: the local scraper (a loopback client) passes; any other
@@ -290,17 +286,4 @@ pub async fn within_request_timeout(
         )
         .into_response(),
     }
-}
-
-/// A guard refusal as an API error: status, code and headers (Retry-After,
-/// RateLimit) are the guard's; only the message is chosen here.
-pub fn refusal(r: Refusal) -> ApiError {
-    let status = StatusCode::from_u16(r.status).unwrap_or(StatusCode::FORBIDDEN);
-    let message = match r.kind {
-        RefusalKind::Blocked => "this client is blocked",
-        RefusalKind::LockedOut => "too many failed authentications; try again later",
-        RefusalKind::RateLimited => "rate limit exceeded",
-        RefusalKind::NotAllowedSource => "this source may not deliver webhooks",
-    };
-    ApiError::new(status, r.kind.code(), message).with_headers(r.headers())
 }

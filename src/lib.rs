@@ -1,13 +1,15 @@
 //! Warden: a security gateway for LiveKit deployments.
 //!
 //! ```text
-//!  LiveKit ──signed webhook──▶ http::routes::webhook ──▶ webhook::receive ──▶ hub ──SSE──▶ dashboards
-//!                                   │   (verify bytes, decode, sanitise)        │ history, snapshot
-//!                                   ▼                                           ▼
-//!                                 guard (client identity, limits, lockouts)   http::routes::events
-//!                                   │                                           ▲
-//!                                   ▼                                           │ token::verify
-//!                                 audit (hash-chained events, log, alerts)    keys (KeyRing)
+//!  LiveKit ──signed webhook──▶ http::routes::webhook ──▶ ingest::Ingest::accept ──▶ hub ──SSE──▶ dashboards
+//!                                                         │ guard, webhook::Receiver   │ history, snapshot
+//!                                                         │ (verify bytes, decode,     ▼
+//!                                                         │  sanitise), dedupe      http::routes::events
+//!                                                         ▼                            ▲
+//!                                 audit (hash-chained events, log, alerts)           │ token::verify
+//!                                                                                 keys (KeyRing)
+//!
+//!  server (listeners, life cycle) ──▶ http (router; http/error.rs picks every status) ──▶ app::AppState
 //! ```
 //!
 //! | module | owns |
@@ -19,11 +21,13 @@
 //! | [`keys`] | the key ring: active, retiring and revoked API keys |
 //! | [`livekit`] | LiveKit RoomService client; reconciles the room snapshot with the server |
 //! | [`pepper`] | the deployment pepper: peppered hashes of identities and keys |
-//! | [`token`] | LiveKit access tokens: claims, grants, mint, verify |
+//! | [`token`] | LiveKit access tokens: claims, grants, mint, verify; single-use SSE tickets |
 //! | [`event`] | the minimised, sanitised event that goes on the stream |
-//! | [`webhook`] | LiveKit webhook verification, decoding and normalisation |
+//! | [`webhook`] | LiveKit webhook verification, decoding and normalisation; the seen-id store |
+//! | [`ingest`] | one delivery from the guard to the stream: kill switch, verification, dedupe, publishing (local or cluster) |
 //! | [`hub`] | SSE fan-out: history for resume, room snapshot, slow-consumer policy |
-//! | [`guard`] | client identity, rate limits, lockouts, anomalies |
+//! | [`guard`] | client identity, rate limits, lockouts, anomalies, SSE connection caps; refusals as kinds |
+//! | [`security`] | the vocabulary of security events: [`security::EventType`], [`security::Severity`] |
 //! | [`audit`] | security events: the one `record` path, hash-chained store, security log, alerts |
 //! | [`metrics`] | Prometheus/OpenMetrics counters, gauges and histograms for `/metrics` |
 //! | [`store`] | persistence backends: embedded SQLite, Redis |
@@ -31,8 +35,9 @@
 //! | [`tls`] | rustls termination, certificate reload |
 //! | [`notify`] | systemd readiness (`READY=1` / `STOPPING=1` to `$NOTIFY_SOCKET`) |
 //! | [`transport`] | outbound URL rules: `enforce_wss_connections`, `validate_connection_protocol` |
-//! | [`app`] | [`app::AppState`]: cheap handles to every component |
-//! | [`http`] | the router, its layers, extractors and handlers |
+//! | [`app`] | [`app::AppState`]: cheap handles to every component, and their wiring |
+//! | [`server`] | [`run`] and `warden serve`: listeners, background tasks, shutdown and drain |
+//! | [`http`] | the router, its layers, extractors and handlers; `http/error.rs`, the only place that picks statuses |
 //! | [`cli`] | the `warden` command line |
 
 pub mod app;
@@ -45,6 +50,7 @@ pub mod event;
 pub mod guard;
 pub mod http;
 pub mod hub;
+pub mod ingest;
 pub mod keys;
 pub mod livekit;
 pub mod metrics;
@@ -52,6 +58,8 @@ pub mod notify;
 pub mod pepper;
 pub mod redact;
 pub mod runfile;
+pub mod security;
+pub mod server;
 pub mod store;
 pub mod subject;
 pub mod telemetry;
@@ -60,4 +68,4 @@ pub mod token;
 pub mod transport;
 pub mod webhook;
 
-pub use app::run;
+pub use server::run;

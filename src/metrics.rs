@@ -31,9 +31,9 @@ use std::time::Duration;
 pub use self::expo::Format;
 use self::expo::Writer;
 use self::family::{Buckets, Counter, Gauge, Histogram, Labelled, buckets};
-use crate::audit::EventType;
 use crate::guard::GuardStats;
 use crate::hub::HubStats;
+use crate::security::EventType;
 
 /// The routes counted by `warden_http_requests_total`: the router's route
 /// templates (never a raw path), and `other` for a request no route matched.

@@ -4,7 +4,7 @@
 //! to a unix datagram socket (a path, or `@name` in the abstract namespace)
 //! and waits for `READY=1` before it counts the service as started — so units
 //! ordered `After=warden.service` start only once Warden answers. `serve`
-//! sends `READY=1` (from `app::run_with`) once the listener is bound and the
+//! sends `READY=1` (from `server::run_with`) once the listener is bound and the
 //! keys, stores, audit log and TLS certificate are loaded, and `STOPPING=1`
 //! when a shutdown begins.
 //!

@@ -127,6 +127,11 @@ pub fn init(logging: &Logging, masker: &Masker, sink: Sink) {
     let _ = result;
 }
 
+/// Milliseconds, rounded to two decimals for the log (`duration_ms=0.09`).
+pub fn rounded_ms(d: std::time::Duration) -> f64 {
+    (d.as_secs_f64() * 100_000.0).round() / 100.0
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

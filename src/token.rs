@@ -13,6 +13,7 @@
 mod claims;
 pub mod grants;
 pub mod jws;
+pub mod tickets;
 
 use std::time::Duration;
 
@@ -26,6 +27,7 @@ pub use self::grants::{
     AgentGrant, ClaimGrants, Denied, InferenceGrant, ObservabilityGrant, SipGrant, UnknownGrant,
     VIDEO_GRANT_NAMES, VideoGrant, validate_access_rights,
 };
+pub use self::tickets::Tickets;
 use crate::keys::{KeyError, KeyRing};
 
 /// Lifetime of a minted token when none is given (LiveKit's default).
@@ -366,6 +368,18 @@ pub fn mint_service(
         "iss": key_id, "sub": identity, "nbf": now, "exp": now + SERVICE_TOKEN_TTL_SECS, "video": video,
     });
     jws::sign_hs256(&claims, secret.expose().as_bytes()).map_err(|_| TokenError::Sign)
+}
+
+/// The `iss` a token claims, read without verifying (for accounting only).
+pub fn claimed_key_id(token: &str) -> Option<String> {
+    let payload = token.split('.').nth(1)?;
+    if payload.len() > 8192 {
+        return None;
+    }
+    let bytes = URL_SAFE_NO_PAD.decode(payload.trim_end_matches('=')).ok()?;
+    let v: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    let iss = v.get("iss")?.as_str()?;
+    (iss.len() <= 64).then(|| iss.to_owned())
 }
 
 #[cfg(test)]

@@ -1,25 +1,25 @@
-//! LiveKit webhook ingest: verify the raw bytes, decode, normalise, dedupe.
+//! LiveKit webhooks: verify the raw bytes, decode, normalise.
 //!
-//! [`Receiver::receive`] is the whole pipeline behind `POST /webhooks/livekit`,
-//! in an order that keeps unauthenticated input cheap and inert:
+//! [`Receiver::receive`] is the part of [`crate::ingest`] that reads the
+//! delivery, in an order that keeps unauthenticated input cheap and inert:
 //!
-//! 1. size: more than `webhooks.max_body_bytes` → 413 (the HTTP layer caps the
-//!    read at [`Receiver::max_body_bytes`] first; this is the backstop);
-//! 2. signature on the exact bytes ([`verify`]) → 401, recorded as
+//! 1. size: more than `webhooks.max_body_bytes` → [`WebhookError::BodyTooLarge`]
+//!    (ingest caps the read at [`Receiver::max_body_bytes`] first; this is
+//!    the backstop);
+//! 2. signature on the exact bytes ([`verify`]) → [`WebhookError::Signature`], recorded as
 //!    `WEBHOOK_INVALID_SIGNATURE` with the source IP and claimed key id, never
 //!    the token. Nothing is parsed before this passes;
-//! 3. UTF-8, nesting depth (a flat byte scan), JSON → 400;
-//! 4. lenient typed decoding ([`decode`]) and required parts → 400; unknown
+//! 3. UTF-8, nesting depth (a flat byte scan), JSON → a bad body;
+//! 4. lenient typed decoding ([`decode`]) and required parts → a bad body; unknown
 //!    event names → [`Outcome::Ignored`];
-//! 5. sanitising and minimising ([`normalize`]);
-//! 6. the event id through the [`ReplayStore`]: a repeat is
-//!    [`Outcome::Duplicate`] (200, not broadcast); a repeat with another body is
-//!    also recorded as `WEBHOOK_REPLAY`. `createdAt` never refuses anything:
-//!    LiveKit queues and retries, so late deliveries are legitimate.
+//! 5. sanitising and minimising ([`normalize`]), with the body digest the
+//!    signature check computed, for the dedupe that follows (the event id
+//!    through the [`ReplayStore`] or the cluster's publish script, in
+//!    [`crate::ingest`]). `createdAt` never refuses anything: LiveKit queues
+//!    and retries, so late deliveries are legitimate.
 //!
-//! Invariant: an [`Outcome::Broadcast`] event was signed by a key of the ring,
-//! within its validity, over exactly these bytes, and is the first delivery of
-//! its id within the replay window.
+//! Invariant: an [`Outcome::Event`] was signed by a key of the ring, within
+//! its validity, over exactly these bytes.
 
 pub mod decode;
 pub mod emit;
@@ -73,15 +73,13 @@ impl ReceiverSettings {
     }
 }
 
-/// What became of a verified delivery (all answered 200).
+/// What a verified delivery holds.
 // One value per request, moved straight to the hub: boxing would only add an allocation.
 #[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq)]
 pub enum Outcome {
-    /// A new event: hand it to the hub.
-    Broadcast(Event),
-    /// An id already processed within the replay window: not broadcast again.
-    Duplicate,
+    /// An event to broadcast once deduplicated, and the digest of its body.
+    Event(Event, replay::BodyDigest),
     /// An event Warden does not broadcast (acknowledged so LiveKit does not retry).
     Ignored {
         /// The event name, sanitised.
@@ -95,10 +93,10 @@ pub enum Outcome {
 /// content) is for logs.
 #[derive(Debug, thiserror::Error)]
 pub enum WebhookError {
-    /// Missing or invalid signature, unknown key, expired (401).
+    /// Missing or invalid signature, unknown key, expired.
     #[error("invalid webhook signature: {0}")]
     Signature(#[from] SignatureError),
-    /// Body larger than allowed (413).
+    /// Body larger than allowed.
     #[error("webhook body of {size} bytes exceeds the {limit}-byte limit")]
     BodyTooLarge {
         /// Bytes received.
@@ -106,16 +104,16 @@ pub enum WebhookError {
         /// The limit.
         limit: usize,
     },
-    /// Body is not UTF-8 (400).
+    /// Body is not UTF-8.
     #[error("webhook body is not UTF-8")]
     NotUtf8,
-    /// JSON nested deeper than allowed (400).
+    /// JSON nested deeper than allowed.
     #[error("webhook body nests deeper than {max} levels")]
     TooDeep {
         /// The limit.
         max: usize,
     },
-    /// Not JSON (400).
+    /// Not JSON.
     #[error("webhook body is not JSON (line {line}, column {column})")]
     Syntax {
         /// 1-based line.
@@ -123,7 +121,7 @@ pub enum WebhookError {
         /// 1-based column.
         column: usize,
     },
-    /// JSON that is not a LiveKit event (400).
+    /// JSON that is not a LiveKit event.
     #[error("webhook body is not a LiveKit event: {reason}")]
     Schema {
         /// What is wrong (a field path or a missing part; never body content).
@@ -166,7 +164,6 @@ struct Inner {
     clock: Clock,
     settings: ReceiverSettings,
     identities: Identities,
-    replay: ReplayStore,
 }
 
 /// The webhook pipeline; cheap to clone.
@@ -191,7 +188,6 @@ impl Receiver {
         audit: Audit,
         clock: Clock,
         settings: ReceiverSettings,
-        replay: ReplayStore,
     ) -> Self {
         let identities = if settings.hash_identities {
             Identities::Hashed(pepper)
@@ -205,7 +201,6 @@ impl Receiver {
                 clock,
                 settings,
                 identities,
-                replay,
             }),
         }
     }
@@ -217,7 +212,7 @@ impl Receiver {
 
     /// True when `authorization` is a LiveKit signature over `body` that
     /// verifies now. Records nothing: it is asked about deliveries from a
-    /// locked-out source, whose failures are answered 429 and covered by the
+    /// locked-out source, whose failures are refused as the lockout and covered by the
     /// lockout's one `IP_BLOCKED` event, not written to the audit log one by one.
     pub fn signature_verifies<A: AsRef<[u8]>>(&self, authorization: &[A], body: &[u8]) -> bool {
         let leeway_ms = i64::try_from(self.inner.settings.leeway.as_millis()).unwrap_or(i64::MAX);
@@ -225,12 +220,13 @@ impl Receiver {
         verify::verify(authorization, body, &self.inner.keys, now_ms, leeway_ms).is_ok()
     }
 
-    /// The replay store (to flush it at shutdown).
-    pub fn replay_store(&self) -> &ReplayStore {
-        &self.inner.replay
+    /// How long event ids are remembered.
+    pub fn replay_window(&self) -> Duration {
+        self.inner.settings.replay_window
     }
 
-    /// Verifies, decodes and normalises one delivery. `authorization` holds
+    /// Verifies, decodes and normalises one delivery; records a signature
+    /// refusal as `WEBHOOK_INVALID_SIGNATURE`. `authorization` holds
     /// every `Authorization` header value of the request (more than one is refused).
     pub fn receive<A: AsRef<[u8]>>(
         &self,
@@ -268,18 +264,7 @@ impl Receiver {
                 });
             }
         };
-        match self
-            .inner
-            .replay
-            .check(&event.id, body_digest, now_ms, s.replay_window)
-        {
-            Seen::New => Ok(Outcome::Broadcast(event)),
-            Seen::Retry => Ok(Outcome::Duplicate),
-            Seen::Replay => {
-                self.record_replay(source_ip, &event);
-                Ok(Outcome::Duplicate)
-            }
-        }
+        Ok(Outcome::Event(event, body_digest))
     }
 
     fn record_refusal(&self, ip: IpAddr, refusal: &verify::Refusal) {
@@ -290,15 +275,6 @@ impl Receiver {
             ev = ev.key(key.clone());
         }
         self.inner.audit.record(ev);
-    }
-
-    fn record_replay(&self, ip: IpAddr, event: &Event) {
-        self.inner.audit.record(
-            NewEvent::new(EventType::WebhookReplay, Severity::High)
-                .ip(ip)
-                .detail("event_id", event.id.clone())
-                .detail("event", event.event.clone()),
-        );
     }
 }
 

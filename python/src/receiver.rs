@@ -1,8 +1,9 @@
 //! `warden.WebhookReceiver`'s native half: `warden::webhook::Receiver`, the
 //! pipeline behind the gateway's `POST /webhooks/livekit` — signature over
 //! the exact bytes first, then UTF-8, depth, JSON, schema, sanitising,
-//! minimising and the replay window — returning the event as the SSE
-//! stream's `data` shows it.
+//! minimising — and the replay window the gateway's ingest applies next
+//! (`ingest/publish.rs`), returning the event as the SSE stream's `data`
+//! shows it.
 
 use std::net::IpAddr;
 use std::str::FromStr;
@@ -11,11 +12,13 @@ use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use serde_json::json;
 
+use warden::audit::Audit;
+use warden::clock::Clock;
 use warden::guard::UNKNOWN_CLIENT;
 use warden::keys::KeyRing;
 use warden::pepper::Pepper;
 use warden::redact::{Masker, Secret};
-use warden::webhook::{self, Outcome, ReceiverSettings, ReplayStore};
+use warden::webhook::{self, Outcome, ReceiverSettings, ReplayStore, Seen};
 
 use crate::core::Core;
 use crate::{WardenError, WebhookError, guarded};
@@ -27,6 +30,9 @@ const REPLAY_CAP: usize = 100_000;
 #[pyclass(module = "warden._native", frozen)]
 pub struct Receiver {
     rx: webhook::Receiver,
+    seen: ReplayStore,
+    audit: Audit,
+    clock: Clock,
     masker: Masker,
 }
 
@@ -72,9 +78,14 @@ impl Receiver {
                 core.audit.clone(),
                 core.clock.clone(),
                 settings,
-                ReplayStore::memory(REPLAY_CAP),
             );
-            Ok(Self { rx, masker })
+            Ok(Self {
+                rx,
+                seen: ReplayStore::memory(REPLAY_CAP),
+                audit: core.audit.clone(),
+                clock: core.clock.clone(),
+                masker,
+            })
         })
     }
 
@@ -97,8 +108,21 @@ impl Receiver {
                 None => UNKNOWN_CLIENT,
             };
             let event = match self.rx.receive(ip, &[auth], body) {
-                Ok(Outcome::Broadcast(event)) => event,
-                Ok(Outcome::Duplicate | Outcome::Ignored { .. }) => return Ok(None),
+                Ok(Outcome::Event(event, digest)) => {
+                    let window = self.rx.replay_window();
+                    match self
+                        .seen
+                        .check(&event.id, digest, self.clock.now_ms(), window)
+                    {
+                        Seen::New => event,
+                        Seen::Retry => return Ok(None),
+                        Seen::Replay => {
+                            self.audit.record(webhook::replay::replay_event(ip, &event));
+                            return Ok(None);
+                        }
+                    }
+                }
+                Ok(Outcome::Ignored { .. }) => return Ok(None),
                 Err(e) => {
                     let err = WebhookError::new_err(self.masker.mask(&e.to_string()).into_owned());
                     let value = err.value(py);

@@ -14,7 +14,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use ipnet::IpNet;
 use reqwest::Url;
 
-use super::alerts::AlertError;
+use super::alert_error::AlertError;
 use crate::config::Config;
 
 /// Checks the alert URL against the transport rule; literal IP hosts are

@@ -1,237 +1,226 @@
-//! The [`Audit`] handle: the record path.
-//!
-//! File-backed audits write on a dedicated thread fed by a bounded channel:
-//! an append may wait up to SQLite's busy timeout while another process (the
-//! CLI) holds the write lock, and that wait must never sit on a request or
-//! on a tokio worker. The audit opens its own connection to the database for
-//! the same reason: a slow append never holds the lock other components use.
-//! In-memory audits (unit tests of other modules) write inline, so an event
-//! is visible as soon as `record` returns.
+//! The writer: masks, chains and stores an event, then writes the security
+//! log line and queues the alert. Runs on the writer thread (file-backed) or
+//! inline (in-memory); safe to call from several threads at once.
 
-use std::fmt;
-use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
+use std::collections::VecDeque;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 
-use tokio::sync::{mpsc, oneshot};
+use rand::RngCore;
+use serde_json::Value;
+use tokio::sync::oneshot;
 
-use super::alerts::{Alerter, SigningKey};
-use super::core::{Core, Job};
+use super::alerts::Alerter;
 use super::logfile::SecurityLog;
-use super::worker::{AuditWorker, alert_signing_secret};
-use super::{AuditError, NewEvent, Severity, StoredEvent, sqlite, target};
-use crate::clock::Clock;
-use crate::config::Config;
+use super::{AuditError, NewEvent, Severity, StoredEvent, sqlite};
+use crate::clock::{self, Clock};
 use crate::metrics::Metrics;
 use crate::redact::Masker;
-use crate::store::Sqlite;
+use crate::store::{Sqlite, StoreError};
 
-/// Events waiting for the writer before `record` starts dropping.
-const QUEUE: usize = 4096;
+/// Events kept in memory for [`super::Audit::recent`].
+const RECENT: usize = 256;
 
-/// The audit handle: cheap to clone; `record` never blocks the caller.
-#[derive(Clone)]
-pub struct Audit {
-    pub(super) core: Arc<Core>,
-    tx: Option<mpsc::Sender<Job>>,
+pub(super) enum Job {
+    Record(NewEvent, i64),
+    Durable(
+        NewEvent,
+        i64,
+        oneshot::Sender<Result<StoredEvent, AuditError>>,
+    ),
+    Flush(oneshot::Sender<()>),
 }
 
-impl fmt::Debug for Audit {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Audit")
-            .field("db", &self.core.db)
-            .finish_non_exhaustive()
-    }
+pub(super) struct Writer {
+    pub(super) db: Sqlite,
+    pub(super) masker: Masker,
+    pub(super) clock: Clock,
+    pub(super) metrics: Metrics,
+    pub(super) retention_ms: i64,
+    pub(super) min_severity: Severity,
+    pub(super) log: Option<Mutex<SecurityLog>>,
+    pub(super) alerter: Option<Alerter>,
+    pub(super) writable: AtomicBool,
+    pub(super) last_error: Mutex<Option<String>>,
+    pub(super) drop_warned: AtomicBool,
+    pub(super) log_warned: AtomicBool,
+    pub(super) recent: Mutex<VecDeque<NewEvent>>,
+    /// Rotated security log files older than this are deleted.
+    pub(super) log_retention_days: u32,
+    /// Repeated identical denials, counted before they reach the chain.
+    pub(super) coalescer: super::coalesce::Coalescer,
 }
 
-impl Default for Audit {
-    /// Same as [`Audit::in_memory`].
-    fn default() -> Self {
-        Self::in_memory()
-    }
-}
-
-impl Audit {
-    /// Opens the audit on `db`'s file (its own connection), the security log and
-    /// the alert sender, and starts the writer thread. Spawn the returned
-    /// worker for alerts and retention. Fails on an invalid alert URL or secret.
-    pub fn open(
-        cfg: &Config,
+impl Writer {
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn new(
         db: Sqlite,
-        clock: Clock,
         masker: Masker,
+        clock: Clock,
         metrics: Metrics,
-    ) -> Result<(Self, AuditWorker), AuditError> {
-        let db = match db.path().to_str() {
-            Some(":memory:") => db,
-            _ => Sqlite::open(db.path()).map_err(AuditError::Store)?,
-        };
-        sqlite::migrate(&db).map_err(AuditError::Store)?;
-        let alerter = match &cfg.alerts.webhook_url {
-            Some(url) => {
-                let url = target::validate_alert_url(url, cfg)?;
-                let key = SigningKey::from_whsec(&alert_signing_secret(&db, cfg)?)?;
-                Some(Alerter::new(url, cfg, key, clock.clone(), metrics.clone()))
-            }
-            None => None,
-        };
-        let log = Some(Mutex::new(SecurityLog::new(
-            cfg.logging.security_log_file.clone(),
-            cfg.logging.security_log_max_bytes,
-        )));
-        let retention_ms = i64::from(cfg.logging.audit_log_retention_days) * 86_400_000;
-        let mut core = Core::new(
+        retention_ms: i64,
+        min_severity: Severity,
+        log: Option<Mutex<SecurityLog>>,
+        alerter: Option<Alerter>,
+    ) -> Self {
+        Self {
             db,
             masker,
             clock,
             metrics,
             retention_ms,
-            cfg.alerts.min_severity,
+            min_severity,
             log,
-            alerter.clone(),
-        );
-        core.log_retention_days = cfg.logging.security_log_retention_days;
-        let core = Arc::new(core);
-        let tx = spawn_writer(Arc::clone(&core))?;
-        let audit = Self { core, tx: Some(tx) };
-        Ok((audit.clone(), AuditWorker { audit, alerter }))
-    }
-
-    /// An audit whose chain lives in an in-memory database, written inline
-    /// (no thread, no runtime, no log file, no alerts): for tests.
-    pub fn in_memory() -> Self {
-        let db = Sqlite::in_memory().expect("an in-memory SQLite database opens");
-        sqlite::migrate(&db).expect("the audit schema applies to an empty database");
-        let core = Core::new(
-            db,
-            Masker::new(),
-            Clock::system(),
-            Metrics::new(),
-            90 * 86_400_000,
-            Severity::Critical,
-            None,
-            None,
-        );
-        Self {
-            core: Arc::new(core),
-            tx: None,
+            alerter,
+            writable: AtomicBool::new(true),
+            last_error: Mutex::new(None),
+            drop_warned: AtomicBool::new(false),
+            log_warned: AtomicBool::new(false),
+            recent: Mutex::new(VecDeque::new()),
+            log_retention_days: 90,
+            coalescer: super::coalesce::Coalescer::default(),
         }
     }
 
-    /// Records a security event. Never blocks: when the writer is behind the
-    /// event is dropped and counted; a store failure is logged and alerted.
-    /// An identical repeat of a recent denial is counted instead, and written
-    /// as one summary once its window is over (see [`super::coalesce`]).
-    pub fn record(&self, event: NewEvent) {
-        let verdict = self.core.coalescer.offer(&event, self.core.clock.now_ms());
-        for summary in verdict.summaries {
-            self.append(summary);
-        }
-        if verdict.write {
-            self.append(event);
-        } else {
-            // Counted where rates are watched, even though not appended one by one.
-            self.core.metrics.security_event(event.kind);
-        }
-    }
-
-    /// Writes the summaries of the denial runs whose window is over (the
-    /// audit worker calls this every few seconds, so a run ends on time
-    /// even when no other event follows it).
-    pub fn write_due_summaries(&self) {
-        for summary in self.core.coalescer.due(self.core.clock.now_ms()) {
-            self.append(summary);
-        }
-    }
-
-    /// Shutdown: writes the summaries of every open denial run, then waits
-    /// until everything recorded is written.
-    pub async fn close(&self) {
-        for summary in self.core.coalescer.drain() {
-            self.append(summary);
-        }
-        self.flush().await;
-    }
-
-    /// Writes the summaries of the open denial runs about `identities`
-    /// (hashed), so an erasure that follows finds them (see [`super::coalesce`]).
-    pub fn write_summaries_about(&self, identities: &[String]) {
-        for summary in self.core.coalescer.drain_about(identities) {
-            self.append(summary);
-        }
-    }
-
-    fn append(&self, event: NewEvent) {
-        let event = self.core.prepare(event);
-        let at = self.core.clock.now_ms();
-        match &self.tx {
-            None => {
-                let _ = self.core.write(event, at);
+    /// Masks every string the caller supplied (they should hold no secret; this makes sure).
+    pub(super) fn prepare(&self, mut e: NewEvent) -> NewEvent {
+        for (k, v) in e.details.iter_mut() {
+            if secret_name(k) {
+                *v = Value::String(crate::redact::MASK.to_owned());
+            } else {
+                mask_value(&self.masker, v);
             }
-            Some(tx) => match tx.try_send(Job::Record(event, at)) {
-                Ok(()) => self.core.drop_warned.store(false, Ordering::Relaxed),
-                Err(_) => {
-                    self.core.metrics.audit_dropped();
-                    if !self.core.drop_warned.swap(true, Ordering::Relaxed) {
-                        tracing::error!(
-                            "audit queue full: security events are being dropped (counted in warden_audit_dropped_total)"
-                        );
-                    }
-                }
-            },
+        }
+        for s in [&mut e.identity, &mut e.key_id].into_iter().flatten() {
+            *s = self.masker.mask(s).into_owned();
+        }
+        if let Ok(mut r) = self.recent.lock() {
+            if r.len() >= RECENT {
+                r.pop_front();
+            }
+            r.push_back(e.clone());
+        }
+        e
+    }
+
+    pub(super) fn handle(&self, job: Job) {
+        match job {
+            Job::Record(e, at) => {
+                let _ = self.write(e, at);
+            }
+            Job::Durable(e, at, done) => {
+                let _ = done.send(self.write(e, at));
+            }
+            Job::Flush(done) => {
+                let _ = done.send(());
+            }
         }
     }
 
-    /// Records an event and returns once it is in the store; an error means it
-    /// is not, and the operation that needed it must not go ahead.
-    pub async fn record_durable(&self, event: NewEvent) -> Result<StoredEvent, AuditError> {
-        let event = self.core.prepare(event);
-        let at = self.core.clock.now_ms();
-        let Some(tx) = &self.tx else {
-            return self.core.write(event, at);
+    pub(super) fn write(&self, e: NewEvent, at: i64) -> Result<StoredEvent, AuditError> {
+        let event = StoredEvent {
+            id: format!("evt_{:013x}{:016x}", at.max(0), rand::rng().next_u64()),
+            event: e,
+            timestamp: clock::rfc3339_ms(at),
+            prev_hash: String::new(),
+            hash: String::new(),
         };
-        let (done, wait) = oneshot::channel();
-        tx.send(Job::Durable(event, at, done))
-            .await
-            .map_err(|_| AuditError::WriterStopped)?;
-        wait.await.map_err(|_| AuditError::WriterStopped)?
-    }
-
-    /// [`Audit::record_durable`] for synchronous callers (the CLI): writes on the calling thread.
-    pub fn record_durable_blocking(&self, event: NewEvent) -> Result<StoredEvent, AuditError> {
-        let event = self.core.prepare(event);
-        self.core.write(event, self.core.clock.now_ms())
-    }
-
-    /// Waits until every event recorded before this call has been written.
-    pub async fn flush(&self) {
-        if let Some(tx) = &self.tx {
-            let (done, wait) = oneshot::channel();
-            if tx.send(Job::Flush(done)).await.is_ok() {
-                let _ = wait.await;
+        self.metrics.security_event(event.event.kind);
+        match sqlite::append(&self.db, event.clone(), at) {
+            Ok(stored) => {
+                if !self.writable.swap(true, Ordering::Relaxed) {
+                    tracing::warn!("audit store writable again");
+                }
+                self.after(&stored, at);
+                Ok(stored)
+            }
+            Err(err) => {
+                self.failed(&err);
+                // Not lost: the unchained event still reaches the security log and the alert sink.
+                self.after(&event, at);
+                Err(AuditError::NotRecorded(err))
             }
         }
     }
 
-    /// Events recorded by this process (masked, newest last, at most 256): for tests.
-    pub fn recent(&self) -> Vec<NewEvent> {
-        self.core
-            .recent
-            .lock()
-            .map(|r| r.iter().cloned().collect())
-            .unwrap_or_default()
+    pub(super) fn failed(&self, err: &StoreError) {
+        self.metrics.audit_write_failure();
+        let text = err.to_string();
+        if self.writable.swap(false, Ordering::Relaxed) {
+            tracing::error!(error = %text, "CRITICAL: the audit store cannot write; sensitive admin operations are refused");
+        }
+        if let Ok(mut e) = self.last_error.lock() {
+            *e = Some(text.clone());
+        }
+        if let Some(a) = &self.alerter {
+            a.enqueue_store_failure(&text);
+        }
+    }
+
+    pub(super) fn after(&self, event: &StoredEvent, at: i64) {
+        // What an operator acts on: type, severity (the API's spelling),
+        // source and the details (already masked; the identity is hashed).
+        let e = &event.event;
+        let source = e.source_ip.map(|ip| ip.to_string());
+        let details = serde_json::to_string(&e.details).unwrap_or_default();
+        tracing::info!(
+            security.id = %event.id,
+            security.type = e.kind.as_str(),
+            security.severity = e.severity.as_str(),
+            security.source = source.as_deref().unwrap_or("-"),
+            security.key_id = e.key_id.as_deref().unwrap_or("-"),
+            security.details = %details,
+            "security event"
+        );
+        if let Some(log) = &self.log {
+            let line = serde_json::to_string(event).expect("a StoredEvent always serialises");
+            let res = log
+                .lock()
+                .map_err(|_| std::io::Error::other("poisoned"))
+                .and_then(|mut l| l.append(&line, clock::from_unix_ms(at).date()));
+            match res {
+                Ok(()) => self.log_warned.store(false, Ordering::Relaxed),
+                Err(e) if !self.log_warned.swap(true, Ordering::Relaxed) => {
+                    tracing::error!(error = %e, "cannot write the security log file");
+                }
+                Err(_) => {}
+            }
+        }
+        if event.event.severity >= self.min_severity
+            && let Some(a) = &self.alerter
+        {
+            a.enqueue(event);
+        }
     }
 }
 
-/// Starts the writer thread; it ends when the last [`Audit`] clone is dropped, after writing what is queued.
-fn spawn_writer(core: Arc<Core>) -> Result<mpsc::Sender<Job>, AuditError> {
-    let (tx, mut rx) = mpsc::channel(QUEUE);
-    std::thread::Builder::new()
-        .name("audit-writer".into())
-        .spawn(move || {
-            while let Some(job) = rx.blocking_recv() {
-                core.handle(job);
+/// A detail whose name says it holds a credential is masked whole, whatever its value looks like.
+fn secret_name(name: &str) -> bool {
+    let n = name.to_ascii_lowercase();
+    [
+        "secret",
+        "token",
+        "password",
+        "passwd",
+        "signature",
+        "authorization",
+        "cookie",
+        "private_key",
+        "api_key",
+    ]
+    .iter()
+    .any(|w| n.contains(w))
+}
+
+fn mask_value(masker: &Masker, v: &mut Value) {
+    match v {
+        Value::String(s) => {
+            if let std::borrow::Cow::Owned(m) = masker.mask(s) {
+                *s = m;
             }
-        })
-        .map_err(AuditError::Thread)?;
-    Ok(tx)
+        }
+        Value::Array(items) => items.iter_mut().for_each(|i| mask_value(masker, i)),
+        Value::Object(map) => map.values_mut().for_each(|i| mask_value(masker, i)),
+        _ => {}
+    }
 }

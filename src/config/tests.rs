@@ -43,7 +43,7 @@ fn defaults_parse_and_match_the_spec() {
         c.logging.security_log_file,
         PathBuf::from("logs/security.log")
     );
-    assert_eq!(c.alerts.min_severity, crate::audit::Severity::High);
+    assert_eq!(c.alerts.min_severity, crate::security::Severity::High);
     assert_eq!(c.storage.backend, Backend::Sqlite);
     assert_eq!(c.storage.path, PathBuf::from("data/warden.db"));
     assert_eq!(c.livekit.keys_file, PathBuf::from("data/keys.yaml"));
@@ -78,7 +78,7 @@ livekit: {keys_file: k.yaml, api_url: "https://lk.example.com"}
     assert_eq!(c.realtime.max_connections, 20_000);
     assert!(!c.realtime.hash_identities);
     assert_eq!(c.logging.log_level, "debug");
-    assert_eq!(c.alerts.min_severity, crate::audit::Severity::Medium);
+    assert_eq!(c.alerts.min_severity, crate::security::Severity::Medium);
     assert_eq!(c.storage.backend, Backend::Redis);
     assert_eq!(c.livekit.api_url.as_deref(), Some("https://lk.example.com"));
 }

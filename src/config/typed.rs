@@ -8,8 +8,8 @@ use ipnet::IpNet;
 
 use super::raw::RawConfig;
 use super::{ConfigError, EnvKeys};
-use crate::audit::Severity;
 use crate::redact::Secret;
+use crate::security::Severity;
 
 /// Largest value of any count, size or rate.
 pub const MAX_LIMIT: i64 = 1_000_000_000;

@@ -27,37 +27,14 @@ use governor::state::StateStore;
 use governor::{Quota, RateLimiter};
 
 use super::client::ClientKey;
+use super::policy::Policy;
 use super::state::ClientState;
 use super::table::Table;
 use crate::clock::Clock;
 
-/// A rate-limit policy; indexes the per-client GCRA slots.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Policy {
-    /// `/api/*` requests.
-    Api = 0,
-    /// Webhook deliveries.
-    Webhook = 1,
-    /// SSE connects.
-    Sse = 2,
-}
-
-impl Policy {
-    /// Number of policies (slots per client).
-    pub const COUNT: usize = 3;
-
-    /// The policy name used in the `RateLimit` headers and events.
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Api => "api",
-            Self::Webhook => "webhook",
-            Self::Sse => "sse",
-        }
-    }
-}
-
-/// What the HTTP layer needs for the IETF `RateLimit` / `RateLimit-Policy`
-/// headers (draft-ietf-httpapi-ratelimit-headers).
+/// A client's standing under one rate limit: what the IETF `RateLimit` /
+/// `RateLimit-Policy` headers advertise (draft-ietf-httpapi-ratelimit-headers;
+/// written by `http/error.rs`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RateInfo {
     /// Policy name (`api`, `webhook`, `sse`).
@@ -72,24 +49,6 @@ pub struct RateInfo {
     /// some remains; until the next request is admitted when none does (so it
     /// never ends after `Retry-After`, as the draft requires).
     pub reset_secs: u64,
-}
-
-impl RateInfo {
-    /// `RateLimit-Policy: "api";q=100;w=60` and `RateLimit: "api";r=57;t=12`
-    /// (Structured Field Lists of one String Item with Integer parameters).
-    pub fn headers(&self) -> Vec<(&'static str, String)> {
-        let name = self.policy_name;
-        vec![
-            (
-                "RateLimit-Policy",
-                format!("\"{name}\";q={};w={}", self.limit, self.window_secs),
-            ),
-            (
-                "RateLimit",
-                format!("\"{name}\";r={};t={}", self.remaining, self.reset_secs),
-            ),
-        ]
-    }
 }
 
 /// Governor's clock, read from Warden's [`Clock`].

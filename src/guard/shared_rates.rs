@@ -28,7 +28,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use super::Guard;
 use super::client::ClientKey;
-use super::limits::Policy;
+use super::policy::Policy;
 
 /// Shards per map (fewer when the capacity is tiny).
 const SHARDS: usize = 16;

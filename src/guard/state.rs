@@ -10,8 +10,8 @@
 //! plus 26 bytes per distinct failing client remembered.
 
 use super::anomaly::Counter;
-use super::limits::Policy;
 use super::lockout::{KeyFailures, LockState};
+use super::policy::Policy;
 use super::table::Evictable;
 
 /// Everything tracked about one client.

@@ -1,5 +1,5 @@
-//! The guard's answers: what the HTTP layer turns into statuses and headers,
-//! and the snapshots it shows on status and metrics pages.
+//! The guard's answers — kinds and numbers, which `http/error.rs` turns into
+//! statuses and headers — and the snapshots it shows on status and metrics pages.
 
 use std::net::IpAddr;
 
@@ -47,14 +47,6 @@ impl Allowed {
             locked_until_ms: None,
         }
     }
-
-    /// `RateLimit-Policy` and `RateLimit` headers, if any.
-    pub fn headers(&self) -> Vec<(&'static str, String)> {
-        self.rate
-            .as_ref()
-            .map(RateInfo::headers)
-            .unwrap_or_default()
-    }
 }
 
 /// Why a request was refused.
@@ -86,41 +78,25 @@ impl RefusalKind {
     }
 }
 
-/// A refused request: everything the HTTP layer needs for the response.
+/// A refused request: why, and when to come back.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("{kind}")]
 pub struct Refusal {
     /// Why.
     pub kind: RefusalKind,
-    /// HTTP status (403 or 429).
-    pub status: u16,
-    /// `Retry-After`, seconds (rate limits and lockouts).
+    /// Seconds until a retry can pass (rate limits and lockouts).
     pub retry_after_secs: Option<u64>,
     /// Rate-limit state, for rate-limit refusals.
     pub rate: Option<RateInfo>,
 }
 
 impl Refusal {
-    pub(crate) fn new(kind: RefusalKind, status: u16) -> Self {
+    pub(crate) fn new(kind: RefusalKind) -> Self {
         Self {
             kind,
-            status,
             retry_after_secs: None,
             rate: None,
         }
-    }
-
-    /// `RateLimit-Policy`, `RateLimit` and `Retry-After`, as they apply.
-    pub fn headers(&self) -> Vec<(&'static str, String)> {
-        let mut h = self
-            .rate
-            .as_ref()
-            .map(RateInfo::headers)
-            .unwrap_or_default();
-        if let Some(secs) = self.retry_after_secs {
-            h.push(("Retry-After", secs.to_string()));
-        }
-        h
     }
 }
 

@@ -20,7 +20,7 @@ const MAX_ENDPOINT_LEN: usize = 128;
 pub(crate) struct Counters {
     pub rate_limited: AtomicU64,
     /// Rate-limit refusals per policy (indexed by `Policy as usize`).
-    pub rate_limited_by_policy: [AtomicU64; super::limits::Policy::COUNT],
+    pub rate_limited_by_policy: [AtomicU64; super::policy::Policy::COUNT],
     pub refused_blocked: AtomicU64,
     pub refused_locked: AtomicU64,
     pub auth_failures: AtomicU64,

@@ -1,14 +1,19 @@
-//! `ApiError`: the only place that picks status codes and error bodies.
+//! `ApiError`: the only place that picks status codes, error bodies and the
+//! `Retry-After` / `RateLimit` headers.
 //!
-//! Every refusal is `{"error": "<stable code>", "message": "<one line>"}`.
-//! `IntoResponse` has no side effects and shows nothing internal: causes are
-//! logged (masked) where they happen, the client sees the code. All 401s look
-//! the same whatever the cause. 429 and 503 always carry `Retry-After`.
+//! Domain errors carry kinds; a `From` impl here turns each into its answer
+//! (the guard's [`Refusal`], SSE admission, ingest, webhook). Every refusal
+//! is `{"error": "<stable code>", "message": "<one line>"}`. `IntoResponse`
+//! has no side effects and shows nothing internal: causes are logged (masked)
+//! where they happen, the client sees the code. All 401s look the same
+//! whatever the cause. 429 and 503 always carry `Retry-After`.
 
 use axum::Json;
 use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
+
+use crate::guard::{RateInfo, Refusal, RefusalKind};
 
 /// Marker put in a 401 response's extensions so the guard layer can count the
 /// failure against the client (and the key id the credential named, if any).
@@ -183,63 +188,97 @@ impl From<crate::webhook::WebhookError> for ApiError {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[tokio::test]
-    async fn errors_are_one_line_json_with_retry_after_where_due() {
-        let resp = ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "rate_limited",
-            "slow\r\ndown",
-        )
-        .into_response();
-        assert_eq!(resp.status(), 429);
-        assert_eq!(resp.headers()["retry-after"], "1");
-        let body = axum::body::to_bytes(resp.into_body(), 1024)
-            .await
-            .expect("body");
-        let v: serde_json::Value = serde_json::from_slice(&body).expect("json");
-        assert_eq!(v, json!({"error": "rate_limited", "message": "slow  down"}));
-    }
-
-    #[test]
-    fn webhook_refusals_map_to_their_statuses_here() {
-        use crate::webhook::WebhookError as W;
-        let cases = [
-            (
-                W::Signature(crate::webhook::SignatureError::Expired),
-                401,
-                "invalid_signature",
-            ),
-            (W::BodyTooLarge { size: 2, limit: 1 }, 413, "body_too_large"),
-            (W::NotUtf8, 400, "malformed_body"),
-            (W::TooDeep { max: 64 }, 400, "malformed_body"),
-            (W::Syntax { line: 1, column: 2 }, 400, "malformed_body"),
-            (
-                W::Schema {
-                    reason: "event".into(),
-                },
-                400,
-                "invalid_event",
-            ),
-        ];
-        for (e, status, code) in cases {
-            let api = ApiError::from(e);
-            assert_eq!((api.status().as_u16(), api.code()), (status, code));
-        }
-    }
-
-    #[test]
-    fn unauthorized_marks_the_failure_for_the_guard() {
-        let resp = ApiError::unauthorized(Some("APIx".into())).into_response();
-        assert_eq!(resp.status(), 401);
-        assert_eq!(
-            resp.extensions()
-                .get::<AuthFailed>()
-                .and_then(|a| a.key_id.clone()),
-            Some("APIx".into())
-        );
+/// A guard refusal: 429 for a rate limit, 403 otherwise (blocklist,
+/// lockout, a webhook source not allowed); `Retry-After` and the `RateLimit`
+/// headers as they apply.
+impl From<Refusal> for ApiError {
+    fn from(r: Refusal) -> Self {
+        let status = match r.kind {
+            RefusalKind::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            RefusalKind::Blocked | RefusalKind::LockedOut | RefusalKind::NotAllowedSource => {
+                StatusCode::FORBIDDEN
+            }
+        };
+        refusal(status, r)
     }
 }
+
+/// `r` answered with `status`: the guard's code, a message chosen here, its headers.
+fn refusal(status: StatusCode, r: Refusal) -> ApiError {
+    let message = match r.kind {
+        RefusalKind::Blocked => "this client is blocked",
+        RefusalKind::LockedOut => "too many failed authentications; try again later",
+        RefusalKind::RateLimited => "rate limit exceeded",
+        RefusalKind::NotAllowedSource => "this source may not deliver webhooks",
+    };
+    let mut headers: Vec<_> = r
+        .rate
+        .as_ref()
+        .map(rate_limit_headers)
+        .into_iter()
+        .flatten()
+        .collect();
+    if let Some(secs) = r.retry_after_secs {
+        headers.push(("Retry-After", secs.to_string()));
+    }
+    ApiError::new(status, r.kind.code(), message).with_headers(headers)
+}
+
+/// `RateLimit-Policy: "api";q=100;w=60` and `RateLimit: "api";r=57;t=12`
+/// (Structured Field Lists of one String Item with Integer parameters), for
+/// refused and admitted requests alike.
+pub fn rate_limit_headers(rate: &RateInfo) -> [(&'static str, String); 2] {
+    let name = rate.policy_name;
+    [
+        (
+            "RateLimit-Policy",
+            format!("\"{name}\";q={};w={}", rate.limit, rate.window_secs),
+        ),
+        (
+            "RateLimit",
+            format!("\"{name}\";r={};t={}", rate.remaining, rate.reset_secs),
+        ),
+    ]
+}
+
+/// An SSE connection over a cap: 503 for the server's, 429 for the client's.
+impl From<crate::guard::AdmissionError> for ApiError {
+    fn from(e: crate::guard::AdmissionError) -> Self {
+        use crate::guard::AdmissionError as A;
+        let message = e.to_string();
+        match e {
+            A::Global => Self::unavailable("too_many_connections", message, 5),
+            A::PerClient => Self::too_many("too_many_connections", message, 5),
+        }
+    }
+}
+
+/// An ingest refusal: the guard's (403/429; a locked-out source's unverified
+/// delivery 429, which LiveKit retries), 503 while paused or when the event
+/// cannot be stored or queued (LiveKit retries), 413/400 for the body, 401
+/// for the signature (all 401s alike; one naming a key counts towards the
+/// client's lockout).
+impl From<crate::ingest::IngestError> for ApiError {
+    fn from(e: crate::ingest::IngestError) -> Self {
+        use crate::ingest::IngestError as I;
+        let code = e.code();
+        match e {
+            I::Refused(r) => r.into(),
+            // LiveKit retries a 429 and drops other 4xx: a locked-out source's
+            // unverified delivery must not be lost for good.
+            I::LockedOut(r) => refusal(StatusCode::TOO_MANY_REQUESTS, r),
+            I::Paused => Self::unavailable(code, e.to_string(), 30),
+            I::Storage | I::Cluster => Self::unavailable(code, e.to_string(), 1),
+            I::BodyTooLarge { .. } => Self::new(StatusCode::PAYLOAD_TOO_LARGE, code, e.to_string()),
+            I::BodyUnreadable => Self::bad_request(code, e.to_string()),
+            I::Unauthorized {
+                presented: false, ..
+            } => Self::unauthenticated(),
+            I::Unauthorized { claimed_key, .. } => Self::unauthorized(claimed_key),
+            I::Webhook(w) => w.into(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

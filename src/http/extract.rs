@@ -14,13 +14,12 @@ use std::net::IpAddr;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, header};
-use base64::Engine as _;
 
 use super::error::ApiError;
 use crate::app::AppState;
-use crate::app::tickets::TICKET_PREFIX;
 use crate::audit::{EventType, NewEvent, Severity};
 use crate::hub::Access;
+use crate::token::tickets::TICKET_PREFIX;
 use crate::token::{self, Claims, TokenPolicy};
 
 /// The cookie the dashboard keeps the access token in (HttpOnly, SameSite=Strict).
@@ -115,19 +114,7 @@ pub fn credential(headers: &HeaderMap, query: &[(String, String)]) -> Option<Cre
         })
 }
 
-/// The `iss` a token claims, read without verifying (for accounting only).
-pub fn claimed_key_id(token: &str) -> Option<String> {
-    let payload = token.split('.').nth(1)?;
-    if payload.len() > 8192 {
-        return None;
-    }
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(payload.trim_end_matches('='))
-        .ok()?;
-    let v: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
-    let iss = v.get("iss")?.as_str()?;
-    (iss.len() <= 64).then(|| iss.to_owned())
-}
+pub use crate::token::claimed_key_id;
 
 /// Verifies the caller's credential. Tickets are accepted only when `allow_ticket`.
 pub fn authenticate(

@@ -15,12 +15,14 @@
 //! and so does a check that finds [`MAX_PENDING`] of them waiting. An id whose
 //! event could not be stored is taken back ([`ReplayStore::forget`]) so that
 //! LiveKit's retry is processed. With the Redis backend the id is checked in
-//! the cluster's publish script instead ([`ReplayStore::deferred`]).
+//! the cluster's publish script instead, and no store is used (see
+//! [`crate::ingest::Publisher`]).
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::audit::{EventType, NewEvent, Severity};
 use crate::store::Sqlite;
 
 /// Default bound on remembered ids (≈100 MB at the worst; far above real event rates).
@@ -53,6 +55,15 @@ pub fn truncate(sha256: &[u8; 32]) -> BodyDigest {
     let mut out = [0u8; DIGEST_BYTES];
     out.copy_from_slice(&sha256[..DIGEST_BYTES]);
     out
+}
+
+/// `WEBHOOK_REPLAY`: the event id `event` carries was accepted before from
+/// another body (a replay, or a LiveKit bug), delivered now from `ip`.
+pub fn replay_event(ip: std::net::IpAddr, event: &crate::event::Event) -> NewEvent {
+    NewEvent::new(EventType::WebhookReplay, Severity::High)
+        .ip(ip)
+        .detail("event_id", event.id.clone())
+        .detail("event", event.event.clone())
 }
 
 /// What [`ReplayStore::check`] found.
@@ -102,8 +113,6 @@ pub struct ReplayStore {
     cap: usize,
     /// The database and the ids not yet written to it.
     disk: Option<Arc<Disk>>,
-    /// Dedupe happens elsewhere (the cluster's publish script): `check` always says new.
-    deferred: bool,
 }
 
 impl std::fmt::Debug for ReplayStore {
@@ -111,7 +120,6 @@ impl std::fmt::Debug for ReplayStore {
         f.debug_struct("ReplayStore")
             .field("cap", &self.cap)
             .field("persistent", &self.disk.is_some())
-            .field("deferred", &self.deferred)
             .finish()
     }
 }
@@ -123,19 +131,6 @@ impl ReplayStore {
             memory: Arc::default(),
             cap: cap.max(1),
             disk: None,
-            deferred: false,
-        }
-    }
-
-    /// A store that remembers nothing: with the Redis backend the id is
-    /// checked (`SET … NX PX window`) in the same atomic script that appends
-    /// the event to the shared stream (see [`crate::cluster`]), so a delivery
-    /// whose append failed is not remembered and LiveKit's retry — to any
-    /// node — still goes through. [`ReplayStore::check`] always says `New`.
-    pub fn deferred() -> Self {
-        Self {
-            deferred: true,
-            ..Self::memory(1)
         }
     }
 
@@ -156,15 +151,11 @@ impl ReplayStore {
                 db,
                 pending: Mutex::default(),
             })),
-            deferred: false,
         })
     }
 
     /// Records `id` seen at `now_ms` with `body` digest, unless already seen within `window`.
     pub fn check(&self, id: &str, body: BodyDigest, now_ms: i64, window: Duration) -> Seen {
-        if self.deferred {
-            return Seen::New;
-        }
         let window_ms = i64::try_from(window.as_millis()).unwrap_or(i64::MAX);
         let cutoff = now_ms.saturating_sub(window_ms);
         // A poisoned lock only means another request panicked mid-insert; the map is still consistent.

@@ -78,7 +78,7 @@ pub async fn tls_server(yaml: &str) -> TlsServer {
     let (stop, rx) = tokio::sync::oneshot::channel::<()>();
     let st = state.clone();
     tokio::spawn(async move {
-        let _ = warden::app::run_with(st, listener, None, async {
+        let _ = warden::server::run_with(st, listener, None, async {
             let _ = rx.await;
         })
         .await;

@@ -50,7 +50,7 @@ async fn start() -> (TlsServer, Vec<u8>) {
     let plain_url = format!("http://{}", redirect.local_addr().expect("addr"));
     let (stop, rx) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(async move {
-        let _ = warden::app::run_with(state, listener, Some(redirect), async {
+        let _ = warden::server::run_with(state, listener, Some(redirect), async {
             let _ = rx.await;
         })
         .await;

@@ -16,7 +16,7 @@ use warden::config::Config;
 use warden::keys::KeyRing;
 use warden::pepper::Pepper;
 use warden::redact::Secret;
-use warden::webhook::{Outcome, Receiver, ReceiverSettings, ReplayStore};
+use warden::webhook::{Outcome, Receiver, ReceiverSettings, ReplayStore, Seen};
 
 const KEY: &str = "APIinteropK3y9";
 const SECRET: &str = "b9Fh2Kq7Lw3Mx8Nc4Pv6Rz1Sd5Tg0Uj2Ya7Eo3Ii9Qe";
@@ -46,7 +46,6 @@ fn receiver() -> (Receiver, Audit) {
         audit.clone(),
         Clock::system(),
         ReceiverSettings::from_config(&Config::defaults()),
-        ReplayStore::memory(1000),
     );
     (rx, audit)
 }
@@ -78,6 +77,7 @@ fn official_sdk_deliveries_of_every_event_type_are_accepted() {
         "every broadcast event type is covered"
     );
     let (rx, audit) = receiver();
+    let seen = ReplayStore::memory(1000);
     let ip = IpAddr::V4(Ipv4Addr::LOCALHOST);
     for case in &lines {
         let (name, body, auth) = (
@@ -90,20 +90,29 @@ fn official_sdk_deliveries_of_every_event_type_are_accepted() {
             body.expect("body"),
             auth.expect("auth"),
         );
-        let event = match rx.receive(ip, &[auth], body.as_bytes()) {
-            Ok(Outcome::Broadcast(e)) => e,
+        let (event, digest) = match rx.receive(ip, &[auth], body.as_bytes()) {
+            Ok(Outcome::Event(e, digest)) => (e, digest),
             other => panic!("{name}: SDK delivery not broadcast: {other:?}\n{body}"),
         };
+        let window = rx.replay_window();
+        assert_eq!(
+            seen.check(&event.id, digest, 0, window),
+            Seen::New,
+            "{name}"
+        );
         assert_eq!(event.event, name);
         let wire: Value = serde_json::to_value(&event).expect("json");
         check_expectations(name, &wire, &case["expect"], event.room_name());
         assert_minimised(name, &wire.to_string());
-        // LiveKit retries: the same delivery again is acknowledged, not re-broadcast.
-        assert_eq!(
-            rx.receive(ip, &[auth], body.as_bytes()).expect("retry"),
-            Outcome::Duplicate,
-            "{name}"
-        );
+        // LiveKit retries: the same delivery again is the same id and body, a retry.
+        match rx.receive(ip, &[auth], body.as_bytes()) {
+            Ok(Outcome::Event(again, digest)) => assert_eq!(
+                seen.check(&again.id, digest, 1, window),
+                Seen::Retry,
+                "{name}"
+            ),
+            other => panic!("{name}: the retry was refused: {other:?}"),
+        }
     }
     assert!(
         audit.recent().is_empty(),
@@ -336,7 +345,7 @@ fn warden_webhook_send_is_accepted_by_the_official_receiver() {
             str_at(&report, "/auth").expect("auth"),
         );
         match rx.receive(IpAddr::V4(Ipv4Addr::LOCALHOST), &[auth], body.as_bytes()) {
-            Ok(Outcome::Broadcast(e)) => assert_eq!(
+            Ok(Outcome::Event(e, _)) => assert_eq!(
                 (e.event.as_str(), e.room_name()),
                 (event, Some("drill-room"))
             ),

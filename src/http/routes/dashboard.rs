@@ -132,7 +132,7 @@ pub async fn timeline(
     };
     Timeline::build(
         &state.audit,
-        &state.webhook_minutes,
+        state.ingest.minutes(),
         state.clock.now_ms(),
         connections,
     )

@@ -13,50 +13,71 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use futures_util::Stream;
 
-use crate::app::admission::AdmissionError;
-use crate::app::{AppState, ConnPermit, Lifeline};
+use crate::app::{AppState, Lifeline};
+use crate::guard::AdmissionError;
+use crate::guard::ConnPermit;
 use crate::http::error::ApiError;
 use crate::http::extract::{ClientIp, Subscriber, deny, query_pairs};
 use crate::http::serve::stream::Probe;
 use crate::hub::{SubscribeRequest, Subscription};
 
-/// Admission (global cap → 503, per-client cap → 429, connect rate → 429)
-/// before any expensive work; then the token; then per-room authorisation.
-/// Every refusal is counted by its reason.
+/// Admission (global cap, per-client cap, connect rate) before any
+/// expensive work; then the token; then per-room authorisation. Every
+/// refusal is counted by its reason.
 pub async fn stream(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
     req: Request,
 ) -> Result<Response, ApiError> {
-    open(&state, ip, req).await.inspect_err(|e| {
-        let reason = match (e.status().as_u16(), e.code()) {
-            (503, "too_many_connections") => "global_limit",
-            (429, "too_many_connections") => "per_ip_limit",
-            // The guard's and the token's codes; anything else counts as `other`.
-            (_, code) => code,
-        };
-        state.metrics.sse_refusal(reason);
+    open(&state, ip, req).await.map_err(|refused| {
+        state.metrics.sse_refusal(refused.reason());
+        refused.into()
     })
 }
 
+/// Why a stream was refused: kept as a kind until it is counted.
+enum Refused {
+    /// Over a connection cap.
+    Admission(AdmissionError),
+    /// The guard's connect-rate limit.
+    Guard(crate::guard::Refusal),
+    /// The token or the rooms.
+    Api(ApiError),
+}
+
+impl Refused {
+    /// The `reason` label of the refusal counter.
+    fn reason(&self) -> &'static str {
+        match self {
+            Self::Admission(AdmissionError::Global) => "global_limit",
+            Self::Admission(AdmissionError::PerClient) => "per_ip_limit",
+            Self::Guard(r) => r.kind.code(),
+            // The token's codes; anything else counts as `other`.
+            Self::Api(e) => e.code(),
+        }
+    }
+}
+
+impl From<ApiError> for Refused {
+    fn from(e: ApiError) -> Self {
+        Self::Api(e)
+    }
+}
+
+impl From<Refused> for ApiError {
+    fn from(r: Refused) -> Self {
+        match r {
+            Refused::Admission(e) => e.into(),
+            Refused::Guard(r) => r.into(),
+            Refused::Api(e) => e,
+        }
+    }
+}
+
 /// The stream, or why it is refused.
-async fn open(state: &AppState, ip: std::net::IpAddr, req: Request) -> Result<Response, ApiError> {
-    let permit = state.admission.admit(ip).map_err(|e| match e {
-        AdmissionError::Global => ApiError::unavailable(
-            "too_many_connections",
-            "the server is at its connection limit",
-            5,
-        ),
-        AdmissionError::PerClient => ApiError::too_many(
-            "too_many_connections",
-            "too many connections from this client",
-            5,
-        ),
-    })?;
-    state
-        .guard
-        .check_sse_connect(ip)
-        .map_err(crate::http::refusal)?;
+async fn open(state: &AppState, ip: std::net::IpAddr, req: Request) -> Result<Response, Refused> {
+    let permit = state.admission.admit(ip).map_err(Refused::Admission)?;
+    state.guard.check_sse_connect(ip).map_err(Refused::Guard)?;
     let (mut parts, _) = req.into_parts();
     let sub = Subscriber::from_request_parts(&mut parts, state).await?;
     let query = query_pairs(&parts);

@@ -146,7 +146,7 @@ pub fn checks(state: &AppState) -> serde_json::Map<String, Value> {
     let now = state.clock.now_ms();
     m.insert(
         "webhook_lag".into(),
-        match state.sender_lag.recent_max_ms(now) {
+        match state.ingest.sender_lag().recent_max_ms(now) {
             None => check("healthy", "no webhook event in the last 5 minutes"),
             Some(max) if max >= crate::webhook::lag::WARN_MS => check(
                 "degraded",
@@ -271,7 +271,7 @@ pub fn status_json(state: &AppState) -> Value {
         "keys": keys,
         "ingestion": {"enabled": state.ingestion_enabled()},
         "connections": {"open": state.admission.open(), "max": state.admission.max_total()},
-        "webhook_lag_ms": {"last": state.sender_lag.last_ms(), "max_5m": state.sender_lag.recent_max_ms(now)},
+        "webhook_lag_ms": {"last": state.ingest.sender_lag().last_ms(), "max_5m": state.ingest.sender_lag().recent_max_ms(now)},
     })
 }
 

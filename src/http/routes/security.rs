@@ -1,7 +1,5 @@
 //! Admin routes: security status, security events, unblock, the ingestion kill switch.
 
-use std::sync::atomic::Ordering;
-
 use axum::Json;
 use axum::extract::State;
 use serde::Deserialize;
@@ -138,7 +136,7 @@ pub async fn ingestion(
 ) -> Result<Json<Value>, ApiError> {
     let Json(body) = body
         .map_err(|_| ApiError::bad_request("invalid_body", "expected {\"enabled\": true|false}"))?;
-    let before = state.ingestion.swap(body.enabled, Ordering::SeqCst);
+    let before = state.ingest.set_enabled(body.enabled);
     state.audit.record(
         NewEvent::new(
             EventType::IngestionPaused,

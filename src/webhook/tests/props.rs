@@ -125,7 +125,7 @@ proptest! {
         let h = harness();
         let body = ev.to_string().into_bytes();
         match h.rx.receive(ip(), &[sign(&body)], &body) {
-            Ok(Outcome::Broadcast(e)) => {
+            Ok(Outcome::Event(e, _)) => {
                 let data = &e.data;
                 for s in [data.room.as_ref().map(|r| r.name.as_str()), data.participant.as_ref().map(|p| p.name.as_str()),
                           data.participant.as_ref().map(|p| p.identity.as_str()), Some(e.id.as_str())].into_iter().flatten() {

@@ -123,12 +123,11 @@ async fn hub_to_hub_latency_through_redis_versus_in_process() {
     }
     let mut sub = subscribe(&n[1]);
     let _snapshot = sub.next().await;
-    let ip = "127.0.0.1".parse().expect("ip");
     for i in 0..COUNT {
         let event = bench_event("bench", i);
         let start = Instant::now();
         let published = cluster
-            .publish(&event, ip, [i as u8; 16])
+            .publish(&event, [i as u8; 16])
             .await
             .expect("queued");
         assert!(matches!(published, warden::cluster::Published::New(_)));

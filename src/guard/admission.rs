@@ -12,10 +12,10 @@ use crate::guard::ClientKey;
 /// Why a connection was not admitted.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum AdmissionError {
-    /// `realtime.max_connections` reached (503).
+    /// `realtime.max_connections` reached (the server is full).
     #[error("the server is at its connection limit")]
     Global,
-    /// `realtime.max_connections_per_ip` reached for this client (429).
+    /// `realtime.max_connections_per_ip` reached for this client.
     #[error("too many connections from this client")]
     PerClient,
 }
