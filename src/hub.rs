@@ -117,9 +117,6 @@ pub struct HubSettings {
     pub client_queue_size: usize,
     /// Most frames in one write.
     pub max_batch_size: usize,
-    /// Longest coalescing delay. The hub never delays a frame (it coalesces
-    /// only what is already there when polled), so this bound always holds.
-    pub batch_interval: Duration,
     /// A `: ping` after this long without a write.
     pub heartbeat: Duration,
     /// Longest stream life, jittered by ±10 %.
@@ -134,7 +131,6 @@ impl HubSettings {
             history_size: rt.history_size,
             client_queue_size: rt.client_queue_size,
             max_batch_size: rt.max_batch_size.max(1),
-            batch_interval: rt.batch_interval,
             heartbeat: rt.heartbeat,
             max_connection_age: rt.max_connection_age,
         }

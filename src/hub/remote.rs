@@ -147,7 +147,6 @@ mod tests {
                 history_size: 16,
                 client_queue_size: 16,
                 max_batch_size: 16,
-                batch_interval: Duration::from_millis(10),
                 heartbeat: Duration::from_secs(30),
                 max_connection_age: Duration::from_secs(3600),
             },
