@@ -51,6 +51,7 @@ use tokio::time::Instant;
 
 pub use journal::JournalError;
 pub use remote::Applied;
+pub use snapshot::HeldRoom;
 pub use stats::HubStats;
 pub use stream::{Start, Subscription};
 
@@ -412,6 +413,12 @@ impl Hub {
         let model = self.shared.lock_model();
         serde_json::to_value(model.rooms.view(&filter))
             .expect("plain derived structs serialise without error")
+    }
+
+    /// Every room held, by sid, with the ids of its participants and
+    /// running agent jobs (what reconciliation compares with LiveKit).
+    pub fn held_rooms(&self) -> std::collections::BTreeMap<String, HeldRoom> {
+        self.shared.lock_model().rooms.held()
     }
 
     /// Erases a subject (`needles`: its identity and its hash) from the

@@ -27,10 +27,13 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde::{Deserialize, Serialize};
 
-use super::frame::Filter;
 use crate::event::{
     EgressInfo, Event, IngressInfo, JobInfo, Order, ParticipantInfo, RoomInfo, TrackInfo,
 };
+
+mod view;
+
+pub use view::HeldRoom;
 
 /// Departed sessions remembered per room (oldest forgotten first).
 const DEPARTED_KEPT: usize = 256;
@@ -222,37 +225,6 @@ impl Room {
     }
 }
 
-/// The snapshot's `data` object.
-#[derive(Serialize)]
-pub(super) struct SnapshotView<'a> {
-    rooms: Vec<RoomView<'a>>,
-}
-
-#[derive(Serialize)]
-struct RoomView<'a> {
-    sid: &'a str,
-    name: &'a str,
-    num_participants: usize,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    creation_time: Option<i64>,
-    participants: Vec<ParticipantView<'a>>,
-    egress: Vec<&'a EgressInfo>,
-    ingress: Vec<&'a IngressInfo>,
-    agents: Vec<&'a JobInfo>,
-}
-
-#[derive(Serialize)]
-struct ParticipantView<'a> {
-    sid: &'a str,
-    identity: &'a str,
-    name: &'a str,
-    state: &'static str,
-    kind: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    joined_at: Option<i64>,
-    tracks: &'a [TrackInfo],
-}
-
 impl Rooms {
     /// Rooms restored from their persisted rows; `track_dirty` for the
     /// journal's copy (see [`Rooms::take_dirty`]).
@@ -440,27 +412,6 @@ impl Rooms {
         };
         info.sid != sid
             && matches!((info.creation_time, held.info.creation_time), (Some(e), Some(h)) if e < h)
-    }
-
-    /// The rooms `filter` admits, in sid order.
-    pub(super) fn view(&self, filter: &Filter) -> SnapshotView<'_> {
-        let rooms = self
-            .by_sid
-            .values()
-            .filter(|r| filter.admits(r.key.as_deref()))
-            .map(room_view)
-            .collect();
-        SnapshotView { rooms }
-    }
-
-    /// Rooms, participants and running agent jobs held (a walk over the rooms).
-    pub(super) fn totals(&self) -> [u64; 3] {
-        let (mut participants, mut agents) = (0, 0);
-        for room in self.by_sid.values() {
-            participants += room.participants.len() as u64;
-            agents += room.agents.len() as u64;
-        }
-        [self.by_sid.len() as u64, participants, agents]
     }
 
     /// The sid the event's room is stored under: its own sid, or — when
@@ -715,31 +666,6 @@ fn upsert_track(p: &mut ParticipantInfo, t: &TrackInfo) {
     match p.tracks.iter_mut().find(|k| k.sid == t.sid) {
         Some(known) => known.clone_from(t),
         None => p.tracks.push(t.clone()),
-    }
-}
-
-fn room_view(room: &Room) -> RoomView<'_> {
-    RoomView {
-        sid: &room.info.sid,
-        name: &room.info.name,
-        num_participants: room.participants.len(),
-        creation_time: room.info.creation_time,
-        participants: room
-            .participants
-            .values()
-            .map(|p| ParticipantView {
-                sid: &p.sid,
-                identity: &p.identity,
-                name: &p.name,
-                state: p.state,
-                kind: p.kind,
-                joined_at: p.joined_at,
-                tracks: &p.tracks,
-            })
-            .collect(),
-        egress: room.egress.values().collect(),
-        ingress: room.ingress.values().collect(),
-        agents: room.agents.values().collect(),
     }
 }
 
