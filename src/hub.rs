@@ -342,19 +342,12 @@ impl Hub {
         Published(PublishedState::Done(self.publish_now(event, now_ms)))
     }
 
-    /// Publishes in memory at once: seq `head + 1`.
+    /// Publishes in memory at once: [`Hub::publish_at`] `head + 1`, under
+    /// the one lock that reads the head.
     fn publish_now(&self, event: Event, now_ms: i64) -> u64 {
-        let shared = &self.shared;
-        let mut model = shared.lock_model();
+        let model = self.shared.lock_model();
         let seq = model.head + 1;
-        let frame = frame::event_frame(&model.epoch, seq, &event, now_ms);
-        model.rooms.apply(&event);
-        model.cached_snapshot = None;
-        model.head = seq;
-        let wakers = shared.history.push(frame);
-        drop(model);
-        wakers.wake();
-        shared.stats.published.fetch_add(1, Ordering::Relaxed);
+        self.publish_locked(model, seq, &event, now_ms);
         seq
     }
 

@@ -454,7 +454,7 @@ impl Writer {
             for p in group {
                 model.rooms.apply(&p.event);
                 model.head = p.seq;
-                wakers.push(shared.history.push(p.frame));
+                wakers.push(shared.history.push_at(p.seq, p.frame));
                 answers.push((p.done, p.seq));
             }
             model.cached_snapshot = None;
