@@ -1,7 +1,7 @@
 //! One raw value with the key it was read from, and the checks that turn it
 //! into a typed value. Every refusal starts with that key's dotted path.
 //!
-//! Sections build fields with [`field!`](crate::config::field), which takes
+//! Sections build fields with `field!(raw.name)`, which takes
 //! the key's name from the raw struct's own field (`stringify!`), so a key in
 //! an error cannot drift from the key in the file.
 
