@@ -21,7 +21,6 @@ fn settings() -> HubSettings {
         history_size: 10_000,
         client_queue_size: 1024,
         max_batch_size: 50,
-        batch_interval: std::time::Duration::from_millis(100),
         heartbeat: std::time::Duration::from_secs(15),
         max_connection_age: std::time::Duration::from_secs(24 * 3600),
     }

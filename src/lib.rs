@@ -14,18 +14,18 @@
 //!
 //! | module | owns |
 //! | --- | --- |
-//! | [`config`] | file → env → validated [`config::Config`]; the embedded defaults are the reference |
+//! | [`config`] | file → env (`config/env.rs`) → validated [`config::Config`]: each section checks itself, raw and typed side by side in `config/<section>.rs`; the embedded defaults are the reference |
 //! | [`clock`] | time as a parameter ([`clock::Clock`]: system or manual) |
 //! | [`redact`] | [`redact::Secret`] and the log-masking [`redact::Masker`] |
 //! | [`telemetry`] | tracing setup; every line passes the masker |
 //! | [`keys`] | the key ring: active, retiring and revoked API keys |
-//! | [`livekit`] | LiveKit RoomService client; reconciles the room snapshot with the server |
+//! | [`livekit`] | LiveKit RoomService client; `livekit/reconcile.rs` compares the hub's rooms ([`hub::HeldRoom`]) with the server's |
 //! | [`pepper`] | the deployment pepper: peppered hashes of identities and keys |
 //! | [`token`] | LiveKit access tokens: claims, grants, mint, verify; single-use SSE tickets |
 //! | [`event`] | the minimised, sanitised event that goes on the stream |
 //! | [`webhook`] | LiveKit webhook verification, decoding and normalisation; the seen-id store |
 //! | [`ingest`] | one delivery from the guard to the stream: kill switch, verification, dedupe, publishing (local or cluster) |
-//! | [`hub`] | SSE fan-out: history for resume, room snapshot, slow-consumer policy |
+//! | [`hub`] | SSE fan-out: the ring (`hub/history/`: ring, waker slab), subscriptions (`subscribe.rs`), the room state (`snapshot/`: rules, rows, views), the journal (`journal/`: writer, tables), slow-consumer policy |
 //! | [`guard`] | client identity, rate limits, lockouts, anomalies, SSE connection caps; refusals as kinds |
 //! | [`security`] | the vocabulary of security events: [`security::EventType`], [`security::Severity`] |
 //! | [`audit`] | security events: the one `record` path, hash-chained store, security log, alerts |

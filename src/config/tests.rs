@@ -331,3 +331,42 @@ fn validate_all_grants_false_is_refused_with_what_replaced_it() {
     )
     .expect("true");
 }
+
+#[test]
+fn every_whole_number_key_names_itself_when_refused() {
+    // Each section builds its keys from its raw fields' names: a refusal of
+    // any number in the defaults must start with that number's own path.
+    let defaults: serde_norway::Value =
+        serde_norway::from_str(DEFAULTS_YAML).expect("defaults parse");
+    let mut checked = 0;
+    for (section, keys) in defaults.as_mapping().expect("sections") {
+        let section = section.as_str().expect("section name");
+        let Some(keys) = keys.as_mapping() else {
+            continue;
+        };
+        for (key, value) in keys {
+            let key = key.as_str().expect("key name");
+            if !value.is_i64() {
+                continue;
+            }
+            let e = err(&format!("{section}: {{{key}: -1}}"));
+            assert!(e.starts_with(&format!("{section}.{key}: ")), "{e}");
+            checked += 1;
+        }
+    }
+    assert!(checked >= 39, "only {checked} numeric keys found");
+}
+
+#[test]
+fn batch_interval_is_accepted_within_its_bounds_and_refused_outside() {
+    // The contract suite's configuration sets it; Warden never waits to batch,
+    // so any bound it accepts is met.
+    let c = from_yaml("realtime: {batch_interval_ms: 100}", &Env::default()).expect("valid");
+    assert_eq!(c.realtime.batch_interval.as_millis(), 100);
+    for bad in ["0", "-5", "60001", "1000000000"] {
+        assert_eq!(
+            err(&format!("realtime: {{batch_interval_ms: {bad}}}")),
+            "realtime.batch_interval_ms: must be 1..=60000"
+        );
+    }
+}

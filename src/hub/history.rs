@@ -39,15 +39,18 @@
 //! `cluster_gap` for a cursor before frames that never reached this node,
 //! `slow_consumer` otherwise.
 
-use std::collections::{HashMap, VecDeque};
+mod ring;
+mod slab;
+
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::task::Waker;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 
 use super::ResetReason;
 use super::frame::{Filter, Frame};
+use ring::{Ring, RoomWaiters};
 
 /// The ring behind its lock, with the lock-free mirror of head and generation.
 pub(super) struct History {
@@ -56,48 +59,6 @@ pub(super) struct History {
     generation: AtomicU64,
     /// The ring's era, readable without its lock (written under it).
     era: AtomicU64,
-}
-
-/// Frames, head seq, closed flag and parked wakers.
-struct Ring {
-    frames: VecDeque<Frame>,
-    capacity: usize,
-    /// Last seq pushed (0 before the first publish).
-    head: u64,
-    closed: bool,
-    waiters: Vec<Option<Waker>>,
-    free: Vec<u32>,
-    /// Bumped whenever `waiters` is emptied; slots of older generations are void.
-    generation: u64,
-    /// Rooms with single-room subscribers: their waiters and eviction record.
-    rooms: HashMap<Box<str>, RoomWaiters>,
-    /// Source of room slab generations (unique, never 0).
-    room_generations: u64,
-    /// Bumped by [`History::restart`]: cursors of an older era are cut.
-    era: u64,
-    /// Last seq of the latest gap (frames that never reached this ring; 0: none).
-    gap_end: u64,
-}
-
-/// The single-room subscribers of one room.
-#[derive(Default)]
-struct RoomWaiters {
-    /// Subscriptions scoped to this room (the entry goes with the last).
-    subscribers: usize,
-    /// Seq of the last frame of this room dropped from the ring (0: none).
-    last_evicted: u64,
-    /// This slab's generation; 0 once emptied (every slot void).
-    generation: u64,
-    waiters: Vec<Option<Waker>>,
-    free: Vec<u32>,
-}
-
-impl RoomWaiters {
-    fn take(&mut self) -> Vec<Option<Waker>> {
-        self.generation = 0;
-        self.free.clear();
-        std::mem::take(&mut self.waiters)
-    }
 }
 
 /// A subscriber's place in the ring.
@@ -173,11 +134,17 @@ impl History {
         self.ring.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Appends the frame for seq `head + 1`; returns the parked subscribers,
-    /// to be woken once the caller has released its own lock.
+    /// Appends the frame for `seq`, after the head: `head + 1`, or further
+    /// on after a gap in a cluster's sequence, when every frame held is
+    /// dropped and every cursor before the gap is cut with a reset (never a
+    /// silent gap). Returns the parked subscribers, to be woken once the
+    /// caller has released its own lock.
     #[must_use = "parked subscribers must be woken"]
-    pub(super) fn push(&self, frame: Frame) -> Wakers {
+    pub(super) fn push_at(&self, seq: u64, frame: Frame) -> Wakers {
         let mut ring = self.lock();
+        if seq > ring.head + 1 {
+            ring.skip_to(seq - 1);
+        }
         let room = frame
             .room
             .as_deref()
@@ -213,31 +180,6 @@ impl History {
             let mut ring = self.lock();
             ring.rooms.entry(room.clone()).or_default().subscribers += 1;
         }
-    }
-
-    /// Appends `frame` as seq `head + 1` after dropping every frame held (a
-    /// gap in a cluster's sequence): every cursor before the gap is now
-    /// lagging and gets cut with a reset, never a silent gap.
-    #[must_use = "parked subscribers must be woken"]
-    pub(super) fn push_after_gap(&self, head: u64, frame: Frame) -> Wakers {
-        let mut ring = self.lock();
-        ring.frames.clear();
-        // The gap may hold frames of any room: every room's cursors before it lag.
-        for room in ring.rooms.values_mut() {
-            room.last_evicted = head;
-        }
-        let room = frame
-            .room
-            .as_deref()
-            .and_then(|r| ring.rooms.get_mut(r))
-            .map(RoomWaiters::take);
-        ring.head = head;
-        ring.gap_end = head;
-        ring.push(frame);
-        self.head.store(ring.head, Ordering::Release);
-        let mut wakers = self.take_waiters(&mut ring);
-        wakers.0.extend(room.into_iter().flatten());
-        wakers
     }
 
     /// Stamps a cursor that starts over (after a cut it survives) with the
@@ -336,10 +278,10 @@ impl History {
     }
 
     fn take_waiters(&self, ring: &mut Ring) -> Wakers {
-        ring.free.clear();
-        ring.generation += 1;
-        self.generation.store(ring.generation, Ordering::Release);
-        Wakers(std::mem::take(&mut ring.waiters))
+        let generation = ring.waiters.generation + 1;
+        let taken = ring.waiters.take(generation);
+        self.generation.store(generation, Ordering::Release);
+        Wakers(taken)
     }
 
     /// Reads what is available at `cursor`, or parks `waker` if nothing is.
@@ -364,7 +306,7 @@ impl History {
         if cursor.room.is_some() {
             self.lock().leave(cursor);
         } else if cursor.slot_generation == self.generation.load(Ordering::Acquire) {
-            self.lock().unpark(cursor);
+            self.lock().waiters.unpark(cursor);
         }
     }
 
@@ -396,215 +338,5 @@ impl Wakers {
         for waker in self.0.into_iter().flatten() {
             waker.wake();
         }
-    }
-}
-
-impl Ring {
-    fn new(capacity: usize) -> Self {
-        Self {
-            frames: VecDeque::with_capacity(capacity.min(4096)),
-            capacity: capacity.max(1),
-            head: 0,
-            closed: false,
-            waiters: Vec::new(),
-            free: Vec::new(),
-            generation: 1,
-            rooms: HashMap::new(),
-            room_generations: 0,
-            era: 0,
-            gap_end: 0,
-        }
-    }
-
-    fn oldest(&self) -> u64 {
-        self.head + 1 - self.frames.len() as u64
-    }
-
-    fn push(&mut self, frame: Frame) {
-        if self.frames.len() == self.capacity {
-            let seq = self.oldest();
-            if let Some(old) = self.frames.pop_front()
-                && let Some(room) = old.room.as_deref().and_then(|r| self.rooms.get_mut(r))
-            {
-                room.last_evicted = seq;
-            }
-        }
-        self.frames.push_back(frame);
-        self.head += 1;
-    }
-
-    /// Reads what is available at `cursor`; parks `waker` once caught up.
-    fn read(&mut self, cursor: &mut Cursor, limits: &ReadLimits<'_>, waker: &Waker) -> Read {
-        if cursor.era != self.era {
-            return Read::Lagged(ResetReason::HistoryLost);
-        }
-        if cursor.next < self.oldest() {
-            match cursor.room.as_deref().and_then(|r| self.rooms.get(r)) {
-                // Only other rooms' frames were dropped after this cursor.
-                Some(room) if room.last_evicted < cursor.next => cursor.next = self.oldest(),
-                _ => return Read::Lagged(self.cut_reason(cursor)),
-            }
-        }
-        if self.lag(cursor, limits) > limits.max_lag {
-            return Read::Lagged(self.cut_reason(cursor));
-        }
-        let mut first: Option<Bytes> = None;
-        let mut more: Option<BytesMut> = None;
-        let mut count = 0u64;
-        // `next >= oldest` was checked above, so the offset is in range.
-        let start = usize::try_from(cursor.next - self.oldest()).unwrap_or(usize::MAX);
-        for frame in self.frames.range(start..) {
-            if count as usize >= limits.max_batch {
-                break;
-            }
-            cursor.next += 1;
-            if !limits.filter.admits(frame.room.as_deref()) {
-                continue;
-            }
-            count += 1;
-            match (&first, &mut more) {
-                (None, _) => first = Some(frame.bytes.clone()),
-                (Some(f), None) => {
-                    let mut buf = BytesMut::with_capacity(f.len() * 4);
-                    buf.extend_from_slice(f);
-                    buf.extend_from_slice(&frame.bytes);
-                    more = Some(buf);
-                }
-                (Some(_), Some(buf)) => buf.extend_from_slice(&frame.bytes),
-            }
-        }
-        let caught_up = cursor.next > self.head;
-        match (&more, &first) {
-            (None, None) if self.closed => return Read::Closed,
-            // Parking now, while the lock is held anyway, lets the next poll
-            // (the one that finds nothing) skip the lock.
-            // After close nothing parks, so no slot matches the final
-            // generation and every later read takes the lock and sees `closed`.
-            _ if caught_up && !self.closed => self.park(cursor, waker),
-            _ => {}
-        }
-        match (more, first) {
-            (Some(buf), _) => Read::Data(buf.freeze(), count),
-            (None, Some(one)) => Read::Data(one, count),
-            (None, None) => Read::Empty,
-        }
-    }
-
-    /// Why a lagging cursor is cut: it still wants a seq that never reached
-    /// this ring (a gap), or it was too slow.
-    fn cut_reason(&self, cursor: &Cursor) -> ResetReason {
-        if cursor.next <= self.gap_end {
-            ResetReason::ClusterGap
-        } else {
-            ResetReason::SlowConsumer
-        }
-    }
-
-    /// Unread live frames this cursor is behind by: every frame, or for a
-    /// single-room cursor the frames of its room (it parks past the others).
-    fn lag(&self, cursor: &Cursor, limits: &ReadLimits<'_>) -> u64 {
-        let from = cursor.next.max(cursor.live_from);
-        if cursor.room.is_none() {
-            return (self.head + 1).saturating_sub(from);
-        }
-        let skip = usize::try_from(from.saturating_sub(self.oldest())).unwrap_or(usize::MAX);
-        // Counting stops just past the limit: only "over or not" matters.
-        let limit = usize::try_from(limits.max_lag).unwrap_or(usize::MAX);
-        self.frames
-            .range(skip.min(self.frames.len())..)
-            .filter(|f| limits.filter.admits(f.room.as_deref()))
-            .take(limit.saturating_add(1))
-            .count() as u64
-    }
-
-    /// Parks `waker` in the cursor's slot, reusing it while its generation holds.
-    fn park(&mut self, cursor: &mut Cursor, waker: &Waker) {
-        cursor.parked_at = self.generation;
-        if let Some(room) = cursor.room.as_deref()
-            && let Some(slab) = self.rooms.get_mut(room)
-        {
-            if slab.generation == 0 {
-                self.room_generations += 1;
-                slab.generation = self.room_generations;
-            }
-            park_in(
-                &mut slab.waiters,
-                &mut slab.free,
-                slab.generation,
-                cursor,
-                waker,
-            );
-            return;
-        }
-        park_in(
-            &mut self.waiters,
-            &mut self.free,
-            self.generation,
-            cursor,
-            waker,
-        );
-    }
-
-    fn unpark(&mut self, cursor: &Cursor) {
-        unpark_in(&mut self.waiters, &mut self.free, self.generation, cursor);
-    }
-
-    /// A single-room subscriber leaves: its slot, and the room's count.
-    fn leave(&mut self, cursor: &Cursor) {
-        let Some(room) = cursor.room.as_deref() else {
-            return self.unpark(cursor);
-        };
-        let Some(slab) = self.rooms.get_mut(room) else {
-            return;
-        };
-        unpark_in(&mut slab.waiters, &mut slab.free, slab.generation, cursor);
-        slab.subscribers = slab.subscribers.saturating_sub(1);
-        if slab.subscribers == 0 {
-            self.rooms.remove(room);
-        }
-    }
-}
-
-/// Parks `waker` in the cursor's slot of a slab, reusing it while the
-/// slab's generation holds.
-fn park_in(
-    waiters: &mut Vec<Option<Waker>>,
-    free: &mut Vec<u32>,
-    generation: u64,
-    cursor: &mut Cursor,
-    waker: &Waker,
-) {
-    if cursor.slot_generation == generation
-        && let Some(Some(parked)) = waiters.get_mut(cursor.slot as usize)
-    {
-        if !parked.will_wake(waker) {
-            parked.clone_from(waker);
-            cursor.parked = Some(waker.clone());
-        }
-        return;
-    }
-    let slot = match free.pop() {
-        Some(slot) => {
-            waiters[slot as usize] = Some(waker.clone());
-            slot
-        }
-        None => {
-            waiters.push(Some(waker.clone()));
-            // More than 4 billion parked subscribers cannot exist (connection caps).
-            u32::try_from(waiters.len() - 1).unwrap_or(u32::MAX)
-        }
-    };
-    cursor.slot = slot;
-    cursor.slot_generation = generation;
-    cursor.parked = Some(waker.clone());
-}
-
-/// Empties a departing cursor's slot in a slab, if it still holds it.
-fn unpark_in(waiters: &mut [Option<Waker>], free: &mut Vec<u32>, generation: u64, cursor: &Cursor) {
-    if cursor.slot_generation == generation
-        && let Some(parked) = waiters.get_mut(cursor.slot as usize)
-        && parked.take().is_some()
-    {
-        free.push(cursor.slot);
     }
 }

@@ -22,11 +22,12 @@
 //! then answered with a reset too (`other_epoch`), so no id can name two
 //! events.
 
+use std::sync::MutexGuard;
 use std::sync::atomic::Ordering;
 
 use super::frame::{self, Filter};
 use super::history::Cursor;
-use super::{Hub, ResetReason};
+use super::{Hub, Model, ResetReason};
 use crate::event::Event;
 
 /// What [`Hub::publish_at`] did.
@@ -50,9 +51,20 @@ impl Hub {
     /// publishing node's `timestamp_ms` (so the frame is byte-identical on
     /// every node). Never waits for a subscriber.
     pub fn publish_at(&self, seq: u64, event: Event, timestamp_ms: i64) -> Applied {
+        self.publish_locked(self.shared.lock_model(), seq, &event, timestamp_ms)
+    }
+
+    /// [`Hub::publish_at`] under the model lock already taken (`publish`
+    /// takes `head + 1` under it); wakes the subscribers once it is released.
+    pub(super) fn publish_locked(
+        &self,
+        mut model: MutexGuard<'_, Model>,
+        seq: u64,
+        event: &Event,
+        timestamp_ms: i64,
+    ) -> Applied {
         let shared = &self.shared;
-        let mut model = shared.lock_model();
-        let frame = frame::event_frame(&model.epoch, seq, &event, timestamp_ms);
+        let frame = frame::event_frame(&model.epoch, seq, event, timestamp_ms);
         if seq <= model.head {
             return match shared.history.frame_bytes(seq) {
                 Some(held) if held == frame.bytes => Applied::Stale,
@@ -60,14 +72,10 @@ impl Hub {
             };
         }
         let gap = seq > model.head + 1;
-        model.rooms.apply(&event);
+        model.rooms.apply(event);
         model.cached_snapshot = None;
         model.head = seq;
-        let wakers = if gap {
-            shared.history.push_after_gap(seq - 1, frame)
-        } else {
-            shared.history.push(frame)
-        };
+        let wakers = shared.history.push_at(seq, frame);
         drop(model);
         wakers.wake();
         shared.stats.published.fetch_add(1, Ordering::Relaxed);
@@ -147,7 +155,6 @@ mod tests {
                 history_size: 16,
                 client_queue_size: 16,
                 max_batch_size: 16,
-                batch_interval: Duration::from_millis(10),
                 heartbeat: Duration::from_secs(30),
                 max_connection_age: Duration::from_secs(3600),
             },

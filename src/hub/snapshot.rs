@@ -27,13 +27,15 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde::{Deserialize, Serialize};
 
-use super::frame::Filter;
-use crate::event::{
-    EgressInfo, Event, IngressInfo, JobInfo, Order, ParticipantInfo, RoomInfo, TrackInfo,
-};
+use crate::event::{EgressInfo, Event, IngressInfo, JobInfo, Order, ParticipantInfo, RoomInfo};
 
-/// Departed sessions remembered per room (oldest forgotten first).
-const DEPARTED_KEPT: usize = 256;
+mod participant;
+mod rows;
+mod view;
+
+use participant::{join, leave, update, upsert_track};
+pub(super) use rows::Changed;
+pub use view::HeldRoom;
 
 /// All live rooms, by sid (a `BTreeMap` so output order is stable).
 #[derive(Debug, Default, Clone)]
@@ -84,122 +86,10 @@ pub(super) struct Room {
     rewrite_all: bool,
 }
 
-/// A participant's persisted row (see [`Room`]).
-#[derive(Serialize)]
-struct ParticipantRowRef<'a> {
-    info: &'a ParticipantInfo,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    order: Option<&'a Order>,
-}
-
-#[derive(Deserialize)]
-struct ParticipantRow {
-    info: ParticipantInfo,
-    #[serde(default)]
-    order: Option<Order>,
-}
-
-/// What the journal writes for one changed room.
-pub(super) struct DirtyRoom<'a> {
-    /// The room's sid.
-    pub sid: String,
-    /// The room as held, `None` when it is gone (its rows go).
-    pub room: Option<&'a Room>,
-    /// Which participant rows to write.
-    pub participants: Changed,
-}
-
-/// Which participant rows of a room changed.
-pub(super) enum Changed {
-    /// All of them: delete the room's rows, then write those held.
-    All,
-    /// These sids: each written if held, deleted otherwise.
-    Some(Vec<String>),
-}
-
 impl Room {
-    /// Notes that participant `sid` changed (in the journal's copy).
-    fn mark(&mut self, sid: &str) {
-        if let Some(changed) = &mut self.changed
-            && !changed.contains(sid)
-        {
-            changed.insert(sid.to_owned());
-        }
-    }
-
     /// The sid the room is stored under.
     pub(super) fn sid(&self) -> &str {
         &self.info.sid
-    }
-
-    /// Participant `sid`'s row, if held.
-    pub(super) fn participant_row(&self, sid: &str) -> Option<String> {
-        let info = self.participants.get(sid)?;
-        let row = ParticipantRowRef {
-            info,
-            order: self.order.get(sid),
-        };
-        Some(serde_json::to_string(&row).expect("plain derived structs serialise without error"))
-    }
-
-    /// The sids of every participant held.
-    pub(super) fn participant_sids(&self) -> impl Iterator<Item = &String> {
-        self.participants.keys()
-    }
-
-    /// Adds a participant read from its row.
-    pub(super) fn restore_participant(&mut self, row: &str) -> serde_json::Result<()> {
-        let row: ParticipantRow = serde_json::from_str(row)?;
-        if let Some(order) = row.order {
-            self.order.insert(row.info.sid.clone(), order);
-        }
-        self.participants.insert(row.info.sid.clone(), row.info);
-        Ok(())
-    }
-
-    /// Marks a room read from a row that still held its participants, so
-    /// the journal's first write splits them into their own rows.
-    pub(super) fn note_legacy_row(&mut self) {
-        self.rewrite_all = !self.participants.is_empty();
-    }
-
-    /// The sids held under `identity` (other than none), pruning entries
-    /// whose participant left or changed identity.
-    fn sessions_of(&mut self, identity: &str) -> Vec<String> {
-        let participants = &self.participants;
-        let index = self.by_identity.get_or_insert_with(|| {
-            let mut index: HashMap<String, Vec<String>> = HashMap::new();
-            for p in participants.values() {
-                index
-                    .entry(p.identity.clone())
-                    .or_default()
-                    .push(p.sid.clone());
-            }
-            index
-        });
-        let Some(sids) = index.get_mut(identity) else {
-            return Vec::new();
-        };
-        sids.retain(|sid| {
-            participants
-                .get(sid)
-                .is_some_and(|p| p.identity == identity)
-        });
-        let held = sids.clone();
-        if sids.is_empty() {
-            index.remove(identity);
-        }
-        held
-    }
-
-    /// Notes that `sid` is held under `identity` (when the index is built).
-    fn index_session(&mut self, identity: &str, sid: &str) {
-        if let Some(index) = &mut self.by_identity {
-            let sids = index.entry(identity.to_owned()).or_default();
-            if !sids.iter().any(|s| s == sid) {
-                sids.push(sid.to_owned());
-            }
-        }
     }
 
     /// The subject's sessions and agent jobs here, each as `{room, participant}` or `{room, agent_job}`.
@@ -222,87 +112,7 @@ impl Room {
     }
 }
 
-/// The snapshot's `data` object.
-#[derive(Serialize)]
-pub(super) struct SnapshotView<'a> {
-    rooms: Vec<RoomView<'a>>,
-}
-
-#[derive(Serialize)]
-struct RoomView<'a> {
-    sid: &'a str,
-    name: &'a str,
-    num_participants: usize,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    creation_time: Option<i64>,
-    participants: Vec<ParticipantView<'a>>,
-    egress: Vec<&'a EgressInfo>,
-    ingress: Vec<&'a IngressInfo>,
-    agents: Vec<&'a JobInfo>,
-}
-
-#[derive(Serialize)]
-struct ParticipantView<'a> {
-    sid: &'a str,
-    identity: &'a str,
-    name: &'a str,
-    state: &'static str,
-    kind: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    joined_at: Option<i64>,
-    tracks: &'a [TrackInfo],
-}
-
 impl Rooms {
-    /// Rooms restored from their persisted rows; `track_dirty` for the
-    /// journal's copy (see [`Rooms::take_dirty`]).
-    pub(super) fn restore(rooms: Vec<Room>, track_dirty: bool) -> Self {
-        let mut by_sid = BTreeMap::new();
-        let mut dirty = track_dirty.then(BTreeSet::new);
-        for mut room in rooms {
-            match &mut dirty {
-                Some(dirty) => {
-                    room.changed = Some(BTreeSet::new());
-                    if room.rewrite_all {
-                        dirty.insert(room.info.sid.clone());
-                    }
-                }
-                None => room.rewrite_all = false,
-            }
-            by_sid.insert(room.info.sid.clone(), room);
-        }
-        Self { by_sid, dirty }
-    }
-
-    /// The rooms changed since the last call, each with its current state
-    /// (`None`: the room is gone) and the participants that changed in it.
-    pub(super) fn take_dirty(&mut self) -> Vec<DirtyRoom<'_>> {
-        let dirty = self.dirty.as_mut().map(std::mem::take).unwrap_or_default();
-        let mut drained = Vec::with_capacity(dirty.len());
-        for sid in dirty {
-            let participants = match self.by_sid.get_mut(&sid) {
-                Some(room) => {
-                    let changed = room.changed.as_mut().map(std::mem::take);
-                    if std::mem::take(&mut room.rewrite_all) {
-                        Changed::All
-                    } else {
-                        Changed::Some(changed.unwrap_or_default().into_iter().collect())
-                    }
-                }
-                None => Changed::All,
-            };
-            drained.push((sid, participants));
-        }
-        drained
-            .into_iter()
-            .map(|(sid, participants)| DirtyRoom {
-                room: self.by_sid.get(&sid),
-                sid,
-                participants,
-            })
-            .collect()
-    }
-
     /// Removes the sessions of the subject (`needles`: its identity and its
     /// hash) and drops it as an agent's identity; the changed rooms turn dirty.
     /// Returns how many rooms changed.
@@ -442,27 +252,6 @@ impl Rooms {
             && matches!((info.creation_time, held.info.creation_time), (Some(e), Some(h)) if e < h)
     }
 
-    /// The rooms `filter` admits, in sid order.
-    pub(super) fn view(&self, filter: &Filter) -> SnapshotView<'_> {
-        let rooms = self
-            .by_sid
-            .values()
-            .filter(|r| filter.admits(r.key.as_deref()))
-            .map(room_view)
-            .collect();
-        SnapshotView { rooms }
-    }
-
-    /// Rooms, participants and running agent jobs held (a walk over the rooms).
-    pub(super) fn totals(&self) -> [u64; 3] {
-        let (mut participants, mut agents) = (0, 0);
-        for room in self.by_sid.values() {
-            participants += room.participants.len() as u64;
-            agents += room.agents.len() as u64;
-        }
-        [self.by_sid.len() as u64, participants, agents]
-    }
-
     /// The sid the event's room is stored under: its own sid, or — when
     /// LiveKit left the sid out — the room already known by that raw name.
     fn find_sid(&self, event: &Event) -> Option<String> {
@@ -594,152 +383,6 @@ impl Rooms {
         if let Some(sid) = removed_from {
             self.touch(&sid);
         }
-    }
-}
-
-/// A join: the session is new or newer; the identity's older sessions go.
-fn join(room: &mut Room, p: &ParticipantInfo, order: Option<Order>) {
-    if let Some(order) = order
-        && !p.identity.is_empty()
-    {
-        let older: Vec<String> = room
-            .sessions_of(&p.identity)
-            .into_iter()
-            .filter(|sid| {
-                *sid != p.sid
-                    && room
-                        .order
-                        .get(sid)
-                        .is_none_or(|o| o.joined_at_ms <= order.joined_at_ms)
-            })
-            .collect();
-        for sid in older {
-            depart(room, &sid);
-        }
-    }
-    update(room, p, order);
-}
-
-/// A leave: removes the session unless the one held is newer.
-fn leave(room: &mut Room, p: &ParticipantInfo, order: Option<Order>) {
-    let held = room.order.get(&p.sid).copied();
-    if let (Some(held), Some(order)) = (held, order)
-        && held.joined_at_ms > order.joined_at_ms
-    {
-        return;
-    }
-    if room.participants.contains_key(&p.sid) {
-        depart(room, &p.sid);
-    } else {
-        remember_departed(room, &p.sid, order.unwrap_or_default());
-    }
-}
-
-fn depart(room: &mut Room, sid: &str) {
-    room.mark(sid);
-    room.participants.remove(sid);
-    let order = room.order.remove(sid).unwrap_or_default();
-    remember_departed(room, sid, order);
-}
-
-fn remember_departed(room: &mut Room, sid: &str, order: Order) {
-    room.departed.insert(sid.to_owned(), order);
-    while room.departed.len() > DEPARTED_KEPT {
-        // Forget the session that joined first.
-        let oldest = room
-            .departed
-            .iter()
-            .min_by_key(|(_, o)| **o)
-            .map(|(sid, _)| sid.clone());
-        match oldest {
-            Some(sid) => room.departed.remove(&sid),
-            None => break,
-        };
-    }
-}
-
-/// Inserts or refreshes a participant unless the event is older than what
-/// is held (or than its departure); keeps known tracks when the event lists
-/// none. The participant as held afterwards, if it is held.
-fn update<'r>(
-    room: &'r mut Room,
-    p: &ParticipantInfo,
-    order: Option<Order>,
-) -> Option<&'r mut ParticipantInfo> {
-    if let Some(order) = order {
-        if room
-            .departed
-            .get(&p.sid)
-            .is_some_and(|gone| order <= *gone || order.joined_at_ms == gone.joined_at_ms)
-        {
-            return None;
-        }
-        if let Some(held) = room.order.get(&p.sid)
-            && order < *held
-        {
-            // Older than what is held: only its tracks may still apply.
-            room.mark(&p.sid);
-            return room.participants.get_mut(&p.sid);
-        }
-        room.order.insert(p.sid.clone(), order);
-    }
-    room.departed.remove(&p.sid);
-    room.mark(&p.sid);
-    Some(upsert_participant(room, p))
-}
-
-/// Inserts or refreshes a participant, keeping known tracks when the event lists none.
-fn upsert_participant<'r>(room: &'r mut Room, p: &ParticipantInfo) -> &'r mut ParticipantInfo {
-    if room
-        .participants
-        .get(&p.sid)
-        .is_none_or(|held| held.identity != p.identity)
-    {
-        room.index_session(&p.identity, &p.sid);
-    }
-    let known = room
-        .participants
-        .entry(p.sid.clone())
-        .or_insert_with(|| p.clone());
-    let tracks = if p.tracks.is_empty() {
-        std::mem::take(&mut known.tracks)
-    } else {
-        p.tracks.clone()
-    };
-    known.clone_from(p);
-    known.tracks = tracks;
-    known
-}
-
-fn upsert_track(p: &mut ParticipantInfo, t: &TrackInfo) {
-    match p.tracks.iter_mut().find(|k| k.sid == t.sid) {
-        Some(known) => known.clone_from(t),
-        None => p.tracks.push(t.clone()),
-    }
-}
-
-fn room_view(room: &Room) -> RoomView<'_> {
-    RoomView {
-        sid: &room.info.sid,
-        name: &room.info.name,
-        num_participants: room.participants.len(),
-        creation_time: room.info.creation_time,
-        participants: room
-            .participants
-            .values()
-            .map(|p| ParticipantView {
-                sid: &p.sid,
-                identity: &p.identity,
-                name: &p.name,
-                state: p.state,
-                kind: p.kind,
-                joined_at: p.joined_at,
-                tracks: &p.tracks,
-            })
-            .collect(),
-        egress: room.egress.values().collect(),
-        ingress: room.ingress.values().collect(),
-        agents: room.agents.values().collect(),
     }
 }
 

@@ -23,7 +23,6 @@ pub(super) fn settings(history: usize, queue: usize, batch: usize) -> HubSetting
         history_size: history,
         client_queue_size: queue,
         max_batch_size: batch,
-        batch_interval: Duration::from_millis(100),
         heartbeat: Duration::from_secs(15),
         max_connection_age: Duration::from_secs(24 * 3600),
     }

@@ -196,7 +196,8 @@ fn order(p: &WireParticipant) -> Order {
     }
 }
 
-fn job_info(j: &WireJob, identities: &Identities) -> JobInfo {
+/// A job as it goes on the stream (the reconciler builds its changes with this too).
+pub fn job_info(j: &WireJob, identities: &Identities) -> JobInfo {
     let state = j.state.as_ref();
     JobInfo {
         id: opt_id(&j.id),
@@ -305,7 +306,8 @@ fn positive(n: Option<i64>) -> Option<i64> {
     n.filter(|v| *v > 0)
 }
 
-fn room(r: &WireRoom) -> RoomInfo {
+/// A room as it goes on the stream (the reconciler builds its changes with this too).
+pub fn room(r: &WireRoom) -> RoomInfo {
     RoomInfo {
         sid: opt_id(&r.sid),
         name: opt_text(&r.name),
@@ -316,7 +318,9 @@ fn room(r: &WireRoom) -> RoomInfo {
     }
 }
 
-fn participant(p: &WireParticipant, identities: &Identities) -> ParticipantInfo {
+/// A participant as it goes on the stream, identity hashed or sanitised (the
+/// reconciler builds its changes with this too).
+pub fn participant(p: &WireParticipant, identities: &Identities) -> ParticipantInfo {
     ParticipantInfo {
         sid: opt_id(&p.sid),
         identity: identity(p.identity.as_deref().unwrap_or(""), identities),
