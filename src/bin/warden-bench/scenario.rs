@@ -168,7 +168,7 @@ pub async fn idle(ctx: &Ctx<'_>, n: usize, hold: Duration) -> Result<Figs> {
 
 /// RSS and CPU figures of an idle hold from the stats before connecting,
 /// once connected and at the end of the hold.
-fn memory_figs(figs: &mut Figs, conns: usize, [s0, s1, s2]: [ProcStats; 3], hold: Duration) {
+pub fn memory_figs(figs: &mut Figs, conns: usize, [s0, s1, s2]: [ProcStats; 3], hold: Duration) {
     let per = |s: &ProcStats| s.rss.saturating_sub(s0.rss) as f64 / conns.max(1) as f64;
     let mb = |s: &ProcStats| s.rss as f64 / 1e6;
     let holding = (s2.cpu_s - s1.cpu_s) * 100.0 / hold.as_secs_f64();
