@@ -9,8 +9,8 @@
 //! bounded request head, and the deadlines of [`conn`]: one from accept to
 //! the first request (TLS handshake included), an idle timeout between
 //! requests. With TLS, ALPN picks HTTP/2 or HTTP/1.1; HTTP/2 streams are
-//! watched by [`stream`]. Plain HTTP is HTTP/1.1, its event streams served by
-//! [`direct`]. Shutdown stops accepting, lets connections finish gracefully
+//! watched by [`stream`]. Plain HTTP is HTTP/1.1, served request by request by
+//! [`plain`]: event streams written directly, without hyper's buffers. Shutdown stops accepting, lets connections finish gracefully
 //! and gives up after `shutdown_grace`.
 
 use std::net::SocketAddr;
@@ -29,14 +29,20 @@ use tokio::time::Instant;
 use crate::metrics::Metrics;
 
 mod conn;
-mod direct;
 pub mod gate;
+mod plain;
+mod pump;
 mod redirect;
+mod sniff;
 pub mod stream;
+mod svc;
+mod tap;
 
 pub use redirect::{LocalAddr, redirect_router};
 
-use conn::{Drain, DrainWatch, Limits, Svc, Tap, Track, drive};
+use conn::{Drain, DrainWatch, Limits, Track, drive};
+use svc::Svc;
+use tap::Tap;
 
 /// Largest body chunk hyper buffers per HTTP/2 stream beyond its window.
 const H2_SEND_BUFFER: usize = 64 * 1024;
@@ -234,14 +240,14 @@ async fn connection_task(conn: Box<Conn>) {
 
 impl Conn {
     /// Serves the connection, or returns the event stream it turned into.
-    async fn serve(self: Box<Self>) -> Option<direct::Pump> {
+    async fn serve(self: Box<Self>) -> Option<pump::Pump> {
         let Conn {
             shared,
             stream,
             peer,
             accepted,
             pass,
-            watcher,
+            mut watcher,
         } = *self;
         let first_deadline = accepted + shared.limits.header;
         if let Some(acceptor) = &shared.acceptor {
@@ -267,77 +273,32 @@ impl Conn {
                 local,
                 track: track.clone(),
             };
-            let io = TokioIo::new(Tap {
-                inner: tls,
-                track: track.clone(),
-            });
+            let io = TokioIo::new(Tap::new(tls, track.clone()));
             if h2 {
-                let conn = shared.h2.serve_connection(io, svc);
+                let conn = std::pin::pin!(shared.h2.serve_connection(io, svc));
                 drive(
                     conn,
                     |c| c.graceful_shutdown(),
                     &track,
                     shared.limits,
-                    watcher,
+                    &mut watcher,
                 )
                 .await;
             } else {
-                let conn = shared.h1.serve_connection(io, svc);
+                let conn = std::pin::pin!(shared.h1.serve_connection(io, svc));
                 drive(
                     conn,
                     |c| c.graceful_shutdown(),
                     &track,
                     shared.limits,
-                    watcher,
+                    &mut watcher,
                 )
                 .await;
             }
             drop(pass);
             return None;
         }
-        let first =
-            tokio::time::timeout_at(first_deadline, direct::read_first(&stream, shared.max_head))
-                .await;
-        match first {
-            // The watcher and the pass go with the stream: shutdown waits for
-            // it (the hub closes every stream when shutdown begins), and it
-            // counts against its client's connections.
-            Ok(direct::First::Events(req)) => {
-                let router = shared.router.clone();
-                let keep = direct::Keep {
-                    _watcher: watcher,
-                    _pass: pass,
-                };
-                direct::start(stream, req, peer, router, shared.write_timeout, keep).await
-            }
-            Ok(direct::First::Other(read)) => {
-                let local = stream.local_addr().unwrap_or(peer);
-                let track = Track::new(accepted, true);
-                let svc = Svc {
-                    router: shared.router.clone(),
-                    peer,
-                    local,
-                    track: track.clone(),
-                };
-                let io = TokioIo::new(Tap {
-                    inner: direct::Rewound::new(read, stream),
-                    track: track.clone(),
-                });
-                let conn = shared.h1.serve_connection(io, svc);
-                drive(
-                    conn,
-                    |c| c.graceful_shutdown(),
-                    &track,
-                    shared.limits,
-                    watcher,
-                )
-                .await;
-                drop(pass);
-                None
-            }
-            // Closed, or no request within the header timeout (slowloris).
-            Ok(direct::First::Gone) | Err(_) => None,
-        }
+        plain::serve(shared, stream, peer, accepted, pass, watcher).await
     }
 }
 

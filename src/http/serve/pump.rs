@@ -1,21 +1,11 @@
 //! SSE streams written straight to the socket, without hyper's buffers.
 //!
-//! hyper's HTTP/1 connection keeps an 8 KiB read buffer and an 8 KiB write
-//! buffer for as long as the connection lives; for tens of thousands of idle
-//! SSE streams that was nearly all of Warden's memory (BENCH.md, "Idle
-//! memory", has the figures). So on plain HTTP the first request head of each connection
-//! is read here, into a small buffer, and parsed with `httparse` (hyper's
-//! own parser):
-//!
-//! - a `GET /api/events` without a body is run through the same router
-//!   (every layer: client address, request log, security headers, auth,
-//!   admission) and its response written here: the head, then each body
-//!   chunk straight from the hub's shared `Bytes` to the socket, with
-//!   nothing kept between events. The connection closes when the stream
-//!   ends (`Connection: close`); an error answer closes it too;
-//! - anything else — another route or method, a body, an oversized, slow or
-//!   malformed head, more pipelined bytes — goes to hyper with the bytes
-//!   already read put back in front, and is served exactly as before.
+//! A stream request recognised by [`super::sniff`] is run through the same
+//! router (every layer: client address, request log, security headers,
+//! auth, admission) and its response written here: the head, then each body
+//! chunk straight from the hub's shared `Bytes` to the socket, with nothing
+//! kept between events. The connection closes when the stream ends
+//! (`Connection: close`); an error answer closes it too.
 //!
 //! The stream keeps hyper's promises: a write that cannot finish within the
 //! write timeout ends the connection (a client that stopped reading), a
@@ -31,120 +21,16 @@ use std::time::Duration;
 use axum::body::Body;
 use axum::body::HttpBody as _;
 use axum::extract::ConnectInfo;
-use axum::http::{self, HeaderName, HeaderValue, Method, Request, Version, header};
+use axum::http::{self, Request, Version, header};
 use bytes::Bytes;
 use http_body_util::BodyExt as _;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
-
-/// The only request line this path serves; everything else goes to hyper.
-const PATH: &[u8] = b"GET /api/events";
-
-/// Most headers parsed in a head (hyper's default is 100).
-const MAX_HEADERS: usize = 100;
 
 /// Bytes a client may send on a stream (it should send none) before it is cut.
 const MAX_STRAY_BYTES: usize = 16 * 1024;
 
 /// Largest non-stream answer (an error) collected before it is written.
 const MAX_ANSWER_BYTES: usize = 64 * 1024;
-
-/// What the first bytes of a connection turned out to be.
-pub(super) enum First {
-    /// `GET /api/events`, parsed, with no bytes after the head.
-    Events(Box<Request<Body>>),
-    /// Anything else: these bytes, then the rest of the socket, go to hyper.
-    Other(Vec<u8>),
-    /// The peer closed or failed before sending a request.
-    Gone,
-}
-
-/// Reads until the first request head is known to be an event stream
-/// request (or known not to be one). The caller bounds the time.
-pub(super) async fn read_first(stream: &TcpStream, max_head: usize) -> First {
-    let mut buf: Vec<u8> = Vec::new();
-    loop {
-        if stream.readable().await.is_err() {
-            return First::Gone;
-        }
-        // On the thread's stack, not in the connection's future.
-        let mut chunk = [0u8; 2048];
-        match stream.try_read(&mut chunk) {
-            Ok(0) if buf.is_empty() => return First::Gone,
-            // EOF inside a head: hyper answers or closes as it always did.
-            Ok(0) => return First::Other(buf),
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-            Err(_) => return First::Gone,
-        }
-        let seen = buf.len().min(PATH.len());
-        if buf[..seen] != PATH[..seen] || buf.len() > max_head {
-            return First::Other(buf);
-        }
-        match parse(&buf) {
-            Parsed::Partial => {}
-            Parsed::Events(req) => return First::Events(req),
-            Parsed::Other => return First::Other(buf),
-        }
-    }
-}
-
-enum Parsed {
-    Partial,
-    Events(Box<Request<Body>>),
-    Other,
-}
-
-/// Parses a complete head into a request for the router, if it is a plain
-/// `GET /api/events[?…]` with nothing after it.
-fn parse(buf: &[u8]) -> Parsed {
-    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut head = httparse::Request::new(&mut headers);
-    let len = match head.parse(buf) {
-        Ok(httparse::Status::Complete(len)) => len,
-        Ok(httparse::Status::Partial) => return Parsed::Partial,
-        Err(_) => return Parsed::Other,
-    };
-    if len != buf.len() || head.method != Some("GET") {
-        return Parsed::Other;
-    }
-    let Some(path) = head
-        .path
-        .filter(|p| *p == "/api/events" || p.starts_with("/api/events?"))
-    else {
-        return Parsed::Other;
-    };
-    let version = match head.version {
-        Some(0) => Version::HTTP_10,
-        Some(1) => Version::HTTP_11,
-        _ => return Parsed::Other,
-    };
-    let mut builder = Request::builder()
-        .method(Method::GET)
-        .uri(path)
-        .version(version);
-    for h in head.headers.iter() {
-        let name = h.name.as_bytes();
-        // A body or a protocol switch is hyper's business.
-        if name.eq_ignore_ascii_case(b"content-length") && h.value != b"0"
-            || name.eq_ignore_ascii_case(b"transfer-encoding")
-            || name.eq_ignore_ascii_case(b"upgrade")
-        {
-            return Parsed::Other;
-        }
-        let (Ok(name), Ok(value)) = (
-            HeaderName::from_bytes(name),
-            HeaderValue::from_bytes(h.value),
-        ) else {
-            return Parsed::Other;
-        };
-        builder = builder.header(name, value);
-    }
-    match builder.body(Body::empty()) {
-        Ok(req) => Parsed::Events(Box::new(req)),
-        Err(_) => Parsed::Other,
-    }
-}
 
 /// Runs the event stream request through the router and writes the answer's
 /// head: `Some` stream to pump when it is the event stream. Boxed by the
@@ -455,152 +341,10 @@ fn remainder(bufs: &[&[u8]], mut skip: usize) -> Vec<u8> {
     out
 }
 
-/// A socket with bytes already read from it put back in front.
-pub(super) struct Rewound {
-    prefix: Vec<u8>,
-    pos: usize,
-    inner: TcpStream,
-}
-
-impl Rewound {
-    pub(super) fn new(prefix: Vec<u8>, inner: TcpStream) -> Self {
-        Self {
-            prefix,
-            pos: 0,
-            inner,
-        }
-    }
-}
-
-impl AsyncRead for Rewound {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let this = &mut *self;
-        if this.pos < this.prefix.len() {
-            let n = buf.remaining().min(this.prefix.len() - this.pos);
-            buf.put_slice(&this.prefix[this.pos..this.pos + n]);
-            this.pos += n;
-            if this.pos == this.prefix.len() {
-                this.prefix = Vec::new();
-                this.pos = 0;
-            }
-            return Poll::Ready(Ok(()));
-        }
-        Pin::new(&mut this.inner).poll_read(cx, buf)
-    }
-}
-
-impl AsyncWrite for Rewound {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, buf)
-    }
-
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use axum::http::Response;
-
-    #[test]
-    fn only_a_bodiless_get_of_the_stream_is_taken() {
-        let events = |head: &str| matches!(parse(head.as_bytes()), Parsed::Events(_));
-        assert!(events("GET /api/events HTTP/1.1\r\nHost: x\r\n\r\n"));
-        assert!(events(
-            "GET /api/events?room=a&token=t HTTP/1.1\r\nLast-Event-ID: 1-2\r\n\r\n"
-        ));
-        assert!(events("GET /api/events HTTP/1.0\r\n\r\n"));
-        assert!(events(
-            "GET /api/events HTTP/1.1\r\nContent-Length: 0\r\n\r\n"
-        ));
-        for other in [
-            "GET /api/eventsx HTTP/1.1\r\n\r\n",
-            "GET /api/events/x HTTP/1.1\r\n\r\n",
-            "POST /api/events HTTP/1.1\r\n\r\n",
-            "GET /api/events HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc",
-            "GET /api/events HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n",
-            "GET /api/events HTTP/1.1\r\nUpgrade: h2c\r\n\r\n",
-            // Pipelined: hyper serves both.
-            "GET /api/events HTTP/1.1\r\n\r\nGET / HTTP/1.1\r\n\r\n",
-            "GET /api/events HTTP/1.1\r\nBad Header: x\r\n\r\n",
-        ] {
-            assert!(
-                matches!(parse(other.as_bytes()), Parsed::Other),
-                "{other:?} must go to hyper"
-            );
-        }
-        assert!(matches!(
-            parse(b"GET /api/events HTTP/1.1\r\nHost: x\r\n"),
-            Parsed::Partial
-        ));
-    }
-
-    proptest::proptest! {
-        /// The head parser faces the network: any bytes give an answer,
-        /// never a panic, and only a complete bodiless GET of the stream
-        /// is taken (`PROPTEST_CASES=100000` for a long run).
-        #[test]
-        fn any_bytes_are_classified_without_panicking(
-            bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..600),
-        ) {
-            if let Parsed::Events(req) = parse(&bytes) {
-                proptest::prop_assert!(bytes.starts_with(PATH));
-                proptest::prop_assert!(bytes.ends_with(b"\r\n\r\n") || bytes.ends_with(b"\n\n"));
-                proptest::prop_assert_eq!(req.method(), Method::GET);
-                proptest::prop_assert!(req.uri().path() == "/api/events");
-            }
-        }
-
-        /// Stream requests with arbitrary header values and query strings
-        /// parse to the same request, whatever the split of reads.
-        #[test]
-        fn stream_heads_survive_any_split(
-            query in "[a-zA-Z0-9=&%._~-]{0,80}",
-            value in "[ -~]{0,120}",
-            split in 0usize..200,
-        ) {
-            let head = format!(
-                "GET /api/events?{query} HTTP/1.1\r\nHost: x\r\nX-Any: {value}\r\n\r\n"
-            );
-            let bytes = head.as_bytes();
-            let cut = split.min(bytes.len() - 1);
-            proptest::prop_assert!(matches!(parse(&bytes[..cut]), Parsed::Partial | Parsed::Other));
-            match parse(bytes) {
-                Parsed::Events(req) => {
-                    proptest::prop_assert_eq!(req.uri().query().unwrap_or(""), query.as_str());
-                    let got = req.headers().get("x-any").map(|v| v.as_bytes().to_vec());
-                    proptest::prop_assert_eq!(got, Some(value.trim().as_bytes().to_vec()));
-                }
-                _ => proptest::prop_assert!(false, "a valid stream head was not taken"),
-            }
-        }
-    }
 
     #[test]
     fn the_remainder_skips_what_was_written() {
