@@ -270,7 +270,7 @@ mod tests {
             Some((t0 + LIMITS.header, Why::NoRequest)),
             "bytes of the first head do not move the accept deadline"
         );
-        let open = track.begin();
+        let open = track.begin(true);
         assert_eq!(track.deadline(&LIMITS), None);
         tokio::time::advance(Duration::from_secs(100)).await;
         drop(open);
@@ -288,7 +288,7 @@ mod tests {
                 Why::SlowHead
             ))
         );
-        let _again = track.begin();
+        let _again = track.begin(true);
         assert_eq!(track.deadline(&LIMITS), None);
     }
 
@@ -296,8 +296,29 @@ mod tests {
     async fn http2_traffic_between_streams_does_not_start_a_head() {
         let t0 = Instant::now();
         let track = Track::new(t0, false);
-        drop(track.begin());
+        drop(track.begin(true));
         track.bytes_read();
         assert_eq!(track.deadline(&LIMITS).map(|(_, why)| why), Some(Why::Idle));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_connection_is_between_requests_only_with_nothing_of_the_next_read() {
+        let track = Track::new(Instant::now(), true);
+        assert!(!track.between_requests(), "no request yet");
+        // A request with a body: its bytes are not the next request's.
+        let open = track.begin(false);
+        track.bytes_read();
+        assert!(!track.between_requests(), "a request is open");
+        track.body_done();
+        drop(open);
+        assert!(track.between_requests());
+        // A bodiless request, and bytes while it is answered: pipelined.
+        let open = track.begin(true);
+        track.bytes_read();
+        drop(open);
+        assert!(!track.between_requests(), "hyper holds the next request");
+        // The next request begins: the slate is clean again.
+        drop(track.begin(true));
+        assert!(track.between_requests());
     }
 }
