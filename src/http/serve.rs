@@ -10,7 +10,8 @@
 //! the first request (TLS handshake included), an idle timeout between
 //! requests. With TLS, ALPN picks HTTP/2 or HTTP/1.1; HTTP/2 streams are
 //! watched by [`stream`]. Plain HTTP is HTTP/1.1, served request by request by
-//! [`plain`]: event streams written directly, without hyper's buffers. Shutdown stops accepting, lets connections finish gracefully
+//! [`plain`]: event streams written directly, without hyper's buffers; over
+//! TLS with HTTP/1.1, a connection's first request is sniffed the same way. Shutdown stops accepting, lets connections finish gracefully
 //! and gives up after `shutdown_grace`.
 
 use std::net::SocketAddr;
@@ -34,6 +35,7 @@ mod plain;
 mod pump;
 mod redirect;
 mod sniff;
+mod sock;
 pub mod stream;
 mod svc;
 mod tap;
@@ -273,8 +275,8 @@ impl Conn {
                 local,
                 track: track.clone(),
             };
-            let io = TokioIo::new(Tap::new(tls, track.clone()));
             if h2 {
+                let io = TokioIo::new(Tap::new(tls, track.clone()));
                 let conn = std::pin::pin!(shared.h2.serve_connection(io, svc));
                 drive(
                     conn,
@@ -284,17 +286,39 @@ impl Conn {
                     &mut watcher,
                 )
                 .await;
-            } else {
-                let conn = std::pin::pin!(shared.h1.serve_connection(io, svc));
-                drive(
-                    conn,
-                    |c| c.graceful_shutdown(),
-                    &track,
-                    shared.limits,
-                    &mut watcher,
-                )
-                .await;
+                return None;
             }
+            // HTTP/1.1: a first request for the event stream is served
+            // directly, as on plain HTTP; anything else by hyper.
+            let mut tls = tls;
+            let first = tokio::time::timeout_at(
+                first_deadline,
+                sniff::read_head_from(&mut tls, shared.max_head),
+            )
+            .await;
+            let read = match first {
+                Ok(sniff::First::Events(req)) => {
+                    let keep = pump::Keep {
+                        _watcher: watcher,
+                        _pass: pass,
+                    };
+                    let router = shared.router.clone();
+                    let tls = sock::Sock::Tls(Box::new(tls));
+                    return pump::start(tls, req, peer, router, shared.write_timeout, keep).await;
+                }
+                Ok(sniff::First::Other(read)) => read,
+                Ok(sniff::First::Gone) | Err(_) => return None,
+            };
+            let io = TokioIo::new(Tap::new(sniff::Rewound::new(read, tls), track.clone()));
+            let conn = std::pin::pin!(shared.h1.serve_connection(io, svc));
+            drive(
+                conn,
+                |c| c.graceful_shutdown(),
+                &track,
+                shared.limits,
+                &mut watcher,
+            )
+            .await;
             drop(pass);
             return None;
         }

@@ -30,6 +30,7 @@ use tokio::time::Instant;
 
 use super::conn::{DrainWatch, Track, drive};
 use super::sniff::{self, First, Rewound};
+use super::sock::Sock;
 use super::svc::Svc;
 use super::tap::Tap;
 use super::{Shared, gate, pump};
@@ -61,6 +62,7 @@ pub(super) async fn serve(
                     _watcher: watcher,
                     _pass: pass,
                 };
+                let stream = Sock::Plain(stream);
                 return pump::start(stream, req, peer, router, shared.write_timeout, keep).await;
             }
             Ok(First::Other(read)) => {

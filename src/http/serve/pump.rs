@@ -24,7 +24,9 @@ use axum::extract::ConnectInfo;
 use axum::http::{self, Request, Version, header};
 use bytes::Bytes;
 use http_body_util::BodyExt as _;
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead as _, AsyncWrite as _, ReadBuf};
+
+use super::sock::Sock;
 
 /// Bytes a client may send on a stream (it should send none) before it is cut.
 const MAX_STRAY_BYTES: usize = 16 * 1024;
@@ -36,7 +38,7 @@ const MAX_ANSWER_BYTES: usize = 64 * 1024;
 /// head: `Some` stream to pump when it is the event stream. Boxed by the
 /// caller, so that none of this is part of the long-lived task.
 pub(super) async fn start(
-    stream: TcpStream,
+    stream: Sock,
     req: Box<Request<Body>>,
     peer: std::net::SocketAddr,
     router: axum::Router,
@@ -47,7 +49,7 @@ pub(super) async fn start(
     let mut req = *req;
     let version = req.version();
     req.extensions_mut().insert(ConnectInfo(peer));
-    if let Ok(local) = stream.local_addr() {
+    if let Ok(local) = stream.tcp().local_addr() {
         req.extensions_mut().insert(super::LocalAddr(local));
     }
     let Ok(resp) = router.oneshot(req).await;
@@ -126,7 +128,7 @@ impl Pump {
 
 /// A non-stream answer (an error): written whole, then the connection closes.
 async fn answer(
-    mut stream: TcpStream,
+    mut stream: Sock,
     parts: http::response::Parts,
     body: Body,
     version: Version,
@@ -144,6 +146,7 @@ async fn answer(
         use tokio::io::AsyncWriteExt as _;
         stream.write_all(&head).await?;
         stream.write_all(&bytes).await?;
+        stream.flush().await?;
         stream.shutdown().await
     };
     let _ = tokio::time::timeout(write_timeout, write).await;
@@ -238,7 +241,7 @@ enum Next {
 
 /// The socket of a stream being served.
 struct Out {
-    stream: TcpStream,
+    stream: Sock,
     write_timeout: Duration,
     stray: usize,
 }
@@ -250,28 +253,8 @@ impl Out {
     }
 
     fn poll_next(&mut self, cx: &mut Context<'_>, body: &mut Body) -> Poll<Next> {
-        loop {
-            match self.stream.poll_read_ready(cx) {
-                Poll::Pending => break,
-                Poll::Ready(Err(_)) => return Poll::Ready(Next::Gone),
-                Poll::Ready(Ok(())) => {
-                    let mut scratch = [0u8; 512];
-                    match self.stream.try_read(&mut scratch) {
-                        Ok(0) => return Poll::Ready(Next::Gone),
-                        Ok(n) => {
-                            // A client has nothing to say on a stream; a
-                            // little is tolerated, a flood ends it.
-                            self.stray += n;
-                            if self.stray > MAX_STRAY_BYTES {
-                                return Poll::Ready(Next::Gone);
-                            }
-                        }
-                        // Readiness was cleared; the next poll re-registers.
-                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                        Err(_) => return Poll::Ready(Next::Gone),
-                    }
-                }
-            }
+        if let Some(gone) = self.poll_peer(cx) {
+            return Poll::Ready(gone);
         }
         loop {
             return match Pin::new(&mut *body).poll_frame(cx) {
@@ -287,15 +270,73 @@ impl Out {
         }
     }
 
-    /// Writes what fits of `bufs` now: one `writev`, no allocation, no
-    /// timer. Returns the rest if the socket buffer is full.
+    /// Reads what the peer sent while the stream waits: `Some(Gone)` when it
+    /// left (end-of-file, TLS `close_notify`, an error) or sent too much.
+    fn poll_peer(&mut self, cx: &mut Context<'_>) -> Option<Next> {
+        loop {
+            let mut scratch = [0u8; 512];
+            let read = match &mut self.stream {
+                Sock::Plain(s) => match s.poll_read_ready(cx) {
+                    Poll::Pending => return None,
+                    Poll::Ready(Err(_)) => return Some(Next::Gone),
+                    Poll::Ready(Ok(())) => match s.try_read(&mut scratch) {
+                        // Readiness was cleared; the next poll re-registers.
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                        other => other,
+                    },
+                },
+                Sock::Tls(s) => {
+                    let mut buf = ReadBuf::new(&mut scratch);
+                    match Pin::new(s.as_mut()).poll_read(cx, &mut buf) {
+                        Poll::Pending => return None,
+                        Poll::Ready(res) => res.map(|()| buf.filled().len()),
+                    }
+                }
+            };
+            match read {
+                Ok(0) | Err(_) => return Some(Next::Gone),
+                Ok(n) => {
+                    // A client has nothing to say on a stream; a little is
+                    // tolerated, a flood ends it.
+                    self.stray += n;
+                    if self.stray > MAX_STRAY_BYTES {
+                        return Some(Next::Gone);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Writes what fits of `bufs` now: one `writev` (over TLS, one record
+    /// flushed to the socket), no allocation, no timer. Returns the rest if
+    /// the socket buffer is full (over TLS, nothing when rustls holds the
+    /// unsent end of the record: the flush finishes it).
     fn try_write(&mut self, bufs: [&[u8]; 3]) -> io::Result<Option<Vec<u8>>> {
         let total: usize = bufs.iter().map(|b| b.len()).sum();
         let slices = bufs.map(IoSlice::new);
-        let written = match self.stream.try_write_vectored(&slices) {
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => 0,
-            Err(e) => return Err(e),
+        let written = match &mut self.stream {
+            Sock::Plain(s) => match s.try_write_vectored(&slices) {
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => 0,
+                Err(e) => return Err(e),
+            },
+            Sock::Tls(s) => {
+                // Polled once: not waiting here is the point.
+                let mut cx = Context::from_waker(std::task::Waker::noop());
+                let n = match Pin::new(s.as_mut()).poll_write_vectored(&mut cx, &slices) {
+                    Poll::Ready(Ok(n)) => n,
+                    Poll::Pending => 0,
+                    Poll::Ready(Err(e)) => return Err(e),
+                };
+                if n == total {
+                    return match Pin::new(s.as_mut()).poll_flush(&mut cx) {
+                        Poll::Ready(Ok(())) => Ok(None),
+                        Poll::Pending => Ok(Some(Vec::new())),
+                        Poll::Ready(Err(e)) => Err(e),
+                    };
+                }
+                n
+            }
         };
         Ok((written < total).then(|| remainder(&bufs, written)))
     }
@@ -320,7 +361,11 @@ impl Out {
     /// the write timeout: a client that is not reading is cut when it runs out.
     async fn write_slowly(&mut self, rest: Vec<u8>) -> io::Result<()> {
         use tokio::io::AsyncWriteExt as _;
-        match tokio::time::timeout(self.write_timeout, self.stream.write_all(&rest)).await {
+        let write = async {
+            self.stream.write_all(&rest).await?;
+            self.stream.flush().await
+        };
+        match tokio::time::timeout(self.write_timeout, write).await {
             Ok(res) => res,
             Err(_) => Err(io::ErrorKind::TimedOut.into()),
         }

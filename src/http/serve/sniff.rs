@@ -53,15 +53,8 @@ fn could_be_events(buf: &[u8]) -> bool {
 /// bounds the time.
 pub(super) async fn read_head(stream: &TcpStream, mut buf: Vec<u8>, max_head: usize) -> First {
     loop {
-        if !buf.is_empty() {
-            if !could_be_events(&buf) || buf.len() > max_head {
-                return First::Other(buf);
-            }
-            match parse(&buf) {
-                Parsed::Partial => {}
-                Parsed::Events(req) => return First::Events(req),
-                Parsed::Other => return First::Other(buf),
-            }
+        if let Some(known) = classify(&mut buf, max_head) {
+            return known;
         }
         if stream.readable().await.is_err() {
             return First::Gone;
@@ -76,6 +69,39 @@ pub(super) async fn read_head(stream: &TcpStream, mut buf: Vec<u8>, max_head: us
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
             Err(_) => return First::Gone,
         }
+    }
+}
+
+/// [`read_head`] through a TLS stream (or any reader).
+pub(super) async fn read_head_from<S: AsyncRead + Unpin>(stream: &mut S, max_head: usize) -> First {
+    use tokio::io::AsyncReadExt as _;
+    let mut buf = Vec::new();
+    loop {
+        if let Some(known) = classify(&mut buf, max_head) {
+            return known;
+        }
+        let mut chunk = [0u8; 2048];
+        match stream.read(&mut chunk).await {
+            Ok(0) if buf.is_empty() => return First::Gone,
+            Ok(0) => return First::Other(buf),
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Err(_) => return First::Gone,
+        }
+    }
+}
+
+/// What the bytes read so far are, once that is known.
+fn classify(buf: &mut Vec<u8>, max_head: usize) -> Option<First> {
+    if buf.is_empty() {
+        return None;
+    }
+    if !could_be_events(buf) || buf.len() > max_head {
+        return Some(First::Other(std::mem::take(buf)));
+    }
+    match parse(buf) {
+        Parsed::Partial => None,
+        Parsed::Events(req) => Some(First::Events(req)),
+        Parsed::Other => Some(First::Other(std::mem::take(buf))),
     }
 }
 
@@ -137,14 +163,14 @@ fn parse(buf: &[u8]) -> Parsed {
 }
 
 /// A socket with bytes already read from it put back in front.
-pub(super) struct Rewound {
+pub(super) struct Rewound<S = TcpStream> {
     prefix: Vec<u8>,
     pos: usize,
-    inner: TcpStream,
+    inner: S,
 }
 
-impl Rewound {
-    pub(super) fn new(prefix: Vec<u8>, inner: TcpStream) -> Self {
+impl<S> Rewound<S> {
+    pub(super) fn new(prefix: Vec<u8>, inner: S) -> Self {
         Self {
             prefix,
             pos: 0,
@@ -153,13 +179,13 @@ impl Rewound {
     }
 
     /// The bytes put back and not read yet, and the socket.
-    pub(super) fn into_parts(mut self) -> (Vec<u8>, TcpStream) {
+    pub(super) fn into_parts(mut self) -> (Vec<u8>, S) {
         self.prefix.drain(..self.pos);
         (self.prefix, self.inner)
     }
 }
 
-impl AsyncRead for Rewound {
+impl<S: AsyncRead + Unpin> AsyncRead for Rewound<S> {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -180,7 +206,7 @@ impl AsyncRead for Rewound {
     }
 }
 
-impl AsyncWrite for Rewound {
+impl<S: AsyncWrite + Unpin> AsyncWrite for Rewound<S> {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
