@@ -39,6 +39,7 @@ mod sock;
 pub mod stream;
 mod svc;
 mod tap;
+mod wire;
 
 pub use redirect::{LocalAddr, redirect_router};
 
