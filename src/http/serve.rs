@@ -10,9 +10,10 @@
 //! the first request (TLS handshake included), an idle timeout between
 //! requests. With TLS, ALPN picks HTTP/2 or HTTP/1.1; HTTP/2 streams are
 //! watched by [`stream`]. Plain HTTP is HTTP/1.1, served request by request by
-//! [`plain`]: event streams written directly, without hyper's buffers; over
-//! TLS with HTTP/1.1, a connection's first request is sniffed the same way. Shutdown stops accepting, lets connections finish gracefully
-//! and gives up after `shutdown_grace`.
+//! [`plain`]: event streams written directly ([`pump`]), without hyper's
+//! buffers; over TLS with HTTP/1.1, a connection's first request is sniffed
+//! the same way ([`sniff`]). Shutdown stops accepting, lets connections
+//! finish gracefully and gives up after `shutdown_grace`.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
