@@ -41,6 +41,10 @@ use self::extract::ClientIp;
 use crate::app::AppState;
 use crate::guard::Refusal;
 
+/// The event stream's route; plain HTTP/1 requests for it are served by
+/// `serve`'s direct path, which recognises them by this path.
+pub const EVENTS_PATH: &str = "/api/events";
+
 /// The whole HTTP surface of Warden.
 pub fn router(state: AppState) -> Router {
     let timed = Router::new()
@@ -71,7 +75,7 @@ pub fn router(state: AppState) -> Router {
             request_timeout,
         ));
     let api = Router::new()
-        .route("/api/events", get(routes::events::stream))
+        .route(EVENTS_PATH, get(routes::events::stream))
         .merge(timed)
         .layer(middleware::from_fn_with_state(state.clone(), guard_api));
     Router::new()

@@ -9,9 +9,11 @@
 //! bounded request head, and the deadlines of [`conn`]: one from accept to
 //! the first request (TLS handshake included), an idle timeout between
 //! requests. With TLS, ALPN picks HTTP/2 or HTTP/1.1; HTTP/2 streams are
-//! watched by [`stream`]. Plain HTTP is HTTP/1.1, its event streams served by
-//! [`direct`]. Shutdown stops accepting, lets connections finish gracefully
-//! and gives up after `shutdown_grace`.
+//! watched by [`stream`]. Plain HTTP is HTTP/1.1, served request by request by
+//! [`plain`]: event streams written directly ([`pump`]), without hyper's
+//! buffers; over TLS with HTTP/1.1, a connection's first request is sniffed
+//! the same way ([`sniff`]). Shutdown stops accepting, lets connections
+//! finish gracefully and gives up after `shutdown_grace`.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -29,14 +31,22 @@ use tokio::time::Instant;
 use crate::metrics::Metrics;
 
 mod conn;
-mod direct;
 pub mod gate;
+mod plain;
+mod pump;
 mod redirect;
+mod sniff;
+mod sock;
 pub mod stream;
+mod svc;
+mod tap;
+mod wire;
 
 pub use redirect::{LocalAddr, redirect_router};
 
-use conn::{Drain, DrainWatch, Limits, Svc, Tap, Track, drive};
+use conn::{Drain, DrainWatch, Limits, Track, drive};
+use svc::Svc;
+use tap::Tap;
 
 /// Largest body chunk hyper buffers per HTTP/2 stream beyond its window.
 const H2_SEND_BUFFER: usize = 64 * 1024;
@@ -234,14 +244,14 @@ async fn connection_task(conn: Box<Conn>) {
 
 impl Conn {
     /// Serves the connection, or returns the event stream it turned into.
-    async fn serve(self: Box<Self>) -> Option<direct::Pump> {
+    async fn serve(self: Box<Self>) -> Option<pump::Pump> {
         let Conn {
             shared,
             stream,
             peer,
             accepted,
             pass,
-            watcher,
+            mut watcher,
         } = *self;
         let first_deadline = accepted + shared.limits.header;
         if let Some(acceptor) = &shared.acceptor {
@@ -267,77 +277,54 @@ impl Conn {
                 local,
                 track: track.clone(),
             };
-            let io = TokioIo::new(Tap {
-                inner: tls,
-                track: track.clone(),
-            });
             if h2 {
-                let conn = shared.h2.serve_connection(io, svc);
+                let io = TokioIo::new(Tap::new(tls, track.clone()));
+                let conn = std::pin::pin!(shared.h2.serve_connection(io, svc));
                 drive(
                     conn,
                     |c| c.graceful_shutdown(),
                     &track,
                     shared.limits,
-                    watcher,
+                    &mut watcher,
                 )
                 .await;
-            } else {
-                let conn = shared.h1.serve_connection(io, svc);
-                drive(
-                    conn,
-                    |c| c.graceful_shutdown(),
-                    &track,
-                    shared.limits,
-                    watcher,
-                )
-                .await;
+                return None;
             }
+            // HTTP/1.1: a first request for the event stream is served
+            // directly, as on plain HTTP; anything else by hyper.
+            let mut tls = tls;
+            let first = tokio::time::timeout_at(
+                first_deadline,
+                sniff::read_head_from(&mut tls, shared.max_head),
+            )
+            .await;
+            let read = match first {
+                Ok(sniff::First::Events(req)) => {
+                    let keep = pump::Keep {
+                        _watcher: watcher,
+                        _pass: pass,
+                    };
+                    let router = shared.router.clone();
+                    let tls = sock::Sock::Tls(Box::new(tls));
+                    return pump::start(tls, req, peer, router, shared.write_timeout, keep).await;
+                }
+                Ok(sniff::First::Other(read)) => read,
+                Ok(sniff::First::Gone) | Err(_) => return None,
+            };
+            let io = TokioIo::new(Tap::new(sniff::Rewound::new(read, tls), track.clone()));
+            let conn = std::pin::pin!(shared.h1.serve_connection(io, svc));
+            drive(
+                conn,
+                |c| c.graceful_shutdown(),
+                &track,
+                shared.limits,
+                &mut watcher,
+            )
+            .await;
             drop(pass);
             return None;
         }
-        let first =
-            tokio::time::timeout_at(first_deadline, direct::read_first(&stream, shared.max_head))
-                .await;
-        match first {
-            // The watcher and the pass go with the stream: shutdown waits for
-            // it (the hub closes every stream when shutdown begins), and it
-            // counts against its client's connections.
-            Ok(direct::First::Events(req)) => {
-                let router = shared.router.clone();
-                let keep = direct::Keep {
-                    _watcher: watcher,
-                    _pass: pass,
-                };
-                direct::start(stream, req, peer, router, shared.write_timeout, keep).await
-            }
-            Ok(direct::First::Other(read)) => {
-                let local = stream.local_addr().unwrap_or(peer);
-                let track = Track::new(accepted, true);
-                let svc = Svc {
-                    router: shared.router.clone(),
-                    peer,
-                    local,
-                    track: track.clone(),
-                };
-                let io = TokioIo::new(Tap {
-                    inner: direct::Rewound::new(read, stream),
-                    track: track.clone(),
-                });
-                let conn = shared.h1.serve_connection(io, svc);
-                drive(
-                    conn,
-                    |c| c.graceful_shutdown(),
-                    &track,
-                    shared.limits,
-                    watcher,
-                )
-                .await;
-                drop(pass);
-                None
-            }
-            // Closed, or no request within the header timeout (slowloris).
-            Ok(direct::First::Gone) | Err(_) => None,
-        }
+        plain::serve(shared, stream, peer, accepted, pass, watcher).await
     }
 }
 

@@ -13,6 +13,7 @@ mod dashboard;
 mod deploy;
 mod hostile;
 mod http;
+mod keep_alive;
 mod keys;
 mod logging;
 mod metrics;

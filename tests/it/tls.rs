@@ -252,3 +252,107 @@ async fn warden_serve_redirects_plain_http_from_redirect_listen() {
     assert!(!head.contains("example.test"), "{head}");
     served.terminate();
 }
+
+/// A rustls client trusting `der` only, offering HTTP/1.1.
+async fn http1_over_tls(
+    url: &str,
+    der: &[u8],
+) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
+    use std::sync::Arc;
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(rustls::pki_types::CertificateDer::from(der.to_vec()))
+        .expect("root");
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut cfg = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let tcp = tokio::net::TcpStream::connect(url.trim_start_matches("https://"))
+        .await
+        .expect("connect");
+    let name = rustls::pki_types::ServerName::try_from("localhost").expect("name");
+    tokio_rustls::TlsConnector::from(Arc::new(cfg))
+        .connect(name, tcp)
+        .await
+        .expect("handshake")
+}
+
+/// Reads until `want` has appeared `times` times (or 10 s are up).
+async fn read_until<S: tokio::io::AsyncRead + Unpin>(
+    c: &mut S,
+    seen: &mut String,
+    want: &str,
+    times: usize,
+) -> bool {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while seen.matches(want).count() < times {
+        let mut buf = [0u8; 4096];
+        match tokio::time::timeout_at(deadline, c.read(&mut buf)).await {
+            Ok(Ok(n)) if n > 0 => seen.push_str(&String::from_utf8_lossy(&buf[..n])),
+            _ => return false,
+        }
+    }
+    true
+}
+
+/// Over TLS with HTTP/1.1, a connection's first request for the event
+/// stream is written by the direct path, as on plain HTTP (its head says
+/// `connection: close`, hyper's never does on a kept-alive stream) with the
+/// router's headers, its events arriving through TLS, and its end closing
+/// the TLS session; other HTTP/1.1 requests are still hyper's, kept alive.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_http1_stream_over_tls_is_served_directly() {
+    let (s, der) = start().await;
+    let mut c = http1_over_tls(&s.url, &der).await;
+    let get = format!(
+        "GET /api/events?token={} HTTP/1.1\r\nHost: localhost\r\nAccept: text/event-stream\r\n\r\n",
+        support::list_token()
+    );
+    c.write_all(get.as_bytes()).await.expect("write");
+    let mut seen = String::new();
+    assert!(
+        read_until(&mut c, &mut seen, "event: snapshot", 1).await,
+        "{seen}"
+    );
+    let head = seen
+        .split("\r\n\r\n")
+        .next()
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    assert!(head.starts_with("http/1.1 200 ok"), "{head}");
+    for want in [
+        "content-type: text/event-stream",
+        "transfer-encoding: chunked",
+        "strict-transport-security: max-age=",
+        "connection: close",
+    ] {
+        assert!(head.contains(want), "missing {want:?} in {head}");
+    }
+    // Other requests: hyper, several on one connection.
+    let mut h = http1_over_tls(&s.url, &der).await;
+    let mut seen = String::new();
+    for i in 1..=2 {
+        h.write_all(b"GET /health HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            .await
+            .expect("write");
+        assert!(read_until(&mut h, &mut seen, "\"ok\"", i).await, "{seen}");
+    }
+    assert!(
+        !seen.to_ascii_lowercase().contains("connection: close"),
+        "{seen}"
+    );
+    // A refusal on the direct path is a whole answer, then the end.
+    let mut r = http1_over_tls(&s.url, &der).await;
+    r.write_all(b"GET /api/events HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .await
+        .expect("write");
+    let mut all = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), r.read_to_end(&mut all)).await;
+    let all = String::from_utf8_lossy(&all);
+    assert!(all.starts_with("HTTP/1.1 401"), "{all}");
+    assert!(all.contains("unauthorized"), "{all}");
+    let _ = s.stop.send(());
+}

@@ -10,7 +10,7 @@ use std::io;
 use std::net::SocketAddr;
 
 use aho_corasick::AhoCorasick;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 /// The parts of a response head the benchmark needs.
@@ -70,7 +70,10 @@ pub fn parse_head(buf: &[u8]) -> io::Result<Option<(Head, usize)>> {
 
 /// Reads from `stream` until `buf` holds a whole head; removes it from `buf`
 /// (what follows stays: the start of the body).
-pub async fn read_head(stream: &mut TcpStream, buf: &mut Vec<u8>) -> io::Result<Head> {
+pub async fn read_head<S: AsyncRead + Unpin>(
+    stream: &mut S,
+    buf: &mut Vec<u8>,
+) -> io::Result<Head> {
     loop {
         if let Some((head, len)) = parse_head(buf)? {
             buf.drain(..len);
@@ -82,7 +85,7 @@ pub async fn read_head(stream: &mut TcpStream, buf: &mut Vec<u8>) -> io::Result<
     }
 }
 
-async fn read_more(stream: &mut TcpStream, buf: &mut Vec<u8>) -> io::Result<usize> {
+async fn read_more<S: AsyncRead + Unpin>(stream: &mut S, buf: &mut Vec<u8>) -> io::Result<usize> {
     buf.reserve(8192);
     stream.read_buf(buf).await
 }

@@ -12,6 +12,7 @@ use crate::fanout::SlowPlan;
 use crate::report::Figs;
 use crate::scenario::{self, Ctx};
 use crate::server::Target;
+use crate::transport::Via;
 
 /// One scenario with its sizes.
 #[derive(Clone, Debug)]
@@ -39,6 +40,15 @@ pub enum Step {
         /// Hold, seconds.
         hold: u64,
     },
+    /// `conns` idle streams over one transport path, held `hold` seconds.
+    Transport {
+        /// The path.
+        via: Via,
+        /// Streams.
+        conns: usize,
+        /// Hold, seconds.
+        hold: u64,
+    },
     /// `conns` authenticated connects.
     Storm {
         /// Connections.
@@ -60,6 +70,7 @@ impl Step {
             Step::Flood { .. } => "flood",
             Step::Fanout { .. } => "fanout",
             Step::Idle { .. } => "idle",
+            Step::Transport { .. } => "transport",
             Step::Storm { .. } => "storm",
             Step::Slow { .. } => "slow",
         }
@@ -71,7 +82,15 @@ impl Step {
     /// (it writes every event on its own), so its phases would measure its
     /// backlog.
     pub fn runs_on(&self, target: Target) -> bool {
-        target != Target::Floor || matches!(self, Step::Fanout { .. })
+        match self {
+            Step::Transport { .. } => target == Target::Warden,
+            _ => target != Target::Floor || matches!(self, Step::Fanout { .. }),
+        }
+    }
+
+    /// Whether Warden terminates TLS for this step.
+    pub fn tls(&self) -> bool {
+        matches!(self, Step::Transport { via, .. } if via.tls())
     }
 
     /// The row label in the table.
@@ -84,6 +103,9 @@ impl Step {
                 format!("fan-out to {subs} ({events} events at {rate}/s)")
             }
             Step::Idle { conns, hold } => format!("idle {conns} connections ({hold} s hold)"),
+            Step::Transport { via, conns, hold } => {
+                format!("idle {conns} streams, {} ({hold} s hold)", via.label())
+            }
             Step::Storm { conns } => format!("connection storm ({conns} connects)"),
             Step::Slow { subs, plan } => format!(
                 "slow consumer ({subs} subscribers; {}× without and with, {} events at {}/s per phase)",
@@ -99,7 +121,9 @@ impl Step {
             Step::Fanout { subs, events, rate } => {
                 (*events as f64 / rate) as u64 + *subs as u64 / 500 + 60
             }
-            Step::Idle { conns, hold } => hold + *conns as u64 / 200 + 60,
+            Step::Idle { conns, hold } | Step::Transport { conns, hold, .. } => {
+                hold + *conns as u64 / 100 + 60
+            }
             Step::Storm { conns } => *conns as u64 / 200 + 60,
             Step::Slow { subs, plan } => plan.max_secs(10) + *subs as u64 / 500 + 90,
         };
@@ -117,6 +141,9 @@ impl Step {
             }
             Step::Idle { conns, hold } => {
                 scenario::idle(ctx, conns, Duration::from_secs(hold)).await
+            }
+            Step::Transport { via, conns, hold } => {
+                crate::transport::idle(ctx, via, conns, Duration::from_secs(hold)).await
             }
             Step::Storm { conns } => scenario::storm(ctx, conns).await,
             Step::Slow { subs, plan } => crate::fanout::slow(ctx, subs, plan).await,
@@ -136,12 +163,13 @@ pub struct Plan {
 
 impl Plan {
     /// The full or quick plan, `--max` adding the machine-limit idle step,
-    /// filtered to `kinds` when given.
+    /// `streams` resizing the transport steps, filtered to `kinds` when given.
     pub fn new(
         quick: bool,
         max: bool,
         max_conns: usize,
         hold: Option<u64>,
+        streams: Option<usize>,
         kinds: &[String],
     ) -> Self {
         let mut steps = if quick {
@@ -149,6 +177,13 @@ impl Plan {
         } else {
             full_steps(hold.unwrap_or(30), max.then_some(max_conns))
         };
+        if let Some(n) = streams {
+            for step in &mut steps {
+                if let Step::Transport { conns, .. } = step {
+                    *conns = n;
+                }
+            }
+        }
         if !kinds.is_empty() {
             steps.retain(|s| kinds.iter().any(|k| k == s.kind()));
         }
@@ -162,7 +197,7 @@ impl Plan {
 
 /// Seconds, not minutes: small counts, short phases.
 fn quick_steps(hold: u64) -> Vec<Step> {
-    vec![
+    let mut steps = vec![
         Step::Flood {
             concurrency: 16,
             secs: 2,
@@ -178,6 +213,9 @@ fn quick_steps(hold: u64) -> Vec<Step> {
             rate: 50.0,
         },
         Step::Idle { conns: 200, hold },
+    ];
+    steps.extend(transport_steps(200, hold));
+    steps.extend([
         Step::Storm { conns: 300 },
         Step::Slow {
             subs: 50,
@@ -188,7 +226,15 @@ fn quick_steps(hold: u64) -> Vec<Step> {
                 fill: 64,
             },
         },
-    ]
+    ]);
+    steps
+}
+
+/// Idle streams over every transport path (issue 23).
+fn transport_steps(conns: usize, hold: u64) -> impl Iterator<Item = Step> {
+    Via::ALL
+        .into_iter()
+        .map(move |via| Step::Transport { via, conns, hold })
 }
 
 /// Issue 11's sizes; the sustained fan-out to 10 000 offers 500 000 deliveries/s.
@@ -226,6 +272,7 @@ fn full_steps(hold: u64, max_conns: Option<usize>) -> Vec<Step> {
             hold,
         },
     ];
+    steps.extend(transport_steps(10_000, hold));
     if let Some(conns) = max_conns {
         steps.push(Step::Idle { conns, hold });
     }

@@ -166,22 +166,66 @@ pub async fn idle(ctx: &Ctx<'_>, n: usize, hold: Duration) -> Result<Figs> {
     Ok(figs)
 }
 
+/// A memory figure of an idle hold.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mem {
+    /// Server RSS before connecting.
+    RssBefore,
+    /// Server RSS once every stream is open.
+    RssConnected,
+    /// Server RSS at the end of the hold.
+    RssEnd,
+    /// RSS growth per open stream, once connected.
+    PerStreamConnected,
+    /// RSS growth per open stream, at the end of the hold.
+    PerStreamEnd,
+    /// Server CPU spent connecting.
+    CpuConnecting,
+    /// Server CPU while the streams are idle.
+    CpuHolding,
+}
+
+impl Mem {
+    const ALL: [Mem; 7] = [
+        Mem::RssBefore,
+        Mem::RssConnected,
+        Mem::RssEnd,
+        Mem::PerStreamConnected,
+        Mem::PerStreamEnd,
+        Mem::CpuConnecting,
+        Mem::CpuHolding,
+    ];
+
+    /// The row label.
+    pub fn label(self) -> &'static str {
+        match self {
+            Mem::RssBefore => "server RSS before MB",
+            Mem::RssConnected => "server RSS connected MB",
+            Mem::RssEnd => "server RSS end of hold MB",
+            Mem::PerStreamConnected => "bytes per connection, connected",
+            Mem::PerStreamEnd => "bytes per connection, end of hold",
+            Mem::CpuConnecting => "server CPU s connecting",
+            Mem::CpuHolding => "server CPU % while holding",
+        }
+    }
+}
+
 /// RSS and CPU figures of an idle hold from the stats before connecting,
 /// once connected and at the end of the hold.
-fn memory_figs(figs: &mut Figs, conns: usize, [s0, s1, s2]: [ProcStats; 3], hold: Duration) {
+pub fn memory_figs(figs: &mut Figs, conns: usize, [s0, s1, s2]: [ProcStats; 3], hold: Duration) {
     let per = |s: &ProcStats| s.rss.saturating_sub(s0.rss) as f64 / conns.max(1) as f64;
     let mb = |s: &ProcStats| s.rss as f64 / 1e6;
-    let holding = (s2.cpu_s - s1.cpu_s) * 100.0 / hold.as_secs_f64();
-    for (name, v, d) in [
-        ("server RSS before MB", mb(&s0), 1),
-        ("server RSS connected MB", mb(&s1), 1),
-        ("server RSS end of hold MB", mb(&s2), 1),
-        ("bytes per connection, connected", per(&s1), 0),
-        ("bytes per connection, end of hold", per(&s2), 0),
-        ("server CPU s connecting", s1.cpu_s - s0.cpu_s, 2),
-        ("server CPU % while holding", holding, 2),
-    ] {
-        figs.num(name, v, d, Better::Lower);
+    for fig in Mem::ALL {
+        let (v, d) = match fig {
+            Mem::RssBefore => (mb(&s0), 1),
+            Mem::RssConnected => (mb(&s1), 1),
+            Mem::RssEnd => (mb(&s2), 1),
+            Mem::PerStreamConnected => (per(&s1), 0),
+            Mem::PerStreamEnd => (per(&s2), 0),
+            Mem::CpuConnecting => (s1.cpu_s - s0.cpu_s, 2),
+            Mem::CpuHolding => ((s2.cpu_s - s1.cpu_s) * 100.0 / hold.as_secs_f64(), 2),
+        };
+        figs.num(fig.label(), v, d, Better::Lower);
     }
 }
 

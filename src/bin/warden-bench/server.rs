@@ -44,7 +44,6 @@ impl Target {
 /// heartbeat, 100 ms / 50-event batches), logging at WARN (the peer logs
 /// nothing per request either).
 const WARDEN_CONFIG: &str = "\
-server: {max_tcp_connections_per_ip: 1000000000}
 suspicious_activity:
   rate_limit_per_minute: 1000000000
   unusual_usage_threshold: 1000000000
@@ -77,6 +76,8 @@ pub struct Server {
     pub addr: SocketAddr,
     /// Its process id.
     pub pid: u32,
+    /// The certificate it serves (PEM), when it terminates TLS.
+    pub cert: Option<PathBuf>,
     child: Child,
     dir: PathBuf,
 }
@@ -105,8 +106,9 @@ impl Launcher {
         bail!("no free port found after 200 tries")
     }
 
-    /// Starts a fresh `target` and waits until its `/health` answers 200.
-    pub async fn start(&self, target: Target) -> Result<Server> {
+    /// Starts a fresh `target`, Warden with TLS (a self-signed certificate
+    /// for `localhost`) when `tls`, and waits until its `/health` answers 200.
+    pub async fn start(&self, target: Target, tls: bool) -> Result<Server> {
         let port = self.free_port()?;
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
         let dir = std::env::temp_dir().join(format!(
@@ -116,8 +118,13 @@ impl Launcher {
         ));
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
         let log = std::fs::File::create(dir.join("server.log")).context("creating server.log")?;
+        let cert = if tls && target == Target::Warden {
+            Some(self_signed(&dir)?)
+        } else {
+            None
+        };
         let mut cmd = match target {
-            Target::Warden => self.warden_command(&dir, addr)?,
+            Target::Warden => self.warden_command(&dir, addr, cert.is_some())?,
             Target::Node => self.node_command(port),
             Target::Floor => Self::floor_command(addr)?,
         };
@@ -131,6 +138,7 @@ impl Launcher {
             target,
             addr,
             pid: child.id(),
+            cert,
             child,
             dir,
         };
@@ -142,9 +150,15 @@ impl Launcher {
         Ok(server)
     }
 
-    fn warden_command(&self, dir: &Path, addr: SocketAddr) -> Result<Command> {
+    fn warden_command(&self, dir: &Path, addr: SocketAddr, tls: bool) -> Result<Command> {
         let config = dir.join("warden.yaml");
-        std::fs::write(&config, WARDEN_CONFIG).context("writing warden.yaml")?;
+        let tls = if tls {
+            ", tls: {cert: cert.pem, key: key.pem}"
+        } else {
+            ""
+        };
+        let server = format!("server: {{max_tcp_connections_per_ip: 1000000000{tls}}}\n");
+        std::fs::write(&config, server + WARDEN_CONFIG).context("writing warden.yaml")?;
         let mut cmd = Command::new(&self.warden_bin);
         cmd.current_dir(dir)
             .arg("serve")
@@ -187,21 +201,64 @@ impl Launcher {
     }
 }
 
+/// Writes a self-signed certificate for `localhost` and 127.0.0.1 (and its
+/// key) into `dir` with the `openssl` command; returns the certificate's path.
+fn self_signed(dir: &Path) -> Result<PathBuf> {
+    let ok = Command::new("openssl")
+        .current_dir(dir)
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-keyout",
+            "key.pem",
+            "-out",
+            "cert.pem",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=DNS:localhost,IP:127.0.0.1",
+            "-addext",
+            "basicConstraints=critical,CA:FALSE",
+            "-addext",
+            "extendedKeyUsage=serverAuth",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .context("running openssl (needed for the TLS scenarios)")?
+        .success();
+    anyhow::ensure!(ok, "openssl could not make a certificate");
+    Ok(dir.join("cert.pem"))
+}
+
 impl Server {
     async fn wait_ready(&mut self) -> Result<()> {
         let deadline = Instant::now() + Duration::from_secs(30);
         let req = crate::http::get(self.addr, "/health", None);
+        let mut last = String::new();
         loop {
             if let Some(status) = self.child.try_wait().context("polling the server")? {
                 bail!("exited with {status}");
             }
-            if let Ok(mut conn) = Conn::connect(self.addr).await
+            if let Some(cert) = &self.cert {
+                match crate::transport::health_over_tls(self.addr, cert).await {
+                    Ok(()) => return Ok(()),
+                    Err(e) => last = format!(" (last: {e:#})"),
+                }
+            } else if let Ok(mut conn) = Conn::connect(self.addr).await
                 && let Ok((200, _)) = conn.exchange(&req).await
             {
                 return Ok(());
             }
             if Instant::now() > deadline {
-                bail!("/health did not answer 200 within 30 s");
+                bail!("/health did not answer 200 within 30 s{last}");
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }

@@ -18,28 +18,18 @@
 //! - something open: no deadline here (the request timeout, the SSE write
 //!   deadline and the stream's own end apply).
 //!
-//! [`Svc`] is the hyper service: it counts each request as open from the
-//! call until its response body is dropped, and hands the router the peer
-//! and local addresses.
+//! The hyper service ([`super::svc::Svc`]) counts each request as open
+//! from the call until its response body is dropped. [`Tap`] watches the
+//! socket's reads, and can hand a plain connection back between requests
+//! ([`super::tap::Tap`]).
 
-use std::convert::Infallible;
-use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::task::{Context, Poll};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use axum::Router;
-use axum::body::Body;
-use axum::extract::ConnectInfo;
-use bytes::Bytes;
-use hyper::body::{Frame, Incoming, SizeHint};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::{Notify, watch};
 use tokio::time::Instant;
-
-use super::redirect::LocalAddr;
 
 /// How long a graceful close (idle) may take before the socket is dropped.
 pub(super) const CLOSE_GRACE: Duration = Duration::from_secs(2);
@@ -66,6 +56,11 @@ pub(super) struct Track {
     head_started: AtomicU64,
     /// HTTP/1: bytes read while idle start a head.
     reads_start_heads: bool,
+    /// The open request's body has been read (or it had none).
+    body_done: AtomicBool,
+    /// Bytes arrived after the open request's body: a pipelined request
+    /// that hyper holds, so the connection may not be handed back.
+    pipelined: AtomicBool,
     changed: Notify,
 }
 
@@ -86,6 +81,8 @@ impl Track {
             idle_since_ms: AtomicU64::new(0),
             head_started: AtomicU64::new(0),
             reads_start_heads: http1,
+            body_done: AtomicBool::new(false),
+            pipelined: AtomicBool::new(false),
             changed: Notify::new(),
         })
     }
@@ -94,16 +91,37 @@ impl Track {
         u64::try_from(self.accepted.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
 
-    fn begin(self: &Arc<Self>) -> Open {
+    /// A request begins; `bodiless`: it has no body to read.
+    pub(super) fn begin(self: &Arc<Self>, bodiless: bool) -> Open {
         self.head_started.store(0, Ordering::Relaxed);
+        self.body_done.store(bodiless, Ordering::Relaxed);
+        self.pipelined.store(false, Ordering::Relaxed);
         self.open.fetch_add(1, Ordering::AcqRel);
         self.begun.fetch_add(1, Ordering::Release);
         self.changed.notify_one();
         Open(self.clone())
     }
 
+    /// The open request's body has been read, or will not be.
+    pub(super) fn body_done(&self) {
+        self.body_done.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether hyper is between requests with nothing of the next one read:
+    /// at least one request served, none open, no bytes since the last
+    /// request's body. Then the connection can be taken back from hyper
+    /// without losing a byte (see [`super::tap::Tap`]).
+    pub(super) fn between_requests(&self) -> bool {
+        self.begun.load(Ordering::Acquire) > 0
+            && self.open.load(Ordering::Acquire) == 0
+            && !self.pipelined.load(Ordering::Relaxed)
+    }
+
     /// Bytes arrived on an HTTP/1 connection: if it was idle, a head began.
-    fn bytes_read(&self) {
+    pub(super) fn bytes_read(&self) {
+        if self.open.load(Ordering::Acquire) > 0 && self.body_done.load(Ordering::Relaxed) {
+            self.pipelined.store(true, Ordering::Relaxed);
+        }
         if self.reads_start_heads
             && self.open.load(Ordering::Acquire) == 0
             && self.begun.load(Ordering::Acquire) > 0
@@ -147,33 +165,33 @@ impl Drop for Open {
     }
 }
 
-/// Runs `conn` until it ends, its deadline passes (see the module docs) or
-/// it has drained after `drain` started. `graceful` starts hyper's graceful close.
+/// Runs `conn` until it ends (its output), its deadline passes (see the
+/// module docs) or it has drained after `drain` started (`None`).
+/// `graceful` starts hyper's graceful close.
 pub(super) async fn drive<C: Future>(
-    conn: C,
+    mut conn: Pin<&mut C>,
     graceful: impl Fn(Pin<&mut C>),
     track: &Track,
     limits: Limits,
-    mut drain: DrainWatch,
-) {
-    let mut conn = std::pin::pin!(conn);
+    drain: &mut DrainWatch,
+) -> Option<C::Output> {
     let mut closing: Option<Instant> = None;
     let mut draining = false;
     loop {
         let at = closing.or_else(|| track.deadline(&limits).map(|(at, _)| at));
         tokio::select! {
             biased;
-            _ = &mut conn => return,
+            out = &mut conn => return Some(out),
             () = track.changed.notified() => {}
             () = sleep_until(at) => {
                 if closing.is_some() {
-                    return;
+                    return None;
                 }
                 // Re-checked: a request may have begun since the timer was set.
                 match track.deadline(&limits) {
                     Some((at, _)) if at > Instant::now() => {}
                     None => {}
-                    Some((_, Why::NoRequest | Why::SlowHead)) => return,
+                    Some((_, Why::NoRequest | Why::SlowHead)) => return None,
                     Some((_, Why::Idle)) => {
                         if !draining {
                             graceful(conn.as_mut());
@@ -194,128 +212,6 @@ async fn sleep_until(at: Option<Instant>) {
     match at {
         Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,
-    }
-}
-
-/// The hyper service of one connection: the router, with the connection's
-/// addresses in each request and each request counted as open.
-#[derive(Clone)]
-pub(super) struct Svc {
-    pub(super) router: Router,
-    pub(super) peer: SocketAddr,
-    pub(super) local: SocketAddr,
-    pub(super) track: Arc<Track>,
-}
-
-impl hyper::service::Service<hyper::Request<Incoming>> for Svc {
-    type Response = hyper::Response<Tracked>;
-    type Error = Infallible;
-    type Future = Answer;
-
-    fn call(&self, req: hyper::Request<Incoming>) -> Answer {
-        let open = self.track.begin();
-        let mut req = req.map(Body::new);
-        req.extensions_mut().insert(ConnectInfo(self.peer));
-        req.extensions_mut().insert(LocalAddr(self.local));
-        let fut = tower::Service::call(&mut self.router.clone(), req);
-        Answer {
-            fut,
-            open: Some(open),
-        }
-    }
-}
-
-/// The router's answer, still counted as open.
-pub(super) struct Answer {
-    fut: axum::routing::future::RouteFuture<Infallible>,
-    open: Option<Open>,
-}
-
-impl Future for Answer {
-    type Output = Result<hyper::Response<Tracked>, Infallible>;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = &mut *self;
-        let Ok(resp) = std::task::ready!(Pin::new(&mut this.fut).poll(cx));
-        let open = this.open.take();
-        Poll::Ready(Ok(resp.map(|body| Tracked { body, _open: open })))
-    }
-}
-
-/// A response body that keeps its request open until it is dropped.
-pub(super) struct Tracked {
-    body: Body,
-    _open: Option<Open>,
-}
-
-impl hyper::body::Body for Tracked {
-    type Data = Bytes;
-    type Error = axum::Error;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
-        Pin::new(&mut self.body).poll_frame(cx)
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.body.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.body.size_hint()
-    }
-}
-
-/// A socket whose reads tell the [`Track`] when a head starts on an idle connection.
-pub(super) struct Tap<S> {
-    pub(super) inner: S,
-    pub(super) track: Arc<Track>,
-}
-
-impl<S: AsyncRead + Unpin> AsyncRead for Tap<S> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        let before = buf.filled().len();
-        let res = Pin::new(&mut self.inner).poll_read(cx, buf);
-        if matches!(res, Poll::Ready(Ok(()))) && buf.filled().len() > before {
-            self.track.bytes_read();
-        }
-        res
-    }
-}
-
-impl<S: AsyncWrite + Unpin> AsyncWrite for Tap<S> {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, buf)
-    }
-
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[std::io::IoSlice<'_>],
-    ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }
 
@@ -342,7 +238,8 @@ impl Drain {
 }
 
 impl DrainWatch {
-    async fn started(&mut self) {
+    /// Resolves once shutdown has begun.
+    pub(super) async fn started(&mut self) {
         if self.0.wait_for(|d| *d).await.is_err() {
             std::future::pending::<()>().await;
         }
@@ -373,7 +270,7 @@ mod tests {
             Some((t0 + LIMITS.header, Why::NoRequest)),
             "bytes of the first head do not move the accept deadline"
         );
-        let open = track.begin();
+        let open = track.begin(true);
         assert_eq!(track.deadline(&LIMITS), None);
         tokio::time::advance(Duration::from_secs(100)).await;
         drop(open);
@@ -391,7 +288,7 @@ mod tests {
                 Why::SlowHead
             ))
         );
-        let _again = track.begin();
+        let _again = track.begin(true);
         assert_eq!(track.deadline(&LIMITS), None);
     }
 
@@ -399,8 +296,29 @@ mod tests {
     async fn http2_traffic_between_streams_does_not_start_a_head() {
         let t0 = Instant::now();
         let track = Track::new(t0, false);
-        drop(track.begin());
+        drop(track.begin(true));
         track.bytes_read();
         assert_eq!(track.deadline(&LIMITS).map(|(_, why)| why), Some(Why::Idle));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_connection_is_between_requests_only_with_nothing_of_the_next_read() {
+        let track = Track::new(Instant::now(), true);
+        assert!(!track.between_requests(), "no request yet");
+        // A request with a body: its bytes are not the next request's.
+        let open = track.begin(false);
+        track.bytes_read();
+        assert!(!track.between_requests(), "a request is open");
+        track.body_done();
+        drop(open);
+        assert!(track.between_requests());
+        // A bodiless request, and bytes while it is answered: pipelined.
+        let open = track.begin(true);
+        track.bytes_read();
+        drop(open);
+        assert!(!track.between_requests(), "hyper holds the next request");
+        // The next request begins: the slate is clean again.
+        drop(track.begin(true));
+        assert!(track.between_requests());
     }
 }

@@ -13,26 +13,19 @@
 //! HTTP/1.1 and SSE decoding), `server` (processes, `/proc` figures),
 //! `conns` (opening and reading SSE streams), `plan` (what runs, how big), `scenario` (flood, idle,
 //! storm), `fanout` (fan-out and slow consumer), `floor` (the kernel-only
-//! fan-out server), `report` (the table).
+//! fan-out server), `transport` (idle streams over each transport path:
+//! plain fresh or kept-alive, TLS HTTP/1.1, TLS HTTP/2), `report` (the table).
 
-#[path = "warden-bench/conns.rs"]
 mod conns;
-#[path = "warden-bench/fanout.rs"]
 mod fanout;
-#[path = "warden-bench/floor.rs"]
 mod floor;
-#[path = "warden-bench/http.rs"]
 mod http;
-#[path = "warden-bench/plan.rs"]
 mod plan;
-#[path = "warden-bench/report.rs"]
 mod report;
-#[path = "warden-bench/scenario.rs"]
 mod scenario;
-#[path = "warden-bench/server.rs"]
 mod server;
-#[path = "warden-bench/sign.rs"]
 mod sign;
+mod transport;
 
 use std::path::PathBuf;
 
@@ -62,7 +55,7 @@ struct Args {
     /// Run one target only.
     #[arg(long, value_enum)]
     only: Option<Only>,
-    /// Only these scenario kinds (comma-separated): flood, fanout, idle, storm, slow.
+    /// Only these scenario kinds (comma-separated): flood, fanout, idle, transport, storm, slow.
     #[arg(long, value_delimiter = ',')]
     scenarios: Vec<String>,
     /// Where the Markdown table is written.
@@ -71,6 +64,9 @@ struct Args {
     /// Also write the figures as JSON here.
     #[arg(long)]
     json: Option<PathBuf>,
+    /// Streams in each transport step (default: 10 000; 200 with `--quick`).
+    #[arg(long)]
+    streams: Option<usize>,
     /// Seconds the idle connections are held.
     #[arg(long)]
     hold: Option<u64>,
@@ -144,6 +140,7 @@ async fn run(args: Args) -> Result<()> {
         args.max,
         args.max_conns,
         args.hold,
+        args.streams,
         &args.scenarios,
     );
     let launcher = Launcher::new(
@@ -188,7 +185,7 @@ async fn run_step(
     mode: TokenMode,
     plan: &Plan,
 ) -> Figs {
-    let mut server = match launcher.start(target).await {
+    let mut server = match launcher.start(target, step.tls()).await {
         Ok(s) => s,
         Err(e) => {
             let mut figs = Figs::default();

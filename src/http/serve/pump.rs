@@ -1,0 +1,294 @@
+//! SSE streams written straight to the socket, without hyper's buffers.
+//!
+//! A stream request recognised by [`super::sniff`] is run through the same
+//! router (every layer: client address, request log, security headers,
+//! auth, admission) and its response written here: the head, then each body
+//! chunk straight from the hub's shared `Bytes` to the socket, with nothing
+//! kept between events. The connection closes when the stream ends
+//! (`Connection: close`); an error answer closes it too.
+//!
+//! The stream keeps hyper's promises: a write that cannot finish within the
+//! write timeout ends the connection (a client that stopped reading), a
+//! peer that closes is noticed at once (the socket is watched for EOF while
+//! the stream waits for events), and shutdown waits for the stream to end
+//! (the hub closes every stream).
+
+use std::io::{self, IoSlice};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::body::HttpBody as _;
+use axum::extract::ConnectInfo;
+use axum::http::{self, Request, Version, header};
+use bytes::Bytes;
+use http_body_util::BodyExt as _;
+use tokio::io::{AsyncRead as _, AsyncWrite as _, ReadBuf};
+
+use super::sock::Sock;
+use super::wire::{ChunkSize, encode_head, remainder};
+
+/// Bytes a client may send on a stream (it should send none) before it is cut.
+const MAX_STRAY_BYTES: usize = 16 * 1024;
+
+/// Largest non-stream answer (an error) collected before it is written.
+const MAX_ANSWER_BYTES: usize = 64 * 1024;
+
+/// Runs the event stream request through the router and writes the answer's
+/// head: `Some` stream to pump when it is the event stream. Boxed by the
+/// caller, so that none of this is part of the long-lived task.
+pub(super) async fn start(
+    stream: Sock,
+    req: Box<Request<Body>>,
+    peer: std::net::SocketAddr,
+    router: axum::Router,
+    write_timeout: Duration,
+    keep: Keep,
+) -> Option<Pump> {
+    use tower::ServiceExt as _;
+    let mut req = *req;
+    let version = req.version();
+    req.extensions_mut().insert(ConnectInfo(peer));
+    if let Ok(local) = stream.tcp().local_addr() {
+        req.extensions_mut().insert(super::LocalAddr(local));
+    }
+    let Ok(resp) = router.oneshot(req).await;
+    let is_stream = resp.status() == http::StatusCode::OK
+        && resp
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
+    let (parts, body) = resp.into_parts();
+    if !is_stream {
+        answer(stream, parts, body, version, write_timeout).await;
+        return None;
+    }
+    let chunked = version == Version::HTTP_11;
+    let head = encode_head(&parts, version, chunked.then_some("chunked"), None);
+    let mut out = Out {
+        stream,
+        write_timeout,
+        stray: 0,
+    };
+    out.write([&head, b"", b""]).await.ok()?;
+    Some(Pump {
+        out,
+        body,
+        chunked,
+        _keep: keep,
+    })
+}
+
+/// What a stream holds for its whole life besides its socket.
+pub(super) struct Keep {
+    /// Shutdown waits for this stream.
+    pub(super) _watcher: super::DrainWatch,
+    /// Its place among its client's connections.
+    pub(super) _pass: super::gate::Pass,
+}
+
+/// An event stream whose head is written: its body goes to the socket.
+pub(super) struct Pump {
+    out: Out,
+    body: Body,
+    chunked: bool,
+    _keep: Keep,
+}
+
+impl Pump {
+    /// Writes each body chunk as it comes until the stream ends or the peer
+    /// leaves. Only what waits for the next event is held between events.
+    pub(super) async fn run(mut self) {
+        loop {
+            let written = match self.out.next(&mut self.body).await {
+                Next::Data(data) if data.is_empty() => continue,
+                Next::Data(data) if self.chunked => {
+                    let size = ChunkSize::new(data.len());
+                    self.out.try_write([size.as_bytes(), &data, b"\r\n"])
+                }
+                Next::Data(data) => self.out.try_write([&data, b"", b""]),
+                Next::End => {
+                    // Boxed, like every rare wait: not part of the idle state.
+                    Box::pin(self.out.finish(self.chunked)).await;
+                    return;
+                }
+                Next::Gone => return,
+            };
+            let finished = match written {
+                Ok(None) => Ok(()),
+                Ok(Some(rest)) => Box::pin(self.out.write_slowly(rest)).await,
+                Err(e) => Err(e),
+            };
+            if finished.is_err() {
+                return;
+            }
+        }
+    }
+}
+
+/// A non-stream answer (an error): written whole, then the connection closes.
+async fn answer(
+    mut stream: Sock,
+    parts: http::response::Parts,
+    body: Body,
+    version: Version,
+    write_timeout: Duration,
+) {
+    let bytes = match http_body_util::Limited::new(body, MAX_ANSWER_BYTES)
+        .collect()
+        .await
+    {
+        Ok(collected) => collected.to_bytes(),
+        Err(_) => Bytes::new(),
+    };
+    let head = encode_head(&parts, version, None, Some(bytes.len()));
+    let write = async {
+        use tokio::io::AsyncWriteExt as _;
+        stream.write_all(&head).await?;
+        stream.write_all(&bytes).await?;
+        stream.flush().await?;
+        stream.shutdown().await
+    };
+    let _ = tokio::time::timeout(write_timeout, write).await;
+}
+
+/// What the stream does next.
+enum Next {
+    Data(Bytes),
+    End,
+    Gone,
+}
+
+/// The socket of a stream being served.
+struct Out {
+    stream: Sock,
+    write_timeout: Duration,
+    stray: usize,
+}
+
+impl Out {
+    /// The next body chunk, while watching the socket for the peer leaving.
+    async fn next(&mut self, body: &mut Body) -> Next {
+        std::future::poll_fn(|cx| self.poll_next(cx, body)).await
+    }
+
+    fn poll_next(&mut self, cx: &mut Context<'_>, body: &mut Body) -> Poll<Next> {
+        if let Some(gone) = self.poll_peer(cx) {
+            return Poll::Ready(gone);
+        }
+        loop {
+            return match Pin::new(&mut *body).poll_frame(cx) {
+                Poll::Pending => Poll::Pending,
+                Poll::Ready(None) => Poll::Ready(Next::End),
+                Poll::Ready(Some(Err(_))) => Poll::Ready(Next::Gone),
+                Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
+                    Ok(data) => Poll::Ready(Next::Data(data)),
+                    // Trailers: nothing to send on HTTP/1.
+                    Err(_) => continue,
+                },
+            };
+        }
+    }
+
+    /// Reads what the peer sent while the stream waits: `Some(Gone)` when it
+    /// left (end-of-file, TLS `close_notify`, an error) or sent too much.
+    fn poll_peer(&mut self, cx: &mut Context<'_>) -> Option<Next> {
+        loop {
+            let mut scratch = [0u8; 512];
+            let read = match &mut self.stream {
+                Sock::Plain(s) => match s.poll_read_ready(cx) {
+                    Poll::Pending => return None,
+                    Poll::Ready(Err(_)) => return Some(Next::Gone),
+                    Poll::Ready(Ok(())) => match s.try_read(&mut scratch) {
+                        // Readiness was cleared; the next poll re-registers.
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                        other => other,
+                    },
+                },
+                Sock::Tls(s) => {
+                    let mut buf = ReadBuf::new(&mut scratch);
+                    match Pin::new(s.as_mut()).poll_read(cx, &mut buf) {
+                        Poll::Pending => return None,
+                        Poll::Ready(res) => res.map(|()| buf.filled().len()),
+                    }
+                }
+            };
+            match read {
+                Ok(0) | Err(_) => return Some(Next::Gone),
+                Ok(n) => {
+                    // A client has nothing to say on a stream; a little is
+                    // tolerated, a flood ends it.
+                    self.stray += n;
+                    if self.stray > MAX_STRAY_BYTES {
+                        return Some(Next::Gone);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Writes what fits of `bufs` now: one `writev` (over TLS, one record
+    /// flushed to the socket), no allocation, no timer. Returns the rest if
+    /// the socket buffer is full (over TLS, nothing when rustls holds the
+    /// unsent end of the record: the flush finishes it).
+    fn try_write(&mut self, bufs: [&[u8]; 3]) -> io::Result<Option<Vec<u8>>> {
+        let total: usize = bufs.iter().map(|b| b.len()).sum();
+        let slices = bufs.map(IoSlice::new);
+        let written = match &mut self.stream {
+            Sock::Plain(s) => match s.try_write_vectored(&slices) {
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => 0,
+                Err(e) => return Err(e),
+            },
+            Sock::Tls(s) => {
+                // Polled once: not waiting here is the point.
+                let mut cx = Context::from_waker(std::task::Waker::noop());
+                let n = match Pin::new(s.as_mut()).poll_write_vectored(&mut cx, &slices) {
+                    Poll::Ready(Ok(n)) => n,
+                    Poll::Pending => 0,
+                    Poll::Ready(Err(e)) => return Err(e),
+                };
+                if n == total {
+                    return match Pin::new(s.as_mut()).poll_flush(&mut cx) {
+                        Poll::Ready(Ok(())) => Ok(None),
+                        Poll::Pending => Ok(Some(Vec::new())),
+                        Poll::Ready(Err(e)) => Err(e),
+                    };
+                }
+                n
+            }
+        };
+        Ok((written < total).then(|| remainder(&bufs, written)))
+    }
+
+    /// Writes all of `bufs`, waiting if it has to.
+    async fn write(&mut self, bufs: [&[u8]; 3]) -> io::Result<()> {
+        match self.try_write(bufs)? {
+            None => Ok(()),
+            Some(rest) => self.write_slowly(rest).await,
+        }
+    }
+
+    /// Ends the stream: the last chunk, then the connection.
+    async fn finish(&mut self, chunked: bool) {
+        if chunked {
+            let _ = self.write([b"0\r\n\r\n", b"", b""]).await;
+        }
+        let _ = tokio::io::AsyncWriteExt::shutdown(&mut self.stream).await;
+    }
+
+    /// The rest of a write that did not fit in the socket buffer, within
+    /// the write timeout: a client that is not reading is cut when it runs out.
+    async fn write_slowly(&mut self, rest: Vec<u8>) -> io::Result<()> {
+        use tokio::io::AsyncWriteExt as _;
+        let write = async {
+            self.stream.write_all(&rest).await?;
+            self.stream.flush().await
+        };
+        match tokio::time::timeout(self.write_timeout, write).await {
+            Ok(res) => res,
+            Err(_) => Err(io::ErrorKind::TimedOut.into()),
+        }
+    }
+}
