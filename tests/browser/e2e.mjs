@@ -392,8 +392,14 @@ async function adminFlow(browser) {
       const want = t.security_events[type].reduce((a, b) => a + b, 0);
       assert(want > 0, `${type} in the timeline`);
       await page.locator(`#chart-sec-legend li[data-type="${type}"]`).waitFor({ timeout: T });
-      const drawn = await page.locator(`#chart-sec rect[data-series="${type}"]`).evaluateAll((r) => r.reduce((a, x) => a + Number(x.dataset.count), 0));
-      assert(drawn >= want, `${type}: ${drawn} drawn, ${want} in the timeline`);
+      // The chart may still show the fetch before this one (the webhook total
+      // waited for above can be the same in both): wait for this fetch's counts.
+      const count = (ty) => [...document.querySelectorAll(`#chart-sec rect[data-series="${ty}"]`)]
+        .reduce((a, x) => a + Number(x.dataset.count), 0);
+      const reached = await page.waitForFunction(([ty, n, f]) => (new Function('ty', `return (${f})(ty)`))(ty) >= n,
+        [type, want, count.toString()], { timeout: T }).then(() => true, () => false);
+      const drawn = await page.evaluate(([ty, f]) => (new Function('ty', `return (${f})(ty)`))(ty), [type, count.toString()]);
+      assert(reached && drawn >= want, `${type}: ${drawn} drawn, ${want} in the timeline`);
     }
     const g = page.locator('#gauge-conn svg.gauge');
     const open = Number(await g.getAttribute('data-open'));
