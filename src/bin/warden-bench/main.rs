@@ -14,10 +14,12 @@
 //! `conns` (opening and reading SSE streams), `plan` (what runs, how big), `scenario` (flood, idle,
 //! storm), `fanout` (fan-out and slow consumer), `floor` (the kernel-only
 //! fan-out server), `transport` (idle streams over each transport path:
-//! plain fresh or kept-alive, TLS HTTP/1.1, TLS HTTP/2), `report` (the table).
+//! plain fresh or kept-alive, TLS HTTP/1.1, TLS HTTP/2), `figure` (the typed figure keys:
+//! label, decimals, direction), `report` (the table).
 
 mod conns;
 mod fanout;
+mod figure;
 mod floor;
 mod http;
 mod plan;
@@ -33,6 +35,7 @@ use anyhow::{Context as _, Result, bail};
 use clap::{Parser, ValueEnum};
 
 use crate::conns::TokenMode;
+use crate::figure::Figure;
 use crate::plan::{Plan, Step};
 use crate::report::{Figs, Report};
 use crate::scenario::Ctx;
@@ -189,7 +192,7 @@ async fn run_step(
         Ok(s) => s,
         Err(e) => {
             let mut figs = Figs::default();
-            figs.text("error", format!("{e:#}").replace('\n', " / "));
+            figs.text(Figure::Error, format!("{e:#}").replace('\n', " / "));
             return figs;
         }
     };
@@ -206,23 +209,20 @@ async fn run_step(
         Ok(Ok(f)) => f,
         Ok(Err(e)) => {
             let mut f = Figs::default();
-            f.text("error", format!("{e:#}"));
+            f.text(Figure::Error, format!("{e:#}"));
             f
         }
         Err(_) => {
             let mut f = Figs::default();
             f.text(
-                "error",
+                Figure::Error,
                 format!("timed out after {} s", step.timeout().as_secs()),
             );
             f
         }
     };
     if !server.alive() {
-        figs.text(
-            "server exited during the run",
-            server.log_tail().replace('\n', " / "),
-        );
+        figs.text(Figure::ServerExited, server.log_tail().replace('\n', " / "));
     }
     server.stop();
     figs

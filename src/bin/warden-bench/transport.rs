@@ -22,8 +22,9 @@ use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
 use crate::conns::{TokenMode, sse_request, unix_now};
+use crate::figure::Figure;
 use crate::http;
-use crate::report::Figs;
+use crate::report::{Figs, status_counts};
 use crate::scenario::{Ctx, memory_figs};
 use crate::server::Target;
 
@@ -125,14 +126,9 @@ pub async fn idle(ctx: &Ctx<'_>, via: Via, n: usize, hold: Duration) -> Result<F
     let end = ctx.server.stats();
     let ok = held.len();
     let mut figs = Figs::default();
-    figs.text("established / asked", format!("{ok} / {n}"));
-    figs.text("connect statuses", crate::report::status_counts(&statuses));
-    figs.num(
-        "streams/s while connecting",
-        ok as f64 / elapsed.as_secs_f64(),
-        0,
-        crate::report::Better::Higher,
-    );
+    figs.text(Figure::Established, format!("{ok} / {n}"));
+    figs.text(Figure::ConnectStatuses, status_counts(&statuses));
+    figs.num(Figure::StreamingRate, ok as f64 / elapsed.as_secs_f64());
     memory_figs(&mut figs, ok, [before, connected, end], hold);
     drop(held);
     Ok(figs)
