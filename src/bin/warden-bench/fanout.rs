@@ -49,7 +49,7 @@ async fn send_events(
             for seq in seqs.filter(|s| (s - first) % senders == lane) {
                 if conn.is_none() {
                     // Connect ahead of the schedule: the latency clock starts at the request.
-                    conn = Conn::connect(ctx.server.addr).await.ok();
+                    conn = Conn::connect(ctx.server.addr, ctx.tls.as_ref()).await.ok();
                 }
                 let at = t0 + Duration::from_secs_f64((seq - first) as f64 / rate);
                 tokio::time::sleep_until(at).await;
@@ -80,7 +80,7 @@ async fn send_events(
 /// status, or the error kind.
 pub async fn exchange(conn: &mut Option<Conn>, ctx: &Ctx<'_>, req: &[u8]) -> String {
     if conn.is_none() {
-        match Conn::connect(ctx.server.addr).await {
+        match Conn::connect(ctx.server.addr, ctx.tls.as_ref()).await {
             Ok(c) => *conn = Some(c),
             Err(e) => return format!("error {:?}", e.kind()),
         }

@@ -143,6 +143,8 @@ pub enum Figure {
     P99Difference,
     /// Stalled clients the server cut off.
     StalledCut,
+    /// A fan-out over TLS: its delivery p99 ÷ its plain twin's.
+    TlsOverPlainP99,
 }
 
 /// How a figure's value is shown.
@@ -196,7 +198,7 @@ impl Figure {
                 Delivery::WebhookResponseP99 | Delivery::Latency(_) => num(2, Lower),
                 Delivery::Rate => num(0, Higher),
             },
-            F::P99Difference => num(2, Neither),
+            F::P99Difference | F::TlsOverPlainP99 => num(2, Neither),
         }
     }
 
@@ -256,6 +258,7 @@ impl fmt::Display for Figure {
             F::PhaseP99s(ph) => return write!(f, "{}p99 ms of each phase", ph.prefix()),
             F::P99Difference => "p99 with − without, ms (pooled)",
             F::StalledCut => "stalled clients cut off by the server",
+            F::TlsOverPlainP99 => "delivery p99, TLS ÷ plain HTTP/1.1 (the step above)",
         };
         f.write_str(fixed)
     }

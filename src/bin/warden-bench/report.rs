@@ -55,6 +55,14 @@ impl Figs {
         });
     }
 
+    /// The number recorded under `key`, if any.
+    pub fn get(&self, key: Figure) -> Option<f64> {
+        self.0.iter().find_map(|f| match f.val {
+            Val::Num(v) if f.key == key => Some(v),
+            _ => None,
+        })
+    }
+
     /// Adds a text figure.
     pub fn text(&mut self, key: Figure, v: impl Into<String>) {
         debug_assert_eq!(key.shape(), Shape::Text, "{key} is a number");
@@ -105,6 +113,18 @@ impl Report {
                 }
             };
             row.vals[slot(target)] = Some(f.val);
+        }
+    }
+
+    /// The number `target` gave for `key` in `scenario`, if any.
+    pub fn get(&self, scenario: &str, target: Target, key: Figure) -> Option<f64> {
+        let row = self
+            .rows
+            .iter()
+            .find(|r| r.scenario == scenario && r.figure == key)?;
+        match row.vals[slot(target)] {
+            Some(Val::Num(v)) => Some(v),
+            _ => None,
         }
     }
 
@@ -245,6 +265,9 @@ mod tests {
         );
         assert!(md.contains("|  | statuses | — | 200×3 |  |"), "{md}");
         assert_eq!(r.json()["Node"]["flood / accepted webhooks/s (2xx)"], 10.0);
+        assert_eq!(r.get("flood", Target::Warden, P99), Some(2.0));
+        assert_eq!(r.get("flood", Target::Node, Figure::Statuses), None);
+        assert_eq!(r.get("flood", Target::Floor, P99), None);
     }
 
     #[test]

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use tokio::sync::watch;
+use tokio_rustls::TlsConnector;
 
 use crate::conns::{self, Shared, TokenMode, read_stream, unix_now};
 use crate::fanout::exchange;
@@ -34,12 +35,15 @@ pub struct Ctx<'a> {
     pub inflight: usize,
     /// How long deliveries may trail the last webhook before they count as lost.
     pub drain: Duration,
+    /// A TLS client (HTTP/1.1) trusting the server, when it terminates TLS:
+    /// subscribers and webhooks then go over TLS.
+    pub tls: Option<TlsConnector>,
 }
 
 impl Ctx<'_> {
     /// Opens `n` streams to the server, `inflight` at once.
     pub async fn open(&self, n: usize) -> conns::Opened {
-        let (t, a) = (self.server.target, self.server.addr);
+        let (t, a) = (self.server.target, (self.server.addr, self.tls.as_ref()));
         conns::open_many(t, self.keys, a, n, self.inflight, self.mode).await
     }
 }

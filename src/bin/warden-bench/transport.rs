@@ -231,12 +231,13 @@ where
     Ok(held)
 }
 
-fn server_name() -> rustls::pki_types::ServerName<'static> {
+/// The name the bench certificate is for.
+pub fn server_name() -> rustls::pki_types::ServerName<'static> {
     rustls::pki_types::ServerName::try_from("localhost").expect("a valid name")
 }
 
 /// A TLS client trusting only `cert`, offering the protocol `path` uses.
-fn connector(cert: &Path, via: Via) -> Result<TlsConnector> {
+pub fn connector(cert: &Path, via: Via) -> Result<TlsConnector> {
     use rustls::pki_types::CertificateDer;
     use rustls::pki_types::pem::PemObject as _;
     let mut roots = rustls::RootCertStore::empty();
