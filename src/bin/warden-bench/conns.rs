@@ -133,6 +133,8 @@ pub async fn open_one(
 ) -> std::io::Result<Established> {
     let mut stream = crate::stream::connect(addr, tls).await?;
     stream.write_all(req).await?;
+    // Over TLS a write may leave a record in the session: send it before waiting.
+    stream.flush().await?;
     let mut buf = Vec::with_capacity(1024);
     let head = tokio::time::timeout(
         Duration::from_secs(30),

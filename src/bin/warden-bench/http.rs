@@ -117,6 +117,7 @@ impl Conn {
     /// whether the server keeps the connection open.
     pub async fn exchange(&mut self, request: &[u8]) -> io::Result<(u16, bool)> {
         self.stream.write_all(request).await?;
+        self.stream.flush().await?;
         let head = read_head(&mut self.stream, &mut self.buf).await?;
         if let Some(len) = head.content_length {
             while self.buf.len() < len {

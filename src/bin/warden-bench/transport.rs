@@ -174,6 +174,8 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     stream.write_all(request).await?;
+    // Over TLS a write may leave a record in the session: send it before waiting.
+    stream.flush().await?;
     let mut buf = Vec::with_capacity(1024);
     let head = tokio::time::timeout(
         Duration::from_secs(30),
@@ -191,6 +193,8 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     stream.write_all(request).await?;
+    // Over TLS a write may leave a record in the session: send it before waiting.
+    stream.flush().await?;
     let mut buf = Vec::with_capacity(1024);
     let head = http::read_head(stream, &mut buf).await?;
     let len = head.content_length.context("no content-length")?;
