@@ -47,6 +47,17 @@ fn quick_benchmark_against_warden_delivers_every_event_and_writes_the_table() {
         let statuses = fig(&format!("{scenario} / webhook statuses"));
         assert_eq!(statuses, "200×20", "{table}");
     }
+    // Issue 23: the same fan-out over plain HTTP/1.1 and over TLS, and their p99 ratio.
+    let plain = "fan-out to 1000 (10 events at 5/s)";
+    let tls = "fan-out to 1000 over TLS HTTP/1.1 (10 events at 5/s)";
+    for scenario in [plain, tls] {
+        let key = format!("{scenario} / deliveries received / expected (duplicates)");
+        assert_eq!(fig(&key), "10000 / 10000 (0)", "{table}");
+    }
+    let ratio = fig(&format!(
+        "{tls} / delivery p99, TLS ÷ plain HTTP/1.1 (the step above)"
+    ));
+    assert!(ratio.as_f64().is_some_and(|r| r > 0.0), "{table}");
     let slow = "slow consumer (50 subscribers; 1× without and with, 20 events at 50/s per phase)";
     for phase in ["without", "with"] {
         let key =

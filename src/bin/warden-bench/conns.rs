@@ -14,12 +14,13 @@ use std::time::{Duration, Instant};
 
 use futures_util::StreamExt as _;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio::sync::watch;
+use tokio_rustls::TlsConnector;
 
 use crate::http::{self, Head, SseScanner};
 use crate::server::Target;
 use crate::sign::Keys;
+use crate::stream::Stream;
 
 /// How the SSE token is passed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -32,7 +33,7 @@ pub enum TokenMode {
 
 /// An SSE response whose head said 200.
 pub struct Established {
-    stream: TcpStream,
+    stream: Stream,
     head: Head,
     /// Body bytes that arrived with the head.
     leftover: Vec<u8>,
@@ -81,11 +82,12 @@ pub fn unix_now() -> i64 {
         .unwrap_or(0)
 }
 
-/// Opens `n` streams, at most `inflight` connecting at once.
+/// Opens `n` streams, at most `inflight` connecting at once, over TLS when
+/// `tls` is given.
 pub async fn open_many(
     target: Target,
     keys: &Keys,
-    addr: SocketAddr,
+    (addr, tls): (SocketAddr, Option<&TlsConnector>),
     n: usize,
     inflight: usize,
     mode: TokenMode,
@@ -96,7 +98,7 @@ pub async fn open_many(
             let req = sse_request(target, keys, addr, i, mode);
             async move {
                 let t = Instant::now();
-                let r = open_one(addr, &req).await;
+                let r = open_one(addr, tls, &req).await;
                 (r, t.elapsed())
             }
         })
@@ -123,11 +125,16 @@ pub async fn open_many(
     out
 }
 
-/// Connects, sends the request, reads the head.
-pub async fn open_one(addr: SocketAddr, req: &[u8]) -> std::io::Result<Established> {
-    let mut stream = TcpStream::connect(addr).await?;
-    stream.set_nodelay(true)?;
+/// Connects (TLS included), sends the request, reads the head.
+pub async fn open_one(
+    addr: SocketAddr,
+    tls: Option<&TlsConnector>,
+    req: &[u8],
+) -> std::io::Result<Established> {
+    let mut stream = crate::stream::connect(addr, tls).await?;
     stream.write_all(req).await?;
+    // Over TLS a write may leave a record in the session: send it before waiting.
+    stream.flush().await?;
     let mut buf = Vec::with_capacity(1024);
     let head = tokio::time::timeout(
         Duration::from_secs(30),

@@ -17,8 +17,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::watch;
 
 use crate::conns::{self, Received, Shared, read_stream, unix_now};
+use crate::figure::{Delivery, Figure, Pct, Phases};
 use crate::http::{self, Conn};
-use crate::report::{Better, Figs, pct_ms, status_counts};
+use crate::report::{Figs, pct_ms, status_counts};
 use crate::scenario::Ctx;
 use crate::server::own_cpu;
 
@@ -48,7 +49,7 @@ async fn send_events(
             for seq in seqs.filter(|s| (s - first) % senders == lane) {
                 if conn.is_none() {
                     // Connect ahead of the schedule: the latency clock starts at the request.
-                    conn = Conn::connect(ctx.server.addr).await.ok();
+                    conn = Conn::connect(ctx.server.addr, ctx.tls.as_ref()).await.ok();
                 }
                 let at = t0 + Duration::from_secs_f64((seq - first) as f64 / rate);
                 tokio::time::sleep_until(at).await;
@@ -79,7 +80,7 @@ async fn send_events(
 /// status, or the error kind.
 pub async fn exchange(conn: &mut Option<Conn>, ctx: &Ctx<'_>, req: &[u8]) -> String {
     if conn.is_none() {
-        match Conn::connect(ctx.server.addr).await {
+        match Conn::connect(ctx.server.addr, ctx.tls.as_ref()).await {
             Ok(c) => *conn = Some(c),
             Err(e) => return format!("error {:?}", e.kind()),
         }
@@ -166,47 +167,31 @@ fn deliveries(sent: &[Sent], recs: &[Received], phases: &[Range<u64>]) -> Delive
     }
 }
 
-/// Delivery figures for the events of `phases`, each name prefixed with
-/// `prefix`; returns the deliveries they came from.
+/// Delivery figures for the events of `phases`, labelled as `side`'s;
+/// returns the deliveries they came from.
 fn delivery_figs(
     figs: &mut Figs,
-    prefix: &str,
+    side: Phases,
     sent: &[Sent],
     recs: &[Received],
     phases: &[Range<u64>],
 ) -> Deliveries {
     let d = deliveries(sent, recs, phases);
-    let name = |n: &str| format!("{prefix}{n}");
+    let fig = |what| Figure::Delivery(side, what);
     let got = d.lat_us.len();
-    figs.text(&name("webhook statuses"), status_counts(&d.statuses));
-    figs.num(
-        &name("webhook response p99 ms"),
-        pct_ms(&d.resp_us, 99.0),
-        2,
-        Better::Lower,
-    );
+    figs.text(fig(Delivery::WebhookStatuses), status_counts(&d.statuses));
+    let resp = pct_ms(&d.resp_us, 99.0);
+    figs.num(fig(Delivery::WebhookResponseP99), resp);
     figs.text(
-        &name("deliveries received / expected (duplicates)"),
+        fig(Delivery::Received),
         format!("{got} / {} ({})", d.expected, d.duplicates),
     );
-    figs.text(
-        &name("all delivered"),
-        if got == d.expected { "yes" } else { "NO" },
-    );
-    for (label, p) in [("p50", 50.0), ("p99", 99.0), ("max", 100.0)] {
-        figs.num(
-            &name(&format!("delivery {label} ms")),
-            pct_ms(&d.lat_us, p),
-            2,
-            Better::Lower,
-        );
+    let all = if got == d.expected { "yes" } else { "NO" };
+    figs.text(fig(Delivery::AllDelivered), all);
+    for p in [Pct::P50, Pct::P99, Pct::Max] {
+        figs.num(fig(Delivery::Latency(p)), pct_ms(&d.lat_us, p.value()));
     }
-    figs.num(
-        &name("deliveries/s"),
-        got as f64 / d.span_s,
-        0,
-        Better::Higher,
-    );
+    figs.num(fig(Delivery::Rate), got as f64 / d.span_s);
     d
 }
 
@@ -226,23 +211,12 @@ async fn subscribe(
 ) -> Subscribers {
     let cpu0 = ctx.server.stats().cpu_s;
     let opened = ctx.open(n).await;
-    figs.text(
-        "subscribers connected",
-        format!("{} / {n}", opened.ok.len()),
-    );
-    figs.text("connect statuses", status_counts(&opened.statuses));
-    figs.num(
-        "connect phase s",
-        opened.elapsed.as_secs_f64(),
-        2,
-        Better::Lower,
-    );
-    figs.num(
-        "server CPU s, connect phase",
-        ctx.server.stats().cpu_s - cpu0,
-        2,
-        Better::Lower,
-    );
+    let connected = format!("{} / {n}", opened.ok.len());
+    figs.text(Figure::SubscribersConnected, connected);
+    figs.text(Figure::ConnectStatuses, status_counts(&opened.statuses));
+    figs.num(Figure::ConnectPhase, opened.elapsed.as_secs_f64());
+    let cpu = ctx.server.stats().cpu_s - cpu0;
+    figs.num(Figure::ServerCpuConnectPhase, cpu);
     let shared = Shared::new(
         crate::sign::marker(&ctx.tag),
         phase_len,
@@ -288,29 +262,14 @@ pub async fn fanout(ctx: &Ctx<'_>, n: usize, events: u64, rate: f64) -> Result<F
     let secs = t0.elapsed().as_secs_f64();
     let recs = subs.finish().await;
     let offered = rate * recs.len() as f64;
-    figs.num(
-        "offered deliveries/s (rate × subscribers)",
-        offered,
-        0,
-        Better::Neither,
-    );
-    let _ = delivery_figs(
-        &mut figs,
-        "",
-        &sent,
-        &recs,
-        std::slice::from_ref(&(0..events)),
-    );
+    figs.num(Figure::Offered, offered);
+    let all = 0..events;
+    let all = std::slice::from_ref(&all);
+    let _ = delivery_figs(&mut figs, Phases::All, &sent, &recs, all);
     let rss = ctx.server.stats().rss as f64 / 1e6;
-    figs.num("server CPU s, event phase", cpu, 2, Better::Lower);
-    figs.num("server RSS end MB", rss, 1, Better::Lower);
-    let gen_pct = gen_cpu * 100.0 / secs;
-    figs.num(
-        "generator CPU % of one core, event phase",
-        gen_pct,
-        0,
-        Better::Neither,
-    );
+    figs.num(Figure::ServerCpuEventPhase, cpu);
+    figs.num(Figure::ServerRssEnd, rss);
+    figs.num(Figure::GeneratorCpuEventPhase, gen_cpu * 100.0 / secs);
     Ok(figs)
 }
 
@@ -366,11 +325,8 @@ pub async fn slow(ctx: &Ctx<'_>, n: usize, plan: SlowPlan) -> Result<Figs> {
     }
     let recs = subs.finish().await;
     let mut p99 = [0.0; 2];
-    for (side, prefix) in ["without stalled client: ", "with stalled client: "]
-        .into_iter()
-        .enumerate()
-    {
-        let pooled = delivery_figs(&mut figs, prefix, &sent, &recs, &sides[side]);
+    for (side, label) in [Phases::Without, Phases::With].into_iter().enumerate() {
+        let pooled = delivery_figs(&mut figs, label, &sent, &recs, &sides[side]);
         p99[side] = pct_ms(&pooled.lat_us, 99.0);
         let each: Vec<String> = sides[side]
             .iter()
@@ -379,24 +335,11 @@ pub async fn slow(ctx: &Ctx<'_>, n: usize, plan: SlowPlan) -> Result<Figs> {
                 format!("{:.1}", pct_ms(&d.lat_us, 99.0))
             })
             .collect();
-        figs.text(&format!("{prefix}p99 ms of each phase"), each.join(", "));
+        figs.text(Figure::PhaseP99s(label), each.join(", "));
     }
-    figs.num(
-        "p99 with − without, ms (pooled)",
-        p99[1] - p99[0],
-        2,
-        Better::Neither,
-    );
-    figs.text(
-        "stalled clients cut off by the server",
-        format!("{cut} / {pairs}"),
-    );
-    figs.num(
-        "server RSS end MB",
-        ctx.server.stats().rss as f64 / 1e6,
-        1,
-        Better::Lower,
-    );
+    figs.num(Figure::P99Difference, p99[1] - p99[0]);
+    figs.text(Figure::StalledCut, format!("{cut} / {pairs}"));
+    figs.num(Figure::ServerRssEnd, ctx.server.stats().rss as f64 / 1e6);
     Ok(figs)
 }
 

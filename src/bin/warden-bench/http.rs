@@ -11,7 +11,9 @@ use std::net::SocketAddr;
 
 use aho_corasick::AhoCorasick;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+
+use crate::stream::Stream;
 
 /// The parts of a response head the benchmark needs.
 #[derive(Clone, Copy, Debug)]
@@ -92,17 +94,17 @@ async fn read_more<S: AsyncRead + Unpin>(stream: &mut S, buf: &mut Vec<u8>) -> i
 
 /// A keep-alive connection for request/response traffic.
 pub struct Conn {
-    stream: TcpStream,
+    stream: Stream,
     buf: Vec<u8>,
     decoder: Chunked,
     scratch: Vec<u8>,
 }
 
 impl Conn {
-    /// Connects with Nagle off (requests are written in one piece anyway).
-    pub async fn connect(addr: SocketAddr) -> io::Result<Self> {
-        let stream = TcpStream::connect(addr).await?;
-        stream.set_nodelay(true)?;
+    /// Connects with Nagle off (requests are written in one piece anyway),
+    /// over TLS when `tls` is given.
+    pub async fn connect(addr: SocketAddr, tls: Option<&TlsConnector>) -> io::Result<Self> {
+        let stream = crate::stream::connect(addr, tls).await?;
         Ok(Self {
             stream,
             buf: Vec::with_capacity(8192),
@@ -115,6 +117,7 @@ impl Conn {
     /// whether the server keeps the connection open.
     pub async fn exchange(&mut self, request: &[u8]) -> io::Result<(u16, bool)> {
         self.stream.write_all(request).await?;
+        self.stream.flush().await?;
         let head = read_head(&mut self.stream, &mut self.buf).await?;
         if let Some(len) = head.content_length {
             while self.buf.len() < len {

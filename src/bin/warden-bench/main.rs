@@ -10,14 +10,17 @@
 //! under one.
 //!
 //! Module map: `sign` (LiveKit signatures and payloads), `http` (raw
-//! HTTP/1.1 and SSE decoding), `server` (processes, `/proc` figures),
+//! HTTP/1.1 and SSE decoding), `stream` (a client connection, plain or
+//! TLS), `server` (processes, `/proc` figures),
 //! `conns` (opening and reading SSE streams), `plan` (what runs, how big), `scenario` (flood, idle,
 //! storm), `fanout` (fan-out and slow consumer), `floor` (the kernel-only
 //! fan-out server), `transport` (idle streams over each transport path:
-//! plain fresh or kept-alive, TLS HTTP/1.1, TLS HTTP/2), `report` (the table).
+//! plain fresh or kept-alive, TLS HTTP/1.1, TLS HTTP/2), `figure` (the typed figure keys:
+//! label, decimals, direction), `report` (the table).
 
 mod conns;
 mod fanout;
+mod figure;
 mod floor;
 mod http;
 mod plan;
@@ -25,6 +28,7 @@ mod report;
 mod scenario;
 mod server;
 mod sign;
+mod stream;
 mod transport;
 
 use std::path::PathBuf;
@@ -33,11 +37,13 @@ use anyhow::{Context as _, Result, bail};
 use clap::{Parser, ValueEnum};
 
 use crate::conns::TokenMode;
+use crate::figure::{Delivery, Figure, Pct, Phases};
 use crate::plan::{Plan, Step};
 use crate::report::{Figs, Report};
 use crate::scenario::Ctx;
 use crate::server::{Launcher, Target};
 use crate::sign::Keys;
+use crate::transport::{Via, connector};
 
 /// Benchmarks Warden side by side with the Node peer.
 #[derive(Parser, Debug)]
@@ -163,7 +169,14 @@ async fn run(args: Args) -> Result<()> {
                 step.title(),
                 target.name()
             );
-            let figs = run_step(&launcher, step, target, mode, &plan).await;
+            let mut figs = run_step(&launcher, step, target, mode, &plan).await;
+            if let Some(twin) = step.plain_twin() {
+                let p99 = Figure::Delivery(Phases::All, Delivery::Latency(Pct::P99));
+                let plain = report.get(&twin.title(), target, p99);
+                if let (Some(tls), Some(plain)) = (figs.get(p99), plain) {
+                    figs.num(Figure::TlsOverPlainP99, tls / plain);
+                }
+            }
             report.add(&step.title(), target, figs);
         }
     }
@@ -189,11 +202,22 @@ async fn run_step(
         Ok(s) => s,
         Err(e) => {
             let mut figs = Figs::default();
-            figs.text("error", format!("{e:#}").replace('\n', " / "));
+            figs.text(Figure::Error, format!("{e:#}").replace('\n', " / "));
+            return figs;
+        }
+    };
+    let tls = match server.cert.as_deref().map(|c| connector(c, Via::TlsH1)) {
+        None => None,
+        Some(Ok(tls)) => Some(tls),
+        Some(Err(e)) => {
+            let mut figs = Figs::default();
+            figs.text(Figure::Error, format!("TLS client: {e:#}"));
+            server.stop();
             return figs;
         }
     };
     let ctx = Ctx {
+        tls,
         server: &server,
         keys: &launcher.keys,
         tag: sign::run_tag(),
@@ -206,23 +230,20 @@ async fn run_step(
         Ok(Ok(f)) => f,
         Ok(Err(e)) => {
             let mut f = Figs::default();
-            f.text("error", format!("{e:#}"));
+            f.text(Figure::Error, format!("{e:#}"));
             f
         }
         Err(_) => {
             let mut f = Figs::default();
             f.text(
-                "error",
+                Figure::Error,
                 format!("timed out after {} s", step.timeout().as_secs()),
             );
             f
         }
     };
     if !server.alive() {
-        figs.text(
-            "server exited during the run",
-            server.log_tail().replace('\n', " / "),
-        );
+        figs.text(Figure::ServerExited, server.log_tail().replace('\n', " / "));
     }
     server.stop();
     figs

@@ -32,6 +32,10 @@ pub enum Step {
         events: u64,
         /// Webhooks per second.
         rate: f64,
+        /// Subscribers and webhooks over TLS (HTTP/1.1), Warden only; the
+        /// step's plain twin runs before it and the table shows the ratio
+        /// of their delivery p99 (issue 23).
+        tls: bool,
     },
     /// `conns` idle subscribers held `hold` seconds.
     Idle {
@@ -83,14 +87,18 @@ impl Step {
     /// backlog.
     pub fn runs_on(&self, target: Target) -> bool {
         match self {
-            Step::Transport { .. } => target == Target::Warden,
+            Step::Transport { .. } | Step::Fanout { tls: true, .. } => target == Target::Warden,
             _ => target != Target::Floor || matches!(self, Step::Fanout { .. }),
         }
     }
 
     /// Whether Warden terminates TLS for this step.
     pub fn tls(&self) -> bool {
-        matches!(self, Step::Transport { via, .. } if via.tls())
+        match self {
+            Step::Transport { via, .. } => via.tls(),
+            Step::Fanout { tls, .. } => *tls,
+            _ => false,
+        }
     }
 
     /// The row label in the table.
@@ -99,9 +107,18 @@ impl Step {
             Step::Flood { concurrency, secs } => {
                 format!("webhook ingest ({concurrency} in flight, {secs} s)")
             }
-            Step::Fanout { subs, events, rate } => {
-                format!("fan-out to {subs} ({events} events at {rate}/s)")
-            }
+            Step::Fanout {
+                subs,
+                events,
+                rate,
+                tls: false,
+            } => format!("fan-out to {subs} ({events} events at {rate}/s)"),
+            Step::Fanout {
+                subs,
+                events,
+                rate,
+                tls: true,
+            } => format!("fan-out to {subs} over TLS HTTP/1.1 ({events} events at {rate}/s)"),
             Step::Idle { conns, hold } => format!("idle {conns} connections ({hold} s hold)"),
             Step::Transport { via, conns, hold } => {
                 format!("idle {conns} streams, {} ({hold} s hold)", via.label())
@@ -114,13 +131,32 @@ impl Step {
         }
     }
 
+    /// The plain twin of a fan-out over TLS: its delivery p99 is the TLS
+    /// step's yardstick.
+    pub fn plain_twin(&self) -> Option<Step> {
+        match *self {
+            Step::Fanout {
+                subs,
+                events,
+                rate,
+                tls: true,
+            } => Some(Step::Fanout {
+                subs,
+                events,
+                rate,
+                tls: false,
+            }),
+            _ => None,
+        }
+    }
+
     /// The most this step may take (connects, events, drain, slack).
     pub fn timeout(&self) -> Duration {
         let secs = match self {
             Step::Flood { secs, .. } => secs + 30,
-            Step::Fanout { subs, events, rate } => {
-                (*events as f64 / rate) as u64 + *subs as u64 / 500 + 60
-            }
+            Step::Fanout {
+                subs, events, rate, ..
+            } => (*events as f64 / rate) as u64 + *subs as u64 / 500 + 60,
             Step::Idle { conns, hold } | Step::Transport { conns, hold, .. } => {
                 hold + *conns as u64 / 100 + 60
             }
@@ -136,9 +172,9 @@ impl Step {
             Step::Flood { concurrency, secs } => {
                 scenario::flood(ctx, concurrency, Duration::from_secs(secs)).await
             }
-            Step::Fanout { subs, events, rate } => {
-                crate::fanout::fanout(ctx, subs, events, rate).await
-            }
+            Step::Fanout {
+                subs, events, rate, ..
+            } => crate::fanout::fanout(ctx, subs, events, rate).await,
             Step::Idle { conns, hold } => {
                 scenario::idle(ctx, conns, Duration::from_secs(hold)).await
             }
@@ -206,14 +242,17 @@ fn quick_steps(hold: u64) -> Vec<Step> {
             subs: 1,
             events: 20,
             rate: 50.0,
+            tls: false,
         },
         Step::Fanout {
             subs: 100,
             events: 20,
             rate: 50.0,
+            tls: false,
         },
-        Step::Idle { conns: 200, hold },
     ];
+    steps.extend(tls_pair(1000, 10, 5.0));
+    steps.push(Step::Idle { conns: 200, hold });
     steps.extend(transport_steps(200, hold));
     steps.extend([
         Step::Storm { conns: 300 },
@@ -228,6 +267,17 @@ fn quick_steps(hold: u64) -> Vec<Step> {
         },
     ]);
     steps
+}
+
+/// One event at a time to `subs` subscribers over plain HTTP/1.1, then
+/// the same over TLS HTTP/1.1 (issue 23: TLS p99 ≤ 1.3× plain).
+fn tls_pair(subs: usize, events: u64, rate: f64) -> [Step; 2] {
+    [false, true].map(|tls| Step::Fanout {
+        subs,
+        events,
+        rate,
+        tls,
+    })
 }
 
 /// Idle streams over every transport path (issue 23).
@@ -248,11 +298,13 @@ fn full_steps(hold: u64, max_conns: Option<usize>) -> Vec<Step> {
             subs: 1,
             events: 200,
             rate: 50.0,
+            tls: false,
         },
         Step::Fanout {
             subs: 1000,
             events: 200,
             rate: 50.0,
+            tls: false,
         },
         // One event at a time (each delivered to all long before the next):
         // issue 11's "one event to 10 000 subscribers" latency.
@@ -260,12 +312,21 @@ fn full_steps(hold: u64, max_conns: Option<usize>) -> Vec<Step> {
             subs: 10_000,
             events: 20,
             rate: 2.0,
+            tls: false,
+        },
+        // The same over TLS (issue 23); its plain twin is the step above.
+        Step::Fanout {
+            subs: 10_000,
+            events: 20,
+            rate: 2.0,
+            tls: true,
         },
         // A sustained stream: deliveries/s, and latency under that load.
         Step::Fanout {
             subs: 10_000,
             events: 100,
             rate: 50.0,
+            tls: false,
         },
         Step::Idle {
             conns: 10_000,
@@ -291,4 +352,32 @@ fn full_steps(hold: u64, max_conns: Option<usize>) -> Vec<Step> {
         },
     });
     steps
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_tls_fanout_runs_after_its_plain_twin_on_warden_only() {
+        for quick in [true, false] {
+            let steps = Plan::new(quick, false, 0, None, None, &[]).steps;
+            let tls: Vec<usize> = (0..steps.len())
+                .filter(|&i| steps[i].plain_twin().is_some())
+                .collect();
+            assert!(!tls.is_empty(), "quick={quick}: no fan-out over TLS");
+            for i in tls {
+                let step = &steps[i];
+                assert!(step.tls() && step.runs_on(Target::Warden));
+                assert!(!step.runs_on(Target::Node) && !step.runs_on(Target::Floor));
+                let twin = step.plain_twin().expect("filtered on it").title();
+                assert_ne!(twin, step.title());
+                assert!(
+                    steps[..i].iter().any(|s| s.title() == twin && !s.tls()),
+                    "quick={quick}: {twin} does not run before {}",
+                    step.title()
+                );
+            }
+        }
+    }
 }

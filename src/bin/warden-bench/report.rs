@@ -8,6 +8,7 @@ use std::fmt::Write as _;
 
 use serde_json::{Map, Value, json};
 
+use crate::figure::{Figure, Shape};
 use crate::server::Target;
 
 /// Which direction is better for a figure (decides the ratio).
@@ -24,18 +25,17 @@ pub enum Better {
 /// A measured value.
 #[derive(Clone, Debug)]
 pub enum Val {
-    /// A number shown with a fixed number of decimals.
-    Num(f64, usize),
+    /// A number, shown with its figure's decimals.
+    Num(f64),
     /// Anything else (status counts, yes/no, errors).
     Text(String),
 }
 
-/// One named figure of one run.
+/// One figure of one run.
 #[derive(Clone, Debug)]
 pub struct Fig {
-    name: String,
+    key: Figure,
     val: Val,
-    better: Better,
 }
 
 /// The figures of one scenario run against one target.
@@ -44,28 +44,38 @@ pub struct Figs(Vec<Fig>);
 
 impl Figs {
     /// Adds a number.
-    pub fn num(&mut self, name: &str, v: f64, decimals: usize, better: Better) {
+    pub fn num(&mut self, key: Figure, v: f64) {
+        debug_assert!(
+            matches!(key.shape(), Shape::Num { .. }),
+            "{key} is a text figure"
+        );
         self.0.push(Fig {
-            name: name.to_owned(),
-            val: Val::Num(v, decimals),
-            better,
+            key,
+            val: Val::Num(v),
         });
     }
 
+    /// The number recorded under `key`, if any.
+    pub fn get(&self, key: Figure) -> Option<f64> {
+        self.0.iter().find_map(|f| match f.val {
+            Val::Num(v) if f.key == key => Some(v),
+            _ => None,
+        })
+    }
+
     /// Adds a text figure.
-    pub fn text(&mut self, name: &str, v: impl Into<String>) {
+    pub fn text(&mut self, key: Figure, v: impl Into<String>) {
+        debug_assert_eq!(key.shape(), Shape::Text, "{key} is a number");
         self.0.push(Fig {
-            name: name.to_owned(),
+            key,
             val: Val::Text(v.into()),
-            better: Better::Neither,
         });
     }
 }
 
 struct Row {
     scenario: String,
-    figure: String,
-    better: Better,
+    figure: Figure,
     vals: [Option<Val>; 3],
 }
 
@@ -90,20 +100,31 @@ impl Report {
             let pos = self
                 .rows
                 .iter()
-                .position(|r| r.scenario == scenario && r.figure == f.name);
+                .position(|r| r.scenario == scenario && r.figure == f.key);
             let row = match pos {
                 Some(i) => &mut self.rows[i],
                 None => {
                     self.rows.push(Row {
                         scenario: scenario.to_owned(),
-                        figure: f.name.clone(),
-                        better: f.better,
+                        figure: f.key,
                         vals: [None, None, None],
                     });
                     self.rows.last_mut().expect("a row was just pushed")
                 }
             };
             row.vals[slot(target)] = Some(f.val);
+        }
+    }
+
+    /// The number `target` gave for `key` in `scenario`, if any.
+    pub fn get(&self, scenario: &str, target: Target, key: Figure) -> Option<f64> {
+        let row = self
+            .rows
+            .iter()
+            .find(|r| r.scenario == scenario && r.figure == key)?;
+        match row.vals[slot(target)] {
+            Some(Val::Num(v)) => Some(v),
+            _ => None,
         }
     }
 
@@ -125,17 +146,17 @@ impl Report {
                 out,
                 "| {scen} | {} | {} | {} | {} |",
                 r.figure,
-                cell(&r.vals[0]),
-                cell(&r.vals[1]),
-                ratio(r.better, &r.vals[0], &r.vals[1])
+                cell(r.figure, &r.vals[0]),
+                cell(r.figure, &r.vals[1]),
+                ratio(r.figure.better(), &r.vals[0], &r.vals[1])
             );
             if floor {
                 // Against the floor the question is the reverse: how many times its cost.
                 let _ = write!(
                     out,
                     " {} | {} |",
-                    cell(&r.vals[2]),
-                    ratio(r.better, &r.vals[2], &r.vals[0])
+                    cell(r.figure, &r.vals[2]),
+                    ratio(r.figure.better(), &r.vals[2], &r.vals[0])
                 );
             }
             out.push('\n');
@@ -149,7 +170,7 @@ impl Report {
         for r in &self.rows {
             for (i, v) in r.vals.iter().enumerate() {
                 let value = match v {
-                    Some(Val::Num(n, _)) => json!(n),
+                    Some(Val::Num(n)) => json!(n),
                     Some(Val::Text(t)) => json!(t),
                     None => continue,
                 };
@@ -161,18 +182,22 @@ impl Report {
     }
 }
 
-fn cell(v: &Option<Val>) -> String {
+fn cell(figure: Figure, v: &Option<Val>) -> String {
+    let decimals = match figure.shape() {
+        Shape::Num { decimals, .. } => decimals,
+        Shape::Text => 0,
+    };
     match v {
         None => "—".to_owned(),
-        Some(Val::Num(n, _)) if !n.is_finite() => "n/a".to_owned(),
-        Some(Val::Num(n, d)) => format!("{n:.d$}", d = *d),
+        Some(Val::Num(n)) if !n.is_finite() => "n/a".to_owned(),
+        Some(Val::Num(n)) => format!("{n:.decimals$}"),
         Some(Val::Text(t)) => t.replace('|', "\\|"),
     }
 }
 
 /// How many times better `w` is than `n` (blank when either is not a number).
 fn ratio(better: Better, w: &Option<Val>, n: &Option<Val>) -> String {
-    let (Some(Val::Num(w, _)), Some(Val::Num(n, _))) = (w, n) else {
+    let (Some(Val::Num(w)), Some(Val::Num(n))) = (w, n) else {
         return String::new();
     };
     let x = match better {
@@ -211,52 +236,69 @@ pub fn status_counts(counts: &std::collections::BTreeMap<String, u64>) -> String
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::figure::{Delivery, Pct, Phases};
+
+    const P99: Figure = Figure::Latency(Pct::P99);
+    const DELIVERY_P99: Figure = Figure::Delivery(Phases::All, Delivery::Latency(Pct::P99));
+    const DELIVERIES: Figure = Figure::Delivery(Phases::All, Delivery::Rate);
 
     #[test]
     fn ratio_follows_direction_and_rows_merge() {
         let mut r = Report::default();
         let mut w = Figs::default();
-        w.num("rate", 100.0, 0, Better::Higher);
-        w.num("p99 ms", 2.0, 1, Better::Lower);
+        w.num(Figure::Accepted, 100.0);
+        w.num(P99, 2.0);
         r.add("flood", Target::Warden, w);
         let mut n = Figs::default();
-        n.num("rate", 10.0, 0, Better::Higher);
-        n.num("p99 ms", 8.0, 1, Better::Lower);
-        n.text("statuses", "200×3");
+        n.num(Figure::Accepted, 10.0);
+        n.num(P99, 8.0);
+        n.text(Figure::Statuses, "200×3");
         r.add("flood", Target::Node, n);
         let md = r.markdown();
-        assert!(md.contains("| flood | rate | 100 | 10 | 10× |"), "{md}");
-        assert!(md.contains("|  | p99 ms | 2.0 | 8.0 | 4.00× |"), "{md}");
+        assert!(
+            md.contains("| flood | accepted webhooks/s (2xx) | 100 | 10 | 10× |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("|  | latency p99 ms | 2.00 | 8.00 | 4.00× |"),
+            "{md}"
+        );
         assert!(md.contains("|  | statuses | — | 200×3 |  |"), "{md}");
-        assert_eq!(r.json()["Node"]["flood / rate"], 10.0);
+        assert_eq!(r.json()["Node"]["flood / accepted webhooks/s (2xx)"], 10.0);
+        assert_eq!(r.get("flood", Target::Warden, P99), Some(2.0));
+        assert_eq!(r.get("flood", Target::Node, Figure::Statuses), None);
+        assert_eq!(r.get("flood", Target::Floor, P99), None);
     }
 
     #[test]
     fn floor_columns_appear_when_the_floor_ran_and_read_as_times_its_cost() {
         let mut r = Report::default();
         let mut w = Figs::default();
-        w.num("p99 ms", 90.0, 1, Better::Lower);
-        w.num("deliveries/s", 400.0, 0, Better::Higher);
+        w.num(DELIVERY_P99, 90.0);
+        w.num(DELIVERIES, 400.0);
         r.add("fan-out", Target::Warden, w);
         let mut f = Figs::default();
-        f.num("p99 ms", 60.0, 1, Better::Lower);
-        f.num("deliveries/s", 500.0, 0, Better::Higher);
+        f.num(DELIVERY_P99, 60.0);
+        f.num(DELIVERIES, 500.0);
         r.add("fan-out", Target::Floor, f);
         let mut n = Figs::default();
-        n.num("rate", 10.0, 0, Better::Higher);
+        n.num(Figure::Accepted, 10.0);
         r.add("flood", Target::Node, n);
         let md = r.markdown();
         assert!(md.starts_with("| scenario | figure | Warden | Node | Warden advantage | floor | × floor |\n| --- | --- | ---: | ---: | ---: | ---: | ---: |\n"), "{md}");
         assert!(
-            md.contains("| fan-out | p99 ms | 90.0 | — |  | 60.0 | 1.50× |"),
+            md.contains("| fan-out | delivery p99 ms | 90.00 | — |  | 60.00 | 1.50× |"),
             "{md}"
         );
         assert!(
             md.contains("|  | deliveries/s | 400 | — |  | 500 | 1.25× |"),
             "{md}"
         );
-        assert!(md.contains("| flood | rate | — | 10 |  | — |  |"), "{md}");
-        assert_eq!(r.json()["floor"]["fan-out / p99 ms"], 60.0);
+        assert!(
+            md.contains("| flood | accepted webhooks/s (2xx) | — | 10 |  | — |  |"),
+            "{md}"
+        );
+        assert_eq!(r.json()["floor"]["fan-out / delivery p99 ms"], 60.0);
     }
 
     #[test]

@@ -11,11 +11,13 @@ use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use tokio::sync::watch;
+use tokio_rustls::TlsConnector;
 
 use crate::conns::{self, Shared, TokenMode, read_stream, unix_now};
 use crate::fanout::exchange;
+use crate::figure::{Figure, Pct};
 use crate::http;
-use crate::report::{Better, Figs, pct_ms, status_counts};
+use crate::report::{Figs, pct_ms, status_counts};
 use crate::server::{ProcStats, Server, own_cpu};
 use crate::sign::Keys;
 
@@ -33,12 +35,15 @@ pub struct Ctx<'a> {
     pub inflight: usize,
     /// How long deliveries may trail the last webhook before they count as lost.
     pub drain: Duration,
+    /// A TLS client (HTTP/1.1) trusting the server, when it terminates TLS:
+    /// subscribers and webhooks then go over TLS.
+    pub tls: Option<TlsConnector>,
 }
 
 impl Ctx<'_> {
     /// Opens `n` streams to the server, `inflight` at once.
     pub async fn open(&self, n: usize) -> conns::Opened {
-        let (t, a) = (self.server.target, self.server.addr);
+        let (t, a) = (self.server.target, (self.server.addr, self.tls.as_ref()));
         conns::open_many(t, self.keys, a, n, self.inflight, self.mode).await
     }
 }
@@ -95,41 +100,20 @@ pub async fn flood(ctx: &Ctx<'_>, concurrency: usize, duration: Duration) -> Res
         .map(|(_, v)| v)
         .sum();
     let cpu = s1.cpu_s - s0.cpu_s;
-    let lat = |p| pct_ms(&all.lat_us, p);
     let mut figs = Figs::default();
-    figs.num(
-        "accepted webhooks/s (2xx)",
-        ok as f64 / secs,
-        0,
-        Better::Higher,
-    );
-    figs.text("statuses", status_counts(&all.statuses));
-    for (name, v, d, better) in [
-        ("latency p50 ms", lat(50.0), 2, Better::Lower),
-        ("latency p99 ms", lat(99.0), 2, Better::Lower),
-        ("latency max ms", lat(100.0), 2, Better::Lower),
-        (
-            "server CPU µs per accepted webhook",
-            cpu * 1e6 / ok.max(1) as f64,
-            1,
-            Better::Lower,
-        ),
-        (
-            "server CPU % of one core",
-            cpu * 100.0 / secs,
-            0,
-            Better::Neither,
-        ),
-        ("server RSS end MB", s1.rss as f64 / 1e6, 1, Better::Lower),
-        ("server peak RSS MB", s1.hwm as f64 / 1e6, 1, Better::Lower),
-        (
-            "generator CPU % of one core",
-            gen_cpu * 100.0 / secs,
-            0,
-            Better::Neither,
-        ),
+    figs.num(Figure::Accepted, ok as f64 / secs);
+    figs.text(Figure::Statuses, status_counts(&all.statuses));
+    for p in [Pct::P50, Pct::P99, Pct::Max] {
+        figs.num(Figure::Latency(p), pct_ms(&all.lat_us, p.value()));
+    }
+    for (fig, v) in [
+        (Figure::ServerCpuPerWebhook, cpu * 1e6 / ok.max(1) as f64),
+        (Figure::ServerCpuPct, cpu * 100.0 / secs),
+        (Figure::ServerRssEnd, s1.rss as f64 / 1e6),
+        (Figure::ServerPeakRss, s1.hwm as f64 / 1e6),
+        (Figure::GeneratorCpuPct, gen_cpu * 100.0 / secs),
     ] {
-        figs.num(name, v, d, better);
+        figs.num(fig, v);
     }
     Ok(figs)
 }
@@ -157,11 +141,11 @@ pub async fn idle(ctx: &Ctx<'_>, n: usize, hold: Duration) -> Result<Figs> {
         }
     }
     let mut figs = Figs::default();
-    figs.text("established / asked", format!("{ok} / {n}"));
-    figs.text("connect statuses", status_counts(&opened.statuses));
-    figs.text("still open at end of hold", format!("{alive} / {ok}"));
+    figs.text(Figure::Established, format!("{ok} / {n}"));
+    figs.text(Figure::ConnectStatuses, status_counts(&opened.statuses));
+    figs.text(Figure::StillOpen, format!("{alive} / {ok}"));
     let rate = ok as f64 / opened.elapsed.as_secs_f64();
-    figs.num("connections/s while connecting", rate, 0, Better::Higher);
+    figs.num(Figure::ConnectingRate, rate);
     memory_figs(&mut figs, ok, [before, connected, end], hold);
     Ok(figs)
 }
@@ -208,6 +192,15 @@ impl Mem {
             Mem::CpuHolding => "server CPU % while holding",
         }
     }
+
+    /// Decimals shown.
+    pub fn decimals(self) -> usize {
+        match self {
+            Mem::RssBefore | Mem::RssConnected | Mem::RssEnd => 1,
+            Mem::PerStreamConnected | Mem::PerStreamEnd => 0,
+            Mem::CpuConnecting | Mem::CpuHolding => 2,
+        }
+    }
 }
 
 /// RSS and CPU figures of an idle hold from the stats before connecting,
@@ -216,16 +209,16 @@ pub fn memory_figs(figs: &mut Figs, conns: usize, [s0, s1, s2]: [ProcStats; 3], 
     let per = |s: &ProcStats| s.rss.saturating_sub(s0.rss) as f64 / conns.max(1) as f64;
     let mb = |s: &ProcStats| s.rss as f64 / 1e6;
     for fig in Mem::ALL {
-        let (v, d) = match fig {
-            Mem::RssBefore => (mb(&s0), 1),
-            Mem::RssConnected => (mb(&s1), 1),
-            Mem::RssEnd => (mb(&s2), 1),
-            Mem::PerStreamConnected => (per(&s1), 0),
-            Mem::PerStreamEnd => (per(&s2), 0),
-            Mem::CpuConnecting => (s1.cpu_s - s0.cpu_s, 2),
-            Mem::CpuHolding => ((s2.cpu_s - s1.cpu_s) * 100.0 / hold.as_secs_f64(), 2),
+        let v = match fig {
+            Mem::RssBefore => mb(&s0),
+            Mem::RssConnected => mb(&s1),
+            Mem::RssEnd => mb(&s2),
+            Mem::PerStreamConnected => per(&s1),
+            Mem::PerStreamEnd => per(&s2),
+            Mem::CpuConnecting => s1.cpu_s - s0.cpu_s,
+            Mem::CpuHolding => (s2.cpu_s - s1.cpu_s) * 100.0 / hold.as_secs_f64(),
         };
-        figs.num(fig.label(), v, d, Better::Lower);
+        figs.num(Figure::Mem(fig), v);
     }
 }
 
@@ -238,30 +231,18 @@ pub async fn storm(ctx: &Ctx<'_>, n: usize) -> Result<Figs> {
     let secs = opened.elapsed.as_secs_f64();
     let mut figs = Figs::default();
     figs.text(
-        "established / asked",
+        Figure::Established,
         format!("{ok} / {n} ({} in flight)", ctx.inflight),
     );
-    figs.text("statuses", status_counts(&opened.statuses));
-    figs.num("connections/s", ok as f64 / secs, 0, Better::Higher);
-    figs.num(
-        "connect p50 ms",
-        pct_ms(&opened.latencies_us, 50.0),
-        2,
-        Better::Lower,
-    );
-    figs.num(
-        "connect p99 ms",
-        pct_ms(&opened.latencies_us, 99.0),
-        2,
-        Better::Lower,
-    );
-    figs.num(
-        "server CPU µs per connection",
-        (s1.cpu_s - s0.cpu_s) * 1e6 / ok.max(1) as f64,
-        0,
-        Better::Lower,
-    );
-    figs.num("generator CPU s", own_cpu() - gen0, 2, Better::Neither);
+    figs.text(Figure::Statuses, status_counts(&opened.statuses));
+    figs.num(Figure::ConnectRate, ok as f64 / secs);
+    for p in [Pct::P50, Pct::P99] {
+        let v = pct_ms(&opened.latencies_us, p.value());
+        figs.num(Figure::ConnectLatency(p), v);
+    }
+    let cpu = s1.cpu_s - s0.cpu_s;
+    figs.num(Figure::ServerCpuPerConnection, cpu * 1e6 / ok.max(1) as f64);
+    figs.num(Figure::GeneratorCpuS, own_cpu() - gen0);
     drop(opened);
     Ok(figs)
 }

@@ -252,7 +252,7 @@ impl Server {
                     Ok(()) => return Ok(()),
                     Err(e) => last = format!(" (last: {e:#})"),
                 }
-            } else if let Ok(mut conn) = Conn::connect(self.addr).await
+            } else if let Ok(mut conn) = Conn::connect(self.addr, None).await
                 && let Ok((200, _)) = conn.exchange(&req).await
             {
                 return Ok(());

@@ -22,8 +22,9 @@ use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
 use crate::conns::{TokenMode, sse_request, unix_now};
+use crate::figure::Figure;
 use crate::http;
-use crate::report::Figs;
+use crate::report::{Figs, status_counts};
 use crate::scenario::{Ctx, memory_figs};
 use crate::server::Target;
 
@@ -125,14 +126,9 @@ pub async fn idle(ctx: &Ctx<'_>, via: Via, n: usize, hold: Duration) -> Result<F
     let end = ctx.server.stats();
     let ok = held.len();
     let mut figs = Figs::default();
-    figs.text("established / asked", format!("{ok} / {n}"));
-    figs.text("connect statuses", crate::report::status_counts(&statuses));
-    figs.num(
-        "streams/s while connecting",
-        ok as f64 / elapsed.as_secs_f64(),
-        0,
-        crate::report::Better::Higher,
-    );
+    figs.text(Figure::Established, format!("{ok} / {n}"));
+    figs.text(Figure::ConnectStatuses, status_counts(&statuses));
+    figs.num(Figure::StreamingRate, ok as f64 / elapsed.as_secs_f64());
     memory_figs(&mut figs, ok, [before, connected, end], hold);
     drop(held);
     Ok(figs)
@@ -178,6 +174,8 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     stream.write_all(request).await?;
+    // Over TLS a write may leave a record in the session: send it before waiting.
+    stream.flush().await?;
     let mut buf = Vec::with_capacity(1024);
     let head = tokio::time::timeout(
         Duration::from_secs(30),
@@ -195,6 +193,8 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     stream.write_all(request).await?;
+    // Over TLS a write may leave a record in the session: send it before waiting.
+    stream.flush().await?;
     let mut buf = Vec::with_capacity(1024);
     let head = http::read_head(stream, &mut buf).await?;
     let len = head.content_length.context("no content-length")?;
@@ -235,12 +235,13 @@ where
     Ok(held)
 }
 
-fn server_name() -> rustls::pki_types::ServerName<'static> {
+/// The name the bench certificate is for.
+pub fn server_name() -> rustls::pki_types::ServerName<'static> {
     rustls::pki_types::ServerName::try_from("localhost").expect("a valid name")
 }
 
 /// A TLS client trusting only `cert`, offering the protocol `path` uses.
-fn connector(cert: &Path, via: Via) -> Result<TlsConnector> {
+pub fn connector(cert: &Path, via: Via) -> Result<TlsConnector> {
     use rustls::pki_types::CertificateDer;
     use rustls::pki_types::pem::PemObject as _;
     let mut roots = rustls::RootCertStore::empty();
