@@ -305,7 +305,7 @@ impl Conn {
                         _pass: pass,
                     };
                     let router = shared.router.clone();
-                    let tls = sock::Sock::Tls(Box::new(tls));
+                    let tls = tokio_util::either::Either::Right(Box::new(tls));
                     return pump::start(tls, req, peer, router, shared.write_timeout, keep).await;
                 }
                 Ok(sniff::First::Other(read)) => read,

@@ -26,8 +26,9 @@ use bytes::Bytes;
 use http_body_util::BodyExt as _;
 use tokio::io::{AsyncRead as _, AsyncWrite as _, ReadBuf};
 
-use super::sock::Sock;
+use super::sock::{self, Sock};
 use super::wire::{ChunkSize, encode_head, remainder};
+use tokio_util::either::Either;
 
 /// Bytes a client may send on a stream (it should send none) before it is cut.
 const MAX_STRAY_BYTES: usize = 16 * 1024;
@@ -50,7 +51,7 @@ pub(super) async fn start(
     let mut req = *req;
     let version = req.version();
     req.extensions_mut().insert(ConnectInfo(peer));
-    if let Ok(local) = stream.tcp().local_addr() {
+    if let Ok(local) = sock::tcp(&stream).local_addr() {
         req.extensions_mut().insert(super::LocalAddr(local));
     }
     let Ok(resp) = router.oneshot(req).await;
@@ -197,7 +198,7 @@ impl Out {
         loop {
             let mut scratch = [0u8; 512];
             let read = match &mut self.stream {
-                Sock::Plain(s) => match s.poll_read_ready(cx) {
+                Either::Left(s) => match s.poll_read_ready(cx) {
                     Poll::Pending => return None,
                     Poll::Ready(Err(_)) => return Some(Next::Gone),
                     Poll::Ready(Ok(())) => match s.try_read(&mut scratch) {
@@ -206,7 +207,7 @@ impl Out {
                         other => other,
                     },
                 },
-                Sock::Tls(s) => {
+                Either::Right(s) => {
                     let mut buf = ReadBuf::new(&mut scratch);
                     match Pin::new(s.as_mut()).poll_read(cx, &mut buf) {
                         Poll::Pending => return None,
@@ -236,12 +237,12 @@ impl Out {
         let total: usize = bufs.iter().map(|b| b.len()).sum();
         let slices = bufs.map(IoSlice::new);
         let written = match &mut self.stream {
-            Sock::Plain(s) => match s.try_write_vectored(&slices) {
+            Either::Left(s) => match s.try_write_vectored(&slices) {
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => 0,
                 Err(e) => return Err(e),
             },
-            Sock::Tls(s) => {
+            Either::Right(s) => {
                 // Polled once: not waiting here is the point.
                 let mut cx = Context::from_waker(std::task::Waker::noop());
                 let n = match Pin::new(s.as_mut()).poll_write_vectored(&mut cx, &slices) {
