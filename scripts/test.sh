@@ -13,6 +13,8 @@ root="$PWD"
 
 need_apt=()
 command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
+# curl (OpenSSL): a TLS client that is not rustls, for the sealed TLS streams.
+command -v curl >/dev/null 2>&1 || need_apt+=(curl ca-certificates)
 command -v chromium >/dev/null 2>&1 || need_apt+=(chromium chromium-driver)
 command -v node >/dev/null 2>&1 || need_apt+=(nodejs npm)
 # Debian puts nginx and haproxy in /usr/sbin (not on a user's PATH); the tests look there.

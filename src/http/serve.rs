@@ -212,7 +212,13 @@ impl Shared {
             router,
             h1,
             h2,
-            acceptor: opts.tls.clone().map(tokio_rustls::TlsAcceptor::from),
+            acceptor: opts.tls.as_deref().map(|tls| {
+                // A direct stream takes its session's write key out of rustls
+                // ([`sock`]); nothing else does.
+                let mut tls = tls.clone();
+                tls.enable_secret_extraction = true;
+                tokio_rustls::TlsAcceptor::from(Arc::new(tls))
+            }),
             limits: Limits {
                 header: opts.header_timeout,
                 idle: opts.idle_timeout,
@@ -305,8 +311,20 @@ impl Conn {
                         _pass: pass,
                     };
                     let router = shared.router.clone();
-                    let tls = tokio_util::either::Either::Right(Box::new(tls));
-                    return pump::start(tls, req, peer, router, shared.write_timeout, keep).await;
+                    let sock = match tokio::time::timeout(
+                        shared.write_timeout,
+                        sock::Sock::tls(tls),
+                    )
+                    .await
+                    {
+                        Ok(Ok(sock)) => sock,
+                        Ok(Err(e)) => {
+                            tracing::warn!(error = %e, "a TLS event stream could not be taken over; closing it");
+                            return None;
+                        }
+                        Err(_) => return None,
+                    };
+                    return pump::start(sock, req, peer, router, shared.write_timeout, keep).await;
                 }
                 Ok(sniff::First::Other(read)) => read,
                 Ok(sniff::First::Gone) | Err(_) => return None,

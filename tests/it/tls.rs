@@ -30,11 +30,16 @@ fn write_cert(dir: &Path) -> Vec<u8> {
 }
 
 async fn start() -> (TlsServer, Vec<u8>) {
+    start_with("").await
+}
+
+/// [`start`] with more configuration lines.
+async fn start_with(extra: &str) -> (TlsServer, Vec<u8>) {
     support::init();
     let dir = tempfile::tempdir().expect("tempdir");
     let der = write_cert(dir.path());
     let yaml = format!(
-        "server: {{tls: {{cert: {c}, key: {k}}}}}",
+        "server: {{tls: {{cert: {c}, key: {k}}}}}\n{extra}",
         c = dir.path().join("cert.pem").display(),
         k = dir.path().join("key.pem").display()
     );
@@ -258,13 +263,25 @@ async fn http1_over_tls(
     url: &str,
     der: &[u8],
 ) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
+    http1_over_tls_with(url, der, None).await
+}
+
+/// [`http1_over_tls`] offering only `suite` when given.
+async fn http1_over_tls_with(
+    url: &str,
+    der: &[u8],
+    suite: Option<rustls::SupportedCipherSuite>,
+) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
     use std::sync::Arc;
     let mut roots = rustls::RootCertStore::empty();
     roots
         .add(rustls::pki_types::CertificateDer::from(der.to_vec()))
         .expect("root");
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut cfg = rustls::ClientConfig::builder_with_provider(provider)
+    let mut provider = rustls::crypto::ring::default_provider();
+    if let Some(suite) = suite {
+        provider.cipher_suites = vec![suite];
+    }
+    let mut cfg = rustls::ClientConfig::builder_with_provider(Arc::new(provider))
         .with_safe_default_protocol_versions()
         .expect("versions")
         .with_root_certificates(roots)
@@ -354,5 +371,160 @@ async fn an_http1_stream_over_tls_is_served_directly() {
     let all = String::from_utf8_lossy(&all);
     assert!(all.starts_with("HTTP/1.1 401"), "{all}");
     assert!(all.contains("unauthorized"), "{all}");
+    let _ = s.stop.send(());
+}
+
+/// POSTs a signed webhook over TLS; returns the status.
+async fn deliver_tls(client: &reqwest::Client, url: &str, body: &[u8]) -> u16 {
+    client
+        .post(format!("{url}/webhooks/livekit"))
+        .header(
+            "authorization",
+            support::sign_webhook(body, support::KEY, support::SECRET),
+        )
+        .header("content-type", "application/webhook+json")
+        .body(body.to_vec())
+        .send()
+        .await
+        .expect("webhook")
+        .status()
+        .as_u16()
+}
+
+/// A direct TLS stream is written as records sealed with the session's key
+/// once its request is read (`src/http/serve/sock.rs`). For every suite
+/// Warden negotiates, TLS 1.3 and 1.2, a rustls client decrypts the head, a
+/// snapshot larger than one record (several records in one write) and the
+/// events after it, and the stream's end is a clean `close_notify`.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_direct_tls_stream_is_sealed_for_every_suite() {
+    use rustls::crypto::ring::cipher_suite as cs;
+    let (s, der) = start_with("realtime: {max_connections_per_ip: 10}").await;
+    let client = insecure_client();
+    // A snapshot over one TLS record's 16 KiB.
+    let long = "n".repeat(100);
+    for i in 0..200 {
+        let body = support::participant_joined(
+            "big",
+            "RM_big",
+            &format!("PA_{i}"),
+            &format!("u{i}"),
+            &long,
+        );
+        assert_eq!(deliver_tls(&client, &s.url, &body).await, 200);
+    }
+    let get = format!(
+        "GET /api/events?token={} HTTP/1.1\r\nHost: localhost\r\nAccept: text/event-stream\r\n\r\n",
+        support::list_token()
+    );
+    let suites = [
+        cs::TLS13_AES_128_GCM_SHA256,
+        cs::TLS13_AES_256_GCM_SHA384,
+        cs::TLS13_CHACHA20_POLY1305_SHA256,
+        cs::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+        cs::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+        cs::TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+    ];
+    let mut streams = Vec::new();
+    for suite in suites {
+        let mut c = http1_over_tls_with(&s.url, &der, Some(suite)).await;
+        assert_eq!(c.get_ref().1.negotiated_cipher_suite(), Some(suite));
+        c.write_all(get.as_bytes()).await.expect("write");
+        let mut seen = String::new();
+        assert!(
+            read_until(&mut c, &mut seen, "event: snapshot", 1).await,
+            "{suite:?}: {seen}"
+        );
+        // The whole snapshot, to the blank line that ends it.
+        let at = seen.find("event: snapshot").expect("snapshot");
+        let ends = seen[..at].matches("\n\n").count() + 1;
+        assert!(
+            read_until(&mut c, &mut seen, "\n\n", ends).await,
+            "{suite:?}: {}",
+            seen.len()
+        );
+        let snapshot = &seen[at..];
+        assert!(
+            snapshot.len() > 16 * 1024,
+            "{suite:?}: snapshot of {} bytes",
+            snapshot.len()
+        );
+        assert_eq!(snapshot.matches("\"PA_").count(), 200, "{suite:?}");
+        streams.push((suite, c, seen));
+    }
+    for n in 1..=3 {
+        let body = support::room_started(&format!("sealed-{n}"), &format!("RM_sealed{n}"));
+        assert_eq!(deliver_tls(&client, &s.url, &body).await, 200);
+        for (suite, c, seen) in &mut streams {
+            assert!(
+                read_until(c, seen, "event: room_started", n).await,
+                "{suite:?}: event {n} missing"
+            );
+        }
+    }
+    // Shutdown ends every stream: the last chunk, then `close_notify`
+    // (without it rustls reports an unexpected end of file).
+    let _ = s.stop.send(());
+    for (suite, mut c, _) in streams {
+        let mut rest = Vec::new();
+        let end = tokio::time::timeout(Duration::from_secs(15), c.read_to_end(&mut rest))
+            .await
+            .expect("the stream ends");
+        assert!(end.is_ok(), "{suite:?}: {end:?}");
+        assert!(
+            rest.ends_with(b"0\r\n\r\n"),
+            "{suite:?}: {:?}",
+            String::from_utf8_lossy(&rest)
+        );
+    }
+}
+
+/// curl (OpenSSL, not rustls) reads a sealed TLS stream over TLS 1.3 and
+/// over TLS 1.2, events included.
+#[tokio::test(flavor = "multi_thread")]
+async fn curl_reads_a_sealed_tls_stream() {
+    use std::io::BufRead as _;
+    let (s, _) = start().await;
+    let client = insecure_client();
+    let url = format!("{}/api/events?token={}", s.url, support::list_token());
+    for version in ["--tlsv1.3", "--tls-max"] {
+        let mut cmd = std::process::Command::new("curl");
+        cmd.args(["-sSkN", "--http1.1", "--max-time", "20"]);
+        if version == "--tls-max" {
+            cmd.args(["--tls-max", "1.2"]);
+        } else {
+            cmd.arg(version);
+        }
+        let mut curl = cmd
+            .args(["-w", "\n%{ssl_version}\n", &url])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("curl");
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let out = curl.stdout.take().expect("stdout");
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(out).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut wait_for = async |want: &str| {
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+            while let Ok(Some(line)) = tokio::time::timeout_at(deadline, rx.recv()).await {
+                if line.contains(want) {
+                    return true;
+                }
+            }
+            false
+        };
+        assert!(wait_for("event: snapshot").await, "{version}: no snapshot");
+        let body = support::room_started("curl", &format!("RM_curl{}", support::rand_hex()));
+        assert_eq!(deliver_tls(&client, &s.url, &body).await, 200);
+        assert!(wait_for("event: room_started").await, "{version}: no event");
+        let _ = curl.kill();
+        let _ = curl.wait();
+    }
     let _ = s.stop.send(());
 }

@@ -33,7 +33,6 @@ use super::sniff::{self, First, Rewound};
 use super::svc::Svc;
 use super::tap::Tap;
 use super::{Shared, gate, pump};
-use tokio_util::either::Either;
 
 /// Serves a plain connection, or returns the event stream it turned into.
 pub(super) async fn serve(
@@ -62,7 +61,7 @@ pub(super) async fn serve(
                     _watcher: watcher,
                     _pass: pass,
                 };
-                let stream = Either::Left(stream);
+                let stream = super::sock::Sock::plain(stream);
                 return pump::start(stream, req, peer, router, shared.write_timeout, keep).await;
             }
             Ok(First::Other(read)) => {

@@ -24,11 +24,9 @@ use axum::extract::ConnectInfo;
 use axum::http::{self, Request, Version, header};
 use bytes::Bytes;
 use http_body_util::BodyExt as _;
-use tokio::io::{AsyncRead as _, AsyncWrite as _, ReadBuf};
 
-use super::sock::{self, Sock};
+use super::sock::{Framed, Sock};
 use super::wire::{ChunkSize, encode_head, remainder};
-use tokio_util::either::Either;
 
 /// Bytes a client may send on a stream (it should send none) before it is cut.
 const MAX_STRAY_BYTES: usize = 16 * 1024;
@@ -51,7 +49,7 @@ pub(super) async fn start(
     let mut req = *req;
     let version = req.version();
     req.extensions_mut().insert(ConnectInfo(peer));
-    if let Ok(local) = sock::tcp(&stream).local_addr() {
+    if let Ok(local) = stream.tcp.local_addr() {
         req.extensions_mut().insert(super::LocalAddr(local));
     }
     let Ok(resp) = router.oneshot(req).await;
@@ -130,7 +128,7 @@ impl Pump {
 
 /// A non-stream answer (an error): written whole, then the connection closes.
 async fn answer(
-    mut stream: Sock,
+    stream: Sock,
     parts: http::response::Parts,
     body: Body,
     version: Version,
@@ -144,14 +142,14 @@ async fn answer(
         Err(_) => Bytes::new(),
     };
     let head = encode_head(&parts, version, None, Some(bytes.len()));
-    let write = async {
-        use tokio::io::AsyncWriteExt as _;
-        stream.write_all(&head).await?;
-        stream.write_all(&bytes).await?;
-        stream.flush().await?;
-        stream.shutdown().await
+    let mut out = Out {
+        stream,
+        write_timeout,
+        stray: 0,
     };
-    let _ = tokio::time::timeout(write_timeout, write).await;
+    if out.write([&head, &bytes, b""]).await.is_ok() {
+        out.close().await;
+    }
 }
 
 /// What the stream does next.
@@ -193,27 +191,21 @@ impl Out {
     }
 
     /// Reads what the peer sent while the stream waits: `Some(Gone)` when it
-    /// left (end-of-file, TLS `close_notify`, an error) or sent too much.
+    /// left (end-of-file, an error) or sent too much. Over TLS the bytes are
+    /// not decrypted (see [`super::sock`]): a `close_notify` is followed by
+    /// the end of the connection.
     fn poll_peer(&mut self, cx: &mut Context<'_>) -> Option<Next> {
+        let tcp = &self.stream.tcp;
         loop {
             let mut scratch = [0u8; 512];
-            let read = match &mut self.stream {
-                Either::Left(s) => match s.poll_read_ready(cx) {
-                    Poll::Pending => return None,
-                    Poll::Ready(Err(_)) => return Some(Next::Gone),
-                    Poll::Ready(Ok(())) => match s.try_read(&mut scratch) {
-                        // Readiness was cleared; the next poll re-registers.
-                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                        other => other,
-                    },
+            let read = match tcp.poll_read_ready(cx) {
+                Poll::Pending => return None,
+                Poll::Ready(Err(_)) => return Some(Next::Gone),
+                Poll::Ready(Ok(())) => match tcp.try_read(&mut scratch) {
+                    // Readiness was cleared; the next poll re-registers.
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                    other => other,
                 },
-                Either::Right(s) => {
-                    let mut buf = ReadBuf::new(&mut scratch);
-                    match Pin::new(s.as_mut()).poll_read(cx, &mut buf) {
-                        Poll::Pending => return None,
-                        Poll::Ready(res) => res.map(|()| buf.filled().len()),
-                    }
-                }
             };
             match read {
                 Ok(0) | Err(_) => return Some(Next::Gone),
@@ -229,38 +221,31 @@ impl Out {
         }
     }
 
-    /// Writes what fits of `bufs` now: one `writev` (over TLS, one record
-    /// flushed to the socket), no allocation, no timer. Returns the rest if
-    /// the socket buffer is full (over TLS, nothing when rustls holds the
-    /// unsent end of the record: the flush finishes it).
+    /// Writes what fits of `bufs` now: one `writev` (over TLS, the records
+    /// sealed from them), no timer. Returns the rest if the socket buffer is
+    /// full.
     fn try_write(&mut self, bufs: [&[u8]; 3]) -> io::Result<Option<Vec<u8>>> {
-        let total: usize = bufs.iter().map(|b| b.len()).sum();
-        let slices = bufs.map(IoSlice::new);
-        let written = match &mut self.stream {
-            Either::Left(s) => match s.try_write_vectored(&slices) {
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => 0,
-                Err(e) => return Err(e),
-            },
-            Either::Right(s) => {
-                // Polled once: not waiting here is the point.
-                let mut cx = Context::from_waker(std::task::Waker::noop());
-                let n = match Pin::new(s.as_mut()).poll_write_vectored(&mut cx, &slices) {
-                    Poll::Ready(Ok(n)) => n,
-                    Poll::Pending => 0,
-                    Poll::Ready(Err(e)) => return Err(e),
-                };
-                if n == total {
-                    return match Pin::new(s.as_mut()).poll_flush(&mut cx) {
-                        Poll::Ready(Ok(())) => Ok(None),
-                        Poll::Pending => Ok(Some(Vec::new())),
-                        Poll::Ready(Err(e)) => Err(e),
-                    };
-                }
-                n
-            }
+        let framed = self.stream.frame(bufs)?;
+        let tcp = &self.stream.tcp;
+        let try_write = |slices: &[IoSlice<'_>]| match tcp.try_write_vectored(slices) {
+            Ok(n) => Ok(n),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(0),
+            Err(e) => Err(e),
         };
-        Ok((written < total).then(|| remainder(&bufs, written)))
+        match framed {
+            Framed::Plain(bufs) => {
+                let total: usize = bufs.iter().map(|b| b.len()).sum();
+                let written = try_write(&bufs.map(IoSlice::new))?;
+                Ok((written < total).then(|| remainder(&bufs, written)))
+            }
+            Framed::Sealed(mut records) => {
+                let written = try_write(&[IoSlice::new(&records)])?;
+                Ok((written < records.len()).then(|| {
+                    records.drain(..written);
+                    records
+                }))
+            }
+        }
     }
 
     /// Writes all of `bufs`, waiting if it has to.
@@ -273,20 +258,28 @@ impl Out {
 
     /// Ends the stream: the last chunk, then the connection.
     async fn finish(&mut self, chunked: bool) {
-        if chunked {
-            let _ = self.write([b"0\r\n\r\n", b"", b""]).await;
+        if chunked && self.write([b"0\r\n\r\n", b"", b""]).await.is_err() {
+            return;
         }
-        let _ = tokio::io::AsyncWriteExt::shutdown(&mut self.stream).await;
+        self.close().await;
     }
 
-    /// The rest of a write that did not fit in the socket buffer, within
-    /// the write timeout: a client that is not reading is cut when it runs out.
+    /// Closes the connection: TLS's `close_notify` first, then TCP's end.
+    async fn close(&mut self) {
+        if let Some(alert) = self.stream.close_notify() {
+            if self.write_slowly(alert).await.is_err() {
+                return;
+            }
+        }
+        let _ = tokio::io::AsyncWriteExt::shutdown(&mut self.stream.tcp).await;
+    }
+
+    /// The rest of a write that did not fit in the socket buffer (bytes
+    /// ready for the wire), within the write timeout: a client that is not
+    /// reading is cut when it runs out.
     async fn write_slowly(&mut self, rest: Vec<u8>) -> io::Result<()> {
         use tokio::io::AsyncWriteExt as _;
-        let write = async {
-            self.stream.write_all(&rest).await?;
-            self.stream.flush().await
-        };
+        let write = self.stream.tcp.write_all(&rest);
         match tokio::time::timeout(self.write_timeout, write).await {
             Ok(res) => res,
             Err(_) => Err(io::ErrorKind::TimedOut.into()),
