@@ -9,10 +9,10 @@
 //! bounded request head, and the deadlines of [`conn`]: one from accept to
 //! the first request (TLS handshake included), an idle timeout between
 //! requests. With TLS, ALPN picks HTTP/2 or HTTP/1.1; HTTP/2 streams are
-//! watched by [`stream`]. Plain HTTP is HTTP/1.1, served request by request by
-//! [`plain`]: event streams written directly ([`pump`]), without hyper's
-//! buffers; over TLS with HTTP/1.1, a connection's first request is sniffed
-//! the same way ([`sniff`]). Shutdown stops accepting, lets connections
+//! watched by [`stream`]. HTTP/1.1, plain or TLS, is served request by
+//! request by [`h1`]: event streams written directly ([`pump`]), without
+//! hyper's buffers (over TLS, without rustls's: [`sock`]), any other request
+//! by hyper, which hands the connection back after it. Shutdown stops accepting, lets connections
 //! finish gracefully and gives up after `shutdown_grace`.
 
 use std::net::SocketAddr;
@@ -32,7 +32,7 @@ use crate::metrics::Metrics;
 
 mod conn;
 pub mod gate;
-mod plain;
+mod h1;
 mod pump;
 mod redirect;
 mod sniff;
@@ -273,64 +273,20 @@ impl Conn {
                     return None;
                 }
             };
-            let (tcp, session) = tls.get_ref();
-            let h2 = session.alpn_protocol() == Some(b"h2");
-            let local = tcp.local_addr().unwrap_or(peer);
-            let track = Track::new(accepted, !h2);
+            if tls.get_ref().1.alpn_protocol() != Some(b"h2") {
+                // HTTP/1.1: request by request, as on plain HTTP.
+                return h1::serve(shared, tls, peer, accepted, pass, watcher).await;
+            }
+            let local = tls.get_ref().0.local_addr().unwrap_or(peer);
+            let track = Track::new(accepted, false);
             let svc = Svc {
                 router: shared.router.clone(),
                 peer,
                 local,
                 track: track.clone(),
             };
-            if h2 {
-                let io = TokioIo::new(Tap::new(tls, track.clone()));
-                let conn = std::pin::pin!(shared.h2.serve_connection(io, svc));
-                drive(
-                    conn,
-                    |c| c.graceful_shutdown(),
-                    &track,
-                    shared.limits,
-                    &mut watcher,
-                )
-                .await;
-                return None;
-            }
-            // HTTP/1.1: a first request for the event stream is served
-            // directly, as on plain HTTP; anything else by hyper.
-            let mut tls = tls;
-            let first = tokio::time::timeout_at(
-                first_deadline,
-                sniff::read_head_from(&mut tls, shared.max_head),
-            )
-            .await;
-            let read = match first {
-                Ok(sniff::First::Events(req)) => {
-                    let keep = pump::Keep {
-                        _watcher: watcher,
-                        _pass: pass,
-                    };
-                    let router = shared.router.clone();
-                    let sock = match tokio::time::timeout(
-                        shared.write_timeout,
-                        sock::Sock::tls(tls),
-                    )
-                    .await
-                    {
-                        Ok(Ok(sock)) => sock,
-                        Ok(Err(e)) => {
-                            tracing::warn!(error = %e, "a TLS event stream could not be taken over; closing it");
-                            return None;
-                        }
-                        Err(_) => return None,
-                    };
-                    return pump::start(sock, req, peer, router, shared.write_timeout, keep).await;
-                }
-                Ok(sniff::First::Other(read)) => read,
-                Ok(sniff::First::Gone) | Err(_) => return None,
-            };
-            let io = TokioIo::new(Tap::new(sniff::Rewound::new(read, tls), track.clone()));
-            let conn = std::pin::pin!(shared.h1.serve_connection(io, svc));
+            let io = TokioIo::new(Tap::new(tls, track.clone()));
+            let conn = std::pin::pin!(shared.h2.serve_connection(io, svc));
             drive(
                 conn,
                 |c| c.graceful_shutdown(),
@@ -339,10 +295,9 @@ impl Conn {
                 &mut watcher,
             )
             .await;
-            drop(pass);
             return None;
         }
-        plain::serve(shared, stream, peer, accepted, pass, watcher).await
+        h1::serve(shared, stream, peer, accepted, pass, watcher).await
     }
 }
 

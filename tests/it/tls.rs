@@ -528,3 +528,77 @@ async fn curl_reads_a_sealed_tls_stream() {
     }
     let _ = s.stop.send(());
 }
+
+/// A TLS HTTP/1.1 connection kept alive through other requests (a client
+/// that fetched a ticket first, a proxy's upstream keep-alive over TLS) is
+/// handed back by hyper after each one, and the event stream opened on it
+/// is then written by the direct path, sealed, as on a fresh connection:
+/// its head says `connection: close` (hyper's never does on a kept-alive
+/// stream), its events arrive, and shutdown ends it with `close_notify`.
+/// Requests pipelined over TLS are all answered in order.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_tls_stream_after_other_requests_is_written_directly() {
+    let (s, der) = start().await;
+    let mut c = http1_over_tls(&s.url, &der).await;
+    let mut seen = String::new();
+    let health = "GET /health HTTP/1.1\r\nHost: localhost\r\n\r\n";
+    for i in 1..=2 {
+        c.write_all(health.as_bytes()).await.expect("write");
+        assert!(read_until(&mut c, &mut seen, "\"ok\"", i).await, "{seen}");
+    }
+    // Two pipelined in one write, then a request with a body.
+    c.write_all(format!("{health}{health}").as_bytes())
+        .await
+        .expect("write");
+    assert!(read_until(&mut c, &mut seen, "\"ok\"", 4).await, "{seen}");
+    let body = support::room_started("kept", "RM_kept");
+    let post = format!(
+        "POST /webhooks/livekit HTTP/1.1\r\nHost: localhost\r\nAuthorization: {}\r\nContent-Type: application/webhook+json\r\nContent-Length: {}\r\n\r\n",
+        support::sign_webhook(&body, support::KEY, support::SECRET),
+        body.len()
+    );
+    c.write_all(post.as_bytes()).await.expect("write");
+    c.write_all(&body).await.expect("write");
+    assert!(
+        read_until(&mut c, &mut seen, "HTTP/1.1 200", 5).await,
+        "{seen}"
+    );
+    assert!(
+        !seen.to_ascii_lowercase().contains("connection: close"),
+        "{seen}"
+    );
+    let get = format!(
+        "GET /api/events?token={} HTTP/1.1\r\nHost: localhost\r\nAccept: text/event-stream\r\n\r\n",
+        support::list_token()
+    );
+    c.write_all(get.as_bytes()).await.expect("write");
+    assert!(
+        read_until(&mut c, &mut seen, "event: snapshot", 1).await,
+        "{seen}"
+    );
+    let at = seen
+        .find("content-type: text/event-stream")
+        .expect("stream head");
+    let head = &seen[seen[..at].rfind("HTTP/1.1 ").expect("status line")..];
+    let head = head[..head.find("\r\n\r\n").expect("head end")].to_ascii_lowercase();
+    assert!(head.starts_with("http/1.1 200 ok"), "{head}");
+    assert!(
+        head.contains("connection: close"),
+        "not the direct path: {head}"
+    );
+    let client = insecure_client();
+    let event = support::room_started("kept-2", "RM_kept2");
+    assert_eq!(deliver_tls(&client, &s.url, &event).await, 200);
+    assert!(read_until(&mut c, &mut seen, "RM_kept2", 1).await, "{seen}");
+    let _ = s.stop.send(());
+    let mut rest = Vec::new();
+    let end = tokio::time::timeout(Duration::from_secs(15), c.read_to_end(&mut rest))
+        .await
+        .expect("the stream ends");
+    assert!(end.is_ok(), "{end:?}");
+    assert!(
+        rest.ends_with(b"0\r\n\r\n"),
+        "{:?}",
+        String::from_utf8_lossy(&rest)
+    );
+}

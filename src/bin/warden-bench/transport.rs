@@ -37,6 +37,8 @@ pub enum Via {
     PlainKept,
     /// TLS, HTTP/1.1 by ALPN.
     TlsH1,
+    /// TLS, HTTP/1.1 by ALPN, after a `GET /health` on the same connection.
+    TlsH1Kept,
     /// TLS, HTTP/2 by ALPN, one stream per connection.
     TlsH2,
     /// TLS, HTTP/2 by ALPN, [`H2_SHARED`] streams per connection.
@@ -48,10 +50,11 @@ pub const H2_SHARED: usize = 100;
 
 impl Via {
     /// Every path, in table order.
-    pub const ALL: [Via; 5] = [
+    pub const ALL: [Via; 6] = [
         Via::PlainFresh,
         Via::PlainKept,
         Via::TlsH1,
+        Via::TlsH1Kept,
         Via::TlsH2,
         Via::TlsH2Shared,
     ];
@@ -62,6 +65,7 @@ impl Via {
             Via::PlainFresh => "plain HTTP/1.1, fresh connection",
             Via::PlainKept => "plain HTTP/1.1, kept-alive (GET /health first)",
             Via::TlsH1 => "TLS HTTP/1.1",
+            Via::TlsH1Kept => "TLS HTTP/1.1, kept-alive (GET /health first)",
             Via::TlsH2 => "TLS HTTP/2, 1 stream per connection",
             Via::TlsH2Shared => "TLS HTTP/2, 100 streams per connection",
         }
@@ -157,6 +161,13 @@ async fn open(
         }
         (Via::TlsH1, Some(tls)) => {
             let stream = tls.connect(server_name(), tcp).await?;
+            vec![held(h1_stream(stream, &request(first)).await?)]
+        }
+        (Via::TlsH1Kept, Some(tls)) => {
+            let mut stream = tls.connect(server_name(), tcp).await?;
+            let health = http::get(addr, "/health", None);
+            let status = exchange(&mut stream, &health).await?;
+            anyhow::ensure!(status == 200, "/health answered {status}");
             vec![held(h1_stream(stream, &request(first)).await?)]
         }
         (Via::TlsH2 | Via::TlsH2Shared, Some(tls)) => {

@@ -73,9 +73,12 @@ pub(super) async fn read_head(stream: &TcpStream, mut buf: Vec<u8>, max_head: us
 }
 
 /// [`read_head`] through a TLS stream (or any reader).
-pub(super) async fn read_head_from<S: AsyncRead + Unpin>(stream: &mut S, max_head: usize) -> First {
+pub(super) async fn read_head_from<S: AsyncRead + Unpin>(
+    stream: &mut S,
+    mut buf: Vec<u8>,
+    max_head: usize,
+) -> First {
     use tokio::io::AsyncReadExt as _;
-    let mut buf = Vec::new();
     loop {
         if let Some(known) = classify(&mut buf, max_head) {
             return known;
