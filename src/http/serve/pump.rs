@@ -266,10 +266,10 @@ impl Out {
 
     /// Closes the connection: TLS's `close_notify` first, then TCP's end.
     async fn close(&mut self) {
-        if let Some(alert) = self.stream.close_notify() {
-            if self.write_slowly(alert).await.is_err() {
-                return;
-            }
+        if let Some(alert) = self.stream.close_notify()
+            && self.write_slowly(alert).await.is_err()
+        {
+            return;
         }
         let _ = tokio::io::AsyncWriteExt::shutdown(&mut self.stream.tcp).await;
     }
