@@ -243,14 +243,35 @@ struct Conn {
 /// so an idle stream's task holds only the pump (its size is checked by a
 /// test): tens of thousands of them are most of Warden's memory.
 async fn connection_task(conn: Box<Conn>) {
-    if let Some(pump) = Box::pin(conn.serve()).await {
+    // Each kind of connection is its own boxed future, sized for what it
+    // holds: a plain connection does not carry TLS's states, nor one over
+    // TLS the states of the protocol ALPN did not pick.
+    let pump = if conn.shared.acceptor.is_some() {
+        Box::pin(conn.serve_tls()).await
+    } else {
+        Box::pin(conn.serve_plain()).await
+    };
+    if let Some(pump) = pump {
         pump.run().await;
     }
 }
 
 impl Conn {
-    /// Serves the connection, or returns the event stream it turned into.
-    async fn serve(self: Box<Self>) -> Option<pump::Pump> {
+    /// Serves a plain connection, or returns the event stream it turned into.
+    async fn serve_plain(self: Box<Self>) -> Option<pump::Pump> {
+        let Conn {
+            shared,
+            stream,
+            peer,
+            accepted,
+            pass,
+            watcher,
+        } = *self;
+        h1::serve(shared, stream, peer, accepted, pass, watcher).await
+    }
+
+    /// Serves a TLS connection, or returns the event stream it turned into.
+    async fn serve_tls(self: Box<Self>) -> Option<pump::Pump> {
         let Conn {
             shared,
             stream,
@@ -260,44 +281,43 @@ impl Conn {
             mut watcher,
         } = *self;
         let first_deadline = accepted + shared.limits.header;
-        if let Some(acceptor) = &shared.acceptor {
-            // The handshake is inside the one deadline from accept.
-            let tls = match tokio::time::timeout_at(first_deadline, acceptor.accept(stream)).await {
-                Ok(Ok(tls)) => tls,
-                Ok(Err(e)) => {
-                    tracing::debug!(error = %e, "TLS handshake failed");
-                    return None;
-                }
-                Err(_) => {
-                    tracing::debug!("TLS handshake timed out");
-                    return None;
-                }
-            };
-            if tls.get_ref().1.alpn_protocol() != Some(b"h2") {
-                // HTTP/1.1: request by request, as on plain HTTP.
-                return h1::serve(shared, tls, peer, accepted, pass, watcher).await;
+        let acceptor = shared.acceptor.as_ref()?;
+        // The handshake is inside the one deadline from accept.
+        let tls = match tokio::time::timeout_at(first_deadline, acceptor.accept(stream)).await {
+            Ok(Ok(tls)) => tls,
+            Ok(Err(e)) => {
+                tracing::debug!(error = %e, "TLS handshake failed");
+                return None;
             }
-            let local = tls.get_ref().0.local_addr().unwrap_or(peer);
-            let track = Track::new(accepted, false);
-            let svc = Svc {
-                router: shared.router.clone(),
-                peer,
-                local,
-                track: track.clone(),
-            };
-            let io = TokioIo::new(Tap::new(tls, track.clone()));
-            let conn = std::pin::pin!(shared.h2.serve_connection(io, svc));
-            drive(
-                conn,
-                |c| c.graceful_shutdown(),
-                &track,
-                shared.limits,
-                &mut watcher,
-            )
-            .await;
-            return None;
+            Err(_) => {
+                tracing::debug!("TLS handshake timed out");
+                return None;
+            }
+        };
+        if tls.get_ref().1.alpn_protocol() != Some(b"h2") {
+            // HTTP/1.1: request by request, as on plain HTTP.
+            return Box::pin(h1::serve(shared, tls, peer, accepted, pass, watcher)).await;
         }
-        h1::serve(shared, stream, peer, accepted, pass, watcher).await
+        let local = tls.get_ref().0.local_addr().unwrap_or(peer);
+        let track = Track::new(accepted, false);
+        let svc = Svc {
+            router: shared.router.clone(),
+            peer,
+            local,
+            track: track.clone(),
+        };
+        let io = TokioIo::new(Tap::new(tls, track.clone()));
+        // Boxed: the TLS connection's own future keeps only the handshake.
+        let mut conn = Box::pin(shared.h2.serve_connection(io, svc));
+        drive(
+            conn.as_mut(),
+            |c| c.graceful_shutdown(),
+            &track,
+            shared.limits,
+            &mut watcher,
+        )
+        .await;
+        None
     }
 }
 
@@ -350,6 +370,36 @@ mod tests {
         let size = std::mem::size_of_val(&fut);
         eprintln!("connection task future: {size} bytes");
         assert!(size <= 512, "the connection future grew to {size} bytes");
+        drop((fut, client));
+    }
+
+    /// The boxed future that serves a connection until it is a stream is
+    /// allocated for every connection, and freed heap is not given back: at
+    /// 256 connects in flight it shows in the idle streams' RSS. A plain
+    /// connection's must not carry TLS's or HTTP/2's states (it did once:
+    /// 9 kB, and 90–280 B more RSS per idle stream).
+    #[tokio::test]
+    async fn a_plain_connections_serving_future_holds_no_tls_state() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let opts = ServeOptions::from_config(&crate::config::Config::defaults());
+        let shared = Arc::new(Shared::new(Router::new(), &opts));
+        let gate = gate::Gate::new(10, 64, Vec::new(), 10, None);
+        let drain = Drain::new();
+        let client = TcpStream::connect(addr).await.expect("connect");
+        let (stream, peer) = listener.accept().await.expect("accept");
+        let conn = Box::new(Conn {
+            shared,
+            stream,
+            peer,
+            accepted: Instant::now(),
+            pass: gate.admit(peer.ip()).expect("admitted"),
+            watcher: drain.watcher(),
+        });
+        let fut = conn.serve_plain();
+        let size = std::mem::size_of_val(&fut);
+        eprintln!("plain connection's serving future: {size} bytes");
+        assert!(size <= 2048, "the plain serving future grew to {size} bytes");
         drop((fut, client));
     }
 }

@@ -31,10 +31,11 @@ const MAX_FRAGMENT: usize = 16 * 1024;
 /// Sequence numbers past this are refused by rustls too (`SEQ_SOFT_LIMIT`).
 const SEQ_LIMIT: u64 = 0xffff_ffff_ffff_0000;
 
-/// A stream's connection: TCP, and the TLS records' sealer when over TLS.
+/// A stream's connection: TCP, and the TLS records' sealer when over TLS
+/// (boxed: a plain stream stays as small as it was).
 pub(super) struct Sock {
     pub(super) tcp: TcpStream,
-    seal: Option<Seal>,
+    seal: Option<Box<Seal>>,
 }
 
 impl Sock {
@@ -59,7 +60,7 @@ impl Sock {
         let seal = Seal::new(suite, secrets, seq)?;
         Ok(Self {
             tcp,
-            seal: Some(seal),
+            seal: Some(Box::new(seal)),
         })
     }
 
