@@ -399,7 +399,10 @@ mod tests {
         let fut = conn.serve_plain();
         let size = std::mem::size_of_val(&fut);
         eprintln!("plain connection's serving future: {size} bytes");
-        assert!(size <= 2048, "the plain serving future grew to {size} bytes");
+        assert!(
+            size <= 2048,
+            "the plain serving future grew to {size} bytes"
+        );
         drop((fut, client));
     }
 }
