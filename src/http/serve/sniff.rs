@@ -1,9 +1,9 @@
-//! The first bytes of each request on a plain connection: is it an event stream?
+//! The first bytes of each request on an HTTP/1.1 connection: is it an event stream?
 //!
 //! hyper's HTTP/1 connection keeps an 8 KiB read buffer and an 8 KiB write
 //! buffer for as long as the connection lives; for tens of thousands of idle
 //! SSE streams that was nearly all of Warden's memory (BENCH.md, "Idle
-//! memory", has the figures). So on plain HTTP each request head is first
+//! memory", has the figures). So on HTTP/1.1, plain or TLS, each request head is first
 //! read here, into a small buffer, and parsed with `httparse` (hyper's own
 //! parser): a `GET` of [`EVENTS_PATH`] without a body, with nothing after it,
 //! is served by [`super::pump`]; anything else — another route or method, a

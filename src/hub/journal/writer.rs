@@ -221,11 +221,14 @@ impl Writer {
         shared.stats.published.fetch_add(n, relaxed);
         shared.stats.history_commits.fetch_add(1, relaxed);
         shared.stats.history_stored.fetch_add(n, relaxed);
-        for w in wakers {
-            w.wake();
-        }
+        // The callers first: each is one webhook waiting to answer LiveKit,
+        // queued ahead of the streams (at 10 000 subscribers the answer
+        // waited behind the whole fan-out). Both are after the commit.
         for (done, seq) in answers {
             let _ = done.send(Ok(seq));
+        }
+        for w in wakers {
+            w.wake();
         }
     }
 
