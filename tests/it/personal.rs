@@ -294,16 +294,7 @@ async fn deliver_at(base: &str, body: &[u8], clock: &warden::clock::Clock) -> u1
     let t = clock.now_ms() / 1000;
     let claims = json!({"iss": support::KEY, "nbf": t, "iat": t, "exp": t + 300, "sha256": support::body_hash(body)});
     let sig = support::hs256(&claims, support::SECRET);
-    support::client()
-        .post(format!("{base}/webhooks/livekit"))
-        .header("authorization", sig)
-        .header("content-type", "application/webhook+json")
-        .body(body.to_vec())
-        .send()
-        .await
-        .expect("webhook")
-        .status()
-        .as_u16()
+    support::deliver_signed(&support::client(), base, body, &sig).await
 }
 
 #[tokio::test]

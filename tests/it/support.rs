@@ -630,9 +630,19 @@ pub fn room_started(room: &str, room_sid: &str) -> Vec<u8> {
 
 /// POSTs a correctly signed webhook; returns the status.
 pub async fn deliver(base: &str, body: &[u8]) -> u16 {
-    client()
+    deliver_signed(&client(), base, body, &sign_webhook(body, KEY, SECRET)).await
+}
+
+/// POSTs a webhook with `authorization` through `client`; returns the status.
+pub async fn deliver_signed(
+    client: &reqwest::Client,
+    base: &str,
+    body: &[u8],
+    authorization: &str,
+) -> u16 {
+    client
         .post(format!("{base}/webhooks/livekit"))
-        .header("authorization", sign_webhook(body, KEY, SECRET))
+        .header("authorization", authorization)
         .header("content-type", "application/webhook+json")
         .body(body.to_vec())
         .send()

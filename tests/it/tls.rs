@@ -376,19 +376,23 @@ async fn an_http1_stream_over_tls_is_served_directly() {
 
 /// POSTs a signed webhook over TLS; returns the status.
 async fn deliver_tls(client: &reqwest::Client, url: &str, body: &[u8]) -> u16 {
-    client
-        .post(format!("{url}/webhooks/livekit"))
-        .header(
-            "authorization",
-            support::sign_webhook(body, support::KEY, support::SECRET),
-        )
-        .header("content-type", "application/webhook+json")
-        .body(body.to_vec())
-        .send()
+    let sig = support::sign_webhook(body, support::KEY, support::SECRET);
+    support::deliver_signed(client, url, body, &sig).await
+}
+
+/// Reads `c` to its end, which must be the last chunk and a `close_notify`
+/// (without it rustls reports an unexpected end of file).
+async fn assert_ends_cleanly<S: tokio::io::AsyncRead + Unpin>(c: &mut S, what: &str) {
+    let mut rest = Vec::new();
+    let end = tokio::time::timeout(Duration::from_secs(15), c.read_to_end(&mut rest))
         .await
-        .expect("webhook")
-        .status()
-        .as_u16()
+        .expect("the stream ends");
+    assert!(end.is_ok(), "{what}: {end:?}");
+    assert!(
+        rest.ends_with(b"0\r\n\r\n"),
+        "{what}: {:?}",
+        String::from_utf8_lossy(&rest)
+    );
 }
 
 /// A direct TLS stream is written as records sealed with the session's key
@@ -462,20 +466,10 @@ async fn a_direct_tls_stream_is_sealed_for_every_suite() {
             );
         }
     }
-    // Shutdown ends every stream: the last chunk, then `close_notify`
-    // (without it rustls reports an unexpected end of file).
+    // Shutdown ends every stream: the last chunk, then `close_notify`.
     let _ = s.stop.send(());
     for (suite, mut c, _) in streams {
-        let mut rest = Vec::new();
-        let end = tokio::time::timeout(Duration::from_secs(15), c.read_to_end(&mut rest))
-            .await
-            .expect("the stream ends");
-        assert!(end.is_ok(), "{suite:?}: {end:?}");
-        assert!(
-            rest.ends_with(b"0\r\n\r\n"),
-            "{suite:?}: {:?}",
-            String::from_utf8_lossy(&rest)
-        );
+        assert_ends_cleanly(&mut c, &format!("{suite:?}")).await;
     }
 }
 
@@ -591,14 +585,5 @@ async fn a_tls_stream_after_other_requests_is_written_directly() {
     assert_eq!(deliver_tls(&client, &s.url, &event).await, 200);
     assert!(read_until(&mut c, &mut seen, "RM_kept2", 1).await, "{seen}");
     let _ = s.stop.send(());
-    let mut rest = Vec::new();
-    let end = tokio::time::timeout(Duration::from_secs(15), c.read_to_end(&mut rest))
-        .await
-        .expect("the stream ends");
-    assert!(end.is_ok(), "{end:?}");
-    assert!(
-        rest.ends_with(b"0\r\n\r\n"),
-        "{:?}",
-        String::from_utf8_lossy(&rest)
-    );
+    assert_ends_cleanly(&mut c, "kept-alive stream").await;
 }
