@@ -94,11 +94,12 @@ impl Socket for TlsStream<TcpStream> {
     async fn into_sock(self, write_timeout: Duration) -> Option<Sock> {
         match tokio::time::timeout(write_timeout, Sock::tls(self)).await {
             Ok(Ok(sock)) => Some(sock),
-            Ok(Err(e)) => {
+            Ok(Err(Some(e))) => {
                 tracing::warn!(error = %e, "a TLS event stream could not be taken over; closing it");
                 None
             }
-            Err(_) => None,
+            // The client left, or did not take the session tickets in time.
+            Ok(Err(None)) | Err(_) => None,
         }
     }
 

@@ -44,14 +44,17 @@ impl Sock {
     }
 
     /// Takes a TLS session whose request was read over to sealed records.
-    /// `Err` when the session cannot be taken over (it was closed: the
-    /// client gets no answer rather than a wrong one).
-    pub(super) async fn tls(mut tls: TlsStream<TcpStream>) -> Result<Self, rustls::Error> {
+    /// `Err` when it cannot be (the connection is then closed: the client
+    /// gets no answer rather than a wrong one): `Err(None)` when the peer
+    /// went away first (nothing to report: any client can do that),
+    /// `Err(Some(_))` when rustls refused (a configuration that does not
+    /// allow it, an unknown suite: worth a warning).
+    pub(super) async fn tls(mut tls: TlsStream<TcpStream>) -> Result<Self, Option<rustls::Error>> {
         // What rustls still has to send (session tickets) goes first: its
         // keys may not be taken while records wait in it.
-        tokio::io::AsyncWriteExt::flush(&mut tls)
-            .await
-            .map_err(|e| rustls::Error::General(e.to_string()))?;
+        if tokio::io::AsyncWriteExt::flush(&mut tls).await.is_err() {
+            return Err(None);
+        }
         let (tcp, session) = tls.into_inner();
         let suite = session
             .negotiated_cipher_suite()
