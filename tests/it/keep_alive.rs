@@ -187,3 +187,32 @@ async fn shutdown_closes_a_connection_waiting_between_requests() {
     );
     assert!(read_to_close(&mut c).await.is_some(), "still open");
 }
+
+/// A client has nothing to say on a stream: a little is tolerated and the
+/// events go on; past 16 KiB the stream is cut.
+#[tokio::test]
+async fn a_stream_whose_client_keeps_talking_is_cut() {
+    let s = support::spawn("").await;
+    let mut c = connect(&s).await;
+    let mut seen = String::new();
+    c.write_all(events().as_bytes()).await.expect("write");
+    assert!(
+        read_until(&mut c, &mut seen, "event: snapshot", 1).await,
+        "{seen}"
+    );
+    c.write_all(&[b'x'; 1024]).await.expect("write");
+    assert_eq!(
+        support::deliver(&s.url, &support::room_started("talk", "RM_talk2")).await,
+        200
+    );
+    assert!(read_until(&mut c, &mut seen, "RM_talk2", 1).await, "{seen}");
+    for _ in 0..20 {
+        if c.write_all(&[b'x'; 1024]).await.is_err() {
+            break;
+        }
+    }
+    assert!(
+        read_to_close(&mut c).await.is_some(),
+        "the stream stayed open"
+    );
+}

@@ -587,3 +587,38 @@ async fn a_tls_stream_after_other_requests_is_written_directly() {
     let _ = s.stop.send(());
     assert_ends_cleanly(&mut c, "kept-alive stream").await;
 }
+
+/// A client has nothing to say on a stream: over TLS (where Warden no
+/// longer decrypts what it sends) a little is tolerated and the events go
+/// on; past 16 KiB the stream is cut.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_tls_stream_whose_client_keeps_talking_is_cut() {
+    let (s, der) = start().await;
+    let client = insecure_client();
+    let mut c = http1_over_tls(&s.url, &der).await;
+    let get = format!(
+        "GET /api/events?token={} HTTP/1.1\r\nHost: localhost\r\nAccept: text/event-stream\r\n\r\n",
+        support::list_token()
+    );
+    c.write_all(get.as_bytes()).await.expect("write");
+    let mut seen = String::new();
+    assert!(
+        read_until(&mut c, &mut seen, "event: snapshot", 1).await,
+        "{seen}"
+    );
+    c.write_all(&[b'x'; 1024]).await.expect("write");
+    c.flush().await.expect("flush");
+    let body = support::room_started("talk", "RM_talk1");
+    assert_eq!(deliver_tls(&client, &s.url, &body).await, 200);
+    assert!(read_until(&mut c, &mut seen, "RM_talk1", 1).await, "{seen}");
+    // Past the allowance: the server closes.
+    for _ in 0..20 {
+        if c.write_all(&[b'x'; 1024]).await.is_err() || c.flush().await.is_err() {
+            break;
+        }
+    }
+    let mut rest = Vec::new();
+    let end = tokio::time::timeout(Duration::from_secs(10), c.read_to_end(&mut rest)).await;
+    assert!(end.is_ok(), "the stream stayed open");
+    let _ = s.stop.send(());
+}
