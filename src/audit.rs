@@ -126,6 +126,21 @@ pub struct StoredEvent {
     pub hash: String,
 }
 
+impl StoredEvent {
+    /// `event` recorded at `at` (Unix ms), with a fresh id; the store links
+    /// it into the chain (`prev_hash`, `hash`).
+    pub(crate) fn unchained(event: NewEvent, at: i64) -> Self {
+        use rand::RngCore as _;
+        Self {
+            id: format!("evt_{:013x}{:016x}", at.max(0), rand::rng().next_u64()),
+            event,
+            timestamp: crate::clock::rfc3339_ms(at),
+            prev_hash: String::new(),
+            hash: String::new(),
+        }
+    }
+}
+
 /// The first broken link of the chain.
 #[derive(Debug, thiserror::Error)]
 pub enum ChainBreak {

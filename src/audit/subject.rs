@@ -8,12 +8,10 @@
 
 use std::time::Duration;
 
-use rand::RngCore;
 use serde::Serialize;
 use serde_json::Value;
 
 use super::{Audit, AuditError, EventType, NewEvent, Severity, StoredEvent, logfile, sqlite};
-use crate::clock;
 use crate::store::{Sqlite, StoreError};
 
 /// What an erasure changed in the audit.
@@ -73,13 +71,7 @@ impl Audit {
         }
         let e = core.prepare(e);
         let at = core.clock.now_ms();
-        let event = StoredEvent {
-            id: format!("evt_{:013x}{:016x}", at.max(0), rand::rng().next_u64()),
-            event: e,
-            timestamp: clock::rfc3339_ms(at),
-            prev_hash: String::new(),
-            hash: String::new(),
-        };
+        let event = StoredEvent::unchained(e, at);
         let (stored, ids) = match sqlite::erase_subject(&core.db, needles, event, at) {
             Ok(r) => r,
             Err(err) => {

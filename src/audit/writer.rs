@@ -6,7 +6,6 @@ use std::collections::VecDeque;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use rand::RngCore;
 use serde_json::Value;
 use tokio::sync::oneshot;
 
@@ -118,13 +117,7 @@ impl Writer {
     }
 
     pub(super) fn write(&self, e: NewEvent, at: i64) -> Result<StoredEvent, AuditError> {
-        let event = StoredEvent {
-            id: format!("evt_{:013x}{:016x}", at.max(0), rand::rng().next_u64()),
-            event: e,
-            timestamp: clock::rfc3339_ms(at),
-            prev_hash: String::new(),
-            hash: String::new(),
-        };
+        let event = StoredEvent::unchained(e, at);
         self.metrics.security_event(event.event.kind);
         match sqlite::append(&self.db, event.clone(), at) {
             Ok(stored) => {

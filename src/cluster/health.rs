@@ -1,7 +1,7 @@
 //! Whether Redis answers: the `redis` health check, kept by every command
 //! on the request path (each runs under [`COMMAND_TIMEOUT`]).
 
-use std::sync::PoisonError;
+use std::sync::{MutexGuard, PoisonError};
 use std::time::Duration;
 
 use super::{Cluster, ClusterError};
@@ -21,12 +21,7 @@ pub struct Health {
 impl Cluster {
     /// The `redis` health check.
     pub fn health(&self) -> Health {
-        let h = self
-            .inner
-            .health
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone();
+        let h = self.health_state().clone();
         if h.reachable {
             let (epoch, head) = self.inner.parts.hub.position();
             Health {
@@ -57,11 +52,7 @@ impl Cluster {
     }
 
     pub(super) fn note_error(&self, error: &str) {
-        let mut h = self
-            .inner
-            .health
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
+        let mut h = self.health_state();
         if h.reachable {
             tracing::warn!(error = %error, "redis unreachable: serving with node-local state, webhooks answered 503");
         }
@@ -73,13 +64,16 @@ impl Cluster {
         };
     }
 
-    /// Marks Redis reachable; true if it was not.
-    pub(super) fn note_ok(&self) -> bool {
-        let mut h = self
-            .inner
+    fn health_state(&self) -> MutexGuard<'_, Health> {
+        self.inner
             .health
             .lock()
-            .unwrap_or_else(PoisonError::into_inner);
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Marks Redis reachable; true if it was not.
+    pub(super) fn note_ok(&self) -> bool {
+        let mut h = self.health_state();
         if h.reachable {
             return false;
         }

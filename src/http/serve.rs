@@ -259,15 +259,8 @@ async fn connection_task(conn: Box<Conn>) {
 impl Conn {
     /// Serves a plain connection, or returns the event stream it turned into.
     async fn serve_plain(self: Box<Self>) -> Option<pump::Pump> {
-        let Conn {
-            shared,
-            stream,
-            peer,
-            accepted,
-            pass,
-            watcher,
-        } = *self;
-        h1::serve(shared, stream, peer, accepted, pass, watcher).await
+        let c = *self;
+        h1::serve(c.shared, c.stream, c.peer, c.accepted, c.pass, c.watcher).await
     }
 
     /// Serves a TLS connection, or returns the event stream it turned into.

@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt as _;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncReadExt;
 use tokio::sync::watch;
 use tokio_rustls::TlsConnector;
 
@@ -132,20 +132,11 @@ pub async fn open_one(
     req: &[u8],
 ) -> std::io::Result<Established> {
     let mut stream = crate::stream::connect(addr, tls).await?;
-    stream.write_all(req).await?;
-    // Over TLS a write may leave a record in the session: send it before waiting.
-    stream.flush().await?;
-    let mut buf = Vec::with_capacity(1024);
-    let head = tokio::time::timeout(
-        Duration::from_secs(30),
-        http::read_head(&mut stream, &mut buf),
-    )
-    .await
-    .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))??;
+    let (head, leftover) = http::send_for_head(&mut stream, req).await?;
     Ok(Established {
         stream,
         head,
-        leftover: buf,
+        leftover,
     })
 }
 

@@ -10,7 +10,7 @@ use std::io;
 use std::net::SocketAddr;
 
 use aho_corasick::AhoCorasick;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio_rustls::TlsConnector;
 
 use crate::stream::Stream;
@@ -85,6 +85,25 @@ pub async fn read_head<S: AsyncRead + Unpin>(
             return Err(io::ErrorKind::UnexpectedEof.into());
         }
     }
+}
+
+/// Sends `request` and reads the answer's head (30 s at most): the head,
+/// and what came after it (the start of the body).
+pub async fn send_for_head<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: &mut S,
+    request: &[u8],
+) -> io::Result<(Head, Vec<u8>)> {
+    stream.write_all(request).await?;
+    // Over TLS a write may leave a record in the session: send it before waiting.
+    stream.flush().await?;
+    let mut buf = Vec::with_capacity(1024);
+    let head = tokio::time::timeout(
+        std::time::Duration::from_secs(30),
+        read_head(stream, &mut buf),
+    )
+    .await
+    .map_err(|_| io::Error::from(io::ErrorKind::TimedOut))??;
+    Ok((head, buf))
 }
 
 async fn read_more<S: AsyncRead + Unpin>(stream: &mut S, buf: &mut Vec<u8>) -> io::Result<usize> {

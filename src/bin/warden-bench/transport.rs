@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, bail};
 use futures_util::StreamExt as _;
-use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
+use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
@@ -184,16 +184,7 @@ async fn h1_stream<S>(mut stream: S, request: &[u8]) -> Result<S>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    stream.write_all(request).await?;
-    // Over TLS a write may leave a record in the session: send it before waiting.
-    stream.flush().await?;
-    let mut buf = Vec::with_capacity(1024);
-    let head = tokio::time::timeout(
-        Duration::from_secs(30),
-        http::read_head(&mut stream, &mut buf),
-    )
-    .await
-    .context("head timed out")??;
+    let (head, _) = http::send_for_head(&mut stream, request).await?;
     anyhow::ensure!(head.status == 200, "status {}", head.status);
     Ok(stream)
 }
@@ -203,11 +194,7 @@ async fn exchange<S>(stream: &mut S, request: &[u8]) -> Result<u16>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    stream.write_all(request).await?;
-    // Over TLS a write may leave a record in the session: send it before waiting.
-    stream.flush().await?;
-    let mut buf = Vec::with_capacity(1024);
-    let head = http::read_head(stream, &mut buf).await?;
+    let (head, mut buf) = http::send_for_head(stream, request).await?;
     let len = head.content_length.context("no content-length")?;
     while buf.len() < len {
         buf.reserve(1024);
