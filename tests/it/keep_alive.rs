@@ -19,19 +19,6 @@ async fn connect(s: &support::TestServer) -> TcpStream {
     TcpStream::connect(addr).await.expect("connect")
 }
 
-/// Reads until `want` has appeared `times` times (or the time is up).
-async fn read_until(c: &mut TcpStream, seen: &mut String, want: &str, times: usize) -> bool {
-    let deadline = tokio::time::Instant::now() + T;
-    while seen.matches(want).count() < times {
-        let mut buf = [0u8; 4096];
-        match tokio::time::timeout_at(deadline, c.read(&mut buf)).await {
-            Ok(Ok(n)) if n > 0 => seen.push_str(&String::from_utf8_lossy(&buf[..n])),
-            _ => return false,
-        }
-    }
-    true
-}
-
 /// Reads until the peer closes: `Some(all it sent)`, `None` if it stays open.
 async fn read_to_close(c: &mut TcpStream) -> Option<String> {
     let mut all = Vec::new();
@@ -42,10 +29,7 @@ async fn read_to_close(c: &mut TcpStream) -> Option<String> {
 }
 
 fn events() -> String {
-    format!(
-        "GET /api/events?token={} HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n",
-        support::list_token()
-    )
+    support::events_request("x")
 }
 
 const HEALTH: &str = "GET /health HTTP/1.1\r\nHost: x\r\n\r\n";
@@ -68,11 +52,14 @@ async fn a_stream_after_another_request_is_served_directly() {
     // Several requests first, one at a time, then the stream.
     for i in 1..=3 {
         c.write_all(HEALTH.as_bytes()).await.expect("write");
-        assert!(read_until(&mut c, &mut seen, "\"ok\"", i).await, "{seen}");
+        assert!(
+            support::read_until(&mut c, &mut seen, "\"ok\"", i).await,
+            "{seen}"
+        );
     }
     c.write_all(events().as_bytes()).await.expect("write");
     assert!(
-        read_until(&mut c, &mut seen, "event: snapshot", 1).await,
+        support::read_until(&mut c, &mut seen, "event: snapshot", 1).await,
         "{seen}"
     );
     let head = stream_head(&seen);
@@ -98,13 +85,16 @@ async fn a_stream_after_a_request_with_a_body_is_served_directly() {
     c.write_all(body).await.expect("write");
     let mut seen = String::new();
     assert!(
-        read_until(&mut c, &mut seen, "HTTP/1.1 4", 1).await,
+        support::read_until(&mut c, &mut seen, "HTTP/1.1 4", 1).await,
         "{seen}"
     );
-    assert!(read_until(&mut c, &mut seen, "}", 1).await, "{seen}");
+    assert!(
+        support::read_until(&mut c, &mut seen, "}", 1).await,
+        "{seen}"
+    );
     c.write_all(events().as_bytes()).await.expect("write");
     assert!(
-        read_until(&mut c, &mut seen, "event: snapshot", 1).await,
+        support::read_until(&mut c, &mut seen, "event: snapshot", 1).await,
         "{seen}"
     );
     assert!(stream_head(&seen).contains("connection: close"), "{seen}");
@@ -118,7 +108,7 @@ async fn pipelined_requests_are_all_answered_in_order() {
     c.write_all(all.as_bytes()).await.expect("write");
     let mut seen = String::new();
     assert!(
-        read_until(&mut c, &mut seen, "event: snapshot", 1).await,
+        support::read_until(&mut c, &mut seen, "event: snapshot", 1).await,
         "{seen}"
     );
     assert_eq!(seen.matches("\"ok\"").count(), 2, "{seen}");
@@ -135,7 +125,10 @@ async fn a_next_request_after_a_pause_is_served() {
     let mut c = connect(&s).await;
     let mut seen = String::new();
     c.write_all(HEALTH.as_bytes()).await.expect("write");
-    assert!(read_until(&mut c, &mut seen, "\"ok\"", 1).await, "{seen}");
+    assert!(
+        support::read_until(&mut c, &mut seen, "\"ok\"", 1).await,
+        "{seen}"
+    );
     tokio::time::sleep(Duration::from_millis(300)).await;
     // The next head in pieces.
     let next = events();
@@ -144,7 +137,7 @@ async fn a_next_request_after_a_pause_is_served() {
     tokio::time::sleep(Duration::from_millis(100)).await;
     c.write_all(b.as_bytes()).await.expect("write");
     assert!(
-        read_until(&mut c, &mut seen, "event: snapshot", 1).await,
+        support::read_until(&mut c, &mut seen, "event: snapshot", 1).await,
         "{seen}"
     );
     assert!(stream_head(&seen).contains("connection: close"), "{seen}");
@@ -168,9 +161,15 @@ async fn connection_close_and_http10_end_the_connection_after_the_answer() {
     let ka = "GET /health HTTP/1.0\r\nConnection: keep-alive\r\n\r\n";
     let mut seen = String::new();
     c.write_all(ka.as_bytes()).await.expect("write");
-    assert!(read_until(&mut c, &mut seen, "\"ok\"", 1).await, "{seen}");
+    assert!(
+        support::read_until(&mut c, &mut seen, "\"ok\"", 1).await,
+        "{seen}"
+    );
     c.write_all(ka.as_bytes()).await.expect("write");
-    assert!(read_until(&mut c, &mut seen, "\"ok\"", 2).await, "{seen}");
+    assert!(
+        support::read_until(&mut c, &mut seen, "\"ok\"", 2).await,
+        "{seen}"
+    );
 }
 
 #[tokio::test]
@@ -179,7 +178,10 @@ async fn shutdown_closes_a_connection_waiting_between_requests() {
     let mut c = connect(&s).await;
     let mut seen = String::new();
     c.write_all(HEALTH.as_bytes()).await.expect("write");
-    assert!(read_until(&mut c, &mut seen, "\"ok\"", 1).await, "{seen}");
+    assert!(
+        support::read_until(&mut c, &mut seen, "\"ok\"", 1).await,
+        "{seen}"
+    );
     let stopped = tokio::time::timeout(T, s.stop()).await;
     assert!(
         stopped.is_ok(),
@@ -197,7 +199,7 @@ async fn a_stream_whose_client_keeps_talking_is_cut() {
     let mut seen = String::new();
     c.write_all(events().as_bytes()).await.expect("write");
     assert!(
-        read_until(&mut c, &mut seen, "event: snapshot", 1).await,
+        support::read_until(&mut c, &mut seen, "event: snapshot", 1).await,
         "{seen}"
     );
     c.write_all(&[b'x'; 1024]).await.expect("write");
@@ -205,7 +207,10 @@ async fn a_stream_whose_client_keeps_talking_is_cut() {
         support::deliver(&s.url, &support::room_started("talk", "RM_talk2")).await,
         200
     );
-    assert!(read_until(&mut c, &mut seen, "RM_talk2", 1).await, "{seen}");
+    assert!(
+        support::read_until(&mut c, &mut seen, "RM_talk2", 1).await,
+        "{seen}"
+    );
     for _ in 0..20 {
         if c.write_all(&[b'x'; 1024]).await.is_err() {
             break;

@@ -434,20 +434,6 @@ async fn raw(addr: &str, request: &[u8]) -> tokio::net::TcpStream {
     c
 }
 
-/// Reads from `c` until `want` appears in what was read (or the time is up).
-async fn read_until(c: &mut tokio::net::TcpStream, seen: &mut String, want: &str) -> bool {
-    use tokio::io::AsyncReadExt;
-    let deadline = tokio::time::Instant::now() + T;
-    while !seen.contains(want) {
-        let mut buf = [0u8; 4096];
-        match tokio::time::timeout_at(deadline, c.read(&mut buf)).await {
-            Ok(Ok(n)) if n > 0 => seen.push_str(&String::from_utf8_lossy(&buf[..n])),
-            _ => return false,
-        }
-    }
-    true
-}
-
 /// A stream opened as a connection's first request is written by Warden
 /// itself (no hyper buffers); one opened after another request on a
 /// kept-alive connection goes through hyper. Both must look the same to a
@@ -468,7 +454,7 @@ async fn streams_are_well_formed_on_fresh_reused_and_http10_connections() {
     let mut fresh = raw(&addr, get("HTTP/1.1").as_bytes()).await;
     let mut seen = String::new();
     assert!(
-        read_until(&mut fresh, &mut seen, "event: snapshot").await,
+        support::read_until(&mut fresh, &mut seen, "event: snapshot", 1).await,
         "{seen}"
     );
     let head = seen
@@ -490,7 +476,7 @@ async fn streams_are_well_formed_on_fresh_reused_and_http10_connections() {
     let mut reused = raw(&addr, b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n").await;
     let mut seen_reused = String::new();
     assert!(
-        read_until(&mut reused, &mut seen_reused, "\"ok\"").await,
+        support::read_until(&mut reused, &mut seen_reused, "\"ok\"", 1).await,
         "{seen_reused}"
     );
     reused
@@ -499,7 +485,7 @@ async fn streams_are_well_formed_on_fresh_reused_and_http10_connections() {
         .expect("write");
     seen_reused.clear();
     assert!(
-        read_until(&mut reused, &mut seen_reused, "event: snapshot").await,
+        support::read_until(&mut reused, &mut seen_reused, "event: snapshot", 1).await,
         "{seen_reused}"
     );
     assert!(
@@ -518,7 +504,7 @@ async fn streams_are_well_formed_on_fresh_reused_and_http10_connections() {
         ("reused", &mut reused, &mut seen_reused),
     ] {
         assert!(
-            read_until(c, seen, &room_sid).await,
+            support::read_until(c, seen, &room_sid, 1).await,
             "{name}: the event did not arrive: {seen}"
         );
         assert!(seen.contains("event: room_started"), "{name}: {seen}");
@@ -528,7 +514,7 @@ async fn streams_are_well_formed_on_fresh_reused_and_http10_connections() {
     let mut old = raw(&addr, get("HTTP/1.0").as_bytes()).await;
     let mut seen_old = String::new();
     assert!(
-        read_until(&mut old, &mut seen_old, "event: snapshot").await,
+        support::read_until(&mut old, &mut seen_old, "event: snapshot", 1).await,
         "{seen_old}"
     );
     let lower = seen_old.to_ascii_lowercase();

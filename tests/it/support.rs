@@ -628,6 +628,34 @@ pub fn room_started(room: &str, room_sid: &str) -> Vec<u8> {
     .expect("json")
 }
 
+/// Reads from `c` until `want` has appeared `times` times in `seen`:
+/// `false` when the peer closes or 10 s pass first.
+pub async fn read_until<S: tokio::io::AsyncRead + Unpin>(
+    c: &mut S,
+    seen: &mut String,
+    want: &str,
+    times: usize,
+) -> bool {
+    use tokio::io::AsyncReadExt as _;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while seen.matches(want).count() < times {
+        let mut buf = [0u8; 4096];
+        match tokio::time::timeout_at(deadline, c.read(&mut buf)).await {
+            Ok(Ok(n)) if n > 0 => seen.push_str(&String::from_utf8_lossy(&buf[..n])),
+            _ => return false,
+        }
+    }
+    true
+}
+
+/// A raw HTTP/1.1 request for the event stream with [`list_token`].
+pub fn events_request(host: &str) -> String {
+    format!(
+        "GET /api/events?token={} HTTP/1.1\r\nHost: {host}\r\nAccept: text/event-stream\r\n\r\n",
+        list_token()
+    )
+}
+
 /// POSTs a correctly signed webhook; returns the status.
 pub async fn deliver(base: &str, body: &[u8]) -> u16 {
     deliver_signed(&client(), base, body, &sign_webhook(body, KEY, SECRET)).await

@@ -297,24 +297,6 @@ async fn http1_over_tls_with(
         .expect("handshake")
 }
 
-/// Reads until `want` has appeared `times` times (or 10 s are up).
-async fn read_until<S: tokio::io::AsyncRead + Unpin>(
-    c: &mut S,
-    seen: &mut String,
-    want: &str,
-    times: usize,
-) -> bool {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while seen.matches(want).count() < times {
-        let mut buf = [0u8; 4096];
-        match tokio::time::timeout_at(deadline, c.read(&mut buf)).await {
-            Ok(Ok(n)) if n > 0 => seen.push_str(&String::from_utf8_lossy(&buf[..n])),
-            _ => return false,
-        }
-    }
-    true
-}
-
 /// Over TLS with HTTP/1.1, a connection's first request for the event
 /// stream is written by the direct path, as on plain HTTP (its head says
 /// `connection: close`, hyper's never does on a kept-alive stream) with the
@@ -324,14 +306,11 @@ async fn read_until<S: tokio::io::AsyncRead + Unpin>(
 async fn an_http1_stream_over_tls_is_served_directly() {
     let (s, der) = start().await;
     let mut c = http1_over_tls(&s.url, &der).await;
-    let get = format!(
-        "GET /api/events?token={} HTTP/1.1\r\nHost: localhost\r\nAccept: text/event-stream\r\n\r\n",
-        support::list_token()
-    );
+    let get = support::events_request("localhost");
     c.write_all(get.as_bytes()).await.expect("write");
     let mut seen = String::new();
     assert!(
-        read_until(&mut c, &mut seen, "event: snapshot", 1).await,
+        support::read_until(&mut c, &mut seen, "event: snapshot", 1).await,
         "{seen}"
     );
     let head = seen
@@ -355,7 +334,10 @@ async fn an_http1_stream_over_tls_is_served_directly() {
         h.write_all(b"GET /health HTTP/1.1\r\nHost: localhost\r\n\r\n")
             .await
             .expect("write");
-        assert!(read_until(&mut h, &mut seen, "\"ok\"", i).await, "{seen}");
+        assert!(
+            support::read_until(&mut h, &mut seen, "\"ok\"", i).await,
+            "{seen}"
+        );
     }
     assert!(
         !seen.to_ascii_lowercase().contains("connection: close"),
@@ -417,10 +399,7 @@ async fn a_direct_tls_stream_is_sealed_for_every_suite() {
         );
         assert_eq!(deliver_tls(&client, &s.url, &body).await, 200);
     }
-    let get = format!(
-        "GET /api/events?token={} HTTP/1.1\r\nHost: localhost\r\nAccept: text/event-stream\r\n\r\n",
-        support::list_token()
-    );
+    let get = support::events_request("localhost");
     let suites = [
         cs::TLS13_AES_128_GCM_SHA256,
         cs::TLS13_AES_256_GCM_SHA384,
@@ -436,14 +415,14 @@ async fn a_direct_tls_stream_is_sealed_for_every_suite() {
         c.write_all(get.as_bytes()).await.expect("write");
         let mut seen = String::new();
         assert!(
-            read_until(&mut c, &mut seen, "event: snapshot", 1).await,
+            support::read_until(&mut c, &mut seen, "event: snapshot", 1).await,
             "{suite:?}: {seen}"
         );
         // The whole snapshot, to the blank line that ends it.
         let at = seen.find("event: snapshot").expect("snapshot");
         let ends = seen[..at].matches("\n\n").count() + 1;
         assert!(
-            read_until(&mut c, &mut seen, "\n\n", ends).await,
+            support::read_until(&mut c, &mut seen, "\n\n", ends).await,
             "{suite:?}: {}",
             seen.len()
         );
@@ -461,7 +440,7 @@ async fn a_direct_tls_stream_is_sealed_for_every_suite() {
         assert_eq!(deliver_tls(&client, &s.url, &body).await, 200);
         for (suite, c, seen) in &mut streams {
             assert!(
-                read_until(c, seen, "event: room_started", n).await,
+                support::read_until(c, seen, "event: room_started", n).await,
                 "{suite:?}: event {n} missing"
             );
         }
@@ -538,13 +517,19 @@ async fn a_tls_stream_after_other_requests_is_written_directly() {
     let health = "GET /health HTTP/1.1\r\nHost: localhost\r\n\r\n";
     for i in 1..=2 {
         c.write_all(health.as_bytes()).await.expect("write");
-        assert!(read_until(&mut c, &mut seen, "\"ok\"", i).await, "{seen}");
+        assert!(
+            support::read_until(&mut c, &mut seen, "\"ok\"", i).await,
+            "{seen}"
+        );
     }
     // Two pipelined in one write, then a request with a body.
     c.write_all(format!("{health}{health}").as_bytes())
         .await
         .expect("write");
-    assert!(read_until(&mut c, &mut seen, "\"ok\"", 4).await, "{seen}");
+    assert!(
+        support::read_until(&mut c, &mut seen, "\"ok\"", 4).await,
+        "{seen}"
+    );
     let body = support::room_started("kept", "RM_kept");
     let post = format!(
         "POST /webhooks/livekit HTTP/1.1\r\nHost: localhost\r\nAuthorization: {}\r\nContent-Type: application/webhook+json\r\nContent-Length: {}\r\n\r\n",
@@ -554,20 +539,17 @@ async fn a_tls_stream_after_other_requests_is_written_directly() {
     c.write_all(post.as_bytes()).await.expect("write");
     c.write_all(&body).await.expect("write");
     assert!(
-        read_until(&mut c, &mut seen, "HTTP/1.1 200", 5).await,
+        support::read_until(&mut c, &mut seen, "HTTP/1.1 200", 5).await,
         "{seen}"
     );
     assert!(
         !seen.to_ascii_lowercase().contains("connection: close"),
         "{seen}"
     );
-    let get = format!(
-        "GET /api/events?token={} HTTP/1.1\r\nHost: localhost\r\nAccept: text/event-stream\r\n\r\n",
-        support::list_token()
-    );
+    let get = support::events_request("localhost");
     c.write_all(get.as_bytes()).await.expect("write");
     assert!(
-        read_until(&mut c, &mut seen, "event: snapshot", 1).await,
+        support::read_until(&mut c, &mut seen, "event: snapshot", 1).await,
         "{seen}"
     );
     let at = seen
@@ -583,7 +565,10 @@ async fn a_tls_stream_after_other_requests_is_written_directly() {
     let client = insecure_client();
     let event = support::room_started("kept-2", "RM_kept2");
     assert_eq!(deliver_tls(&client, &s.url, &event).await, 200);
-    assert!(read_until(&mut c, &mut seen, "RM_kept2", 1).await, "{seen}");
+    assert!(
+        support::read_until(&mut c, &mut seen, "RM_kept2", 1).await,
+        "{seen}"
+    );
     let _ = s.stop.send(());
     assert_ends_cleanly(&mut c, "kept-alive stream").await;
 }
@@ -596,21 +581,21 @@ async fn a_tls_stream_whose_client_keeps_talking_is_cut() {
     let (s, der) = start().await;
     let client = insecure_client();
     let mut c = http1_over_tls(&s.url, &der).await;
-    let get = format!(
-        "GET /api/events?token={} HTTP/1.1\r\nHost: localhost\r\nAccept: text/event-stream\r\n\r\n",
-        support::list_token()
-    );
+    let get = support::events_request("localhost");
     c.write_all(get.as_bytes()).await.expect("write");
     let mut seen = String::new();
     assert!(
-        read_until(&mut c, &mut seen, "event: snapshot", 1).await,
+        support::read_until(&mut c, &mut seen, "event: snapshot", 1).await,
         "{seen}"
     );
     c.write_all(&[b'x'; 1024]).await.expect("write");
     c.flush().await.expect("flush");
     let body = support::room_started("talk", "RM_talk1");
     assert_eq!(deliver_tls(&client, &s.url, &body).await, 200);
-    assert!(read_until(&mut c, &mut seen, "RM_talk1", 1).await, "{seen}");
+    assert!(
+        support::read_until(&mut c, &mut seen, "RM_talk1", 1).await,
+        "{seen}"
+    );
     // Past the allowance: the server closes.
     for _ in 0..20 {
         if c.write_all(&[b'x'; 1024]).await.is_err() || c.flush().await.is_err() {
