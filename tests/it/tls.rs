@@ -297,6 +297,20 @@ async fn http1_over_tls_with(
         .expect("handshake")
 }
 
+/// Sends the stream request on `c` and reads up to its snapshot: what was read.
+async fn open_stream(
+    c: &mut tokio_rustls::client::TlsStream<tokio::net::TcpStream>,
+    seen: &mut String,
+) {
+    c.write_all(support::events_request("localhost").as_bytes())
+        .await
+        .expect("write");
+    assert!(
+        support::read_until(c, seen, "event: snapshot", 1).await,
+        "no snapshot: {seen}"
+    );
+}
+
 /// Over TLS with HTTP/1.1, a connection's first request for the event
 /// stream is written by the direct path, as on plain HTTP (its head says
 /// `connection: close`, hyper's never does on a kept-alive stream) with the
@@ -306,13 +320,8 @@ async fn http1_over_tls_with(
 async fn an_http1_stream_over_tls_is_served_directly() {
     let (s, der) = start().await;
     let mut c = http1_over_tls(&s.url, &der).await;
-    let get = support::events_request("localhost");
-    c.write_all(get.as_bytes()).await.expect("write");
     let mut seen = String::new();
-    assert!(
-        support::read_until(&mut c, &mut seen, "event: snapshot", 1).await,
-        "{seen}"
-    );
+    open_stream(&mut c, &mut seen).await;
     let head = seen
         .split("\r\n\r\n")
         .next()
@@ -399,7 +408,6 @@ async fn a_direct_tls_stream_is_sealed_for_every_suite() {
         );
         assert_eq!(deliver_tls(&client, &s.url, &body).await, 200);
     }
-    let get = support::events_request("localhost");
     let suites = [
         cs::TLS13_AES_128_GCM_SHA256,
         cs::TLS13_AES_256_GCM_SHA384,
@@ -412,12 +420,8 @@ async fn a_direct_tls_stream_is_sealed_for_every_suite() {
     for suite in suites {
         let mut c = http1_over_tls_with(&s.url, &der, Some(suite)).await;
         assert_eq!(c.get_ref().1.negotiated_cipher_suite(), Some(suite));
-        c.write_all(get.as_bytes()).await.expect("write");
         let mut seen = String::new();
-        assert!(
-            support::read_until(&mut c, &mut seen, "event: snapshot", 1).await,
-            "{suite:?}: {seen}"
-        );
+        open_stream(&mut c, &mut seen).await;
         // The whole snapshot, to the blank line that ends it.
         let at = seen.find("event: snapshot").expect("snapshot");
         let ends = seen[..at].matches("\n\n").count() + 1;
@@ -546,12 +550,7 @@ async fn a_tls_stream_after_other_requests_is_written_directly() {
         !seen.to_ascii_lowercase().contains("connection: close"),
         "{seen}"
     );
-    let get = support::events_request("localhost");
-    c.write_all(get.as_bytes()).await.expect("write");
-    assert!(
-        support::read_until(&mut c, &mut seen, "event: snapshot", 1).await,
-        "{seen}"
-    );
+    open_stream(&mut c, &mut seen).await;
     let at = seen
         .find("content-type: text/event-stream")
         .expect("stream head");
@@ -581,13 +580,8 @@ async fn a_tls_stream_whose_client_keeps_talking_is_cut() {
     let (s, der) = start().await;
     let client = insecure_client();
     let mut c = http1_over_tls(&s.url, &der).await;
-    let get = support::events_request("localhost");
-    c.write_all(get.as_bytes()).await.expect("write");
     let mut seen = String::new();
-    assert!(
-        support::read_until(&mut c, &mut seen, "event: snapshot", 1).await,
-        "{seen}"
-    );
+    open_stream(&mut c, &mut seen).await;
     c.write_all(&[b'x'; 1024]).await.expect("write");
     c.flush().await.expect("flush");
     let body = support::room_started("talk", "RM_talk1");
