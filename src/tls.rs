@@ -122,6 +122,10 @@ impl Reloader {
             .with_no_client_auth()
             .with_cert_resolver(current.clone());
         config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        // An HTTP/1.1 event stream takes its session's write key out of
+        // rustls once it is a one-way stream (`http::serve::sock`); nothing
+        // else does.
+        config.enable_secret_extraction = true;
         Ok(Self {
             tls: tls.clone(),
             current,

@@ -65,7 +65,8 @@ pub struct ServeOptions {
     /// Unacknowledged data older than this kills the connection; a stalled
     /// HTTP/2 event stream is cut after this.
     pub write_timeout: Duration,
-    /// TLS, when Warden terminates it.
+    /// TLS, when Warden terminates it. HTTP/1.1 event streams need
+    /// `enable_secret_extraction` (see [`sock`]; `crate::tls` sets it).
     pub tls: Option<Arc<rustls::ServerConfig>>,
     /// Open connections per client address.
     pub max_per_ip: usize,
@@ -212,13 +213,7 @@ impl Shared {
             router,
             h1,
             h2,
-            acceptor: opts.tls.as_deref().map(|tls| {
-                // A direct stream takes its session's write key out of rustls
-                // ([`sock`]); nothing else does.
-                let mut tls = tls.clone();
-                tls.enable_secret_extraction = true;
-                tokio_rustls::TlsAcceptor::from(Arc::new(tls))
-            }),
+            acceptor: opts.tls.clone().map(tokio_rustls::TlsAcceptor::from),
             limits: Limits {
                 header: opts.header_timeout,
                 idle: opts.idle_timeout,
