@@ -286,3 +286,57 @@ impl Out {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rustls::ContentType;
+    use tokio::io::AsyncReadExt as _;
+
+    /// A sealed write the socket cannot take at once (a client with a small
+    /// window, slow to read) is finished from where it stopped: the reader
+    /// opens every record and gets the plaintext whole, in order.
+    #[tokio::test]
+    async fn a_sealed_write_taken_in_parts_arrives_whole() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        socket.set_recv_buffer_size(2048).expect("SO_RCVBUF");
+        let mut client = socket.connect(addr).await.expect("connect");
+        let (server, _) = listener.accept().await.expect("accept");
+        socket2::SockRef::from(&server)
+            .set_send_buffer_size(4096)
+            .expect("SO_SNDBUF");
+        let mut out = Out {
+            stream: super::super::sock::tests::sealed(server),
+            write_timeout: Duration::from_secs(10),
+            stray: 0,
+        };
+        let head = b"event: big\ndata: ".to_vec();
+        let body: Vec<u8> = (0..200_000u32).map(|i| b'a' + (i % 26) as u8).collect();
+        let rest = out
+            .try_write([&head, &body, b"\n\n"])
+            .expect("written")
+            .expect("the socket took only part of it");
+        assert!(!rest.is_empty());
+        let reader = tokio::spawn(async move {
+            let mut wire = Vec::new();
+            client.read_to_end(&mut wire).await.expect("read");
+            wire
+        });
+        out.write_slowly(rest).await.expect("the rest written");
+        out.write([b"next", b"", b""]).await.expect("written");
+        drop(out);
+        let wire = reader.await.expect("reader");
+        let records = super::super::sock::tests::open(wire, 0);
+        assert!(
+            records
+                .iter()
+                .all(|(t, _)| *t == ContentType::ApplicationData)
+        );
+        let plain: Vec<u8> = records.into_iter().flat_map(|(_, p)| p).collect();
+        assert_eq!(plain, [head, body, b"\n\nnext".to_vec()].concat());
+    }
+}

@@ -178,4 +178,4 @@ impl Seal {
 }
 
 #[cfg(test)]
-mod tests;
+pub(super) mod tests;

@@ -16,7 +16,7 @@ fn seal_from(seq: u64) -> Seal {
 
 /// Opens the records in `wire` with the suite's decrypter from sequence
 /// number `seq`: their types and plaintexts.
-fn open(mut wire: Vec<u8>, mut seq: u64) -> Vec<(ContentType, Vec<u8>)> {
+pub(in crate::http::serve) fn open(mut wire: Vec<u8>, mut seq: u64) -> Vec<(ContentType, Vec<u8>)> {
     let SupportedCipherSuite::Tls13(suite) = TLS13_AES_256_GCM_SHA384 else {
         unreachable!()
     };
@@ -42,6 +42,14 @@ fn open(mut wire: Vec<u8>, mut seq: u64) -> Vec<(ContentType, Vec<u8>)> {
         at += 5 + len;
     }
     out
+}
+
+/// `tcp` with the test key's sealer, from sequence number 0.
+pub(in crate::http::serve) fn sealed(tcp: TcpStream) -> Sock {
+    Sock {
+        tcp,
+        seal: Some(Box::new(seal_from(0))),
+    }
 }
 
 #[test]
